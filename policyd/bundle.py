@@ -1,0 +1,92 @@
+"""A bundle: every document under a path, loaded, structure-checked and validated.
+
+``load_bundle`` is the first half of the pipeline (load -> structure ->
+validate). It never raises for a mistake in the files: the returned
+:class:`Bundle` carries every diagnostic, and only policies without errors are
+handed on to the compiler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from policyd import loader, model, structure
+from policyd.diagnostics import Diagnostic, has_errors, sort_diagnostics
+from policyd.validate import PolicyContext, check_bundle
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The typed, validated content of a bundle and what was wrong with it."""
+
+    path: str
+    policies: dict[str, PolicyContext]
+    tests: list[tuple[model.PolicyTest, loader.Document]]
+    files: dict[str, str]
+    diagnostics: list[Diagnostic]
+    digest: str
+    document_count: int = 0
+    catalogs: list[tuple[model.ModelCatalog, loader.Document]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Load, structure-check and validate every policy file under ``path``."""
+    loaded = loader.load_path(path)
+    diagnostics = list(loaded.diagnostics)
+    policies: list[tuple[model.Policy, loader.Document]] = []
+    catalogs: list[tuple[model.ModelCatalog, loader.Document]] = []
+    tests: list[tuple[model.PolicyTest, loader.Document]] = []
+    for doc in loaded.documents:
+        typed, problems = structure.to_model(doc)
+        diagnostics.extend(problems)
+        if isinstance(typed, model.Policy):
+            policies.append((typed, doc))
+        elif isinstance(typed, model.ModelCatalog):
+            catalogs.append((typed, doc))
+        elif isinstance(typed, model.PolicyTest):
+            tests.append((typed, doc))
+    contexts, semantic = check_bundle(policies, catalogs, tests)
+    diagnostics.extend(semantic)
+    return Bundle(
+        path=os.fspath(path),
+        policies=contexts,
+        tests=tests,
+        files=loaded.files,
+        diagnostics=sort_diagnostics(diagnostics),
+        digest=_digest(loaded.files),
+        document_count=len(loaded.documents),
+        catalogs=catalogs,
+    )
+
+
+def _digest(files: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(files[name].encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def policy_digest(ctx: PolicyContext) -> str:
+    """Content digest of one policy: its document, the models and prompt texts it uses."""
+    payload: dict[str, Any] = {
+        "policy": ctx.policy.model_dump(mode="json", by_alias=True),
+        "models": {k: v.model_dump(mode="json") for k, v in sorted(ctx.models.items())},
+        "prompts": {f"{p}/{v}": t for (p, v), t in sorted(ctx.prompt_texts.items())},
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,271 @@
+"""The ``policyd`` command line: parse arguments, call the library, render results.
+
+Exit codes everywhere: 0 success, 1 the policies (or a test) failed, 2 usage
+errors (bad option, missing path, unreadable request file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+from policyd import __version__
+from policyd.bundle import Bundle, load_bundle
+from policyd.diagnostics import Diagnostic, Severity, sort_diagnostics
+
+FORMATS = ("text", "json", "github", "sarif")
+
+
+def _load_all(paths: Sequence[str]) -> tuple[list[Bundle], list[Diagnostic], dict[str, str]]:
+    bundles = [load_bundle(p) for p in paths]
+    diagnostics = sort_diagnostics(d for b in bundles for d in b.diagnostics)
+    files: dict[str, str] = {}
+    for bundle in bundles:
+        files.update(bundle.files)
+    return bundles, diagnostics, files
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="policyd")
+def main() -> None:
+    """policyd: versioned YAML policies for LLM apps, checked in CI and decided in microseconds.
+
+    \b
+    Typical use:
+      policyd check policies/                 # validate (CI, pre-commit)
+      policyd test policies/ --coverage       # run PolicyTest cases
+      policyd eval policies/ --request req.json --policy support-bot --explain
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people; json (list of problems); github (workflow annotations); "
+    "sarif (SARIF 2.1.0 for code scanning).",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only errors.")
+@click.option(
+    "--show-info/--no-info",
+    default=False,
+    show_default=True,
+    help="Also show info notes (e.g. expressions on the slow CEL path).",
+)
+def check(paths: tuple[str, ...], fmt: str, strict: bool, show_info: bool) -> None:
+    """Validate policy bundles (files or directories of YAML), reporting every problem.
+
+    Each problem has a file:line:column, a stable code (PDxxx), a message and a hint.
+    Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
+    """
+    from policyd.render import render
+
+    _, diagnostics, files = _load_all(paths)
+    shown = [d for d in diagnostics if show_info or d.severity is not Severity.INFO]
+    output = render(shown, fmt, files, color=fmt == "text" and sys.stdout.isatty())
+    if output:
+        click.echo(output)
+    failing = any(d.is_error for d in diagnostics) or (
+        strict and any(d.severity is Severity.WARNING for d in diagnostics)
+    )
+    sys.exit(1 if failing else 0)
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--coverage", is_flag=True, help="List rules, guardrails, cache rules and "
+              "rollout variants that no case reached.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
+              show_default=True, help="Output format.")
+def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
+    """Run the PolicyTest cases in the bundles; exit 1 if any case fails.
+
+    A case's expect keys are dotted paths into the decision's to_dict(), e.g.
+    tier, fallbacks, cache.ttl_s, prompts.support-system.version.
+    """
+    from policyd.render import render
+    from policyd.testing import run_tests
+
+    bundles, diagnostics, files = _load_all(paths)
+    errors = [d for d in diagnostics if d.is_error]
+    if errors:
+        click.echo(render(errors, "text", files), err=True)
+        click.echo("policyd test: fix the errors above first (policyd check)", err=True)
+        sys.exit(1)
+    results = []
+    missed: dict[str, list[tuple[str, str]]] = {}
+    for bundle in bundles:
+        bundle_results, cov = run_tests(bundle)
+        results.extend(bundle_results)
+        missed.update(cov.missed())
+    failed = [r for r in results if not r.passed]
+    if fmt == "json":
+        payload: dict[str, Any] = {
+            "passed": len(results) - len(failed),
+            "failed": len(failed),
+            "cases": [r.to_dict() for r in results],
+        }
+        if coverage:
+            payload["not_covered"] = {p: [list(i) for i in v] for p, v in missed.items()}
+        click.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        _print_test_text(results, missed if coverage else None)
+    if not results:
+        click.echo("policyd test: no PolicyTest cases found", err=True)
+        sys.exit(1)
+    sys.exit(1 if failed else 0)
+
+
+def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]] | None) -> None:
+    for r in results:
+        mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {r.policy}: {r.case}  ({r.file}:{r.line})")
+        if r.error:
+            click.echo(f"     error: {r.error}")
+        for m in r.mismatches:
+            actual = "<missing>" if m.to_dict()["missing"] else json.dumps(m.actual, default=str)
+            click.echo(f"     {m.path}:")
+            click.echo(f"       expected: {json.dumps(m.expected, default=str)}")
+            click.echo(f"       actual:   {actual}")
+    if missed is not None:
+        if missed:
+            click.echo("\nNot covered by any case:")
+            for policy, items in sorted(missed.items()):
+                for kind, name in items:
+                    click.echo(f"  {policy}: {kind} {name}")
+        else:
+            click.echo("\nCoverage: every rule, guardrail, cache rule and variant was reached.")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"\n{len(results) - failed} passed, {failed} failed")
+
+
+@main.command("eval")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--request", "request_file", required=True, type=click.File("r"),
+              help="JSON (or YAML) file with the request; - reads standard input.")
+@click.option("--policy", help="Policy name; optional when the bundle has one policy.")
+@click.option("--now", help="Clock for this decision, ISO-8601 with zone "
+              "(e.g. 2026-12-01T09:00:00Z).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision's to_dict() as JSON.")
+@click.option("--explain", is_flag=True, help="Show the trace as a table.")
+def eval_command(path: str, request_file: Any, policy: str | None, now: str | None,
+                 as_json: bool, explain: bool) -> None:
+    """Decide one request against a bundle and print the decision."""
+    import yaml
+
+    from policyd.engine import Engine
+    from policyd.errors import RequestError
+    from policyd.model import parse_timestamp
+
+    clock = None
+    if now:
+        try:
+            fixed = parse_timestamp(now)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--now") from None
+        clock = _fixed(fixed)
+    text = request_file.read()
+    try:
+        request = json.loads(text)
+    except ValueError:
+        try:
+            request = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise click.BadParameter(f"not JSON or YAML: {exc}", param_hint="--request") from None
+    engine = _engine_or_exit(path, clock, Engine)
+    try:
+        decision = engine.decide(request, policy=policy)
+    except RequestError as exc:
+        click.echo(f"policyd eval: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(decision.to_dict(), indent=2, default=str))
+    else:
+        _print_decision(decision.to_dict())
+    if explain:
+        _print_trace(decision.to_dict()["trace"])
+
+
+def _fixed(moment: datetime) -> Any:
+    return lambda: moment
+
+
+def _engine_or_exit(path: str, clock: Any, engine_cls: Any) -> Any:
+    from policyd.diagnostics import PolicyError
+    from policyd.render import render
+
+    try:
+        return engine_cls.from_path(path, clock=clock)
+    except PolicyError as exc:
+        bundle = load_bundle(path)
+        click.echo(render([d for d in exc.diagnostics if d.is_error], "text", bundle.files),
+                   err=True)
+        sys.exit(1)
+
+
+def _print_decision(d: dict[str, Any]) -> None:
+    policy = d["policy"]
+    click.echo(f"policy    {policy['name']} {policy['version'] or ''} ({policy['digest']})")
+    if d["allowed"]:
+        click.echo(click.style("allowed", fg="green") + f"   tier {d['tier']} -> model "
+                   f"{d['model']} ({d['litellm_model']})")
+        click.echo(f"fallbacks {', '.join(d['fallbacks']) or '-'}")
+        retry = d["retry"]
+        if retry:
+            click.echo(f"retry     {retry['attempts']} attempts, {retry['backoff']} from "
+                       f"{retry['base_s']:g}s to {retry['max_s']:g}s, jitter {retry['jitter']}, "
+                       f"on {', '.join(retry['on'])}")
+        if d["timeout_s"] is not None:
+            click.echo(f"timeout   {d['timeout_s']:g}s")
+        cache = d["cache"]
+        click.echo("cache     " + (f"{cache['rule']}: ttl {cache['ttl_s']:g}s, namespace "
+                                   f"{cache['namespace']}" if cache else "-"))
+        for name, choice in d["prompts"].items():
+            via = f" via rollout {choice['rollout']}" if choice["rollout"] else ""
+            click.echo(f"prompt    {name} = {choice['version']}{via}")
+    else:
+        click.echo(click.style("blocked", fg="red") + f"   by {d['blocked_by']}: {d['message']}")
+    for budget in d["budgets"]:
+        click.echo(f"budget    {budget['name']}[{budget['key']}] {budget['state']}")
+    for warning in d["warnings"]:
+        click.echo(f"warning   {warning}")
+
+
+def _print_trace(trace: list[dict[str, Any]]) -> None:
+    rows = [("stage", "rule", "outcome", "detail")]
+    rows += [(t["stage"], t["rule"] or "-", t["outcome"], t["detail"]) for t in trace]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+    click.echo("")
+    for i, row in enumerate(rows):
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row[:3], widths, strict=True))
+                   + "  " + str(row[3]))
+        if i == 0:
+            click.echo("  ".join("-" * w for w in widths) + "  " + "-" * 6)
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of policy files (for editors and CI)."""
+    from policyd.model import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,178 @@
+"""Decision and its parts: the immutable answer to one ``decide(request)``.
+
+Every part is a frozen dataclass; :meth:`Decision.to_dict` is the JSON shape
+that ``policyd eval --json`` prints and ``PolicyTest`` expectations address
+with dotted paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One step of a decision: which stage, which rule, what happened and why."""
+
+    stage: str
+    rule: str | None
+    outcome: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "rule": self.rule, "outcome": self.outcome,
+                "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int
+    backoff: str
+    base_s: float
+    max_s: float
+    jitter: str
+    on: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "backoff": self.backoff, "base_s": self.base_s,
+                "max_s": self.max_s, "jitter": self.jitter, "on": list(self.on)}
+
+    def delay_s(self, attempt: int, rand: float) -> float:
+        """Wait before retry number ``attempt`` (1-based), ``rand`` uniform in [0, 1)."""
+        if self.backoff == "none":
+            return 0.0
+        raw = self.base_s if self.backoff == "constant" else self.base_s * 2 ** (attempt - 1)
+        capped = min(raw, self.max_s)
+        if self.jitter == "full":
+            return capped * rand
+        if self.jitter == "equal":
+            return capped / 2 + capped / 2 * rand
+        return capped
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDirective:
+    ttl_s: float
+    key: str | None
+    namespace: str | None
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ttl_s": self.ttl_s, "key": self.key, "namespace": self.namespace,
+                "rule": self.rule}
+
+
+@dataclass(frozen=True, slots=True)
+class PromptChoice:
+    version: str
+    rollout: str | None
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "rollout": self.rollout, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """One budget as this decision saw it (amounts in USD, tokens and requests)."""
+
+    name: str
+    key: str
+    state: str  # ok | warn | exceeded | downgraded | blocked | store_error | skipped
+    spent_usd: float | None = None
+    limit_usd: float | None = None
+    remaining_usd: float | None = None
+    spent_tokens: int | None = None
+    limit_tokens: int | None = None
+    spent_requests: int | None = None
+    limit_requests: int | None = None
+    reserved_usd: float | None = None
+    retry_after_s: float | None = None
+    alerts: tuple[float, ...] = ()
+    window: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "key": self.key,
+            "state": self.state,
+            "spent_usd": self.spent_usd,
+            "limit_usd": self.limit_usd,
+            "remaining_usd": self.remaining_usd,
+            "spent_tokens": self.spent_tokens,
+            "limit_tokens": self.limit_tokens,
+            "spent_requests": self.spent_requests,
+            "limit_requests": self.limit_requests,
+            "reserved_usd": self.reserved_usd,
+            "retry_after_s": self.retry_after_s,
+            "alerts": list(self.alerts),
+            "window": self.window,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    name: str
+    version: str | None
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "digest": self.digest}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one LLM request. Immutable; safe to share between threads."""
+
+    allowed: bool
+    blocked_by: str | None
+    message: str | None
+    model: str | None
+    litellm_model: str | None
+    tier: str | None
+    fallbacks: tuple[str, ...]
+    retry: RetryPolicy | None
+    timeout_s: float | None
+    cache: CacheDirective | None
+    prompts: Mapping[str, PromptChoice]
+    budgets: tuple[BudgetState, ...]
+    warnings: tuple[str, ...]
+    trace: tuple[TraceEntry, ...]
+    policy: PolicyRef
+    # Not part of to_dict(): for the caller and the integrations.
+    id: str = ""
+    messages: tuple[Mapping[str, Any], ...] | None = None
+    redacted: bool = False
+    retry_after_s: float | None = None
+    litellm_fallbacks: tuple[str, ...] = ()
+    token_counter: str = ""
+    request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def retry_after(self) -> float | None:
+        return self.retry_after_s
+
+    @property
+    def timeout(self) -> float | None:
+        return self.timeout_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "blocked_by": self.blocked_by,
+            "message": self.message,
+            "model": self.model,
+            "litellm_model": self.litellm_model,
+            "tier": self.tier,
+            "fallbacks": list(self.fallbacks),
+            "retry": self.retry.to_dict() if self.retry else None,
+            "timeout_s": self.timeout_s,
+            "cache": self.cache.to_dict() if self.cache else None,
+            "prompts": {k: v.to_dict() for k, v in self.prompts.items()},
+            "budgets": [b.to_dict() for b in self.budgets],
+            "warnings": list(self.warnings),
+            "trace": [t.to_dict() for t in self.trace],
+            "policy": self.policy.to_dict(),
+        }

@@ -1,0 +1,440 @@
+"""Typed model of policy documents: the pydantic schema users write against.
+
+One class per YAML shape in ``policy-format.md``. Structure only: every field is
+typed, unknown keys are rejected, values are range-checked. Cross-references
+(unknown models, tier cycles, CEL types) are checked in :mod:`policyd.validate`;
+the committed JSON Schema (``schemas/policyd-v1.schema.json``) is generated from
+these classes by :func:`json_schema`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeAlias
+
+from typing_extensions import TypeAliasType
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+API_VERSION = "policyd/v1"
+SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"
+
+# --------------------------------------------------------------------------- scalars
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_PATTERN = _DURATION_RE.pattern
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def parse_duration(text: str) -> float:
+    """``"250ms"`` -> 0.25 seconds. Raises ValueError with a fix hint."""
+    match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(
+            f"invalid duration {text!r}: write a number followed by a unit, "
+            "one of ms, s, m, h, d (for example 250ms, 30s, 5m, 1h, 7d)"
+        )
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _as_text(value: Any) -> Any:
+    """YAML numbers written where text is expected keep their exact spelling (``1.10``)."""
+    raw = getattr(value, "raw", None)
+    if isinstance(raw, str) and isinstance(value, int | float) and not isinstance(value, bool):
+        return raw
+    return value
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _check_timestamp(value: str) -> str:
+    parse_timestamp(value)
+    return value
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An RFC 3339 timestamp with a zone (``2026-12-01T00:00:00Z``) -> aware datetime."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise ValueError(
+            f"invalid timestamp {text!r}: use RFC 3339, for example 2026-12-01T00:00:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(
+            f"timestamp {text!r} has no time zone: add Z or an offset such as +01:00"
+        )
+    return parsed.astimezone(UTC)
+
+
+class CelMarker:
+    """Annotated metadata marking a field whose string is a CEL expression."""
+
+    def __init__(self, kind: Literal["condition", "key"]):
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"CelMarker({self.kind!r})"
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+Name = Annotated[str, BeforeValidator(_as_text), Field(pattern=NAME_PATTERN, max_length=128)]
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "A duration: number and unit ms|s|m|h|d, e.g. 250ms, 30s, 5m, 1h, 7d",
+        }
+    ),
+]
+Timestamp = Annotated[
+    str,
+    AfterValidator(_check_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 timestamp with zone, e.g. 2026-12-01T00:00:00Z",
+        }
+    ),
+]
+Condition = Annotated[
+    str,
+    CelMarker("condition"),
+    Field(min_length=1, description="CEL expression that must evaluate to bool"),
+]
+CelKey = Annotated[
+    str,
+    CelMarker("key"),
+    Field(min_length=1, description="CEL expression whose value identifies a counter or bucket"),
+]
+Usd = Annotated[float, Field(ge=0, description="US dollars")]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+TypeDecl = TypeAliasType(
+    "TypeDecl",
+    str | dict[str, "TypeDecl"],  # type: ignore[misc]
+)
+
+
+class Strict(BaseModel):
+    """Base of every document part: strict types, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- common parts
+
+
+class Metadata(Strict):
+    name: Name
+    version: Text | None = Field(None, description="Author-set version; a digest is added")
+    description: Text | None = None
+    labels: dict[str, Text] = Field(default_factory=dict)
+
+
+class Price(Strict):
+    input_per_mtok: Usd = Field(description="USD per million input tokens")
+    output_per_mtok: Usd = Field(description="USD per million output tokens")
+
+
+class ModelSpec(Strict):
+    litellm: Text = Field(min_length=1, description="Model string handed to LiteLLM")
+    context_window: int | None = Field(None, gt=0, description="Max input+output tokens")
+    max_output_tokens: int | None = Field(None, gt=0, description="Max output tokens")
+    price: Price | None = None
+
+
+# --------------------------------------------------------------------------- routing
+
+
+class Target(Strict):
+    model: Name
+    weight: int = Field(1, ge=0, description="Relative weight for the weighted strategy")
+
+
+class Tier(Strict):
+    strategy: Literal["weighted", "ordered", "cheapest"] = "ordered"
+    sticky_by: CelKey | None = None
+    targets: list[Target] = Field(min_length=1)
+    fallback: list[Name] = Field(default_factory=list, description="Models or tiers, in order")
+
+
+class RoutingRule(Strict):
+    name: Name
+    when: Condition
+    tier: Name
+
+
+RetryCause = Literal[
+    "rate_limit", "timeout", "server_error", "connection_error", "context_window", "any"
+]
+
+
+class Retry(Strict):
+    attempts: int = Field(1, ge=1, le=20, description="Total tries, the first included")
+    backoff: Literal["none", "constant", "exponential"] = "exponential"
+    base: Duration = "500ms"
+    max: Duration = "10s"
+    jitter: Literal["none", "full", "equal"] = "full"
+    on: list[RetryCause] = Field(
+        default_factory=lambda: ["rate_limit", "timeout", "server_error"]
+    )
+
+
+class Cooldown(Strict):
+    after_failures: int = Field(ge=1)
+    for_: Duration = Field(alias="for")
+
+
+class Routing(Strict):
+    default: Name
+    rules: list[RoutingRule] = Field(default_factory=list)
+    context_window: Literal["skip_small", "ignore"] = "skip_small"
+    retry: Retry | None = None
+    timeout: Duration | None = None
+    cooldown: Cooldown | None = None
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+class RollingWindow(Strict):
+    rolling: Duration
+
+
+CalendarWindow = Literal["calendar_day", "calendar_week", "calendar_month"]
+
+
+class Limit(Strict):
+    usd: Usd | None = None
+    tokens: int | None = Field(None, ge=0)
+    requests: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Limit:
+        if self.usd is None and self.tokens is None and self.requests is None:
+            raise ValueError("a limit needs at least one of usd, tokens, requests")
+        return self
+
+
+class OnExceed(Strict):
+    action: Literal["block", "downgrade", "warn"]
+    tier: Name | None = Field(None, description="Tier to downgrade to (action: downgrade)")
+    message: Text | None = None
+
+    @model_validator(mode="after")
+    def _tier_for_downgrade(self) -> OnExceed:
+        if self.action == "downgrade" and not self.tier:
+            raise ValueError("action: downgrade needs a tier to downgrade to")
+        if self.action != "downgrade" and self.tier:
+            raise ValueError(f"tier is only used with action: downgrade, not {self.action}")
+        return self
+
+
+class Budget(Strict):
+    name: Name
+    key: CelKey
+    when: Condition | None = None
+    window: CalendarWindow | RollingWindow
+    timezone: Text = "UTC"
+    limit: Limit
+    on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block"))
+    alerts: list[float] = Field(default_factory=list)
+    on_store_error: Literal["allow", "block"] = "allow"
+
+
+# --------------------------------------------------------------------------- guardrails
+
+PiiKind = Literal["email", "phone", "credit_card", "iban", "us_ssn", "ip_address", "secret"]
+GUARDRAIL_CHECKS = (
+    "max_tokens",
+    "max_chars",
+    "max_messages",
+    "pii",
+    "injection",
+    "deny_patterns",
+    "allow_patterns",
+    "deny_terms",
+    "json_schema",
+    "plugin",
+)
+
+
+class Guardrail(Strict):
+    name: Name
+    when: Condition | None = Field(
+        None,
+        description="Alone: the guardrail fires when it is true. With a check: the check "
+        "runs only when it is true.",
+    )
+    action: Literal["block", "redact", "warn"] = "block"
+    message: Text | None = None
+    on_error: Literal["allow", "block"] = "block"
+    roles: list[Text] | None = Field(None, description="Message roles to scan; default all")
+    max_tokens: int | None = Field(None, gt=0)
+    max_chars: int | None = Field(None, gt=0)
+    max_messages: int | None = Field(None, gt=0)
+    pii: list[PiiKind] | None = None
+    injection: bool | None = None
+    deny_patterns: list[Text] | None = None
+    allow_patterns: list[Text] | None = None
+    deny_terms: list[Text] | None = None
+    json_schema: dict[str, Any] | None = None
+    plugin: Text | None = Field(None, description="package.module:function")
+    timeout: Duration | None = Field(None, description="Time limit for a plugin call")
+
+    def checks(self) -> list[str]:
+        """Names of the check fields this guardrail sets."""
+        return [name for name in GUARDRAIL_CHECKS if getattr(self, name) not in (None, False)]
+
+
+class Guardrails(Strict):
+    input: list[Guardrail] = Field(default_factory=list)
+    output: list[Guardrail] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class CacheRule(Strict):
+    name: Name
+    when: Condition
+    ttl: Duration
+    key: list[Text] = Field(
+        default_factory=lambda: ["model", "messages"],
+        description="Request attributes hashed into the cache key",
+    )
+    scope: Literal["global", "tenant", "user"] = "user"
+
+
+class Cache(Strict):
+    rules: list[CacheRule] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+class PromptVersion(Strict):
+    file: Text | None = Field(None, description="Path relative to the policy file")
+    template: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptVersion:
+        if (self.file is None) == (self.template is None):
+            raise ValueError("a prompt version needs exactly one of file or template")
+        return self
+
+
+class Prompt(Strict):
+    description: Text | None = None
+    versions: dict[Name, PromptVersion] = Field(min_length=1)
+
+
+class ScheduleEntry(Strict):
+    at: Timestamp
+    variants: dict[Name, Percent]
+
+
+class Rollout(Strict):
+    name: Name
+    prompt: Name
+    sticky_by: CelKey
+    when: Condition | None = None
+    default: Name
+    variants: dict[Name, Percent] = Field(min_length=1)
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
+
+
+class Reload(Strict):
+    require_tests: bool = False
+
+
+# --------------------------------------------------------------------------- documents
+
+
+class PolicySpec(Strict):
+    """The body of a Policy document (everything but apiVersion/kind/metadata)."""
+
+    context: dict[str, TypeDecl] = Field(default_factory=dict)
+    models: dict[Name, ModelSpec] = Field(default_factory=dict)
+    tiers: dict[Name, Tier] = Field(default_factory=dict)
+    routing: Routing | None = None
+    budgets: list[Budget] = Field(default_factory=list)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    cache: Cache = Field(default_factory=Cache)
+    prompts: dict[Name, Prompt] = Field(default_factory=dict)
+    rollouts: list[Rollout] = Field(default_factory=list)
+    reload: Reload | None = None
+
+
+class Policy(PolicySpec):
+    api_version: Literal["policyd/v1"] = Field(alias="apiVersion")
+    kind: Literal["Policy"]
+    metadata: Metadata
+
+
+class ModelCatalog(Strict):
+    api_version: Literal["policyd/v1"] = Field(alias="apiVersion")
+    kind: Literal["ModelCatalog"]
+    metadata: Metadata
+    models: dict[Name, ModelSpec] = Field(min_length=1)
+
+
+class TestCase(Strict):
+    name: Text
+    request: dict[str, Any]
+    now: Timestamp | None = Field(None, description="Overrides the file's clock")
+    expect: dict[str, Any] = Field(min_length=1, description="Dotted paths into to_dict()")
+
+
+class PolicyTest(Strict):
+    __test__ = False  # not a pytest class
+
+    api_version: Literal["policyd/v1"] = Field(alias="apiVersion")
+    kind: Literal["PolicyTest"]
+    metadata: Metadata
+    policy: Name
+    now: Timestamp | None = None
+    cases: list[TestCase] = Field(min_length=1)
+
+
+Document: TypeAlias = Policy | ModelCatalog | PolicyTest
+KINDS: dict[str, type[Policy] | type[ModelCatalog] | type[PolicyTest]] = {
+    "Policy": Policy,
+    "ModelCatalog": ModelCatalog,
+    "PolicyTest": PolicyTest,
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file (any of the three kinds), for editors and CI."""
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[Policy | ModelCatalog | PolicyTest, Field(discriminator="kind")]
+    )
+    schema = adapter.json_schema(by_alias=True, mode="validation")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "policyd policy file (apiVersion policyd/v1)",
+        **schema,
+    }
+    return schema

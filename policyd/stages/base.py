@@ -1,0 +1,266 @@
+"""What every stage shares: the per-request state, the stage protocol, the runtime.
+
+``DecisionState`` is the mutable scratch of one ``decide()`` call; stages read
+the request from it and write their part of the answer. ``Runtime`` holds what
+outlives a policy revision (clock, store, cooldown counters, event callbacks),
+so a hot reload keeps budgets and cooldowns. ``CompileEnv`` is what a stage's
+compiler gets: the validated policy, its resolved models and CEL expressions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from policyd import cel
+from policyd.decision import (
+    BudgetState,
+    CacheDirective,
+    Decision,
+    PromptChoice,
+    RetryPolicy,
+    TraceEntry,
+)
+from policyd.prices import ModelInfo
+from policyd.validate import PolicyContext
+
+log = logging.getLogger("policyd")
+Path = tuple[str | int, ...]
+
+
+class DecisionState:
+    """Mutable scratch for one decision; turned into a frozen Decision at the end."""
+
+    __slots__ = (
+        "activation",
+        "blocked_by",
+        "budgets",
+        "cache",
+        "decision_id",
+        "fallbacks",
+        "forced_tier",
+        "litellm_fallbacks",
+        "litellm_model",
+        "message",
+        "messages",
+        "model",
+        "now",
+        "prompts",
+        "redacted",
+        "request",
+        "reservation",
+        "retry",
+        "retry_after_s",
+        "tier",
+        "timeout_s",
+        "token_counter",
+        "trace",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        request: dict[str, Any],
+        now: datetime,
+        decision_id: str,
+        token_counter: str,
+    ) -> None:
+        self.request = request
+        self.now = now
+        self.activation: dict[str, Any] = {"request": request, "now": now}
+        self.decision_id = decision_id
+        self.token_counter = token_counter
+        self.trace: list[TraceEntry] = []
+        self.warnings: list[str] = []
+        self.blocked_by: str | None = None
+        self.message: str | None = None
+        self.retry_after_s: float | None = None
+        self.messages: list[Any] | None = None
+        self.redacted = False
+        self.tier: str | None = None
+        self.model: str | None = None
+        self.litellm_model: str | None = None
+        self.fallbacks: tuple[str, ...] = ()
+        self.litellm_fallbacks: tuple[str, ...] = ()
+        self.forced_tier: str | None = None
+        self.retry: RetryPolicy | None = None
+        self.timeout_s: float | None = None
+        self.cache: CacheDirective | None = None
+        self.prompts: dict[str, PromptChoice] = {}
+        self.budgets: list[BudgetState] = []
+        self.reservation: Any = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.blocked_by is not None
+
+    def note(self, stage: str, rule: str | None, outcome: str, detail: str = "") -> None:
+        self.trace.append(TraceEntry(stage, rule, outcome, detail))
+
+    def block(
+        self,
+        stage: str,
+        rule: str,
+        message: str,
+        detail: str = "",
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.blocked_by = rule
+        self.message = message
+        self.retry_after_s = retry_after_s
+        self.note(stage, rule, "block", detail or message)
+
+    def warn(self, stage: str, rule: str, message: str) -> None:
+        self.warnings.append(f"{rule}: {message}")
+        self.note(stage, rule, "warn", message)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the app reports after the call a decision led to (see Engine.record)."""
+
+    model: str | None
+    error: str | None
+    latency_s: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    at: datetime
+
+
+class Stage(Protocol):
+    """One step of a decision."""
+
+    name: str
+
+    def run(self, state: DecisionState) -> None: ...
+
+
+def evaluate(expr: cel.Expression, state: DecisionState) -> tuple[Any, str | None]:
+    """(value, None) or (None, error text); CEL errors never escape a stage."""
+    try:
+        return expr.evaluate(state.activation), None
+    except cel.EvaluationError as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, "expression too deep to evaluate"
+
+
+def matches(expr: cel.Expression, state: DecisionState) -> tuple[bool, str | None]:
+    """A condition's outcome: (True|False, None), or (False, why) when it errored."""
+    value, error = evaluate(expr, state)
+    if error is not None:
+        return False, error
+    if value is True:
+        return True, None
+    if value is False:
+        return False, None
+    return False, f"condition gave {type(value).__name__}, not bool"
+
+
+class Cooldowns:
+    """Consecutive failures per model; a model is skipped for a while after too many."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+        self._until: dict[str, float] = {}
+
+    def cooling(self, model: str, now: float) -> bool:
+        until = self._until.get(model)
+        return until is not None and now < until
+
+    def report(self, model: str, failed: bool, after: int, seconds: float, now: float) -> bool:
+        """Record one outcome; True when this failure starts a cooldown."""
+        with self._lock:
+            if not failed:
+                self._failures.pop(model, None)
+                return False
+            count = self._failures.get(model, 0) + 1
+            self._failures[model] = count
+            if count >= after:
+                self._failures[model] = 0
+                self._until[model] = now + seconds
+                return True
+            return False
+
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+class Runtime:
+    """State that outlives one policy revision; shared by every stage of every revision."""
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime],
+        store: Any,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        self.store = store
+        self.monotonic = monotonic
+        self.cooldowns = Cooldowns()
+        self._callbacks: list[EventCallback] = []
+
+    def on_event(self, callback: EventCallback) -> None:
+        self._callbacks.append(callback)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        log.info("policyd event %s", event.get("type"), extra={"policyd_event": event})
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:  # a broken callback must not break decisions
+                log.exception("policyd event callback failed")
+
+
+@dataclass
+class CompileEnv:
+    """Everything a stage compiler may read."""
+
+    ctx: PolicyContext
+    models: Mapping[str, ModelInfo]
+    runtime: Runtime
+    policy_name: str
+    expressions: Mapping[Path, cel.Expression] = field(default_factory=dict)
+
+    def expr(self, *path: str | int) -> cel.Expression:
+        return self.ctx.expressions[tuple(path)]
+
+    def optional_expr(self, *path: str | int) -> cel.Expression | None:
+        return self.ctx.expressions.get(tuple(path))
+
+
+def finish(state: DecisionState, ref: Any) -> Decision:
+    """Freeze a state into a Decision."""
+    allowed = state.blocked_by is None
+    return Decision(
+        allowed=allowed,
+        blocked_by=state.blocked_by,
+        message=state.message,
+        model=state.model if allowed else None,
+        litellm_model=state.litellm_model if allowed else None,
+        tier=state.tier if allowed else None,
+        fallbacks=state.fallbacks if allowed else (),
+        retry=state.retry if allowed else None,
+        timeout_s=state.timeout_s if allowed else None,
+        cache=state.cache if allowed else None,
+        prompts=state.prompts if allowed else {},
+        budgets=tuple(state.budgets),
+        warnings=tuple(state.warnings),
+        trace=tuple(state.trace),
+        policy=ref,
+        id=state.decision_id,
+        messages=tuple(state.messages) if state.messages is not None else None,
+        redacted=state.redacted,
+        retry_after_s=state.retry_after_s,
+        litellm_fallbacks=state.litellm_fallbacks if allowed else (),
+        token_counter=state.token_counter,
+        request=state.request,
+    )

@@ -1,0 +1,147 @@
+"""Prompts and rollouts: which version of each prompt a request gets, and its text.
+
+Bucketing is ``sha256("<rollout>:<sticky value>")`` as an integer modulo
+10,000; variants take cumulative ranges in declared order, so growing the last
+variant's share only moves users into it. The active share table is the last
+``schedule`` entry whose ``at`` is not after the engine clock's ``now``.
+Templates substitute ``{{ attr.path }}`` from the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from policyd import cel, model
+from policyd.decision import PromptChoice
+from policyd.stages.base import CompileEnv, DecisionState, evaluate, matches
+
+STAGE = "prompts"
+BUCKETS = 10_000
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
+
+
+def bucket(rollout: str, sticky_value: str) -> int:
+    digest = hashlib.sha256(f"{rollout}:{sticky_value}".encode()).hexdigest()
+    return int(digest, 16) % BUCKETS
+
+
+def ranges(variants: dict[str, float]) -> tuple[tuple[str, int], ...]:
+    """(variant, exclusive upper bucket) in declared order."""
+    out = []
+    upper = 0.0
+    for name, share in variants.items():
+        upper += share * BUCKETS / 100
+        out.append((name, round(upper)))
+    return tuple(out)
+
+
+def assign(table: tuple[tuple[str, int], ...], point: int) -> str:
+    for name, upper in table:
+        if point < upper:
+            return name
+    return table[-1][0]
+
+
+class Template:
+    """Prompt text with ``{{ path }}`` placeholders, split once at compile time."""
+
+    def __init__(self, text: str) -> None:
+        self.parts: list[str | tuple[str, ...]] = []
+        last = 0
+        for match in _PLACEHOLDER.finditer(text):
+            self.parts.append(text[last : match.start()])
+            self.parts.append(tuple(match.group(1).split(".")))
+            last = match.end()
+        self.parts.append(text[last:])
+        self.static = len(self.parts) == 1
+
+    def render(self, request: dict[str, Any]) -> str:
+        if self.static:
+            return self.parts[0]  # type: ignore[return-value]
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value: Any = request
+            for name in part:
+                value = value.get(name) if isinstance(value, dict) else None
+            out.append("" if value is None else str(value))
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRollout:
+    name: str
+    prompt: str
+    sticky: cel.Expression
+    when: cel.Expression | None
+    default: str
+    table: tuple[tuple[str, int], ...]
+    schedule: tuple[tuple[datetime, tuple[tuple[str, int], ...]], ...]
+
+    def active_table(self, now: datetime) -> tuple[tuple[str, int], ...]:
+        table = self.table
+        for at, entry in self.schedule:
+            if at <= now:
+                table = entry
+        return table
+
+
+class PromptsStage:
+    name = STAGE
+
+    def __init__(self, env: CompileEnv, policy: model.Policy) -> None:
+        self.templates = {key: Template(text) for key, text in env.ctx.prompt_texts.items()}
+        self.rollouts = tuple(
+            CompiledRollout(
+                r.name,
+                r.prompt,
+                env.expr("rollouts", i, "sticky_by"),
+                env.optional_expr("rollouts", i, "when"),
+                r.default,
+                ranges(r.variants),
+                tuple(
+                    (model.parse_timestamp(e.at), ranges(e.variants)) for e in r.schedule
+                ),
+            )
+            for i, r in enumerate(policy.rollouts)
+        )
+        rolled = {r.prompt for r in self.rollouts}
+        # Prompts with one version and no rollout are always in the decision.
+        self.fixed = tuple(
+            (name, next(iter(p.versions)))
+            for name, p in policy.prompts.items()
+            if name not in rolled and len(p.versions) == 1
+        )
+
+    def run(self, state: DecisionState) -> None:
+        request = state.request
+        for name, version in self.fixed:
+            text = self.templates[(name, version)].render(request)
+            state.prompts[name] = PromptChoice(version, None, text)
+        for rollout in self.rollouts:
+            version = self._version(state, rollout)
+            text = self.templates[(rollout.prompt, version)].render(request)
+            state.prompts[rollout.prompt] = PromptChoice(version, rollout.name, text)
+
+    def _version(self, state: DecisionState, rollout: CompiledRollout) -> str:
+        if rollout.when is not None:
+            eligible, error = matches(rollout.when, state)
+            if not eligible:
+                why = f"condition failed: {error}" if error else "not eligible"
+                state.note(STAGE, rollout.name, "default", f"{rollout.default} ({why})")
+                return rollout.default
+        value, error = evaluate(rollout.sticky, state)
+        if error is not None or value is None or value == "":
+            why = error or "no sticky value"
+            state.note(STAGE, rollout.name, "default", f"{rollout.default} ({why})")
+            return rollout.default
+        point = bucket(rollout.name, value if isinstance(value, str) else repr(value))
+        version = assign(rollout.active_table(state.now), point)
+        state.note(STAGE, rollout.name, "variant", f"{version} (bucket {point})")
+        return version

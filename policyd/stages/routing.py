@@ -1,0 +1,256 @@
+"""Routing: pick a tier by first-matching rule, a model in it, and the fallback chain.
+
+At compile time every tier gets its targets in preference order and its
+expanded fallback chain (tiers replaced by their own targets and fallbacks,
+duplicates removed). At decide time the stage only evaluates rule conditions,
+hashes a sticky key when there is one, and filters targets that cannot hold
+the request or are cooling down after reported failures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from policyd import cel, model
+from policyd.decision import Decision, RetryPolicy
+from policyd.prices import ModelInfo
+from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
+
+STAGE = "routing"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTier:
+    name: str
+    strategy: str
+    targets: tuple[ModelInfo, ...]  # in preference order (weighted: by weight, descending)
+    weights: tuple[int, ...]  # aligned with targets
+    sticky: cel.Expression | None
+    chain: tuple[ModelInfo, ...]  # expanded fallback chain after the tier's own targets
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    when: cel.Expression
+    tier: str
+
+
+class RoutingStage:
+    name = STAGE
+
+    def __init__(self, env: CompileEnv, routing: model.Routing) -> None:
+        policy = env.ctx.policy
+        self.runtime: Runtime = env.runtime
+        self.models = env.models
+        self.tiers = _compile_tiers(policy, env)
+        self.default = routing.default
+        self.rules = tuple(
+            CompiledRule(rule.name, env.expr("routing", "rules", i, "when"), rule.tier)
+            for i, rule in enumerate(routing.rules)
+        )
+        self.skip_small = routing.context_window == "skip_small"
+        self.timeout_s = model.parse_duration(routing.timeout) if routing.timeout else None
+        self.retry = _retry(routing.retry)
+        cooldown = routing.cooldown
+        self.cooldown = (
+            (cooldown.after_failures, model.parse_duration(cooldown.for_)) if cooldown else None
+        )
+
+    # -- decide ---------------------------------------------------------------------------
+
+    def run(self, state: DecisionState) -> None:
+        tier_name = state.forced_tier or self._match_rule(state)
+        self.route(state, tier_name)
+
+    def _match_rule(self, state: DecisionState) -> str:
+        for rule in self.rules:
+            hit, error = matches(rule.when, state)
+            if hit:
+                state.note(STAGE, rule.name, "match", f"tier {rule.tier}")
+                return rule.tier
+            if error is not None:
+                state.note(STAGE, rule.name, "error", f"condition failed, no match: {error}")
+        state.note(STAGE, None, "default", f"no rule matched; tier {self.default}")
+        return self.default
+
+    def route(self, state: DecisionState, tier_name: str) -> None:
+        """Choose the model of ``tier_name`` and the fallback chain (also used on downgrade)."""
+        tier = self.tiers[tier_name]
+        state.tier = tier_name
+        state.retry = self.retry
+        state.timeout_s = self.timeout_s
+        usable = self._usable(state, tier.targets)
+        if not usable:
+            if self.skip_small and not self._usable(state, tier.targets, cooldowns=False):
+                chain = self._usable(state, tier.chain)
+                if chain:
+                    self._choose(state, chain[0], chain[1:], "first fallback that fits")
+                    return
+                state.block(
+                    STAGE,
+                    "context_window",
+                    "The request is too large for every model this policy allows",
+                    f"needs {self._needed(state)} tokens",
+                )
+                return
+            usable = list(tier.targets)  # every target cooling down: try them anyway
+            state.warn(STAGE, tier_name, "every target is cooling down; using them anyway")
+        chosen, how = self._pick(state, tier, usable)
+        others = [t for t in usable if t is not chosen]
+        self._choose(state, chosen, [*others, *self._usable(state, tier.chain)], how)
+
+    def _choose(
+        self, state: DecisionState, chosen: ModelInfo, rest: list[ModelInfo], how: str
+    ) -> None:
+        fallbacks: list[str] = []
+        litellm_fallbacks: list[str] = []
+        for info in rest:
+            if info.id != chosen.id and info.id not in fallbacks:
+                fallbacks.append(info.id)
+                litellm_fallbacks.append(info.litellm)
+        state.model = chosen.id
+        state.litellm_model = chosen.litellm
+        state.fallbacks = tuple(fallbacks)
+        state.litellm_fallbacks = tuple(litellm_fallbacks)
+        state.note(STAGE, state.tier, "model", f"{chosen.id} ({how})")
+
+    def _needed(self, state: DecisionState) -> int:
+        request = state.request
+        return int(request.get("input_tokens") or 0) + int(request.get("max_tokens") or 0)
+
+    def _usable(
+        self, state: DecisionState, targets: tuple[ModelInfo, ...], *, cooldowns: bool = True
+    ) -> list[ModelInfo]:
+        needed = self._needed(state) if self.skip_small else 0
+        now = self.runtime.monotonic() if self.cooldown else 0.0
+        out = []
+        for info in targets:
+            if needed and info.context_window is not None and needed > info.context_window:
+                state.note(
+                    STAGE,
+                    info.id,
+                    "skip",
+                    f"context window {info.context_window} < {needed} tokens needed",
+                )
+                continue
+            if cooldowns and self.cooldown and self.runtime.cooldowns.cooling(info.id, now):
+                state.note(STAGE, info.id, "skip", "cooling down after reported failures")
+                continue
+            out.append(info)
+        return out
+
+    def _pick(
+        self, state: DecisionState, tier: CompiledTier, usable: list[ModelInfo]
+    ) -> tuple[ModelInfo, str]:
+        if tier.strategy != "weighted" or len(usable) == 1:
+            return usable[0], tier.strategy
+        weights = [tier.weights[tier.targets.index(info)] for info in usable]
+        total = sum(weights)
+        if total <= 0:
+            return usable[0], "weighted: no positive weight left, first target"
+        point, how = self._point(state, tier)
+        cumulative = 0
+        target = point * total
+        for info, weight in zip(usable, weights, strict=True):
+            cumulative += weight
+            if target < cumulative:
+                return info, how
+        return usable[-1], how
+
+    def _point(self, state: DecisionState, tier: CompiledTier) -> tuple[float, str]:
+        """A number in [0, 1): from the sticky key, else the request id, else random."""
+        if tier.sticky is not None:
+            value, error = evaluate(tier.sticky, state)
+            if error is None and value is not None:
+                return _unit(f"{tier.name}:{_key_text(value)}"), "weighted, sticky"
+            state.note(STAGE, tier.name, "error", f"sticky_by failed ({error or 'null'})")
+        request_id = state.request.get("id")
+        if isinstance(request_id, str) and request_id:
+            return _unit(f"{tier.name}:{request_id}"), "weighted, seeded by request id"
+        return random.random(), "weighted, random"
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def record(self, decision: Decision, outcome: Outcome) -> None:
+        if self.cooldown is None or outcome.model is None:
+            return
+        after, seconds = self.cooldown
+        now = self.runtime.monotonic()
+        started = self.runtime.cooldowns.report(
+            outcome.model, outcome.error is not None, after, seconds, now
+        )
+        if started:
+            self.runtime.emit(
+                {"type": "cooldown_started", "model": outcome.model, "seconds": seconds}
+            )
+
+
+def _unit(text: str) -> float:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _key_text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _retry(retry: model.Retry | None) -> RetryPolicy | None:
+    if retry is None:
+        return None
+    return RetryPolicy(
+        attempts=retry.attempts,
+        backoff=retry.backoff,
+        base_s=model.parse_duration(retry.base),
+        max_s=model.parse_duration(retry.max),
+        jitter=retry.jitter,
+        on=tuple(retry.on),
+    )
+
+
+def _compile_tiers(policy: model.Policy, env: CompileEnv) -> dict[str, CompiledTier]:
+    models = env.models
+    ordered: dict[str, tuple[tuple[ModelInfo, ...], tuple[int, ...]]] = {}
+    for name, tier in policy.tiers.items():
+        pairs = [(models[t.model], t.weight) for t in tier.targets]
+        if tier.strategy == "weighted":
+            pairs.sort(key=lambda p: -p[1])  # stable: ties keep declared order
+        elif tier.strategy == "cheapest":
+            pairs.sort(key=lambda p: p[0].blended_price())
+        ordered[name] = (tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+
+    def expand(name: str, seen: frozenset[str]) -> list[ModelInfo]:
+        out = list(ordered[name][0])
+        for entry in policy.tiers[name].fallback:
+            if entry in policy.tiers:
+                if entry not in seen:  # cycles are check errors; never loop here
+                    out.extend(expand(entry, seen | {entry}))
+            else:
+                out.append(models[entry])
+        return out
+
+    compiled = {}
+    for name, tier in policy.tiers.items():
+        chain: list[ModelInfo] = []
+        for entry in tier.fallback:
+            if entry in policy.tiers:
+                chain.extend(expand(entry, frozenset({name, entry})))
+            else:
+                chain.append(models[entry])
+        unique: list[ModelInfo] = []
+        for info in chain:
+            if info not in unique:
+                unique.append(info)
+        targets, weights = ordered[name]
+        compiled[name] = CompiledTier(
+            name,
+            tier.strategy,
+            targets,
+            weights,
+            env.optional_expr("tiers", name, "sticky_by"),
+            tuple(unique),
+        )
+    return compiled
