@@ -267,5 +267,43 @@ def schema(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--debounce", "debounce_ms", type=click.IntRange(0, 60_000), default=200,
+              show_default=True, help="Wait this many ms after the last change before reloading.")
+def watch(path: str, debounce_ms: int) -> None:
+    """Watch a bundle and print each accepted revision or rejection (Ctrl-C stops).
+
+    What an operator tails during a rollout: every accepted revision with its name,
+    version, digest and what changed; every rejected one with its diagnostics. The
+    last good revision keeps serving while the files are broken.
+    """
+    from policyd.reload import run_watch
+
+    sys.exit(run_watch(path, echo=click.echo, debounce_ms=debounce_ms))
+
+
+@main.group()
+def export() -> None:
+    """Export a policy's routing to other tools' configuration formats."""
+
+
+@export.command("litellm")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--policy", help="Policy name; optional when the bundle has one policy.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+def export_litellm(path: str, policy: str | None, output: str | None) -> None:
+    """Write a LiteLLM proxy config.yaml (model_list, router_settings) from a policy."""
+    from policyd.integrations.litellm_export import export_config_yaml
+
+    text = export_config_yaml(path, policy)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
 from policyd.bundle import Bundle, policy_digest
 from policyd.decision import PolicyRef
 from policyd.diagnostics import PolicyError
@@ -21,6 +19,7 @@ from policyd.request import RequestShape, TokenCounter
 from policyd.stages.base import CompileEnv, Runtime, Stage
 from policyd.stages.cache import CacheStage
 from policyd.stages.guardrails import InputGuardrailsStage
+from policyd.stages.output import OutputGuardrails
 from policyd.stages.prompts import PromptsStage
 from policyd.stages.routing import RoutingStage
 
@@ -74,7 +73,7 @@ class CompiledPolicy:
     stages: tuple[Stage, ...]
     models: Mapping[str, ModelInfo]
     stage_by_name: Mapping[str, Stage] = field(default_factory=dict)
-    output_guardrails: Any = None
+    output_guardrails: OutputGuardrails | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +129,7 @@ def compile_bundle(
                 stages.append(stage)
                 by_name[stage_name] = stage
         ref = PolicyRef(name, ctx.policy.metadata.version, policy_digest(ctx))
+        output = OutputGuardrails(ctx.policy.guardrails.output, ctx.expressions)
         compiled[name] = CompiledPolicy(
             name=name,
             ref=ref,
@@ -137,5 +137,6 @@ def compile_bundle(
             stages=tuple(stages),
             models=models,
             stage_by_name=by_name,
+            output_guardrails=output,
         )
     return CompiledBundle(compiled, bundle.digest, bundle, runtime.clock())

@@ -23,6 +23,7 @@ from policyd.decision import Decision
 from policyd.diagnostics import Diagnostic, PolicyError
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime, finish
+from policyd.stages.output import OutputVerdict
 
 
 def utc_now() -> datetime:
@@ -207,6 +208,15 @@ class Engine:
     def _stages_for(self, decision: Decision) -> tuple[Any, ...]:
         compiled = self._current.policies.get(decision.policy.name)
         return compiled.stages if compiled is not None else ()
+
+    # -- output guardrails -------------------------------------------------------------------
+
+    def check_output(self, decision: Decision, text: str) -> OutputVerdict:
+        """Run the policy's output guardrails on a model's answer to ``decision``."""
+        compiled = self._current.policies.get(decision.policy.name)
+        if compiled is None or compiled.output_guardrails is None:
+            return OutputVerdict(True, text)
+        return compiled.output_guardrails.check(decision, text, self._runtime.clock())
 
     # -- events, status, reload ---------------------------------------------------------------
 
