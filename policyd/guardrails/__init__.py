@@ -1,0 +1,92 @@
+"""The text-checking library behind policyd's guardrails stage: text in, findings out.
+
+Everything is compiled when a check is built (at policy load time): RE2 patterns and sets,
+term alternations, JSON Schema validators, plugin imports. A configuration mistake raises
+:class:`GuardrailConfigError` then, never at scan time. Findings never hold matched text.
+This package imports nothing else from policyd, so the engine can use it from any stage.
+"""
+
+from policyd.guardrails._core import (
+    Check,
+    CheckStream,
+    CombinedCheck,
+    Finding,
+    GuardrailConfigError,
+    StreamableCheck,
+    combine_checks,
+    sort_findings,
+)
+from policyd.guardrails.injection import INJECTION_RULESET_VERSION, RULESETS, injection_check
+from policyd.guardrails.patterns import (
+    AllowCheck,
+    RegexRulesCheck,
+    TermsCheck,
+    allow_check,
+    pattern_check,
+    terms_check,
+)
+from policyd.guardrails.pii import PII_KINDS, SECRET_KINDS, PiiCheck, pii_check
+from policyd.guardrails.plugins import (
+    PluginError,
+    PluginFn,
+    PluginVerdict,
+    arun_plugin,
+    load_plugin,
+    run_plugin,
+    to_verdict,
+)
+from policyd.guardrails.redact import (
+    MessageFinding,
+    iter_message_texts,
+    redact,
+    redact_messages,
+    scan_messages,
+)
+from policyd.guardrails.stream import StreamScanner
+from policyd.guardrails.structured import (
+    JsonSchemaCheck,
+    MaxCharsCheck,
+    json_schema_check,
+    max_chars_check,
+)
+
+__all__ = [
+    "INJECTION_RULESET_VERSION",
+    "PII_KINDS",
+    "RULESETS",
+    "SECRET_KINDS",
+    "AllowCheck",
+    "Check",
+    "CheckStream",
+    "CombinedCheck",
+    "Finding",
+    "GuardrailConfigError",
+    "JsonSchemaCheck",
+    "MaxCharsCheck",
+    "MessageFinding",
+    "PiiCheck",
+    "PluginError",
+    "PluginFn",
+    "PluginVerdict",
+    "RegexRulesCheck",
+    "StreamScanner",
+    "StreamableCheck",
+    "TermsCheck",
+    "allow_check",
+    "arun_plugin",
+    "combine_checks",
+    "injection_check",
+    "iter_message_texts",
+    "json_schema_check",
+    "load_plugin",
+    "max_chars_check",
+    "pattern_check",
+    "pii_check",
+    "redact",
+    "redact_messages",
+    "run_plugin",
+    "scan_messages",
+    "sort_findings",
+    "terms_check",
+    "to_verdict",
+]

@@ -1,0 +1,224 @@
+"""Policy-written text rules: ``deny_patterns``, ``allow_patterns`` and ``deny_terms``.
+
+Patterns are RE2 (linear time whatever the pattern or the input); many patterns of one
+guardrail are scanned as one RE2 set. Terms become one case-insensitive RE2 alternation
+with word boundaries, which stays a single fast pass for thousands of terms.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from policyd.guardrails._core import CheckStream, Finding, GuardrailConfigError
+from policyd.guardrails._regex import PatternSet, ScanText, compile_pattern
+
+
+def _as_list(values: Sequence[str], what: str) -> list[str]:
+    if isinstance(values, str):
+        raise GuardrailConfigError(
+            f"{what} must be a list, got a single string",
+            hint=f"write {what}: ['...'] (a YAML list)",
+        )
+    return list(values)
+
+
+class RegexRulesCheck:
+    """Named RE2 rules scanned as one set; each match is a finding of ``kind``/``label``."""
+
+    __slots__ = ("_ids", "_set", "kind", "label")
+
+    def __init__(self, rules: Sequence[tuple[str, Any]], *, kind: str, label: str):
+        self.kind = kind
+        self.label = label
+        self._ids = tuple(rule_id for rule_id, _ in rules)
+        self._set = PatternSet([regex for _, regex in rules])
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return self._ids
+
+    def scan(self, text: str) -> list[Finding]:
+        st = ScanText(text)
+        raw: list[tuple[int, int, str]] = []
+        for i in self._set.hits(st.data):
+            raw.extend((*m.span(), self._ids[i]) for m in self._set.spans(i, st.data))
+        if not raw:
+            return []
+        raw.sort()
+        spans = st.char_spans([(s, e) for s, e, _ in raw])
+        return [
+            Finding(self.kind, s, e, self.label, rule)
+            for (s, e), (_, _, rule) in zip(spans, raw, strict=True)
+        ]
+
+
+def pattern_check(deny: Sequence[str]) -> RegexRulesCheck:
+    """Flags every match of any ``deny`` pattern (RE2 syntax); rule ids are ``pattern:<i>``.
+
+    A pattern RE2 cannot compile raises :class:`GuardrailConfigError` with its ``index``.
+    """
+    patterns = _as_list(deny, "deny_patterns")
+    if not patterns:
+        raise GuardrailConfigError("deny_patterns is empty", hint="list at least one pattern")
+    rules = [
+        (f"pattern:{i}", compile_pattern(p, what="deny_patterns", index=i))
+        for i, p in enumerate(patterns)
+    ]
+    return RegexRulesCheck(rules, kind="pattern", label="PATTERN")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowCheck:
+    """Flags a text that matches *none* of the allowed patterns (one whole-text finding)."""
+
+    _set: PatternSet
+
+    def allowed(self, text: str) -> bool:
+        return bool(self._set.hits(ScanText(text).data))
+
+    def scan(self, text: str) -> list[Finding]:
+        if self.allowed(text):
+            return []
+        return [_not_allowed()]
+
+    def open_stream(self, overlap: int) -> CheckStream:
+        return _AllowStream(self, overlap)
+
+
+def _not_allowed() -> Finding:
+    return Finding(
+        "allow_patterns", -1, -1, "NOT_ALLOWED", None, "text matches none of allow_patterns"
+    )
+
+
+class _AllowStream:
+    """Streaming allow check: satisfied once any window matched; judged at the end.
+
+    An allowed pattern that is longer than the scanner's overlap and spans a chunk boundary
+    may go unseen; keep allow patterns short (they usually are: a topic word, a prefix).
+    """
+
+    __slots__ = ("_check", "_ok", "_overlap", "_tail")
+
+    def __init__(self, check: AllowCheck, overlap: int):
+        self._check = check
+        self._overlap = overlap
+        self._ok = False
+        self._tail = ""
+
+    def feed(self, chunk: str, offset: int) -> list[Finding]:
+        if not self._ok:
+            window = self._tail + chunk
+            self._ok = self._check.allowed(window)
+            self._tail = window[len(window) - self._overlap :] if self._overlap else ""
+        return []
+
+    def finish(self) -> list[Finding]:
+        return [] if self._ok else [_not_allowed()]
+
+
+def allow_check(allow: Sequence[str]) -> AllowCheck:
+    """A finding (kind ``allow_patterns``) when the text matches none of ``allow``."""
+    patterns = _as_list(allow, "allow_patterns")
+    if not patterns:
+        raise GuardrailConfigError("allow_patterns is empty", hint="list at least one pattern")
+    compiled = [compile_pattern(p, what="allow_patterns", index=i) for i, p in enumerate(patterns)]
+    return AllowCheck(PatternSet(compiled))
+
+
+# --- deny_terms ---------------------------------------------------------------------------
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _needs_edge_check(ch: str) -> bool:
+    """Non-ASCII word characters RE2's ASCII ``\\b`` cannot judge; caseless scripts (CJK,
+    Thai, ...) do not separate words with spaces, so no boundary is required there."""
+    return not ch.isascii() and _is_word(ch) and unicodedata.category(ch) != "Lo"
+
+
+def _normalize(term: str) -> str:
+    return " ".join(term.split()).casefold()
+
+
+def _term_regex(term: str) -> str:
+    body = r"\s+".join(re2.escape(word) for word in term.split())
+    left = r"\b" if term[0].isascii() and _is_word(term[0]) else ""
+    right = r"\b" if term[-1].isascii() and _is_word(term[-1]) else ""
+    return f"{left}{body}{right}"
+
+
+class TermsCheck:
+    """Case-insensitive, word-boundary-aware keyword/phrase matching; rule ids ``term:<i>``.
+
+    Inner whitespace in a phrase matches any run of whitespace (``new york`` matches
+    ``New\\n  York``). Boundaries: an ASCII word character at either end of a term must not
+    touch another word character; non-ASCII letters get the same check in Python; caseless
+    scripts (CJK, Thai) match inside running text.
+    """
+
+    __slots__ = ("_edge_terms", "_ids", "_regex")
+
+    def __init__(self, terms: Sequence[str]):
+        terms = _as_list(terms, "deny_terms")
+        if not terms:
+            raise GuardrailConfigError("deny_terms is empty", hint="list at least one term")
+        ids: dict[str, int] = {}
+        alternatives: list[str] = []
+        edge_terms: set[int] = set()
+        for i, term in enumerate(terms):
+            if not isinstance(term, str) or not term.strip():
+                raise GuardrailConfigError(
+                    f"deny_terms[{i}] is empty or not a string",
+                    index=i,
+                    hint="remove it, or quote the term in YAML",
+                )
+            term = term.strip()
+            key = _normalize(term)
+            if key in ids:
+                continue
+            ids[key] = i
+            alternatives.append(_term_regex(term))
+            if _needs_edge_check(term[0]) or _needs_edge_check(term[-1]):
+                edge_terms.add(i)
+        # leftmost-longest: "new york" wins over "new" at the same place
+        self._regex = compile_pattern(
+            "(?i)(?:" + "|".join(alternatives) + ")", what="deny_terms", index=None, longest=True
+        )
+        self._ids = ids
+        self._edge_terms = frozenset(edge_terms)
+
+    def scan(self, text: str) -> list[Finding]:
+        st = ScanText(text)
+        raw: list[tuple[int, int, int]] = []
+        for m in self._regex.finditer(st.data):
+            index = self._ids.get(_normalize(m.group().decode("utf-8", "surrogatepass")), -1)
+            raw.append((*m.span(), index))
+        if not raw:
+            return []
+        spans = st.char_spans([(s, e) for s, e, _ in raw])
+        found = []
+        for (s, e), (_, _, index) in zip(spans, raw, strict=True):
+            if index in self._edge_terms and not _edges_ok(text, s, e):
+                continue
+            rule = f"term:{index}" if index >= 0 else None
+            found.append(Finding("term", s, e, "TERM", rule))
+        return found
+
+
+def _edges_ok(text: str, start: int, end: int) -> bool:
+    if _needs_edge_check(text[start]) and start > 0 and _is_word(text[start - 1]):
+        return False
+    return not (_needs_edge_check(text[end - 1]) and end < len(text) and _is_word(text[end]))
+
+
+def terms_check(terms: Sequence[str]) -> TermsCheck:
+    """A check for ``deny_terms``: keywords/phrases, case-insensitive, whole words only."""
+    return TermsCheck(terms)

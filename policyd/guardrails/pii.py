@@ -1,0 +1,249 @@
+"""PII and secret detection: RE2 candidates found in one pass, confirmed by Python validators.
+
+Every detector has a stable ``kind`` id (``email``, ``credit_card``, ``secret:openai``, ...)
+and a placeholder ``label``. :func:`pii_check` compiles the detectors a guardrail asks for
+into one RE2 set; a scan is a single pass over the text plus validation of the candidates.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policyd.guardrails import _validators as v
+from policyd.guardrails._core import Finding, GuardrailConfigError
+from policyd.guardrails._regex import PatternSet, ScanText, compile_pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """One kind of PII: RE2 candidate patterns, an optional validator, a placeholder label."""
+
+    kind: str
+    label: str
+    patterns: tuple[str, ...]
+    validate: v.Validator | None = None
+    group: int = 0  # the capture group that holds the value (0 = the whole match)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+
+PII_DETECTORS: tuple[Detector, ...] = (
+    Detector(
+        "email",
+        "EMAIL",
+        (
+            r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}\b",
+        ),
+        v.email_spans,
+    ),
+    Detector(
+        "phone",
+        "PHONE",
+        (
+            r"\+[1-9]\d{0,2}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,7}",
+            r"(?:\b1[ .\-]?)?(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b",
+            r"\b0\d{1,4}(?:[ .\-/]\d{2,8}){1,4}\b",
+        ),
+        None,  # one validator per pattern, see _PHONE_VALIDATORS
+    ),
+    Detector("credit_card", "CREDIT_CARD", (r"\b\d(?:[ \-]?\d){12,}\b",), v.card_spans),
+    Detector("iban", "IBAN", (r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,34}",), v.iban_spans),
+    Detector("us_ssn", "US_SSN", (r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b",), v.ssn_spans),
+    Detector(
+        "ip_address",
+        "IP_ADDRESS",
+        (
+            rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b",
+            r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?",
+        ),
+        None,  # see _IP_VALIDATORS
+    ),
+)
+_PHONE_VALIDATORS = (v.phone_international_spans, v.phone_nanp_spans, v.phone_national_spans)
+_IP_VALIDATORS = (v.ipv4_spans, v.ipv6_spans)
+
+SECRET_DETECTORS: tuple[Detector, ...] = (
+    Detector(
+        "secret:openai",
+        "SECRET",
+        (
+            r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}",
+            r"\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b",
+            r"\bsk-[A-Za-z0-9]{48}\b",
+        ),
+    ),
+    Detector("secret:anthropic", "SECRET", (r"\bsk-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_\-]{32,}",)),
+    Detector(
+        "secret:aws_access_key",
+        "SECRET",
+        (r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}\b",),
+    ),
+    Detector(
+        "secret:aws_secret_key",
+        "SECRET",
+        (
+            r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?"
+            r"([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+        ),
+        group=1,
+    ),
+    Detector(
+        "secret:github",
+        "SECRET",
+        (
+            r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b",
+            r"\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b",
+        ),
+    ),
+    Detector(
+        "secret:slack",
+        "SECRET",
+        (
+            r"\bxox[abeoprs]-\d+-[A-Za-z0-9\-]{8,}",
+            r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]{16,}",
+        ),
+    ),
+    Detector(
+        "secret:slack_webhook",
+        "SECRET",
+        (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]{20,}",),
+    ),
+    Detector("secret:google_api_key", "SECRET", (r"\bAIza[0-9A-Za-z_\-]{35}",), v.token_end_spans),
+    Detector("secret:stripe", "SECRET", (r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,}\b",)),
+    Detector(
+        "secret:private_key",
+        "SECRET",
+        (
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:[A-Za-z0-9+/=\s:,\-]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            r"|[A-Za-z0-9+/=\s]*)",
+        ),
+    ),
+    Detector(
+        "secret:jwt",
+        "SECRET",
+        (r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",),
+        v.jwt_spans,
+    ),
+)
+
+PII_KINDS: tuple[str, ...] = (*(d.kind for d in PII_DETECTORS), "secret")
+SECRET_KINDS: tuple[str, ...] = tuple(d.kind for d in SECRET_DETECTORS)
+LABELS: dict[str, str] = {d.kind: d.label for d in (*PII_DETECTORS, *SECRET_DETECTORS)}
+
+# When two findings overlap, the earlier, then longer, then higher-priority one is kept.
+_PRIORITY = {kind: i for i, kind in enumerate((*SECRET_KINDS, "credit_card", "iban", "us_ssn",
+                                                "email", "phone", "ip_address"))}  # fmt: skip
+_BY_KIND = {d.kind: d for d in (*PII_DETECTORS, *SECRET_DETECTORS)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One compiled candidate pattern of a detector, with the validator for that pattern."""
+
+    kind: str
+    label: str
+    group: int
+    validate: v.Validator | None
+
+
+def _entries(detector: Detector) -> list[tuple[str, _Entry]]:
+    validators: Sequence[v.Validator | None]
+    if detector.kind == "phone":
+        validators = _PHONE_VALIDATORS
+    elif detector.kind == "ip_address":
+        validators = _IP_VALIDATORS
+    else:
+        validators = [detector.validate] * len(detector.patterns)
+    return [
+        (pattern, _Entry(detector.kind, detector.label, detector.group, validate))
+        for pattern, validate in zip(detector.patterns, validators, strict=True)
+    ]
+
+
+def resolve_kinds(kinds: Sequence[str]) -> list[str]:
+    """Expand ``secret`` into every secret kind; unknown kinds raise with a suggestion."""
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    if not kinds:
+        raise GuardrailConfigError(
+            "pii needs at least one kind", hint=f"choose from {', '.join(PII_KINDS)}"
+        )
+    resolved: list[str] = []
+    known = (*PII_KINDS, *SECRET_KINDS)
+    for i, kind in enumerate(kinds):
+        if kind == "secret":
+            new = list(SECRET_KINDS)
+        elif kind in _BY_KIND:
+            new = [kind]
+        else:
+            close = difflib.get_close_matches(str(kind), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(known)}"
+            raise GuardrailConfigError(f"unknown pii kind {kind!r}", index=i, hint=hint)
+        resolved.extend(k for k in new if k not in resolved)
+    return resolved
+
+
+class PiiCheck:
+    """Finds the requested PII kinds; see :data:`PII_KINDS` and :data:`SECRET_KINDS`."""
+
+    __slots__ = ("_entries", "_set", "kinds")
+
+    def __init__(self, kinds: Sequence[str]):
+        self.kinds = tuple(resolve_kinds(kinds))
+        compiled: list[Any] = []
+        entries: list[_Entry] = []
+        for kind in self.kinds:
+            for pattern, entry in _entries(_BY_KIND[kind]):
+                compiled.append(compile_pattern(pattern, what=f"pii {kind}", index=None))
+                entries.append(entry)
+        self._set = PatternSet(compiled)
+        self._entries = tuple(entries)
+
+    def scan(self, text: str) -> list[Finding]:
+        st = ScanText(text)
+        data = st.data
+        raw: list[tuple[int, int, _Entry]] = []
+        for i in self._set.hits(data):
+            entry = self._entries[i]
+            for m in self._set.spans(i, data):
+                start, end = m.span(entry.group)
+                if entry.validate is None:
+                    raw.append((start, end, entry))
+                else:
+                    raw.extend((s, e, entry) for s, e in entry.validate(data, start, end))
+        if not raw:
+            return []
+        raw = _drop_contained(raw)
+        spans = st.char_spans([(s, e) for s, e, _ in raw])
+        return [
+            Finding(entry.kind, s, e, entry.label, None)
+            for (s, e), (_, _, entry) in zip(spans, raw, strict=True)
+        ]
+
+
+def _drop_contained(raw: list[tuple[int, int, _Entry]]) -> list[tuple[int, int, _Entry]]:
+    """Sort by position; drop a finding lying wholly inside one already kept.
+
+    One value is then counted once (``+1 415 555 2671`` is a phone, not also a shorter one;
+    a card number inside a JWT is part of the secret). Partial overlaps are kept: redaction
+    merges them, so nothing is left half-visible.
+    """
+    raw.sort(key=lambda r: (r[0], -r[1], _PRIORITY[r[2].kind]))
+    kept: list[tuple[int, int, _Entry]] = []
+    reach = -1
+    for item in raw:
+        if item[1] <= reach:
+            continue
+        kept.append(item)
+        reach = item[1]
+    return kept
+
+
+def pii_check(kinds: Sequence[str]) -> PiiCheck:
+    """A check for PII/secret ``kinds``; an unknown kind raises :class:`GuardrailConfigError`."""
+    return PiiCheck(kinds)

@@ -1,0 +1,134 @@
+"""Streaming output checks: scan an LLM's output chunk by chunk with bounded memory.
+
+Text checks (PII, patterns, terms, injection) rescan a sliding window: the last
+``overlap`` characters before each new chunk plus the chunk, so a match that spans chunk
+boundaries is still found as long as it is at most ``overlap`` characters long. A match
+that touches the end of the text seen so far is held back until the next chunk (or
+:meth:`StreamScanner.finish`) shows whether it goes on, so it is reported once, whole.
+Whole-text checks (``json_schema``, ``max_chars``, ``allow_patterns``) keep their own state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from policyd.guardrails._core import (
+    Check,
+    CheckStream,
+    CombinedCheck,
+    Finding,
+    StreamableCheck,
+    sort_findings,
+)
+
+
+def _flatten(checks: Sequence[Check]) -> list[Check]:
+    flat: list[Check] = []
+    for check in checks:
+        if isinstance(check, CombinedCheck):
+            flat.extend(_flatten(check.checks))
+        else:
+            flat.append(check)
+    return flat
+
+
+class StreamScanner:
+    """Feed chunks, get findings as soon as they are visible, offsets absolute in the stream.
+
+    Memory is bounded by ``overlap`` + ``context`` + one chunk (plus what a whole-text
+    check needs: ``json_schema`` keeps the output up to its ``stream_limit``). ``context``
+    extra characters are kept before the window so that a finding's left neighbourhood
+    (word boundaries, "is this digit run longer?") is always judged on real text.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_buf_start",
+        "_context",
+        "_keep",
+        "_reported",
+        "_streams",
+        "_total",
+        "_whole",
+        "_window_checks",
+        "finished",
+    )
+
+    def __init__(self, checks: Sequence[Check], *, overlap: int = 4096, context: int = 64):
+        if overlap < 0 or context < 0:
+            raise ValueError("overlap and context must be >= 0")
+        flat = _flatten(checks)
+        self._streams: list[CheckStream] = [
+            c.open_stream(overlap) for c in flat if isinstance(c, StreamableCheck)
+        ]
+        self._window_checks = [c for c in flat if not isinstance(c, StreamableCheck)]
+        self._keep = overlap + context
+        self._context = context
+        self._buf = ""
+        self._buf_start = 0  # absolute offset of self._buf[0]
+        self._total = 0  # characters fed so far
+        self._reported: set[tuple[str, str | None, int]] = set()
+        self._whole: set[tuple[str, str | None]] = set()
+        self.finished = False
+
+    @property
+    def position(self) -> int:
+        """How many characters have been fed."""
+        return self._total
+
+    def feed(self, chunk: str) -> list[Finding]:
+        """Add the next chunk; return findings that became visible (absolute offsets)."""
+        if self.finished:
+            raise RuntimeError("feed() after finish()")
+        if not chunk:
+            return []
+        offset = self._total
+        self._total += len(chunk)
+        found: list[Finding] = []
+        for stream in self._streams:
+            found.extend(stream.feed(chunk, offset))
+        self._buf += chunk
+        found.extend(self._scan_window(final=False))
+        if len(self._buf) > self._keep:
+            cut = len(self._buf) - self._keep
+            self._buf = self._buf[cut:]
+            self._buf_start += cut
+            floor = self._buf_start + self._context
+            self._reported = {key for key in self._reported if key[2] >= floor}
+        return sort_findings(found)
+
+    def finish(self) -> list[Finding]:
+        """The stream ended: findings held back at the end, and whole-text verdicts."""
+        if self.finished:
+            return []
+        self.finished = True
+        found = self._scan_window(final=True)
+        for stream in self._streams:
+            found.extend(stream.finish())
+        self._buf = ""
+        self._reported.clear()
+        return sort_findings(found)
+
+    def _scan_window(self, *, final: bool) -> list[Finding]:
+        if not self._window_checks or not self._buf:
+            return []
+        base = self._buf_start
+        margin = self._context if base > 0 else 0
+        end = len(self._buf)
+        new: list[Finding] = []
+        for check in self._window_checks:
+            for f in check.scan(self._buf):
+                if not f.positional:  # a whole-text finding from a custom check: report once
+                    if (f.kind, f.rule) not in self._whole:
+                        self._whole.add((f.kind, f.rule))
+                        new.append(f)
+                    continue
+                # in the margin: judged by an earlier window; at the end: may still grow
+                if f.start < margin or (f.end >= end and not final):
+                    continue
+                key = (f.kind, f.rule, base + f.start)
+                if key in self._reported:
+                    continue
+                self._reported.add(key)
+                new.append(Finding(f.kind, base + f.start, base + f.end, f.label, f.rule, f.detail))
+        return new
