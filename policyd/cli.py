@@ -82,10 +82,19 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, show_info: bool) -> No
 
 @main.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--coverage", is_flag=True, help="List rules, guardrails, cache rules and "
-              "rollout variants that no case reached.")
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
-              show_default=True, help="Output format.")
+@click.option(
+    "--coverage",
+    is_flag=True,
+    help="List rules, guardrails, cache rules and rollout variants that no case reached.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
     """Run the PolicyTest cases in the bundles; exit 1 if any case fails.
 
@@ -150,15 +159,22 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
 
 @main.command("eval")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--request", "request_file", required=True, type=click.File("r"),
-              help="JSON (or YAML) file with the request; - reads standard input.")
+@click.option(
+    "--request",
+    "request_file",
+    required=True,
+    type=click.File("r"),
+    help="JSON (or YAML) file with the request; - reads standard input.",
+)
 @click.option("--policy", help="Policy name; optional when the bundle has one policy.")
-@click.option("--now", help="Clock for this decision, ISO-8601 with zone "
-              "(e.g. 2026-12-01T09:00:00Z).")
+@click.option(
+    "--now", help="Clock for this decision, ISO-8601 with zone (e.g. 2026-12-01T09:00:00Z)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision's to_dict() as JSON.")
 @click.option("--explain", is_flag=True, help="Show the trace as a table.")
-def eval_command(path: str, request_file: Any, policy: str | None, now: str | None,
-                 as_json: bool, explain: bool) -> None:
+def eval_command(
+    path: str, request_file: Any, policy: str | None, now: str | None, as_json: bool, explain: bool
+) -> None:
     """Decide one request against a bundle and print the decision."""
     import yaml
 
@@ -207,8 +223,9 @@ def _engine_or_exit(path: str, clock: Any, engine_cls: Any) -> Any:
         return engine_cls.from_path(path, clock=clock)
     except PolicyError as exc:
         bundle = load_bundle(path)
-        click.echo(render([d for d in exc.diagnostics if d.is_error], "text", bundle.files),
-                   err=True)
+        click.echo(
+            render([d for d in exc.diagnostics if d.is_error], "text", bundle.files), err=True
+        )
         sys.exit(1)
 
 
@@ -216,19 +233,29 @@ def _print_decision(d: dict[str, Any]) -> None:
     policy = d["policy"]
     click.echo(f"policy    {policy['name']} {policy['version'] or ''} ({policy['digest']})")
     if d["allowed"]:
-        click.echo(click.style("allowed", fg="green") + f"   tier {d['tier']} -> model "
-                   f"{d['model']} ({d['litellm_model']})")
+        click.echo(
+            click.style("allowed", fg="green") + f"   tier {d['tier']} -> model "
+            f"{d['model']} ({d['litellm_model']})"
+        )
         click.echo(f"fallbacks {', '.join(d['fallbacks']) or '-'}")
         retry = d["retry"]
         if retry:
-            click.echo(f"retry     {retry['attempts']} attempts, {retry['backoff']} from "
-                       f"{retry['base_s']:g}s to {retry['max_s']:g}s, jitter {retry['jitter']}, "
-                       f"on {', '.join(retry['on'])}")
+            click.echo(
+                f"retry     {retry['attempts']} attempts, {retry['backoff']} from "
+                f"{retry['base_s']:g}s to {retry['max_s']:g}s, jitter {retry['jitter']}, "
+                f"on {', '.join(retry['on'])}"
+            )
         if d["timeout_s"] is not None:
             click.echo(f"timeout   {d['timeout_s']:g}s")
         cache = d["cache"]
-        click.echo("cache     " + (f"{cache['rule']}: ttl {cache['ttl_s']:g}s, namespace "
-                                   f"{cache['namespace']}" if cache else "-"))
+        click.echo(
+            "cache     "
+            + (
+                f"{cache['rule']}: ttl {cache['ttl_s']:g}s, namespace {cache['namespace']}"
+                if cache
+                else "-"
+            )
+        )
         for name, choice in d["prompts"].items():
             via = f" via rollout {choice['rollout']}" if choice["rollout"] else ""
             click.echo(f"prompt    {name} = {choice['version']}{via}")
@@ -246,15 +273,22 @@ def _print_trace(trace: list[dict[str, Any]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     click.echo("")
     for i, row in enumerate(rows):
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row[:3], widths, strict=True))
-                   + "  " + str(row[3]))
+        click.echo(
+            "  ".join(str(c).ljust(w) for c, w in zip(row[:3], widths, strict=True))
+            + "  "
+            + str(row[3])
+        )
         if i == 0:
             click.echo("  ".join("-" * w for w in widths) + "  " + "-" * 6)
 
 
 @main.command()
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of standard output.",
+)
 def schema(output: str | None) -> None:
     """Print the JSON Schema of policy files (for editors and CI)."""
     from policyd.model import json_schema
@@ -269,8 +303,14 @@ def schema(output: str | None) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--debounce", "debounce_ms", type=click.IntRange(0, 60_000), default=200,
-              show_default=True, help="Wait this many ms after the last change before reloading.")
+@click.option(
+    "--debounce",
+    "debounce_ms",
+    type=click.IntRange(0, 60_000),
+    default=200,
+    show_default=True,
+    help="Wait this many ms after the last change before reloading.",
+)
 def watch(path: str, debounce_ms: int) -> None:
     """Watch a bundle and print each accepted revision or rejection (Ctrl-C stops).
 
@@ -291,8 +331,12 @@ def export() -> None:
 @export.command("litellm")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--policy", help="Policy name; optional when the bundle has one policy.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of standard output.",
+)
 def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     """Write a LiteLLM proxy config.yaml (model_list, router_settings) from a policy."""
     from policyd.integrations.litellm_export import export_config_yaml

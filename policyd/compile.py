@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
 from policyd.bundle import Bundle, policy_digest
 from policyd.decision import PolicyRef
 from policyd.diagnostics import PolicyError

@@ -22,8 +22,12 @@ class TraceEntry:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "rule": self.rule, "outcome": self.outcome,
-                "detail": self.detail}
+        return {
+            "stage": self.stage,
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +40,14 @@ class RetryPolicy:
     on: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attempts": self.attempts, "backoff": self.backoff, "base_s": self.base_s,
-                "max_s": self.max_s, "jitter": self.jitter, "on": list(self.on)}
+        return {
+            "attempts": self.attempts,
+            "backoff": self.backoff,
+            "base_s": self.base_s,
+            "max_s": self.max_s,
+            "jitter": self.jitter,
+            "on": list(self.on),
+        }
 
     def delay_s(self, attempt: int, rand: float) -> float:
         """Wait before retry number ``attempt`` (1-based), ``rand`` uniform in [0, 1)."""
@@ -60,8 +70,12 @@ class CacheDirective:
     rule: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ttl_s": self.ttl_s, "key": self.key, "namespace": self.namespace,
-                "rule": self.rule}
+        return {
+            "ttl_s": self.ttl_s,
+            "key": self.key,
+            "namespace": self.namespace,
+            "rule": self.rule,
+        }
 
 
 @dataclass(frozen=True, slots=True)

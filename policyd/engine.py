@@ -110,9 +110,7 @@ class Engine:
 
     def _start(self, policy: CompiledPolicy, request: Any) -> DecisionState:
         prepared = policy.shape.prepare(request)
-        return DecisionState(
-            prepared, self._runtime.clock(), uuid.uuid4().hex, self._counter.name
-        )
+        return DecisionState(prepared, self._runtime.clock(), uuid.uuid4().hex, self._counter.name)
 
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""

@@ -13,8 +13,6 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from typing_extensions import TypeAliasType
-
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +22,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from typing_extensions import TypeAliasType
 
 API_VERSION = "policyd/v1"
 SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"
@@ -74,9 +73,7 @@ def parse_timestamp(text: str) -> datetime:
             f"invalid timestamp {text!r}: use RFC 3339, for example 2026-12-01T00:00:00Z"
         ) from None
     if parsed.tzinfo is None:
-        raise ValueError(
-            f"timestamp {text!r} has no time zone: add Z or an offset such as +01:00"
-        )
+        raise ValueError(f"timestamp {text!r} has no time zone: add Z or an offset such as +01:00")
     return parsed.astimezone(UTC)
 
 
@@ -193,9 +190,7 @@ class Retry(Strict):
     base: Duration = "500ms"
     max: Duration = "10s"
     jitter: Literal["none", "full", "equal"] = "full"
-    on: list[RetryCause] = Field(
-        default_factory=lambda: ["rate_limit", "timeout", "server_error"]
-    )
+    on: list[RetryCause] = Field(default_factory=lambda: ["rate_limit", "timeout", "server_error"])
 
 
 class Cooldown(Strict):

@@ -44,7 +44,9 @@ class ModelInfo:
         if not self.priced:
             return 0
         assert self.input_micros_per_mtok is not None and self.output_micros_per_mtok is not None
-        total = input_tokens * self.input_micros_per_mtok + output_tokens * self.output_micros_per_mtok
+        total = (
+            input_tokens * self.input_micros_per_mtok + output_tokens * self.output_micros_per_mtok
+        )
         return -(-total // 1_000_000)
 
     def blended_price(self) -> float:
@@ -94,8 +96,8 @@ def litellm_entry(litellm_model: str) -> dict[str, Any] | None:
 def resolve(model_id: str, spec: model.ModelSpec) -> ModelInfo:
     """Combine the policy's model spec with LiteLLM's map (policy values win)."""
     entry = litellm_entry(spec.litellm) or {}
-    window = spec.context_window or _int(entry.get("max_input_tokens")) or _int(
-        entry.get("max_tokens")
+    window = (
+        spec.context_window or _int(entry.get("max_input_tokens")) or _int(entry.get("max_tokens"))
     )
     max_out = spec.max_output_tokens or _int(entry.get("max_output_tokens"))
     if spec.price is not None:

@@ -208,9 +208,7 @@ class RequestShape:
         else:
             for i, message in enumerate(messages):
                 if not isinstance(message, Mapping):
-                    raise RequestError(
-                        "must be a mapping with role and content", f"messages[{i}]"
-                    )
+                    raise RequestError("must be a mapping with role and content", f"messages[{i}]")
                 content = message.get("content")
                 if content is not None and not isinstance(content, str | list):
                     raise RequestError(

@@ -73,10 +73,7 @@ def to_model(doc: Document) -> tuple[model.Document | None, list[Diagnostic]]:
     kind = data.get("kind")
     if api != model.API_VERSION:
         where = ("apiVersion",) if "apiVersion" in data else ()
-        if api is None:
-            message = "document has no apiVersion"
-        else:
-            message = f"unknown apiVersion {api!r}"
+        message = "document has no apiVersion" if api is None else f"unknown apiVersion {api!r}"
         return None, [
             _diag(doc, where, UNKNOWN_API_VERSION, message, f"use apiVersion: {model.API_VERSION}")
         ]
@@ -173,10 +170,9 @@ def _data_path(data: Any, loc: Sequence[Any], kind: str) -> tuple[Path, bool]:
     branched = False
     last = len(loc) - 1
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             path.append(part)
             node = node[part]
         elif i == last and kind == "missing":

@@ -33,8 +33,12 @@ class Mismatch:
 
     def to_dict(self) -> dict[str, Any]:
         actual = None if self.actual is _MISSING else self.actual
-        return {"path": self.path, "expected": self.expected, "actual": actual,
-                "missing": self.actual is _MISSING}
+        return {
+            "path": self.path,
+            "expected": self.expected,
+            "actual": actual,
+            "missing": self.actual is _MISSING,
+        }
 
 
 @dataclass(frozen=True)
@@ -176,8 +180,9 @@ def _run_file(
     clock = _Clock()
     runtime = Runtime(clock, _memory_store())
     counter = TokenCounter()
-    engine = Engine(compile_bundle(bundle, runtime, token_counter=counter), runtime,
-                    bundle.path, counter)
+    engine = Engine(
+        compile_bundle(bundle, runtime, token_counter=counter), runtime, bundle.path, counter
+    )
     results = []
     for i, case in enumerate(test.cases):
         line = doc.source_map.value(("cases", i)).line
@@ -186,13 +191,31 @@ def _run_file(
         try:
             decision = engine.decide(case.request, policy=test.policy).to_dict()
         except RequestError as exc:
-            results.append(CaseResult(test.metadata.name, case.name, test.policy, doc.file,
-                                      line, False, error=str(exc)))
+            results.append(
+                CaseResult(
+                    test.metadata.name,
+                    case.name,
+                    test.policy,
+                    doc.file,
+                    line,
+                    False,
+                    error=str(exc),
+                )
+            )
             continue
         coverage.reached.setdefault(test.policy, set()).update(reached_rules(decision["trace"]))
         mismatches = compare(case.expect, decision)
-        results.append(CaseResult(test.metadata.name, case.name, test.policy, doc.file, line,
-                                  not mismatches, tuple(mismatches)))
+        results.append(
+            CaseResult(
+                test.metadata.name,
+                case.name,
+                test.policy,
+                doc.file,
+                line,
+                not mismatches,
+                tuple(mismatches),
+            )
+        )
     engine.close()
     return results
 

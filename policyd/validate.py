@@ -275,8 +275,13 @@ def _split_args(text: str) -> list[str]:
 
 def _check_names(policy: model.Policy, doc: Document, checker: Checker) -> None:
     groups: list[tuple[str, Iterable[tuple[Path, str]]]] = [
-        ("routing rule", (((("routing", "rules", i, "name")), r.name) for i, r in
-                          enumerate(policy.routing.rules if policy.routing else []))),
+        (
+            "routing rule",
+            (
+                ((("routing", "rules", i, "name")), r.name)
+                for i, r in enumerate(policy.routing.rules if policy.routing else [])
+            ),
+        ),
         ("budget", ((("budgets", i, "name"), b.name) for i, b in enumerate(policy.budgets))),
         (
             "guardrail",
@@ -286,8 +291,10 @@ def _check_names(policy: model.Policy, doc: Document, checker: Checker) -> None:
                 for i, g in enumerate(getattr(policy.guardrails, side))
             ],
         ),
-        ("cache rule", ((("cache", "rules", i, "name"), r.name)
-                        for i, r in enumerate(policy.cache.rules))),
+        (
+            "cache rule",
+            ((("cache", "rules", i, "name"), r.name) for i, r in enumerate(policy.cache.rules)),
+        ),
         ("rollout", ((("rollouts", i, "name"), r.name) for i, r in enumerate(policy.rollouts))),
     ]
     for what, items in groups:
@@ -549,7 +556,8 @@ def _check_cache(
                     ("cache", "rules", i, "key", j),
                     BAD_CACHE_KEY,
                     f"cache key field {attr!r} is not a request attribute",
-                    suggest(attr, request) or "use model, messages, max_tokens, temperature, "
+                    suggest(attr, request)
+                    or "use model, messages, max_tokens, temperature, "
                     "metadata or a declared context attribute",
                 )
 
@@ -604,8 +612,9 @@ def _check_prompts(ctx: PolicyContext, checker: Checker) -> None:
                     key=path[-2] == "variants",
                 )
         shares = [((*base, "variants"), rollout.variants)]
-        shares += [((*base, "schedule", j, "variants"), e.variants)
-                   for j, e in enumerate(rollout.schedule)]
+        shares += [
+            ((*base, "schedule", j, "variants"), e.variants) for j, e in enumerate(rollout.schedule)
+        ]
         for path, variants in shares:
             _check_shares(doc, path, variants, checker)
         previous = None
@@ -702,7 +711,7 @@ def _check_expressions(ctx: PolicyContext, checker: Checker) -> None:
                 path,
                 CEL_NOT_BOOL,
                 f"condition must be a bool, but {source!r} is {expr.result_type}",
-                "compare it with something, e.g. ... == \"value\"",
+                'compare it with something, e.g. ... == "value"',
             )
             continue
         if not expr.native:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,7 +163,10 @@ def matches(expr: cel.Expression, state: DecisionState) -> tuple[bool, str | Non
 
 
 class Cooldowns:
-    """Consecutive failures per model; a model is skipped for a while after too many."""
+    """Consecutive failures per model; a model is skipped for a while after too many.
+
+    Times are the engine clock's (seconds since the epoch), so tests can inject them.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -196,15 +198,9 @@ EventCallback = Callable[[dict[str, Any]], None]
 class Runtime:
     """State that outlives one policy revision; shared by every stage of every revision."""
 
-    def __init__(
-        self,
-        clock: Callable[[], datetime],
-        store: Any,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, clock: Callable[[], datetime], store: Any) -> None:
         self.clock = clock
         self.store = store
-        self.monotonic = monotonic
         self.cooldowns = Cooldowns()
         self._callbacks: list[EventCallback] = []
 

@@ -59,9 +59,7 @@ class CacheStage:
                 return
             namespace = self._namespace(state, rule)
             if namespace is None:
-                state.note(
-                    STAGE, rule.name, "skip", f"no {rule.scope} id in the request for scope"
-                )
+                state.note(STAGE, rule.name, "skip", f"no {rule.scope} id in the request for scope")
                 return
             key = cache_key(state, rule.fields, namespace)
             state.cache = CacheDirective(rule.ttl_s, key, namespace, rule.name)
@@ -82,9 +80,7 @@ class CacheStage:
 
 def cache_key(state: DecisionState, fields: tuple[str, ...], namespace: str) -> str:
     request = state.request
-    payload = {
-        name: (state.model if name == "model" else request.get(name)) for name in fields
-    }
+    payload = {name: (state.model if name == "model" else request.get(name)) for name in fields}
     payload["__namespace__"] = namespace
     text = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str

@@ -41,9 +41,11 @@ class OutputVerdict:
 
 def _max_chars(limit: int) -> TextCheck:
     def check(text: str) -> tuple[str, str | None] | None:
-        return (f"output is {len(text)} characters, limit {limit}", None) if len(
-            text
-        ) > limit else None
+        return (
+            (f"output is {len(text)} characters, limit {limit}", None)
+            if len(text) > limit
+            else None
+        )
 
     return check
 
@@ -124,17 +126,23 @@ class OutputGuardrails:
                     if guard.on_error == "allow":
                         warnings.append(f"{guard.name}: condition failed, allowed: {exc}")
                         continue
-                    return OutputVerdict(False, text, guard.name, guard.message,
-                                         (*findings, f"{guard.name}: condition failed: {exc}"),
-                                         tuple(warnings))
+                    return OutputVerdict(
+                        False,
+                        text,
+                        guard.name,
+                        guard.message,
+                        (*findings, f"{guard.name}: condition failed: {exc}"),
+                        tuple(warnings),
+                    )
                 if hit is not True:
                     continue
                 if not guard.checks:
                     fired: tuple[str, str | None] | None = ("condition matched", None)
                     text, stop = self._act(guard, fired, text, findings, warnings)
                     if stop:
-                        return OutputVerdict(False, text, guard.name, guard.message,
-                                             tuple(findings), tuple(warnings))
+                        return OutputVerdict(
+                            False, text, guard.name, guard.message, tuple(findings), tuple(warnings)
+                        )
                     continue
             for check in guard.checks:
                 fired = check(text)
@@ -142,8 +150,9 @@ class OutputGuardrails:
                     continue
                 text, stop = self._act(guard, fired, text, findings, warnings)
                 if stop:
-                    return OutputVerdict(False, text, guard.name, guard.message,
-                                         tuple(findings), tuple(warnings))
+                    return OutputVerdict(
+                        False, text, guard.name, guard.message, tuple(findings), tuple(warnings)
+                    )
         return OutputVerdict(True, text, None, None, tuple(findings), tuple(warnings))
 
     @staticmethod

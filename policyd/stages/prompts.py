@@ -105,9 +105,7 @@ class PromptsStage:
                 env.optional_expr("rollouts", i, "when"),
                 r.default,
                 ranges(r.variants),
-                tuple(
-                    (model.parse_timestamp(e.at), ranges(e.variants)) for e in r.schedule
-                ),
+                tuple((model.parse_timestamp(e.at), ranges(e.variants)) for e in r.schedule),
             )
             for i, r in enumerate(policy.rollouts)
         )

@@ -126,7 +126,7 @@ class RoutingStage:
         self, state: DecisionState, targets: tuple[ModelInfo, ...], *, cooldowns: bool = True
     ) -> list[ModelInfo]:
         needed = self._needed(state) if self.skip_small else 0
-        now = self.runtime.monotonic() if self.cooldown else 0.0
+        now = state.now.timestamp() if self.cooldown else 0.0
         out = []
         for info in targets:
             if needed and info.context_window is not None and needed > info.context_window:
@@ -179,7 +179,7 @@ class RoutingStage:
         if self.cooldown is None or outcome.model is None:
             return
         after, seconds = self.cooldown
-        now = self.runtime.monotonic()
+        now = outcome.at.timestamp()
         started = self.runtime.cooldowns.report(
             outcome.model, outcome.error is not None, after, seconds, now
         )

@@ -1,0 +1,41 @@
+"""Fixtures for engine tests: write a small bundle to a temp dir and build an engine."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from engine_bundles import CATALOG
+
+from policyd import Engine
+
+
+class Clock:
+    """An injectable engine clock."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path, clock: Clock) -> Callable[..., Engine]:
+    """make_engine(policy_yaml, **kw): a bundle of the shared catalog plus one policy."""
+
+    def make(policy: str, **kwargs: object) -> Engine:
+        (tmp_path / "models.yaml").write_text(textwrap.dedent(CATALOG))
+        (tmp_path / "policy.yaml").write_text(textwrap.dedent(policy))
+        kwargs.setdefault("clock", clock)
+        return Engine.from_path(tmp_path, **kwargs)  # type: ignore[arg-type]
+
+    return make
