@@ -1,0 +1,226 @@
+"""Renderers: diagnostics as text for people, or JSON, GitHub annotations, SARIF for machines.
+
+Owns how a :class:`~policyd.diagnostics.Diagnostic` looks outside the library and the table of
+rule descriptions (:data:`RULES`).  Diagnostics are rendered in the order given (callers sort
+them with :func:`~policyd.diagnostics.sort_diagnostics`).  ``end_column`` is exclusive, as
+in SARIF: a region from column 5 to end_column 9 underlines 4 characters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import Any, Literal
+from urllib.parse import quote
+
+from policyd.diagnostics import Diagnostic, Severity
+
+__all__ = ["INFORMATION_URI", "RULES", "Format", "render", "rule_description"]
+
+Format = Literal["text", "json", "github", "sarif"]
+INFORMATION_URI = "https://github.com/policyd/policyd"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+RULES: dict[str, str] = {
+    "PD001": "The file is not valid YAML",
+    "PD002": "A mapping has the same key twice",
+    "PD003": "A tab is used where YAML needs spaces",
+    "PD004": "The file is not UTF-8 text",
+    "PD005": "The file is empty",
+    "PD006": "The file exceeds a size, alias-expansion or nesting limit",
+    "PD007": "A YAML tag other than the standard ones is used",
+    "PD008": "A document is not a mapping",
+    "PD009": "A mapping key is not a string",
+    "PD010": "A directory has no YAML files",
+    "PD011": "A path does not exist or cannot be read",
+    # Families: the fallback for codes not listed one by one.
+    "PD1xx": "A document does not match the policy schema",
+    "PD2xx": "A name refers to something that does not exist or is defined twice",
+    "PD3xx": "A CEL expression does not parse or type-check",
+    "PD4xx": "A value is out of range or malformed",
+    "PD5xx": "A policy is valid but probably not what was meant",
+}
+
+
+def rule_description(code: str) -> str:
+    """One line describing ``code``: its own entry, else its family's, else a generic one."""
+    return RULES.get(code) or RULES.get(code[:3] + "xx") or "A policyd diagnostic"
+
+
+def render(
+    diagnostics: Sequence[Diagnostic],
+    fmt: Format,
+    files: Mapping[str, str] | None = None,
+    *,
+    color: bool = False,
+) -> str:
+    """Diagnostics as one string in ``fmt`` (no trailing newline).
+
+    ``files`` maps each displayed path to its text, so ``text`` can show the source line.
+    """
+    if fmt == "text":
+        return _text(diagnostics, files or {}, color)
+    if fmt == "json":
+        return json.dumps([d.to_dict() for d in diagnostics], indent=2, ensure_ascii=False)
+    if fmt == "github":
+        return "\n".join(_github(d) for d in diagnostics)
+    if fmt == "sarif":
+        return json.dumps(_sarif(diagnostics), indent=2, ensure_ascii=False)
+    raise ValueError(f"unknown format {fmt!r}: expected text, json, github or sarif")
+
+
+# --- text ----------------------------------------------------------------------------------
+
+_ANSI = {"bold": "1", "error": "1;31", "warning": "1;33", "info": "1;36", "dim": "2", "hint": "32"}
+_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # the breaks the loader counts lines by
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_WINDOW = 120  # longer source lines are shown around the column
+
+
+def _paint(text: str, what: str, color: bool) -> str:
+    return f"\x1b[{_ANSI[what]}m{text}\x1b[0m" if color else text
+
+
+def _text(diagnostics: Sequence[Diagnostic], files: Mapping[str, str], color: bool) -> str:
+    blocks = []
+    for d in diagnostics:
+        where = _paint(f"{d.file}:{d.line}:{d.column}:", "bold", color)
+        severity = _paint(d.severity.value, d.severity.value, color)
+        lines = [f"{where} {severity} {d.code}: {d.message}"]
+        lines.extend(_snippet(d, files.get(d.file), color))
+        if d.hint:
+            lines.append(f"  {_paint('hint:', 'hint', color)} {d.hint}")
+        blocks.append("\n".join(lines))
+    separator = "\n\n" if any("\n" in b for b in blocks) else "\n"  # one-liners stay compact
+    return separator.join([*blocks, _summary(diagnostics)])
+
+
+def _snippet(d: Diagnostic, text: str | None, color: bool) -> list[str]:
+    if text is None:
+        return []
+    lines = _BREAK.split(text)
+    if not 1 <= d.line <= len(lines):
+        return []
+    line = _CONTROL.sub("\ufffd", lines[d.line - 1])
+    start = max(0, min(d.column - 1, len(line)) - _WINDOW // 2) if len(line) > _WINDOW else 0
+    shown = line[start : start + _WINDOW]
+    lead, tail = ("…" if start else ""), ("…" if start + _WINDOW < len(line) else "")
+    width = 1
+    if d.end_line in (None, d.line) and d.end_column and d.end_column > d.column:
+        width = d.end_column - d.column
+    column = d.column - 1 - start
+    under = shown[column : column + width] or " "
+    pad = "".join("\t" if c == "\t" else " " * _cells(c) for c in lead + shown[:column])
+    carets = "^" * max(1, sum(_cells(c) for c in under))
+    gutter = str(d.line)
+    bar = _paint(" |", "dim", color)
+    return [
+        f"{_paint(' ' + gutter, 'dim', color)}{bar} {lead}{shown}{tail}",
+        f" {' ' * len(gutter)}{bar} {pad}{_paint(carets, d.severity.value, color)}",
+    ]
+
+
+def _cells(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _summary(diagnostics: Sequence[Diagnostic]) -> str:
+    if not diagnostics:
+        return "no problems found"
+    counts = {s: sum(d.severity is s for d in diagnostics) for s in Severity}
+    parts = [
+        f"{n} {s.value}" if s is Severity.INFO else _plural(n, s.value)
+        for s, n in counts.items()
+        if n
+    ]
+    return f"{', '.join(parts)} in {_plural(len({d.file for d in diagnostics}), 'file')}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- GitHub workflow commands --------------------------------------------------------------
+
+_COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _github(d: Diagnostic) -> str:
+    props = {"file": _posix(d.file), "line": d.line, "col": d.column}
+    if d.end_line is not None:
+        props["endLine"] = d.end_line
+    if d.end_column is not None:
+        props["endColumn"] = d.end_column
+    props["title"] = d.code
+    head = ",".join(f"{k}={_escape_property(str(v))}" for k, v in props.items())
+    body = d.message + (f"\nhint: {d.hint}" if d.hint else "")
+    return f"::{_COMMANDS[d.severity]} {head}::{_escape_data(body)}"
+
+
+# --- SARIF 2.1.0 ---------------------------------------------------------------------------
+
+_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def _posix(path: str) -> str:
+    return path.replace(os.sep, "/") if os.sep != "/" else path
+
+
+def _artifact(path: str) -> dict[str, str]:
+    if os.path.isabs(path):
+        return {"uri": PurePath(path).as_uri()}
+    return {"uri": quote(_posix(path), safe="/"), "uriBaseId": "%SRCROOT%"}
+
+
+def _sarif(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
+    import policyd
+
+    codes: dict[str, Severity] = {}
+    for d in diagnostics:
+        codes.setdefault(d.code, d.severity)
+    order = {code: i for i, code in enumerate(sorted(codes))}
+    rules = [
+        {
+            "id": code,
+            "shortDescription": {"text": rule_description(code)},
+            "defaultConfiguration": {"level": _LEVELS[codes[code]]},
+        }
+        for code in order
+    ]
+    results = []
+    for d in diagnostics:
+        region: dict[str, int] = {"startLine": d.line, "startColumn": max(1, d.column)}
+        if d.end_line is not None:
+            region["endLine"] = d.end_line
+        if d.end_column is not None:
+            region["endColumn"] = d.end_column
+        location = {"physicalLocation": {"artifactLocation": _artifact(d.file), "region": region}}
+        results.append(
+            {
+                "ruleId": d.code,
+                "ruleIndex": order[d.code],
+                "level": _LEVELS[d.severity],
+                "message": {"text": d.message + (f"\nhint: {d.hint}" if d.hint else "")},
+                "locations": [location],
+            }
+        )
+    driver = {
+        "name": "policyd",
+        "informationUri": INFORMATION_URI,
+        "version": policyd.__version__,
+        "rules": rules,
+    }
+    run = {"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": results}
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
