@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 import policyd
 from policyd.diagnostics import Diagnostic, Severity
-from policyd.loader import load_text
+from policyd.loader import load_path, load_text
 from policyd.render import RULES, render, rule_description
 
 ERR = Diagnostic(
@@ -205,3 +207,30 @@ def test_rules_table() -> None:
 def test_unknown_format_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render([ERR], "xml")  # type: ignore[arg-type]
+
+
+# --- the CI integrations shipped with the renderers ----------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_github_actions_example_runs_check_test_and_uploads_sarif() -> None:
+    result = load_path(REPO / "examples/ci/github-actions.yml")
+    assert result.ok, result.diagnostics
+    [workflow] = result.documents
+    assert "on" in workflow.data  # a YAML 1.2 string key, not the boolean YAML 1.1 makes it
+    steps = workflow.data["jobs"]["policyd"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    assert "policyd check policies/ --format github" in runs
+    assert "policyd test policies/" in runs
+    assert any("--format sarif > policyd.sarif" in r for r in runs)
+    assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in steps)
+
+
+def test_pre_commit_hook_definition() -> None:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    [hook] = hooks
+    assert hook["id"] == "policyd-check" and hook["entry"] == "policyd check"
+    assert hook["language"] == "python" and hook["pass_filenames"] is False
+    assert hook["args"] == ["policies/"] and re.search(hook["files"], "a/b.yml")
+    assert not re.search(hook["files"], "a/b.json")
