@@ -1,0 +1,175 @@
+"""Ledger types shared by the budgets stage and every store.
+
+An :class:`Amount` is what one call costs or a budget has spent (integer
+micro-dollars, tokens, requests); a :class:`Limit` caps any of the three. A
+:class:`Line` asks a store to reserve an amount against one budget × key ×
+window for one decision; the store answers with a :class:`LineResult` per line
+inside one :class:`ReserveResult`, which is also the handle to settle with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from policyd.budgets.windows import Window
+
+#: The counter that a budget key goes to when its expression errors or is null.
+MISSING_KEY = "_missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """Spend in the three dimensions a budget can limit."""
+
+    usd_micros: int = 0
+    tokens: int = 0
+    requests: int = 0
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.usd_micros, self.tokens, self.requests)
+
+    def __add__(self, other: Amount) -> Amount:
+        return Amount(
+            self.usd_micros + other.usd_micros,
+            self.tokens + other.tokens,
+            self.requests + other.requests,
+        )
+
+    def __sub__(self, other: Amount) -> Amount:
+        return Amount(
+            self.usd_micros - other.usd_micros,
+            self.tokens - other.tokens,
+            self.requests - other.requests,
+        )
+
+
+ZERO = Amount()
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A cap per dimension; ``None`` leaves that dimension unlimited."""
+
+    usd_micros: int | None = None
+    tokens: int | None = None
+    requests: int | None = None
+
+    def as_tuple(self) -> tuple[int | None, int | None, int | None]:
+        return (self.usd_micros, self.tokens, self.requests)
+
+    def admits(self, spent: Amount) -> bool:
+        """True when ``spent`` is within every limited dimension."""
+        return all(
+            lim is None or value <= lim
+            for value, lim in zip(spent.as_tuple(), self.as_tuple(), strict=True)
+        )
+
+    def remaining(self, spent: Amount) -> tuple[int | None, int | None, int | None]:
+        """What is left per dimension (never below zero; ``None`` when unlimited)."""
+        left = [
+            None if lim is None else max(0, lim - value)
+            for value, lim in zip(spent.as_tuple(), self.as_tuple(), strict=True)
+        ]
+        return (left[0], left[1], left[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """Reserve ``amount`` against one budget × key for one decision.
+
+    ``enforce=True`` (a ``block`` budget) means the line must fit or the whole
+    reservation is refused; otherwise the amount is reserved even over the limit
+    and :attr:`LineResult.fits` tells the stage to downgrade or warn.
+    """
+
+    budget: str
+    key: str
+    window: Window
+    limit: Limit
+    amount: Amount
+    enforce: bool = True
+    alerts: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """What a store saw for one line: spend before this decision, and the verdict.
+
+    ``spent_before`` is settled spend plus live reservations in the window.
+    ``retry_after_s`` is set when the line does not fit: seconds until the
+    calendar window resets, or until enough rolling spend has slid out for the
+    amount to fit. ``alerts_fired`` are thresholds crossed by this reservation
+    that no earlier reservation in this window already fired.
+    """
+
+    budget: str
+    key: str
+    window: Window
+    window_id: str
+    limit: Limit
+    spent_before: Amount
+    fits: bool
+    alerts_fired: tuple[float, ...] = ()
+    retry_after_s: float | None = None
+    reset_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveResult:
+    """The answer to one reservation, and the handle to settle it with.
+
+    ``ok`` is True when the amounts are reserved on every line. ``store_error``
+    is set when the store could not be reached: nothing is known about spend
+    (``spent_before`` is zero, ``fits`` True) and the budgets' ``on_store_error``
+    decides; settling such a result still records the spend (journaled until
+    the store is back).
+    """
+
+    decision_id: str
+    ok: bool
+    lines: tuple[LineResult, ...]
+    store_error: str | None = None
+
+
+def check_lines(lines: Sequence[Line]) -> None:
+    """Reject line sets a store cannot account for exactly (a programming error)."""
+    seen: set[tuple[str, str, Window]] = set()
+    for line in lines:
+        ident = (line.budget, line.key, line.window)
+        if ident in seen:
+            raise ValueError(f"budget {line.budget!r} key {line.key!r} appears twice in one call")
+        seen.add(ident)
+        for value in line.amount.as_tuple():
+            if value < 0 or value > 2**53 - 1:
+                raise ValueError(f"budget {line.budget!r}: amount out of range: {line.amount}")
+
+
+@lru_cache(maxsize=4096)
+def alert_levels(
+    limit: Limit, alerts: tuple[float, ...]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Each alert threshold as (name, integer spend per dimension; -1 where unlimited).
+
+    Spend ``s`` has crossed fraction ``f`` of limit ``L`` when ``s >= ceil(f * L)``,
+    computed in :class:`Decimal` so no float rounding decides an alert.
+    """
+    levels = []
+    for fraction in sorted(set(alerts)):
+        exact = Decimal(str(fraction))
+        dims = tuple(-1 if lim is None else math.ceil(exact * lim) for lim in limit.as_tuple())
+        levels.append((repr(float(fraction)), dims))
+    return tuple(levels)
+
+
+def counter_suffix(window: Window, window_id: str) -> str:
+    """Name of the counter a line's spend lives in, within its budget and key.
+
+    A calendar counter is one window (``d20261124``): it ends with the window.
+    A rolling counter lives on and forgets old buckets (``r60s``).
+    """
+    return window.counter_name if window.is_rolling else window_id

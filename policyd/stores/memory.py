@@ -1,0 +1,195 @@
+"""The in-process store (the default): exact, thread-safe budget counters in a dict.
+
+One lock guards every counter, so a reservation over several budgets is
+atomic, all or nothing, exactly like one Redis script call. The accounting
+itself is :class:`policyd.budgets.counter.Counter`. Counters whose window is
+over are forgotten on a sweep every minute of the caller's clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from policyd.budgets.counter import Counter
+from policyd.budgets.ledger import (
+    Amount,
+    Line,
+    LineResult,
+    ReserveResult,
+    alert_levels,
+    check_lines,
+    counter_suffix,
+)
+from policyd.budgets.windows import Window, current_window, epoch_ms
+
+_SWEEP_EVERY_MS = 60_000
+_LATE_MARGIN_MS = 60_000  # a settle may refresh a counter's life by this much past its grace
+
+CounterId = tuple[str, str, str]
+
+
+class MemoryStore:
+    """Budget counters for one process. See :class:`policyd.stores.base.Store`."""
+
+    name = "memory"
+
+    def __init__(self, *, settle_grace_s: float = 600.0) -> None:
+        self._grace_ms = max(1, round(settle_grace_s * 1000))
+        self._counters: dict[CounterId, Counter] = {}
+        self._lock = threading.Lock()
+        self._next_sweep_ms = 0
+
+    # -- the protocol -----------------------------------------------------------------------
+
+    def reserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> ReserveResult:
+        check_lines(lines)
+        now_ms = epoch_ms(now)
+        ttl_ms = max(1, round(ttl_s * 1000))
+        slots = [current_window(line.window, now) for line in lines]
+        with self._lock:
+            self._maybe_sweep(now_ms)
+            counters = []
+            for line, slot in zip(lines, slots, strict=True):
+                counter = self._counter(line.budget, line.key, line.window, slot.id)
+                counter.maintain(now_ms, self._grace_ms)
+                life = (
+                    now_ms + (counter.n_buckets + 1) * counter.bucket_ms
+                    if slot.reset_at is None
+                    else epoch_ms(slot.reset_at)
+                )
+                counter.expires_ms = max(counter.expires_ms, life + ttl_ms + self._grace_ms)
+                counters.append(counter)
+            befores = [c.spent() for c in counters]
+            dups = [decision_id in c.entries for c in counters]
+            fits = [
+                dup or line.limit.admits(Amount(*before) + line.amount)
+                for line, before, dup in zip(lines, befores, dups, strict=True)
+            ]
+            ok = all(fit or not line.enforce for line, fit in zip(lines, fits, strict=True))
+            results = []
+            for i, line in enumerate(lines):
+                counter, before, slot = counters[i], befores[i], slots[i]
+                fired: tuple[float, ...] = ()
+                if ok and not dups[i]:
+                    amount = line.amount.as_tuple()
+                    counter.reserve(decision_id, amount, now_ms, ttl_ms)
+                    if line.alerts:
+                        after = (
+                            before[0] + amount[0],
+                            before[1] + amount[1],
+                            before[2] + amount[2],
+                        )
+                        names = counter.fire_alerts(
+                            alert_levels(line.limit, line.alerts), after, now_ms
+                        )
+                        fired = tuple(float(n) for n in names)
+                retry: float | None = None
+                if not fits[i]:
+                    if slot.reset_at is None:
+                        limit = tuple(-1 if x is None else x for x in line.limit.as_tuple())
+                        retry_ms = counter.retry_after_ms(
+                            before, line.amount.as_tuple(), (limit[0], limit[1], limit[2]), now_ms
+                        )
+                    else:
+                        retry_ms = epoch_ms(slot.reset_at) - now_ms
+                    retry = retry_ms / 1000
+                results.append(
+                    LineResult(
+                        budget=line.budget,
+                        key=line.key,
+                        window=line.window,
+                        window_id=slot.id,
+                        limit=line.limit,
+                        spent_before=Amount(*before),
+                        fits=fits[i],
+                        alerts_fired=fired,
+                        retry_after_s=retry,
+                        reset_at=slot.reset_at,
+                    )
+                )
+        return ReserveResult(decision_id=decision_id, ok=ok, lines=tuple(results))
+
+    def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
+        now_ms = epoch_ms(now)
+        amount = None if actual is None else actual.as_tuple()
+        force = reservation.store_error is not None
+        changed = False
+        with self._lock:
+            for line in reservation.lines:
+                counter = self._counter(line.budget, line.key, line.window, line.window_id)
+                counter.maintain(now_ms, self._grace_ms)
+                counter.expires_ms = max(
+                    counter.expires_ms, now_ms + self._grace_ms + _LATE_MARGIN_MS
+                )
+                bucket = _bucket_of(line.window_id) if force else None
+                if counter.settle(reservation.decision_id, amount, now_ms, self._grace_ms, bucket):
+                    changed = True
+        return changed
+
+    def usage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
+        now_ms = epoch_ms(now)
+        slot = current_window(window, now)
+        with self._lock:
+            ident = (budget, key, counter_suffix(window, slot.id))
+            counter = self._counters.get(ident)
+            if counter is None:
+                return Amount()
+            counter.maintain(now_ms, self._grace_ms)
+            return Amount(*counter.spent())
+
+    def cancel(self, reservation: ReserveResult) -> None:
+        """Undo a reservation entirely, as if it had never been made."""
+        with self._lock:
+            for line in reservation.lines:
+                ident = (line.budget, line.key, counter_suffix(line.window, line.window_id))
+                counter = self._counters.get(ident)
+                if counter is not None:
+                    counter.cancel(reservation.decision_id)
+
+    async def areserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> ReserveResult:
+        return self.reserve(decision_id, lines, now, ttl_s)
+
+    async def asettle(
+        self, reservation: ReserveResult, actual: Amount | None, now: datetime
+    ) -> bool:
+        return self.settle(reservation, actual, now)
+
+    async def ausage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
+        return self.usage(budget, key, window, now)
+
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._counters)} counters)"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _counter(self, budget: str, key: str, window: Window, window_id: str) -> Counter:
+        ident = (budget, key, counter_suffix(window, window_id))
+        counter = self._counters.get(ident)
+        if counter is None:
+            counter = self._counters[ident] = Counter(window)
+        return counter
+
+    def _maybe_sweep(self, now_ms: int) -> None:
+        if now_ms < self._next_sweep_ms:
+            return
+        self._next_sweep_ms = now_ms + _SWEEP_EVERY_MS
+        stale = [ident for ident, c in self._counters.items() if 0 < c.expires_ms < now_ms]
+        for ident in stale:
+            del self._counters[ident]
+
+
+def _bucket_of(window_id: str) -> int:
+    """The rolling bucket a window id names (``r123`` -> 123); 0 for calendar ids."""
+    return int(window_id[1:]) if window_id.startswith("r") else 0

@@ -1,0 +1,430 @@
+"""The Redis store: budget counters shared by every instance, sync and async.
+
+Every reservation, settlement and usage query is one ``EVALSHA`` of
+``lua/ledger.lua`` (cached; a ``NOSCRIPT`` reply reloads it), which does the
+whole step atomically on the server for all of a decision's budgets. On Redis
+Cluster (``redis+cluster://``) a script may only touch one hash slot, so lines
+are grouped per slot (one call each, all sent before any reply is needed) and a
+reservation refused in one slot is cancelled in the others: never overspent,
+though not isolated (see docs/budgets.md).
+
+Failures never raise into a request: ``reserve`` returns ``store_error``,
+``settle`` keeps the settlement in the bounded :class:`Journal` and the store
+replays it after its next successful round trip. After a failure, calls skip
+Redis for ``retry_interval_s`` and fail at once, so a dead Redis costs at most
+one short timeout per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from policyd.budgets.ledger import Amount, Line, ReserveResult, check_lines
+from policyd.budgets.windows import Window, current_window, epoch_ms
+from policyd.stores import redis_codec as codec
+from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
+from policyd.stores.journal import Journal, JournalEntry
+
+log = logging.getLogger("policyd.stores")
+
+LUA = files("policyd.stores").joinpath("lua/ledger.lua").read_text(encoding="utf-8")
+_FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisStore:
+    """Budget counters in Redis. See :class:`policyd.stores.base.Store`."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        connect_timeout_s: float = 0.25,
+        command_timeout_s: float = 0.25,
+        journal_max: int = 10_000,
+        settle_grace_s: float = 600.0,
+        retry_interval_s: float = 1.0,
+        replay_batch: int = 256,
+    ) -> None:
+        for label, value in (
+            ("connect_timeout_s", connect_timeout_s),
+            ("command_timeout_s", command_timeout_s),
+            ("settle_grace_s", settle_grace_s),
+        ):
+            if not value > 0:
+                raise StoreError(f"{label} must be a positive number of seconds, got {value!r}")
+        if retry_interval_s < 0:
+            raise StoreError(f"retry_interval_s must be 0 or more, got {retry_interval_s!r}")
+        scheme, _, rest = url.partition("://")
+        self.cluster = scheme.lower().endswith("+cluster")
+        self._url = f"{scheme.lower().removesuffix('+cluster')}://{rest}"
+        self.url = _redact(url)
+        self.key_prefix = key_prefix
+        self._grace_ms = round(settle_grace_s * 1000)
+        self._retry_interval_s = retry_interval_s
+        self._replay_batch = replay_batch
+        self._options: dict[str, Any] = {
+            "socket_connect_timeout": connect_timeout_s,
+            "socket_timeout": command_timeout_s,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self.journal = Journal(journal_max)
+        self.last_error: str | None = None
+        self.failures = 0
+        self._down_until = 0.0
+        self._client: Any = None
+        self._script: Any = None
+        self._aclient: Any = None
+        self._ascript: Any = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        if not self.cluster:
+            try:
+                self._client = redis.Redis.from_url(self._url, **self._options)
+            except ValueError as exc:
+                raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
+            self._script = self._client.register_script(LUA)
+
+    # -- the protocol: sync -----------------------------------------------------------------
+
+    def reserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> ReserveResult:
+        check_lines(lines)
+        now_ms = epoch_ms(now)
+        slots = [current_window(line.window, now) for line in lines]
+        calls = codec.reserve_calls(
+            self.key_prefix,
+            decision_id,
+            lines,
+            slots,
+            now_ms,
+            max(1, round(ttl_s * 1000)),
+            self._grace_ms,
+            self.cluster,
+        )
+        error = self._fail_fast()
+        if error is None:
+            try:
+                script = self._sync_script()
+                replies = [script(keys=c.keys, args=c.args) for c in calls]
+                result = _reserve_result(decision_id, lines, slots, calls, replies)
+                if not result.ok and len(calls) > 1:
+                    for call in codec.settle_calls(
+                        self.key_prefix,
+                        result,
+                        None,
+                        now_ms,
+                        self._grace_ms,
+                        False,
+                        self.cluster,
+                        op="cancel",
+                    ):
+                        script(keys=call.keys, args=call.args)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                self._replay_some(now)
+                return result
+        return ReserveResult(decision_id, False, codec.unknown_results(lines, slots), error)
+
+    def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
+        if not reservation.ok and reservation.store_error is None:
+            return False  # refused: nothing was reserved
+        calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
+        if self._fail_fast() is None:
+            try:
+                script = self._sync_script()
+                changed = any([bool(script(keys=c.keys, args=c.args)) for c in calls])
+            except _FAILURES as exc:
+                self._failed(exc)
+            else:
+                self._replay_some(now)
+                return changed
+        return self._keep(reservation, actual)
+
+    def usage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
+        call = self._usage_call(budget, key, window, now)
+        error = self._fail_fast()
+        if error is None:
+            try:
+                reply = self._sync_script()(keys=call.keys, args=call.args)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                return Amount(*(int(x) for x in reply[0]))
+        raise StoreUnavailable(error)
+
+    def flush_journal(self, now: datetime | None = None) -> int:
+        """Replay every journaled settlement now; returns how many are still waiting."""
+        now = now or datetime.now(UTC)
+        while len(self.journal) and self._fail_fast() is None:
+            before = len(self.journal)
+            self._replay_some(now)
+            if len(self.journal) >= before:
+                break
+        return len(self.journal)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # -- the protocol: async ----------------------------------------------------------------
+
+    async def areserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> ReserveResult:
+        check_lines(lines)
+        now_ms = epoch_ms(now)
+        slots = [current_window(line.window, now) for line in lines]
+        calls = codec.reserve_calls(
+            self.key_prefix,
+            decision_id,
+            lines,
+            slots,
+            now_ms,
+            max(1, round(ttl_s * 1000)),
+            self._grace_ms,
+            self.cluster,
+        )
+        error = self._fail_fast()
+        if error is None:
+            try:
+                script = self._async_script()
+                replies = [await script(keys=c.keys, args=c.args) for c in calls]
+                result = _reserve_result(decision_id, lines, slots, calls, replies)
+                if not result.ok and len(calls) > 1:
+                    for call in codec.settle_calls(
+                        self.key_prefix,
+                        result,
+                        None,
+                        now_ms,
+                        self._grace_ms,
+                        False,
+                        self.cluster,
+                        op="cancel",
+                    ):
+                        await script(keys=call.keys, args=call.args)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                await self._areplay_some(now)
+                return result
+        return ReserveResult(decision_id, False, codec.unknown_results(lines, slots), error)
+
+    async def asettle(
+        self, reservation: ReserveResult, actual: Amount | None, now: datetime
+    ) -> bool:
+        if not reservation.ok and reservation.store_error is None:
+            return False
+        calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
+        if self._fail_fast() is None:
+            try:
+                script = self._async_script()
+                changed = any([bool(await script(keys=c.keys, args=c.args)) for c in calls])
+            except _FAILURES as exc:
+                self._failed(exc)
+            else:
+                await self._areplay_some(now)
+                return changed
+        return self._keep(reservation, actual)
+
+    async def ausage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
+        call = self._usage_call(budget, key, window, now)
+        error = self._fail_fast()
+        if error is None:
+            try:
+                reply = await self._async_script()(keys=call.keys, args=call.args)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                return Amount(*(int(x) for x in reply[0]))
+        raise StoreUnavailable(error)
+
+    async def aflush_journal(self, now: datetime | None = None) -> int:
+        """Async :meth:`flush_journal`."""
+        now = now or datetime.now(UTC)
+        while len(self.journal) and self._fail_fast() is None:
+            before = len(self.journal)
+            await self._areplay_some(now)
+            if len(self.journal) >= before:
+                break
+        return len(self.journal)
+
+    async def aclose(self) -> None:
+        if self._aclient is not None and self._aloop is asyncio.get_running_loop():
+            await self._aclient.aclose()
+        self._aclient = self._ascript = self._aloop = None
+
+    # -- health -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, object]:
+        """Journal and failure figures, for ``engine.status()`` and logs."""
+        return {
+            "store": "redis",
+            "url": self.url,
+            "available": self._fail_fast() is None,
+            "last_error": self.last_error,
+            "failures": self.failures,
+            "journal": len(self.journal),
+            "journal_max": self.journal.max_entries,
+            "journal_dropped": self.journal.dropped,
+            "journal_replayed": self.journal.replayed,
+        }
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, key_prefix={self.key_prefix!r})"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _settle_calls(
+        self, reservation: ReserveResult, actual: Amount | None, now: datetime, force: bool
+    ) -> list[codec.Call]:
+        return codec.settle_calls(
+            self.key_prefix,
+            reservation,
+            actual,
+            epoch_ms(now),
+            self._grace_ms,
+            force,
+            self.cluster,
+        )
+
+    def _usage_call(self, budget: str, key: str, window: Window, now: datetime) -> codec.Call:
+        slot = current_window(window, now)
+        return codec.usage_call(
+            self.key_prefix, budget, key, window, slot, epoch_ms(now), self._grace_ms
+        )
+
+    def _sync_script(self) -> Any:
+        if self._script is None:  # a cluster client connects when created: do it lazily
+            from redis.cluster import RedisCluster
+
+            self._client = RedisCluster.from_url(self._url, **self._options)
+            self._script = self._client.register_script(LUA)
+        return self._script
+
+    def _async_script(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._aloop is not loop:  # asyncio clients belong to the loop that made them
+            if self.cluster:
+                from redis.asyncio.cluster import RedisCluster
+
+                self._aclient = RedisCluster.from_url(self._url, **self._options)
+            else:
+                self._aclient = redis.asyncio.Redis.from_url(self._url, **self._options)
+            self._ascript = self._aclient.register_script(LUA)
+            self._aloop = loop
+        return self._ascript
+
+    def _fail_fast(self) -> str | None:
+        if self._down_until and time.monotonic() < self._down_until:
+            return f"Redis store at {self.url} is unavailable: {self.last_error}"
+        return None
+
+    def _failed(self, exc: BaseException) -> str:
+        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self.failures += 1
+        self._down_until = time.monotonic() + self._retry_interval_s
+        log.warning("Redis store at %s failed: %s", self.url, self.last_error)
+        return f"Redis store at {self.url} is unavailable: {self.last_error}"
+
+    def _keep(self, reservation: ReserveResult, actual: Amount | None) -> bool:
+        if self.journal.append(JournalEntry(reservation, actual)):
+            return True
+        log.error(
+            "budget journal full (%d entries): spend of decision %s is lost; "
+            "raise journal_max or restore Redis",
+            self.journal.max_entries,
+            reservation.decision_id,
+        )
+        return False
+
+    def _replay_calls(self, now: datetime) -> tuple[int, list[codec.Call]]:
+        batch = self.journal.head(self._replay_batch)
+        calls = [
+            call
+            for entry in batch
+            for call in self._settle_calls(entry.reservation, entry.actual, now, True)
+        ]
+        return len(batch), calls
+
+    def _replay_some(self, now: datetime) -> None:
+        """Replay one batch of the journal (idempotent), if there is one to replay."""
+        if not len(self.journal) or not self.journal.begin_replay():
+            return
+        try:
+            n, calls = self._replay_calls(now)
+            script = self._sync_script()
+            if self.cluster:
+                for call in calls:
+                    script(keys=call.keys, args=call.args)
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for call in calls:
+                    script(keys=call.keys, args=call.args, client=pipe)
+                pipe.execute()
+            self.journal.done(n)
+        except _FAILURES as exc:
+            self._failed(exc)
+        finally:
+            self.journal.end_replay()
+
+    async def _areplay_some(self, now: datetime) -> None:
+        if not len(self.journal) or not self.journal.begin_replay():
+            return
+        try:
+            n, calls = self._replay_calls(now)
+            script = self._async_script()
+            if self.cluster:
+                for call in calls:
+                    await script(keys=call.keys, args=call.args)
+            else:
+                pipe = self._aclient.pipeline(transaction=False)
+                for call in calls:
+                    await script(keys=call.keys, args=call.args, client=pipe)
+                await pipe.execute()
+            self.journal.done(n)
+        except _FAILURES as exc:
+            self._failed(exc)
+        finally:
+            self.journal.end_replay()
+
+
+def _reserve_result(
+    decision_id: str,
+    lines: Sequence[Line],
+    slots: Sequence[Any],
+    calls: Sequence[codec.Call],
+    replies: Sequence[Any],
+) -> ReserveResult:
+    rows: dict[int, Any] = {}
+    ok = True
+    for call, reply in zip(calls, replies, strict=True):
+        ok = ok and int(reply[0]) == 1
+        for index, row in zip(call.lines, reply[1:], strict=True):
+            rows[index] = row
+    return ReserveResult(decision_id, ok, codec.line_results(lines, slots, rows))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))

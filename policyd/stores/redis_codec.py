@@ -1,0 +1,215 @@
+"""Key names and script arguments for the Redis store, and decoding its replies.
+
+Pure functions, no I/O, so the layout is easy to read and test. Every counter
+(budget × key × window) is three keys that share one hash tag, ``{budget:key}``,
+so they live in one Redis Cluster slot::
+
+    <prefix>{<budget>:<key>}:<window>      hash: totals, rolling buckets, alert marks
+    <prefix>{<budget>:<key>}:<window>:e    zset: decision id -> deadline (ms)
+    <prefix>{<budget>:<key>}:<window>:r    hash: decision id -> entry
+
+``<window>`` is the calendar window id (``d20261124``, ``w20261123``, ``m202611``)
+or ``r<seconds>s`` for a rolling window. Budget names and keys are
+percent-encoded (and hashed when longer than 120 characters), so user-supplied
+keys cannot break the layout or the hash tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from policyd.budgets.ledger import (
+    Amount,
+    Line,
+    LineResult,
+    ReserveResult,
+    alert_levels,
+    counter_suffix,
+)
+from policyd.budgets.windows import Window, WindowSlot, epoch_ms
+
+LATE_MARGIN_MS = 60_000  # settle/usage keep a counter this long past its grace
+_MAX_NAME = 120
+
+
+def encode_name(text: str) -> str:
+    """A budget name or key made safe for a Redis key and its hash tag."""
+    if len(text) > _MAX_NAME:
+        return "#" + hashlib.sha256(text.encode()).hexdigest()[:32]
+    return quote(text, safe="")
+
+
+def counter_keys(prefix: str, budget: str, key: str, window: Window, window_id: str) -> list[str]:
+    base = (
+        f"{prefix}{{{encode_name(budget)}:{encode_name(key)}}}:{counter_suffix(window, window_id)}"
+    )
+    return [base, base + ":e", base + ":r"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One script call: the lines it covers (by index), its KEYS and ARGV."""
+
+    lines: tuple[int, ...]
+    keys: list[str]
+    args: list[Any]
+
+
+def _header(
+    op: str,
+    did: str,
+    now_ms: int,
+    ttl_ms: int,
+    grace_ms: int,
+    force: bool,
+    actual: Amount | None,
+) -> list[Any]:
+    act = (-1, -1, -1) if actual is None else actual.as_tuple()
+    return [op, did, now_ms, ttl_ms, grace_ms, 1 if force else 0, *act]
+
+
+def _groups(keys: list[list[str]], by_slot: bool) -> list[list[int]]:
+    """Line indexes per script call: one call, or one per cluster hash slot."""
+    if not by_slot or len(keys) <= 1:
+        return [list(range(len(keys)))]
+    from redis.crc import key_slot
+
+    groups: dict[int, list[int]] = {}
+    for i, line_keys in enumerate(keys):
+        groups.setdefault(key_slot(line_keys[0].encode()), []).append(i)
+    return [groups[slot] for slot in sorted(groups)]
+
+
+def _life_ms(window: Window, reset_at: datetime | None, now_ms: int) -> int:
+    """How long from now a counter must outlive its window (before ttl and grace)."""
+    if reset_at is None:
+        return (window.n_buckets + 1) * window.bucket_ms
+    return max(0, epoch_ms(reset_at) - now_ms)
+
+
+def reserve_calls(
+    prefix: str,
+    did: str,
+    lines: Sequence[Line],
+    slots: Sequence[WindowSlot],
+    now_ms: int,
+    ttl_ms: int,
+    grace_ms: int,
+    by_slot: bool,
+) -> list[Call]:
+    keys = [
+        counter_keys(prefix, ln.budget, ln.key, ln.window, s.id)
+        for ln, s in zip(lines, slots, strict=True)
+    ]
+    calls = []
+    for group in _groups(keys, by_slot):
+        call_keys: list[str] = []
+        args = _header("reserve", did, now_ms, ttl_ms, grace_ms, False, None)
+        for i in group:
+            line, slot = lines[i], slots[i]
+            call_keys += keys[i]
+            window = line.window
+            key_ttl = _life_ms(window, slot.reset_at, now_ms) + ttl_ms + grace_ms
+            retry = -1 if slot.reset_at is None else epoch_ms(slot.reset_at) - now_ms
+            limit = [-1 if x is None else x for x in line.limit.as_tuple()]
+            args += [window.n_buckets, window.bucket_ms, key_ttl, 1 if line.enforce else 0]
+            args += [*line.amount.as_tuple(), *limit, retry]
+            levels = alert_levels(line.limit, line.alerts) if line.alerts else ()
+            args.append(len(levels))
+            for name, dims in levels:
+                args += [name, *dims]
+        calls.append(Call(tuple(group), call_keys, args))
+    return calls
+
+
+def settle_calls(
+    prefix: str,
+    reservation: ReserveResult,
+    actual: Amount | None,
+    now_ms: int,
+    grace_ms: int,
+    force: bool,
+    by_slot: bool,
+    op: str = "settle",
+) -> list[Call]:
+    lines = reservation.lines
+    keys = [counter_keys(prefix, ln.budget, ln.key, ln.window, ln.window_id) for ln in lines]
+    calls = []
+    for group in _groups(keys, by_slot):
+        call_keys: list[str] = []
+        args = _header(op, reservation.decision_id, now_ms, 0, grace_ms, force, actual)
+        for i in group:
+            line = lines[i]
+            call_keys += keys[i]
+            key_ttl = _life_ms(line.window, line.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
+            args += [line.window.n_buckets, line.window.bucket_ms, key_ttl]
+            if op == "settle":
+                args.append(int(line.window_id[1:]) if line.window.is_rolling else 0)
+        calls.append(Call(tuple(group), call_keys, args))
+    return calls
+
+
+def usage_call(
+    prefix: str,
+    budget: str,
+    key: str,
+    window: Window,
+    slot: WindowSlot,
+    now_ms: int,
+    grace_ms: int,
+) -> Call:
+    keys = counter_keys(prefix, budget, key, window, slot.id)
+    key_ttl = _life_ms(window, slot.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
+    args = _header("usage", "", now_ms, 0, grace_ms, False, None)
+    args += [window.n_buckets, window.bucket_ms, key_ttl]
+    return Call((0,), keys, args)
+
+
+def line_results(
+    lines: Sequence[Line], slots: Sequence[WindowSlot], rows: dict[int, Any]
+) -> tuple[LineResult, ...]:
+    """LineResults from the script's per-line rows (indexed like ``lines``)."""
+    out = []
+    for i, (line, slot) in enumerate(zip(lines, slots, strict=True)):
+        usd, tokens, requests, fits, retry_ms, fired = rows[i]
+        out.append(
+            LineResult(
+                budget=line.budget,
+                key=line.key,
+                window=line.window,
+                window_id=slot.id,
+                limit=line.limit,
+                spent_before=Amount(int(usd), int(tokens), int(requests)),
+                fits=bool(fits),
+                alerts_fired=tuple(float(_text(n)) for n in fired),
+                retry_after_s=None if int(retry_ms) < 0 else int(retry_ms) / 1000,
+                reset_at=slot.reset_at,
+            )
+        )
+    return tuple(out)
+
+
+def unknown_results(lines: Sequence[Line], slots: Sequence[WindowSlot]) -> tuple[LineResult, ...]:
+    """LineResults when the store could not be asked: nothing known, nothing refused."""
+    return tuple(
+        LineResult(
+            budget=line.budget,
+            key=line.key,
+            window=line.window,
+            window_id=slot.id,
+            limit=line.limit,
+            spent_before=Amount(),
+            fits=True,
+            reset_at=slot.reset_at,
+        )
+        for line, slot in zip(lines, slots, strict=True)
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
