@@ -22,6 +22,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 API_VERSION = "policyd/v1"
@@ -54,13 +55,42 @@ def _as_text(value: Any) -> Any:
     return value
 
 
+def problem(kind: str, message: str, hint: str | None = None) -> PydanticCustomError:
+    """A validation error whose fix travels separately (``ctx["hint"]``) to the diagnostic.
+
+    pydantic fills ``{name}`` placeholders in ``message`` from the context, so a message
+    must not contain the text ``{hint}``; other braces are kept as written.
+    """
+    return PydanticCustomError(kind, message, {"hint": hint})
+
+
+_DURATION_HINT = "write a number and a unit: ms, s, m, h or d (for example 250ms, 30s, 5m, 1h, 7d)"
+
+
+def _duration_number(value: Any) -> Any:
+    """A bare number is not a duration: seconds or milliseconds would be a guess."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raw = getattr(value, "raw", None) or f"{value:g}"
+        raise problem(
+            "duration_unit",
+            f"duration {raw} has no unit",
+            f"write {raw}s for seconds, or use ms, m, h or d",
+        )
+    return value
+
+
 def _check_duration(value: str) -> str:
-    parse_duration(value)
+    if not _DURATION_RE.match(value.strip()):
+        raise problem("duration", f"invalid duration {value!r}", _DURATION_HINT)
     return value
 
 
 def _check_timestamp(value: str) -> str:
-    parse_timestamp(value)
+    try:
+        parse_timestamp(value)
+    except ValueError as exc:
+        message, _, hint = str(exc).partition(": ")
+        raise problem("timestamp", message, hint) from None
     return value
 
 
@@ -91,6 +121,7 @@ Text = Annotated[str, BeforeValidator(_as_text)]
 Name = Annotated[str, BeforeValidator(_as_text), Field(pattern=NAME_PATTERN, max_length=128)]
 Duration = Annotated[
     str,
+    BeforeValidator(_duration_number),
     AfterValidator(_check_duration),
     WithJsonSchema(
         {
@@ -225,7 +256,11 @@ class Limit(Strict):
     @model_validator(mode="after")
     def _one_limit(self) -> Limit:
         if self.usd is None and self.tokens is None and self.requests is None:
-            raise ValueError("a limit needs at least one of usd, tokens, requests")
+            raise problem(
+                "limit",
+                "a limit needs at least one of usd, tokens, requests",
+                "for example {usd: 500} or {requests: 600, tokens: 200000}",
+            )
         return self
 
 
@@ -237,9 +272,17 @@ class OnExceed(Strict):
     @model_validator(mode="after")
     def _tier_for_downgrade(self) -> OnExceed:
         if self.action == "downgrade" and not self.tier:
-            raise ValueError("action: downgrade needs a tier to downgrade to")
+            raise problem(
+                "downgrade",
+                "action: downgrade needs a tier to downgrade to",
+                "add tier: <name of a cheaper tier>",
+            )
         if self.action != "downgrade" and self.tier:
-            raise ValueError(f"tier is only used with action: downgrade, not {self.action}")
+            raise problem(
+                "downgrade",
+                f"tier is only used with action: downgrade, not {self.action}",
+                "remove tier, or set action: downgrade",
+            )
         return self
 
 
@@ -333,7 +376,11 @@ class PromptVersion(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> PromptVersion:
         if (self.file is None) == (self.template is None):
-            raise ValueError("a prompt version needs exactly one of file or template")
+            raise problem(
+                "prompt_source",
+                "a prompt version needs exactly one of file or template",
+                'write {file: prompts/name/v1.md} or {template: "..."}',
+            )
         return self
 
 

@@ -98,64 +98,169 @@ def to_model(doc: Document) -> tuple[model.Document | None, list[Diagnostic]]:
 
 
 def _translate(doc: Document, cls: type[BaseModel], errors: Sequence[Any]) -> list[Diagnostic]:
-    by_path: dict[Path, list[tuple[dict[str, Any], bool]]] = {}
+    plain: list[tuple[Path, dict[str, Any]]] = []
+    unions: dict[Path, list[tuple[Path, dict[str, Any], str]]] = {}
     for error in errors:
-        path, branched = _data_path(doc.data, error["loc"], error["type"])
-        by_path.setdefault(path, []).append((error, branched))
-    out = []
-    for path, group in by_path.items():
-        if len(group) > 1 and all(b for _, b in group):
-            # A value matched none of a union's forms: one message, not one per form.
-            value = _at(doc.data, path)
-            forms = "; or ".join(sorted({_message(doc, cls, path, e)[1] for e, _ in group}))
-            out.append(
-                _diag(doc, path, INVALID_VALUE, f"invalid value {_show(value)}: {forms}", None)
-            )
-            continue
-        for error, _ in group:
-            code, message, hint = _message(doc, cls, path, error)
-            out.append(_diag(doc, path, code, message, hint, key=code == UNKNOWN_KEY))
+        path, union_at, branch = _data_path(doc.data, error["loc"], error["type"])
+        if union_at is None:
+            plain.append((path, error))
+        else:
+            unions.setdefault(union_at, []).append((path, error, branch))
+    out = [_diagnostic(doc, cls, path, error) for path, error in plain]
+    for union_at, group in unions.items():
+        inside = [(p, e) for p, e, _ in group if len(p) > len(union_at)]
+        if inside:
+            # The value has the shape of one of the forms: report what is wrong inside it,
+            # not that it fails every other form too.
+            out.extend(_diagnostic(doc, cls, p, e) for p, e in inside)
+        else:
+            out.append(_union_diagnostic(doc, union_at, [(e, b) for _, e, b in group]))
     return out
 
 
-def _message(
+def _diagnostic(
     doc: Document, cls: type[BaseModel], path: Path, error: dict[str, Any]
+) -> Diagnostic:
+    code, message, hint = _message(cls, path, error)
+    if code == MISSING_FIELD:  # point at the mapping that lacks the key, by its own key
+        return _diag(doc, path[:-1], code, message, hint, key=True)
+    return _diag(doc, path, code, message, hint, key=code == UNKNOWN_KEY)
+
+
+def _union_diagnostic(
+    doc: Document, path: Path, group: list[tuple[dict[str, Any], str]]
+) -> Diagnostic:
+    """One value that matches none of a union's forms: one message listing the forms."""
+    value = _at(doc.data, path)
+    label = _label(path)
+    choices: list[str] = []
+    forms: list[str] = []
+    for error, branch in group:
+        if error["type"] == "literal_error":
+            expected = error.get("ctx", {}).get("expected", "")
+            forms.insert(0, expected)
+            choices += _literal_choices(expected)
+        elif error["type"] in _TYPE_NAMES:
+            forms.append(_form(branch) or _TYPE_NAMES[error["type"]])
+        else:
+            forms.append(str(error.get("msg", "a valid value")))
+    forms = list(dict.fromkeys(forms))
+    hint = suggest(value, choices) if isinstance(value, str) and choices else None
+    if choices:
+        message = f"invalid value {_show(value)} for {label}: expected {', or '.join(forms)}"
+    else:
+        message = f"{label} must be {' or '.join(forms)}, not {describe(value)}"
+    return _diag(doc, path, INVALID_VALUE if choices else WRONG_TYPE, message, hint)
+
+
+def _form(branch: str) -> str | None:
+    """How a union branch that is a model looks in YAML: ``{rolling: ...}``."""
+    cls = getattr(model, branch, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        return None
+    required = [info.alias or name for name, info in cls.model_fields.items() if info.is_required()]
+    return "{" + ", ".join(f"{name}: ..." for name in required) + "}" if required else None
+
+
+def _literal_choices(expected: str) -> list[str]:
+    return [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",")]
+
+
+def _label(path: Path) -> str:
+    """How a message names the place: ``'timeout'``, ``item 2 of 'pii'``, ``the document``."""
+    if not path:
+        return "the document"
+    last = path[-1]
+    if isinstance(last, int):
+        owner = next((p for p in reversed(path[:-1]) if isinstance(p, str)), None)
+        return f"item {last + 1} of {owner!r}" if owner else f"item {last + 1}"
+    return repr(last)
+
+
+_YAML11_BOOLS = {"yes": True, "y": True, "on": True, "no": False, "n": False, "off": False}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def _message(
+    cls: type[BaseModel], path: Path, error: dict[str, Any]
 ) -> tuple[str, str, str | None]:
     kind = error["type"]
     value = error.get("input")
-    field = path[-1] if path else "document"
+    ctx = error.get("ctx") or {}
+    label = _label(path)
     if kind == "extra_forbidden":
+        field = path[-1] if path else "document"
         known = _field_names(cls, path[:-1])
         hint = suggest(str(field), known)
         if hint is None and known:
             hint = "allowed keys here: " + ", ".join(sorted(known))
         return UNKNOWN_KEY, f"unknown key {field!r}", hint
     if kind == "missing":
-        return MISSING_FIELD, f"missing required key {field!r}", f"add {field}: ..."
+        field = path[-1] if path else "document"
+        owner = _label(path[:-1])
+        return MISSING_FIELD, f"{owner} is missing required key {field!r}", f"add {field}: ..."
     if kind in _TYPE_NAMES:
-        expected = _TYPE_NAMES[kind]
-        hint = None
-        if kind == "string_type" and isinstance(value, bool):
-            hint = 'quote it ("true") if you mean the text'
-        return WRONG_TYPE, f"{field!r} must be {expected}, not {describe(value)}", hint
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",")]
-        hint = suggest(str(value), choices) if isinstance(value, str) else None
         return (
-            INVALID_VALUE,
-            f"invalid value {_show(value)} for {field!r}: expected {expected}",
-            hint,
+            WRONG_TYPE,
+            f"{label} must be {_TYPE_NAMES[kind]}, not {describe(value)}",
+            _type_hint(kind, value),
         )
-    message = str(error.get("msg", "invalid value"))
-    message = message.removeprefix("Value error, ")
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        hint = suggest(value, _literal_choices(expected)) if isinstance(value, str) else None
+        return INVALID_VALUE, f"invalid value {_show(value)} for {label}: expected {expected}", hint
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        limit = ctx.get(key)
+        limit = f"{limit:g}" if isinstance(limit, float) else limit
+        return INVALID_VALUE, f"{label} must be {words} {limit}, not {_number(value)}", None
+    if kind in ("too_short", "too_long"):
+        bound = ctx.get("min_length" if kind == "too_short" else "max_length")
+        one, many = (
+            ("entry", "entries") if ctx.get("field_type") == "Dictionary" else ("item", "items")
+        )
+        what = one if bound == 1 else many
+        need = f"at least {bound}" if kind == "too_short" else f"at most {bound}"
+        return INVALID_VALUE, f"{label} needs {need} {what}, not {ctx.get('actual_length')}", None
+    if kind == "string_too_short":
+        return INVALID_VALUE, f"{label} must not be empty", None
+    if kind == "string_too_long":
+        limit = ctx.get("max_length")
+        return INVALID_VALUE, f"{label} is longer than {limit} characters", "shorten it"
     if kind == "string_pattern_mismatch" and isinstance(value, str):
         return (
             INVALID_VALUE,
-            f"invalid name {value!r} for {field!r}",
+            f"invalid name {value!r} for {label}",
             "names use letters, digits, '.', '_' and '-', and start with a letter or digit",
         )
-    return INVALID_VALUE, f"{field!r}: {message}", None
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    hint = ctx.get("hint") if isinstance(ctx.get("hint"), str) else None
+    return INVALID_VALUE, f"{label}: {message}", hint
+
+
+def _type_hint(kind: str, value: Any) -> str | None:
+    if kind == "string_type" and isinstance(value, bool):
+        return f'quote it ("{str(value).lower()}") if you mean the text'
+    if kind == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        meant = "true" if _YAML11_BOOLS[value.lower()] else "false"
+        return f"policy files are YAML 1.2, where only true and false are booleans: write {meant}"
+    if kind in ("int_type", "float_type") and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return f"remove the quotes: {value.strip()}"
+    return None
+
+
+def _number(value: Any) -> str:
+    raw = getattr(value, "raw", None)
+    return raw if isinstance(raw, str) else repr(value)
 
 
 def _show(value: Any) -> str:
@@ -163,16 +268,21 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _data_path(data: Any, loc: Sequence[Any], kind: str) -> tuple[Path, bool]:
-    """Map a pydantic error location onto the document data, skipping union-branch tags."""
+def _data_path(data: Any, loc: Sequence[Any], kind: str) -> tuple[Path, Path | None, str]:
+    """Map a pydantic error location onto the document data.
+
+    Returns the data path, the data path of the union whose branch tag pydantic put in the
+    location (or None), and that branch tag.
+    """
     path: list[str | int] = []
     node = data
-    branched = False
+    union_at: Path | None = None
+    branch = ""
     last = len(loc) - 1
     for i, part in enumerate(loc):
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_dict or in_list:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             path.append(part)
             node = node[part]
         elif i == last and kind == "missing":
@@ -180,9 +290,9 @@ def _data_path(data: Any, loc: Sequence[Any], kind: str) -> tuple[Path, bool]:
         elif isinstance(node, dict) and part == "for_" and "for" in node:
             path.append("for")
             node = node["for"]
-        else:
-            branched = True
-    return tuple(path), branched
+        elif union_at is None:
+            union_at, branch = tuple(path), str(part)
+    return tuple(path), union_at, branch
 
 
 def _at(data: Any, path: Path) -> Any:
