@@ -129,6 +129,8 @@ def compile_bundle(
             if stage is not None:
                 stages.append(stage)
                 by_name[stage_name] = stage
+        if "budgets" in by_name:
+            by_name["budgets"].routing = by_name.get("routing")  # type: ignore[attr-defined]
         ref = PolicyRef(name, ctx.policy.metadata.version, policy_digest(ctx))
         output = OutputGuardrails(ctx.policy.guardrails.output, ctx.expressions)
         compiled[name] = CompiledPolicy(

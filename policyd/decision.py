@@ -103,6 +103,7 @@ class BudgetState:
     spent_requests: int | None = None
     limit_requests: int | None = None
     reserved_usd: float | None = None
+    reserved_tokens: int | None = None
     retry_after_s: float | None = None
     alerts: tuple[float, ...] = ()
     window: str | None = None
@@ -120,6 +121,7 @@ class BudgetState:
             "spent_requests": self.spent_requests,
             "limit_requests": self.limit_requests,
             "reserved_usd": self.reserved_usd,
+            "reserved_tokens": self.reserved_tokens,
             "retry_after_s": self.retry_after_s,
             "alerts": list(self.alerts),
             "window": self.window,
@@ -163,6 +165,7 @@ class Decision:
     litellm_fallbacks: tuple[str, ...] = ()
     token_counter: str = ""
     request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    reservation: Any = field(default=None, repr=False, compare=False)
 
     @property
     def retry_after(self) -> float | None:

@@ -259,4 +259,5 @@ def finish(state: DecisionState, ref: Any) -> Decision:
         litellm_fallbacks=state.litellm_fallbacks if allowed else (),
         token_counter=state.token_counter,
         request=state.request,
+        reservation=state.reservation,
     )

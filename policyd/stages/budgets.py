@@ -1,0 +1,352 @@
+"""Budgets stage: price the chosen model, reserve against every budget, settle on record.
+
+Per decision: each applicable budget's key is evaluated (an error or null goes
+to the shared ``_missing`` counter, never around the budget), the worst-case
+cost of the chosen model is computed (input tokens × input price + max output
+tokens × output price, rounded up to the micro-dollar), and all lines go to
+the store in one atomic reservation. A ``block`` budget that does not fit
+refuses the whole reservation and blocks with ``retry_after``; a ``downgrade``
+budget re-routes to its tier and reserves again at the cheaper model's price;
+``warn`` records a warning. ``Engine.record`` settles the reservation with the
+actual tokens and cost, exactly once per decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from policyd import cel, model
+from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
+from policyd.decision import BudgetState, Decision
+from policyd.money import micros_to_usd, usd_to_micros
+from policyd.prices import ModelInfo
+from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
+
+STAGE = "budgets"
+# Output tokens assumed when neither the request's max_tokens nor the model's
+# output limit is known: a reservation must assume something.
+DEFAULT_MAX_OUTPUT = 4096
+# A reservation lives this long past the decision's timeout before it expires.
+RESERVATION_MARGIN_S = 60.0
+DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBudget:
+    name: str
+    key: cel.Expression
+    when: cel.Expression | None
+    window: Window
+    limit: Limit
+    action: str
+    tier: str | None
+    message: str
+    alerts: tuple[float, ...]
+    on_store_error: str
+
+
+def _window(budget: model.Budget) -> Window:
+    if isinstance(budget.window, model.RollingWindow):
+        seconds = max(1, round(model.parse_duration(budget.window.rolling)))
+        return Window("rolling", budget.timezone, seconds)
+    return Window(budget.window, budget.timezone)
+
+
+def _limit(limit: model.Limit) -> Limit:
+    usd = usd_to_micros(limit.usd) if limit.usd is not None else None
+    return Limit(usd, limit.tokens, limit.requests)
+
+
+class BudgetsStage:
+    name = STAGE
+
+    def __init__(self, env: CompileEnv, budgets: list[model.Budget]) -> None:
+        self.runtime: Runtime = env.runtime
+        self.models = env.models
+        self.policy_name = env.policy_name
+        self.budgets = tuple(
+            CompiledBudget(
+                name=b.name,
+                key=env.expr("budgets", i, "key"),
+                when=env.optional_expr("budgets", i, "when"),
+                window=_window(b),
+                limit=_limit(b.limit),
+                action=b.on_exceed.action,
+                tier=b.on_exceed.tier,
+                message=b.on_exceed.message or f"Budget {b.name} exceeded",
+                alerts=tuple(b.alerts),
+                on_store_error=b.on_store_error,
+            )
+            for i, b in enumerate(budgets)
+        )
+        self.routing: Any = None  # set by the compiler: the policy's routing stage
+
+    # -- decide ---------------------------------------------------------------------------
+
+    def _applicable(self, state: DecisionState) -> list[tuple[CompiledBudget, str]]:
+        out = []
+        for budget in self.budgets:
+            if budget.when is not None:
+                hit, error = matches(budget.when, state)
+                if error is not None:
+                    state.note(
+                        STAGE,
+                        budget.name,
+                        "error",
+                        f"condition failed; budget applies anyway: {error}",
+                    )
+                elif not hit:
+                    continue
+            value, error = evaluate(budget.key, state)
+            if error is not None or value is None:
+                why = error or "key is null"
+                state.note(
+                    STAGE, budget.name, "missing-key", f"counting under {MISSING_KEY!r}: {why}"
+                )
+                key = MISSING_KEY
+            else:
+                key = value if isinstance(value, str) else repr(value)
+            out.append((budget, key))
+        return out
+
+    def _amount(self, state: DecisionState) -> Amount:
+        info: ModelInfo | None = self.models.get(state.model) if state.model else None
+        request = state.request
+        input_tokens = int(request.get("input_tokens") or 0)
+        max_tokens = request.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
+            max_tokens = (info.max_output_tokens if info else None) or DEFAULT_MAX_OUTPUT
+        usd = info.cost_micros(input_tokens, max_tokens) if info is not None else 0
+        return Amount(usd, input_tokens + max_tokens, 1)
+
+    def _lines(
+        self, state: DecisionState, applicable: list[tuple[CompiledBudget, str]]
+    ) -> list[Line]:
+        amount = self._amount(state)
+        return [
+            Line(
+                budget.name,
+                key,
+                budget.window,
+                budget.limit,
+                amount,
+                enforce=budget.action == "block",
+                alerts=budget.alerts,
+            )
+            for budget, key in applicable
+        ]
+
+    def _ttl(self, state: DecisionState) -> float:
+        return (state.timeout_s or DEFAULT_TIMEOUT_S) + RESERVATION_MARGIN_S
+
+    def run(self, state: DecisionState) -> None:
+        applicable = self._applicable(state)
+        if not applicable:
+            return
+        store = self.runtime.store
+        result = store.reserve(
+            state.decision_id, self._lines(state, applicable), state.now, self._ttl(state)
+        )
+        downgrade = self._after(state, applicable, result)
+        if downgrade is not None:
+            store.settle(result, None, state.now)
+            result = store.reserve(
+                state.decision_id + ":downgraded",
+                self._lines(state, applicable),
+                state.now,
+                self._ttl(state),
+            )
+            self._after(state, applicable, result, downgraded=True)
+
+    async def arun(self, state: DecisionState) -> None:
+        applicable = self._applicable(state)
+        if not applicable:
+            return
+        store = self.runtime.store
+        result = await store.areserve(
+            state.decision_id, self._lines(state, applicable), state.now, self._ttl(state)
+        )
+        downgrade = self._after(state, applicable, result)
+        if downgrade is not None:
+            await store.asettle(result, None, state.now)
+            result = await store.areserve(
+                state.decision_id + ":downgraded",
+                self._lines(state, applicable),
+                state.now,
+                self._ttl(state),
+            )
+            self._after(state, applicable, result, downgraded=True)
+
+    def _after(
+        self,
+        state: DecisionState,
+        applicable: list[tuple[CompiledBudget, str]],
+        result: ReserveResult,
+        *,
+        downgraded: bool = False,
+    ) -> str | None:
+        """Apply a reservation's answer; returns a tier to downgrade to, or None."""
+        by_name = {budget.name: budget for budget, _ in applicable}
+        state.reservation = result
+        if result.store_error is not None:
+            return self._store_error(state, applicable, result.store_error)
+        states = []
+        blocking: list[tuple[CompiledBudget, LineResult]] = []
+        downgrade_to: str | None = None
+        amount = self._amount(state)
+        for line in result.lines:
+            budget = by_name[line.budget]
+            status = "ok"
+            if not line.fits:
+                if budget.action == "block":
+                    status = "blocked"
+                    blocking.append((budget, line))
+                elif budget.action == "downgrade" and not downgraded:
+                    status = "downgraded"
+                    downgrade_to = downgrade_to or budget.tier
+                else:
+                    status = "exceeded"
+                    state.warn(STAGE, budget.name, f"{budget.message} (key {line.key})")
+            for threshold in line.alerts_fired:
+                self._alert(budget, line, threshold)
+            states.append(_budget_state(line, amount, status))
+        state.budgets = states
+        if blocking:
+            budget, line = blocking[0]
+            retry = max((ln.retry_after_s or 0.0) for _, ln in blocking) or None
+            state.block(
+                STAGE,
+                budget.name,
+                budget.message,
+                f"key {line.key}: limit reached in window {line.window_id}",
+                retry_after_s=retry,
+            )
+            state.reservation = None
+            return None
+        if downgrade_to is not None and self.routing is not None:
+            previous = state.model
+            state.note(
+                STAGE,
+                downgrade_to,
+                "downgrade",
+                f"over budget on {previous}: re-routing to tier {downgrade_to}",
+            )
+            self.routing.route(state, downgrade_to)
+            return downgrade_to
+        if result.ok:
+            state.note(
+                STAGE,
+                None,
+                "reserved",
+                f"{len(result.lines)} budget(s), {amount.usd_micros} µUSD, {amount.tokens} tokens",
+            )
+        return None
+
+    def _store_error(
+        self, state: DecisionState, applicable: list[tuple[CompiledBudget, str]], error: str
+    ) -> None:
+        states = []
+        blocker: CompiledBudget | None = None
+        for budget, key in applicable:
+            states.append(BudgetState(budget.name, key, "store_error"))
+            if budget.on_store_error == "block" and blocker is None:
+                blocker = budget
+        state.budgets = states
+        if blocker is not None:
+            state.block(
+                STAGE,
+                blocker.name,
+                "Budget store unavailable; try again shortly",
+                f"store unreachable and on_store_error: block ({error})",
+                retry_after_s=1.0,
+            )
+            state.reservation = None
+        else:
+            state.warn(
+                STAGE, "store", f"budget store unreachable, allowed; spend is journaled ({error})"
+            )
+        return None
+
+    def _alert(self, budget: CompiledBudget, line: LineResult, threshold: float) -> None:
+        self.runtime.emit(
+            {
+                "type": "budget_alert",
+                "policy": self.policy_name,
+                "budget": budget.name,
+                "key": line.key,
+                "threshold": threshold,
+                "window": line.window_id,
+            }
+        )
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _actual(self, decision: Decision, outcome: Outcome) -> Amount | None:
+        if (
+            outcome.cost_usd is None
+            and outcome.input_tokens is None
+            and outcome.output_tokens is None
+        ):
+            if outcome.error is not None:
+                return Amount(0, 0, 1)  # a failed call: it still was a request
+            return None  # nothing reported: the reservation stands as the spend
+        input_tokens = outcome.input_tokens or 0
+        output_tokens = outcome.output_tokens or 0
+        if outcome.cost_usd is not None:
+            usd = usd_to_micros(outcome.cost_usd)
+        else:
+            info = self.models.get(outcome.model or decision.model or "")
+            usd = info.cost_micros(input_tokens, output_tokens) if info else 0
+        return Amount(usd, input_tokens + output_tokens, 1)
+
+    def record(self, decision: Decision, outcome: Outcome) -> None:
+        reservation = decision.reservation
+        if reservation is None:
+            return
+        actual = self._actual(decision, outcome)
+        if actual is None:
+            actual = _reserved(reservation, decision)
+        self.runtime.store.settle(reservation, actual, outcome.at)
+
+    async def arecord(self, decision: Decision, outcome: Outcome) -> None:
+        reservation = decision.reservation
+        if reservation is None:
+            return
+        actual = self._actual(decision, outcome)
+        if actual is None:
+            actual = _reserved(reservation, decision)
+        await self.runtime.store.asettle(reservation, actual, outcome.at)
+
+
+def _reserved(reservation: ReserveResult, decision: Decision) -> Amount:
+    for budget in decision.budgets:
+        if budget.reserved_usd is not None:
+            return Amount(usd_to_micros(budget.reserved_usd), budget.reserved_tokens or 0, 1)
+    return Amount(0, 0, 1)
+
+
+def _budget_state(line: LineResult, amount: Amount, status: str) -> BudgetState:
+    spent = line.spent_before
+    limit = line.limit
+    remaining_usd = None
+    if limit.usd_micros is not None:
+        left = limit.usd_micros - spent.usd_micros - (amount.usd_micros if status == "ok" else 0)
+        remaining_usd = micros_to_usd(max(0, left))
+    return BudgetState(
+        name=line.budget,
+        key=line.key,
+        state=status,
+        spent_usd=micros_to_usd(spent.usd_micros),
+        limit_usd=micros_to_usd(limit.usd_micros) if limit.usd_micros is not None else None,
+        remaining_usd=remaining_usd,
+        spent_tokens=spent.tokens,
+        limit_tokens=limit.tokens,
+        spent_requests=spent.requests,
+        limit_requests=limit.requests,
+        reserved_usd=micros_to_usd(amount.usd_micros),
+        reserved_tokens=amount.tokens,
+        retry_after_s=line.retry_after_s if not line.fits else None,
+        alerts=tuple(line.alerts_fired),
+        window=line.window_id,
+    )
