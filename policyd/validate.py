@@ -49,7 +49,7 @@ WEIGHTS = "PD406"
 GUARDRAIL_SHAPE = "PD407"
 GUARDRAIL_ACTION = "PD408"
 UNREACHABLE_RULE = "PD501"
-UNKNOWN_WINDOW = "PD502"
+MISSING_PRICE = "PD502"
 
 # Request attributes every policy can read without declaring them.
 BUILTIN_REQUEST: dict[str, Any] = {
@@ -110,6 +110,11 @@ class Checker:
 # --------------------------------------------------------------------------- bundle level
 
 
+def _where(doc: Document, path: Path) -> str:
+    """``file:line`` of the key at ``path``, for hints that point at a first definition."""
+    return f"{doc.file}:{doc.source_map.key(path).line}"
+
+
 def check_bundle(
     policies: list[tuple[model.Policy, Document]],
     catalogs: list[tuple[model.ModelCatalog, Document]],
@@ -129,7 +134,8 @@ def check_bundle(
                 ("metadata", "name"),
                 DUPLICATE_NAME,
                 f"policy {name!r} is defined twice",
-                f"first defined in {first.file}; policy names are unique in a bundle",
+                f"first defined at {_where(first, ('metadata', 'name'))}; "
+                "policy names are unique in a bundle",
             )
             continue
         seen_policies[name] = doc
@@ -137,7 +143,7 @@ def check_bundle(
         ctx = _check_policy(policy, doc, shared_models, checker)
         if not any(d.is_error for d in checker.diagnostics[before:]):
             contexts[name] = ctx
-    seen_tests: set[str] = set()
+    seen_tests: dict[str, Document] = {}
     for test, doc in tests:
         if test.metadata.name in seen_tests:
             checker.add(
@@ -145,8 +151,10 @@ def check_bundle(
                 ("metadata", "name"),
                 DUPLICATE_NAME,
                 f"PolicyTest {test.metadata.name!r} is defined twice",
+                f"first defined at {_where(seen_tests[test.metadata.name], ('metadata', 'name'))};"
+                " PolicyTest names are unique in a bundle",
             )
-        seen_tests.add(test.metadata.name)
+        seen_tests.setdefault(test.metadata.name, doc)
         if test.policy not in seen_policies:
             checker.add(
                 doc,
@@ -171,7 +179,8 @@ def _catalog_models(
                     ("models", model_id),
                     DUPLICATE_MODEL,
                     f"model {model_id!r} is defined twice",
-                    f"first defined in {models[model_id][1].file}; model ids are unique",
+                    f"first defined at {_where(models[model_id][1], ('models', model_id))}; "
+                    "model ids are unique across catalogs and policies",
                     key=True,
                 )
                 continue
@@ -195,7 +204,8 @@ def _check_policy(
                 doc,
                 ("models", model_id),
                 DUPLICATE_MODEL,
-                f"model {model_id!r} is also defined in {shared[model_id][1].file}",
+                f"model {model_id!r} is also defined at "
+                f"{_where(shared[model_id][1], ('models', model_id))}",
                 "model ids are unique across catalogs and policies; rename one",
                 key=True,
             )
@@ -233,7 +243,8 @@ def _declarations(policy: model.Policy, doc: Document, checker: Checker) -> dict
                 bad_path,
                 BAD_CONTEXT,
                 f"unknown CEL type {bad!r}",
-                "use string, int, double, bool, timestamp, duration, dyn, list<T>, "
+                suggest(bad, _SCALAR_TYPES)
+                or "use string, int, double, bool, timestamp, duration, dyn, list<T>, "
                 "map<string, T>, or a nested mapping of attributes",
             )
         request[name] = decl
@@ -352,7 +363,7 @@ def _check_tiers(
                     checker.add(
                         doc,
                         ("tiers", tier_name, "targets", i, "model"),
-                        UNKNOWN_WINDOW,
+                        MISSING_PRICE,
                         f"model {target.model!r} has no price in the policy; strategy cheapest "
                         "uses LiteLLM's price map, or treats it as most expensive",
                         "add price: {input_per_mtok: ..., output_per_mtok: ...}",
@@ -442,17 +453,22 @@ def _check_budgets(policy: model.Policy, doc: Document, checker: Checker) -> Non
                 (*base, "timezone"),
                 TIMEZONE,
                 f"unknown time zone {budget.timezone!r}",
-                "use an IANA name such as UTC, Europe/Berlin, America/New_York",
+                suggest(budget.timezone, zoneinfo.available_timezones())
+                or "use an IANA name such as UTC, Europe/Berlin, America/New_York",
             )
         alerts = budget.alerts
         for j, alert in enumerate(alerts):
             if not 0 < alert <= 1:
+                hint = "thresholds are fractions of the limit, e.g. 0.8 for 80%"
+                if 1 < alert <= 100:
+                    hint = f"thresholds are fractions of the limit: write {alert / 100:g} "
+                    hint += f"for {alert:g}%"
                 checker.add(
                     doc,
                     (*base, "alerts", j),
                     ALERTS,
-                    f"alert threshold {alert} is outside (0, 1]",
-                    "thresholds are fractions of the limit, e.g. 0.8 for 80%",
+                    f"alert threshold {alert:g} is outside (0, 1]",
+                    hint,
                 )
         if alerts != sorted(set(alerts)):
             checker.add(
@@ -460,7 +476,7 @@ def _check_budgets(policy: model.Policy, doc: Document, checker: Checker) -> Non
                 (*base, "alerts"),
                 ALERTS,
                 "alert thresholds must be unique and in increasing order",
-                f"write {sorted(set(alerts))}",
+                f"write [{', '.join(f'{a:g}' for a in sorted(set(alerts)))}]",
             )
         tier = budget.on_exceed.tier
         if tier is not None and tier not in policy.tiers:
@@ -508,29 +524,32 @@ def _check_guardrails(policy: model.Policy, doc: Document, checker: Checker) -> 
                 )
             for key in ("deny_patterns", "allow_patterns"):
                 for j, pattern in enumerate(getattr(guard, key) or []):
-                    problem = _re2_problem(pattern)
+                    problem = _pattern_problem(pattern, key, j)
                     if problem:
-                        checker.add(
-                            doc,
-                            (*base, key, j),
-                            REGEX,
-                            f"pattern cannot be compiled by RE2: {problem}",
-                            "RE2 has no backreferences or lookaround; rewrite the pattern "
-                            "without them (matching stays linear-time on hostile text)",
-                        )
+                        message, hint, offset = problem
+                        checker.add(doc, (*base, key, j), REGEX, message, hint, offset=offset)
             if guard.json_schema is not None:
                 problem = _schema_problem(guard.json_schema)
                 if problem:
                     checker.add(doc, (*base, "json_schema"), GUARDRAIL_SHAPE, problem)
 
 
-def _re2_problem(pattern: str) -> str | None:
-    import re2
+def _pattern_problem(pattern: str, key: str, index: int) -> tuple[str, str | None, int] | None:
+    """Why the guardrails library would refuse ``pattern``: (message, hint, offset in it).
+
+    The compile the guardrails library does when a check is built, so check and load agree
+    (RE2 syntax, no pattern that matches the empty string). The offset points at the
+    construct RE2 names.
+    """
+    from policyd.guardrails import GuardrailConfigError
+    from policyd.guardrails._regex import compile_pattern
 
     try:
-        re2.compile(pattern)
-    except Exception as exc:  # re2.error carries RE2's own reason
-        return str(exc) or "invalid pattern"
+        compile_pattern(pattern, what=key, index=index)
+    except GuardrailConfigError as exc:
+        fragment = exc.message.rpartition(": ")[2] if ": " in exc.message else ""
+        offset = pattern.find(fragment) if fragment else -1
+        return exc.message, exc.hint, max(offset, 0)
     return None
 
 
@@ -608,7 +627,9 @@ def _check_prompts(ctx: PolicyContext, checker: Checker) -> None:
                     path,
                     UNKNOWN_VERSION,
                     f"prompt {rollout.prompt!r} has no version {version!r}",
-                    suggest(version, versions) or f"versions: {', '.join(versions)}",
+                    suggest(version, versions)
+                    or f"defined versions: {', '.join(versions)}; add {version} under "
+                    f"prompts.{rollout.prompt}.versions, or use one of those",
                     key=path[-2] == "variants",
                 )
         shares = [((*base, "variants"), rollout.variants)]
