@@ -196,12 +196,34 @@ _DATE_PREFIX = re.compile(r"^\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d\d")
 
 
 def phone_international_spans(data: bytes, start: int, end: int) -> list[Span]:
-    """``+<country> <groups>``: 8-15 digits (E.164), a ``(0)`` trunk digit not counted."""
-    text = data[start:end].decode("latin-1").replace("(0)", "")
-    digits = sum(ch.isdigit() for ch in text)
-    if not 8 <= digits <= 15 or _byte(data, start - 1) in _WORD:
+    """``+<country> <groups>``: 8-15 digits (E.164), a ``(0)`` trunk digit not counted.
+
+    The candidate may run on into a following number (``+44 20 7946 0958 4111...``), so
+    the longest prefix of whole groups with at most 15 digits is taken.
+    """
+    if _byte(data, start - 1) in _WORD:
         return []
-    return [(start, end)]
+    text = data[start:end].decode("latin-1")
+    digits = 0
+    best = -1
+    i = 0
+    while i < len(text):
+        if text.startswith("(0)", i):
+            i += 3
+            continue
+        if text[i].isdigit():
+            digits += 1
+            if digits > 15:
+                break
+            at_group_end = i + 1 == len(text) or not text[i + 1].isdigit()
+            if digits >= 8 and at_group_end:
+                best = i + 1
+        i += 1
+    if best < 0:
+        return []
+    if best == len(text) and _byte(data, end) in _DIGITS:  # cut off mid-number
+        return []
+    return [(start, start + best)]
 
 
 def phone_nanp_spans(data: bytes, start: int, end: int) -> list[Span]:

@@ -204,7 +204,8 @@ def _start(
     on_done: Callable[[], None] | None = None,
 ) -> _Call:
     # From async code (on_done set) never block the event loop waiting for a slot.
-    if not _SLOTS.acquire(blocking=on_done is None, timeout=timeout_s if on_done is None else -1):
+    got = _SLOTS.acquire(timeout=timeout_s) if on_done is None else _SLOTS.acquire(blocking=False)
+    if not got:
         raise PluginError(
             "timeout",
             f"{_plugin_name(fn)}: all {MAX_CONCURRENT_PLUGIN_CALLS} plugin slots are busy "

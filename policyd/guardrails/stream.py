@@ -3,8 +3,9 @@
 Text checks (PII, patterns, terms, injection) rescan a sliding window: the last
 ``overlap`` characters before each new chunk plus the chunk, so a match that spans chunk
 boundaries is still found as long as it is at most ``overlap`` characters long. A match
-that touches the end of the text seen so far is held back until the next chunk (or
-:meth:`StreamScanner.finish`) shows whether it goes on, so it is reported once, whole.
+ending within ``settle`` characters of the end of the text seen so far is held back until
+more text (or :meth:`StreamScanner.finish`) shows whether it goes on (``jane@example.co``
+may become ``.com``; a phone number may gain a group), so it is reported once, whole.
 Whole-text checks (``json_schema``, ``max_chars``, ``allow_patterns``) keep their own state.
 """
 
@@ -47,6 +48,7 @@ class StreamScanner:
         "_context",
         "_keep",
         "_reported",
+        "_settle",
         "_streams",
         "_total",
         "_whole",
@@ -54,9 +56,11 @@ class StreamScanner:
         "finished",
     )
 
-    def __init__(self, checks: Sequence[Check], *, overlap: int = 4096, context: int = 64):
-        if overlap < 0 or context < 0:
-            raise ValueError("overlap and context must be >= 0")
+    def __init__(
+        self, checks: Sequence[Check], *, overlap: int = 4096, context: int = 64, settle: int = 16
+    ):
+        if overlap < 0 or context < 0 or settle < 0:
+            raise ValueError("overlap, context and settle must be >= 0")
         flat = _flatten(checks)
         self._streams: list[CheckStream] = [
             c.open_stream(overlap) for c in flat if isinstance(c, StreamableCheck)
@@ -64,6 +68,7 @@ class StreamScanner:
         self._window_checks = [c for c in flat if not isinstance(c, StreamableCheck)]
         self._keep = overlap + context
         self._context = context
+        self._settle = settle
         self._buf = ""
         self._buf_start = 0  # absolute offset of self._buf[0]
         self._total = 0  # characters fed so far
@@ -114,7 +119,7 @@ class StreamScanner:
             return []
         base = self._buf_start
         margin = self._context if base > 0 else 0
-        end = len(self._buf)
+        settled = len(self._buf) - self._settle
         new: list[Finding] = []
         for check in self._window_checks:
             for f in check.scan(self._buf):
@@ -123,8 +128,8 @@ class StreamScanner:
                         self._whole.add((f.kind, f.rule))
                         new.append(f)
                     continue
-                # in the margin: judged by an earlier window; at the end: may still grow
-                if f.start < margin or (f.end >= end and not final):
+                # in the margin: judged by an earlier window; near the end: may still grow
+                if f.start < margin or (f.end > settled and not final):
                     continue
                 key = (f.kind, f.rule, base + f.start)
                 if key in self._reported:
