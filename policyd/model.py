@@ -30,7 +30,7 @@ SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"
 
 # --------------------------------------------------------------------------- scalars
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$")  # ASCII digits, as in JSON Schema
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_PATTERN = _DURATION_RE.pattern
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -80,7 +80,7 @@ def _duration_number(value: Any) -> Any:
 
 
 def _check_duration(value: str) -> str:
-    if not _DURATION_RE.match(value.strip()):
+    if not _DURATION_RE.match(value):  # exactly what the JSON Schema pattern accepts
         raise problem("duration", f"invalid duration {value!r}", _DURATION_HINT)
     return value
 
@@ -118,7 +118,9 @@ class CelMarker:
 
 
 Text = Annotated[str, BeforeValidator(_as_text)]
-Name = Annotated[str, BeforeValidator(_as_text), Field(pattern=NAME_PATTERN, max_length=128)]
+# Field before BeforeValidator: the other way round, pydantic leaves the pattern out of
+# the JSON Schema (validation is the same either way).
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128), BeforeValidator(_as_text)]
 Duration = Annotated[
     str,
     BeforeValidator(_duration_number),
@@ -248,7 +250,15 @@ class RollingWindow(Strict):
 CalendarWindow = Literal["calendar_day", "calendar_week", "calendar_month"]
 
 
+def _one_of_set(*names: str, exactly: bool = False) -> dict[str, Any]:
+    """JSON Schema for "at least one (or exactly one) of these keys is set to a non-null"."""
+    forms = [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names]
+    return {"oneOf" if exactly else "anyOf": forms}
+
+
 class Limit(Strict):
+    model_config = ConfigDict(json_schema_extra=_one_of_set("usd", "tokens", "requests"))
+
     usd: Usd | None = None
     tokens: int | None = Field(None, ge=0)
     requests: int | None = Field(None, ge=0)
@@ -265,6 +275,14 @@ class Limit(Strict):
 
 
 class OnExceed(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"action": {"const": "downgrade"}}},
+            "then": {"required": ["tier"], "properties": {"tier": {"type": "string"}}},
+            "else": {"properties": {"tier": {"type": "null"}}},
+        }
+    )
+
     action: Literal["block", "downgrade", "warn"]
     tier: Name | None = Field(None, description="Tier to downgrade to (action: downgrade)")
     message: Text | None = None
@@ -370,6 +388,8 @@ class Cache(Strict):
 
 
 class PromptVersion(Strict):
+    model_config = ConfigDict(json_schema_extra=_one_of_set("file", "template", exactly=True))
+
     file: Text | None = Field(None, description="Path relative to the policy file")
     template: Text | None = None
 
