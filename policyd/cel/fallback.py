@@ -1,0 +1,247 @@
+"""The slow path: evaluate an expression with cel-python's interpreter.
+
+Used per expression for what the native compiler does not cover (the timestamp
+and duration accessors such as ``getHours()``), or if generating Python fails.
+Plain values are converted to cel-python's types for each call and results back.
+Operators and standard functions are bound to policyd's own run-time helpers so
+that both paths give the same, specification-following results; cel-python
+keeps the tree walking, macros, ``&&``/``||`` and the accessors.
+
+cel-python quirks handled here: creating an ``Environment`` sets the process-wide
+recursion limit (restored at once), and its parser is a process-wide singleton.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from policyd.cel import runtime, stdlib, syntax
+from policyd.cel.errors import CompileError, EvaluationError
+from policyd.cel.types import TYPE_VALUES, TypeValue
+
+_OVERRIDES: dict[str, Callable[..., Any]] = {
+    "_==_": runtime.eq,
+    "_!=_": runtime.ne,
+    "_<_": runtime.lt,
+    "_<=_": runtime.le,
+    "_>_": runtime.gt,
+    "_>=_": runtime.ge,
+    "_+_": runtime.add,
+    "_-_": runtime.sub,
+    "_*_": runtime.mul,
+    "_/_": runtime.div,
+    "_%_": runtime.mod,
+    "-_": runtime.neg,
+    "!_": runtime.not_,
+    "_in_": runtime.in_,
+    "_[_]": runtime.index,
+    "size": runtime.size,
+    "contains": stdlib.contains,
+    "startsWith": stdlib.starts_with,
+    "endsWith": stdlib.ends_with,
+    "matches": stdlib.matches,
+    "lowerAscii": stdlib.lower_ascii,
+    "upperAscii": stdlib.upper_ascii,
+    "int": stdlib.to_int,
+    "double": stdlib.to_double,
+    "string": stdlib.to_string,
+    "bool": stdlib.to_bool,
+    "bytes": stdlib.to_bytes,
+    "timestamp": stdlib.to_timestamp,
+    "duration": stdlib.to_duration,
+}
+
+
+def to_cel(value: Any) -> Any:
+    """A plain Python value as cel-python's wrapper types."""
+    from celpy import celtypes as ct
+
+    kind = runtime.kind_of(value)
+    if kind == "bool":
+        return ct.BoolType(value)
+    if kind == "int":
+        return ct.IntType(value)
+    if kind == "double":
+        return ct.DoubleType(value)
+    if kind == "string":
+        return ct.StringType(value)
+    if kind == "bytes":
+        return ct.BytesType(value)
+    if kind == "list":
+        return ct.ListType([to_cel(v) for v in value])
+    if kind == "map":
+        return ct.MapType({to_cel(k): to_cel(v) for k, v in value.items()})
+    if kind == "timestamp":
+        return ct.TimestampType(value)
+    if kind == "duration":
+        return ct.DurationType(value)
+    if kind == "type":
+        return _CELPY_TYPES().get(value.name, value)
+    return value
+
+
+def from_cel(value: Any) -> Any:
+    """A cel-python value as plain Python (lists, dicts, aware datetimes, timedeltas)."""
+    from celpy import celtypes as ct
+
+    if isinstance(value, (ct.BoolType, bool)):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, list):
+        return [from_cel(v) for v in value]
+    if isinstance(value, dict):
+        return {from_cel(k): from_cel(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return datetime.combine(value.date(), value.timetz()).astimezone(UTC)
+    if isinstance(value, timedelta):
+        return timedelta(days=value.days, seconds=value.seconds, microseconds=value.microseconds)
+    if isinstance(value, _TypeFunction):
+        return TYPE_VALUES[value.cel_name]
+    if isinstance(value, type):
+        for name, cls in _CELPY_TYPES().items():
+            if cls is value:
+                return TYPE_VALUES[name]
+    return value
+
+
+def _CELPY_TYPES() -> dict[str, Any]:
+    from celpy import celtypes as ct
+
+    return {
+        "int": ct.IntType,
+        "uint": ct.UintType,
+        "double": ct.DoubleType,
+        "bool": ct.BoolType,
+        "string": ct.StringType,
+        "bytes": ct.BytesType,
+        "list": ct.ListType,
+        "map": ct.MapType,
+        "null_type": type(None),
+        "type": ct.TypeType,
+        "google.protobuf.Timestamp": ct.TimestampType,
+        "google.protobuf.Duration": ct.DurationType,
+    }
+
+
+class _TypeFunction:
+    """A conversion override that still *is* the type when used as a value (``int``)."""
+
+    def __init__(self, cel_name: str, func: Callable[..., Any]) -> None:
+        self.cel_name = cel_name
+        self.func = func
+        self.cel_type = _CELPY_TYPES()[cel_name]
+
+    def __call__(self, *args: Any) -> Any:
+        return self.func(*args)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _TypeFunction):
+            return self.cel_name == other.cel_name
+        return bool(self.cel_type == other)
+
+    def __hash__(self) -> int:
+        return hash(self.cel_type)
+
+
+def _bind(func: Callable[..., Any]) -> Callable[..., Any]:
+    from celpy.evaluation import CELEvalError
+
+    def call(*args: Any) -> Any:
+        for arg in args:
+            if isinstance(arg, CELEvalError):
+                return arg
+        try:
+            return to_cel(func(*(from_cel(a) for a in args)))
+        except runtime.ERRORS as exc:
+            return CELEvalError(runtime.to_eval_error(exc).message)
+
+    return call
+
+
+def _get_milliseconds(value: Any, *tz: Any) -> Any:
+    """Duration milliseconds are the 0-999 component (cel-python returns the total)."""
+    from celpy.evaluation import function_getMilliseconds
+
+    if isinstance(value, timedelta) and not tz:
+        micros = value // timedelta(microseconds=1)
+        part = abs(micros) // 1000 % 1000
+        return to_cel(-part if micros < 0 else part)
+    return function_getMilliseconds(value, *tz)
+
+
+def _functions() -> dict[str, Any]:
+    bound: dict[str, Any] = {name: _bind(f) for name, f in _OVERRIDES.items()}
+    bound["getMilliseconds"] = _get_milliseconds
+    for name in ("int", "double", "string", "bool", "bytes"):
+        bound[name] = _TypeFunction(name, bound[name])
+    return bound
+
+
+def _patch_placeholders(tree: Any, placeholders: dict[str, str]) -> None:
+    from lark import Token, Tree
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for i, child in enumerate(node.children):
+            if isinstance(child, Tree):
+                stack.append(child)
+            elif isinstance(child, Token) and str(child) in placeholders:
+                node.children[i] = Token(child.type, placeholders[str(child)])
+
+
+class CelpyProgram:
+    """One expression prepared for cel-python's interpreter."""
+
+    def __init__(self, source: str, names: frozenset[str]) -> None:
+        import celpy
+
+        saved = sys.getrecursionlimit()
+        try:
+            env = celpy.Environment()
+        finally:
+            sys.setrecursionlimit(saved)  # cel-python raises it process-wide
+        text, placeholders = syntax._hide_backticks(source)
+        try:
+            tree = syntax._lark_parser().parse(text)
+        except Exception as exc:  # pragma: no cover - the native parser already accepted it
+            raise CompileError(
+                f"cel-python cannot parse this expression: {exc}",
+                code="PD301",
+                source=source,
+                offset=0,
+            ) from None
+        _patch_placeholders(tree, placeholders)
+        self.names = names
+        self.runner = env.program(tree, functions=_functions())
+
+    def evaluate(self, activation: Mapping[str, Any]) -> Any:
+        from celpy.evaluation import CELEvalError, CELUnsupportedError
+
+        context = {name: to_cel(activation[name]) for name in self.names if name in activation}
+        try:
+            result = self.runner.evaluate(context)
+        except CELEvalError as exc:
+            raise EvaluationError(str(exc.args[0]) if exc.args else "evaluation error") from None
+        except CELUnsupportedError as exc:
+            raise EvaluationError(f"unsupported: {exc}") from None
+        except RecursionError:
+            raise EvaluationError("expression too deep to evaluate on the slow path") from None
+        except runtime.ERRORS as exc:
+            raise runtime.to_eval_error(exc) from None
+        if isinstance(result, CELEvalError):
+            raise EvaluationError(str(result.args[0]) if result.args else "evaluation error")
+        return from_cel(result)
+
+
+__all__ = ["CelpyProgram", "TypeValue", "from_cel", "to_cel"]
