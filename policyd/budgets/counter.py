@@ -192,12 +192,6 @@ class Counter:
         self._set_entry(did, "S", bucket, (0, 0, 0), now_ms + grace_ms)
         return True
 
-    def cancel(self, did: str) -> None:
-        """Undo a live reservation as if it never happened (no settled marker)."""
-        entry = self.entries.pop(did, None)
-        if entry is not None and entry.state == "L":
-            self._add(self.reserved, self.total_reserved, entry.bucket, entry.amount, -1)
-
     # -- helpers ----------------------------------------------------------------------------
 
     def _set_entry(

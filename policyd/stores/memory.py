@@ -141,15 +141,6 @@ class MemoryStore:
             counter.maintain(now_ms, self._grace_ms)
             return Amount(*counter.spent())
 
-    def cancel(self, reservation: ReserveResult) -> None:
-        """Undo a reservation entirely, as if it had never been made."""
-        with self._lock:
-            for line in reservation.lines:
-                ident = (line.budget, line.key, counter_suffix(line.window, line.window_id))
-                counter = self._counters.get(ident)
-                if counter is not None:
-                    counter.cancel(reservation.decision_id)
-
     async def areserve(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
     ) -> ReserveResult:

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -123,17 +124,9 @@ class RedisStore:
                 replies = [script(keys=c.keys, args=c.args) for c in calls]
                 result = _reserve_result(decision_id, lines, slots, calls, replies)
                 if not result.ok and len(calls) > 1:
-                    for call in codec.settle_calls(
-                        self.key_prefix,
-                        result,
-                        None,
-                        now_ms,
-                        self._grace_ms,
-                        False,
-                        self.cluster,
-                        op="cancel",
-                    ):
+                    for call in self._cancel_calls(result, now_ms):
                         script(keys=call.keys, args=call.args)
+                    result = _without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -207,17 +200,9 @@ class RedisStore:
                 replies = [await script(keys=c.keys, args=c.args) for c in calls]
                 result = _reserve_result(decision_id, lines, slots, calls, replies)
                 if not result.ok and len(calls) > 1:
-                    for call in codec.settle_calls(
-                        self.key_prefix,
-                        result,
-                        None,
-                        now_ms,
-                        self._grace_ms,
-                        False,
-                        self.cluster,
-                        op="cancel",
-                    ):
+                    for call in self._cancel_calls(result, now_ms):
                         await script(keys=call.keys, args=call.args)
+                    result = _without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -301,6 +286,12 @@ class RedisStore:
             self._grace_ms,
             force,
             self.cluster,
+        )
+
+    def _cancel_calls(self, refused: ReserveResult, now_ms: int) -> list[codec.Call]:
+        """Cluster only: undo the slots that reserved when another slot refused."""
+        return codec.settle_calls(
+            self.key_prefix, refused, None, now_ms, self._grace_ms, False, self.cluster, "cancel"
         )
 
     def _usage_call(self, budget: str, key: str, window: Window, now: datetime) -> codec.Call:
@@ -418,6 +409,11 @@ def _reserve_result(
         for index, row in zip(call.lines, reply[1:], strict=True):
             rows[index] = row
     return ReserveResult(decision_id, ok, codec.line_results(lines, slots, rows))
+
+
+def _without_alerts(result: ReserveResult) -> ReserveResult:
+    lines = tuple(replace(line, alerts_fired=()) for line in result.lines)
+    return replace(result, lines=lines)
 
 
 def _redact(url: str) -> str:

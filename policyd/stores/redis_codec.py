@@ -150,6 +150,8 @@ def settle_calls(
             args += [line.window.n_buckets, line.window.bucket_ms, key_ttl]
             if op == "settle":
                 args.append(int(line.window_id[1:]) if line.window.is_rolling else 0)
+            elif op == "cancel":  # un-mark the alerts this reservation fired
+                args += [len(line.alerts_fired), *(repr(a) for a in line.alerts_fired)]
         calls.append(Call(tuple(group), call_keys, args))
     return calls
 

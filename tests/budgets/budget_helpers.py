@@ -56,14 +56,16 @@ def actual_cost(worker: int, i: int) -> int:
 class ThrowawayRedis:
     """A private ``redis-server`` on a free loopback port that a test may pause or kill."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, cluster_dir: str | None = None) -> None:
         import socket
 
         self.executable = executable
+        self.cluster_dir = cluster_dir  # set: a one-node Redis Cluster owning every slot
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        scheme = "redis+cluster" if cluster_dir else "redis"
+        self.url = f"{scheme}://127.0.0.1:{self.port}" + ("" if cluster_dir else "/0")
         self.process: Any = None
 
     def start(self) -> None:
@@ -72,32 +74,34 @@ class ThrowawayRedis:
 
         import redis
 
+        command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        if self.cluster_dir:
+            command += ["--cluster-enabled", "yes", "--dir", self.cluster_dir]
         self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, socket_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        while not self._ready(client):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"redis-server on port {self.port} did not become ready")
+            time.sleep(0.02)
         client.close()
+
+    def _ready(self, client: Any) -> bool:
+        import redis
+
+        try:
+            if not self.cluster_dir:
+                return bool(client.ping())
+            if b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"):
+                return True
+            if not client.execute_command("CLUSTER", "SLOTS"):
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        except redis.RedisError:
+            pass
+        return False
 
     def pause(self) -> None:
         import signal

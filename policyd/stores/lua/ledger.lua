@@ -8,6 +8,7 @@
 --       reserve: enforce, amount x3, limit x3 (-1: none), calendar retry ms,
 --                n alerts, then per alert: name, level x3 (-1: none)
 --       settle:  placement bucket (used when forcing an unknown decision)
+--       cancel:  n alerts, their names (markers to clear: the reservation never happened)
 -- Amounts are integers below 2^53 (exact as Lua numbers); they are written with
 -- string.format('%d') so Redis never sees exponent notation.
 
@@ -169,6 +170,10 @@ for k = 1, #KEYS, 3 do
   elseif op == 'settle' then
     L.bucket = tonumber(ARGV[pos])
     pos = pos + 1
+  elseif op == 'cancel' then
+    L.fired = {}
+    for a = 1, tonumber(ARGV[pos]) do L.fired[a] = ARGV[pos + a] end
+    pos = pos + 1 + #L.fired
   end
   maintain(L)
   lines[#lines + 1] = L
@@ -192,6 +197,7 @@ if op == 'cancel' then
       redis.call('HDEL', L.r, did)
       redis.call('ZREM', L.e, did)
     end
+    for _, name in ipairs(L.fired) do redis.call('HDEL', L.c, 'a:' .. name) end
     touch(L)
   end
   return 1
