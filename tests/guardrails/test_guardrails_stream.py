@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from policyd.guardrails import (
     PII_KINDS,
+    Check,
     Finding,
     StreamScanner,
     allow_check,
@@ -23,7 +25,11 @@ from policyd.guardrails import (
 )
 
 PII = pii_check(PII_KINDS)
-TEXT_CHECKS = [PII, pattern_check([r"(?i)forbidden\s+phrase"]), terms_check(["blocked word"])]
+TEXT_CHECKS: list[Check] = [
+    PII,
+    pattern_check([r"(?i)forbidden\s+phrase"]),
+    terms_check(["blocked word"]),
+]
 
 SAMPLE = (
     "Dear 😀 customer, your card 4111 1111 1111 1111 is on file. Mail jane.doe@example.com "
@@ -36,7 +42,7 @@ def key(f: Finding) -> tuple[str, int, int, str | None]:
     return (f.kind, f.start, f.end, f.rule)
 
 
-def stream(checks: list, chunks: list[str], **kwargs: int) -> list[Finding]:  # type: ignore[type-arg]
+def stream(checks: Sequence[Check], chunks: list[str], **kwargs: int) -> list[Finding]:
     scanner = StreamScanner(checks, **kwargs)
     out: list[Finding] = []
     for chunk in chunks:
@@ -45,7 +51,7 @@ def stream(checks: list, chunks: list[str], **kwargs: int) -> list[Finding]:  # 
     return out
 
 
-def whole(checks: list, text: str) -> list[tuple[str, int, int, str | None]]:  # type: ignore[type-arg]
+def whole(checks: Sequence[Check], text: str) -> list[tuple[str, int, int, str | None]]:
     return sorted(key(f) for c in checks for f in c.scan(text))
 
 
@@ -114,7 +120,11 @@ def test_overlap_bounds_the_longest_match_found_across_chunks() -> None:
 
 
 def test_whole_text_checks_in_a_stream() -> None:
-    checks = [max_chars_check(10), allow_check(["order"]), json_schema_check({"type": "object"})]
+    checks: list[Check] = [
+        max_chars_check(10),
+        allow_check(["order"]),
+        json_schema_check({"type": "object"}),
+    ]
     scanner = StreamScanner(checks)
     assert scanner.feed('{"a": ') == []
     [too_long] = scanner.feed('"order 123"}')
