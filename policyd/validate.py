@@ -376,7 +376,8 @@ def _check_tiers(
                     ("tiers", tier_name, "fallback", i),
                     UNKNOWN_TARGET,
                     f"fallback {entry!r} is neither a model nor a tier",
-                    suggest(entry, [*models, *tiers]),
+                    suggest(entry, [*models, *tiers])
+                    or "a fallback names a model (under models: or in a ModelCatalog) or a tier",
                 )
     _check_cycles(policy, doc, checker)
 
@@ -485,7 +486,8 @@ def _check_budgets(policy: model.Policy, doc: Document, checker: Checker) -> Non
                 (*base, "on_exceed", "tier"),
                 UNKNOWN_TIER,
                 f"unknown tier {tier!r} to downgrade to",
-                suggest(tier, policy.tiers),
+                suggest(tier, policy.tiers)
+                or f"tiers: {', '.join(sorted(policy.tiers)) or 'none defined'}",
             )
 
 
@@ -531,7 +533,10 @@ def _check_guardrails(policy: model.Policy, doc: Document, checker: Checker) -> 
             if guard.json_schema is not None:
                 problem = _schema_problem(guard.json_schema)
                 if problem:
-                    checker.add(doc, (*base, "json_schema"), GUARDRAIL_SHAPE, problem)
+                    hint = (
+                        "write a JSON Schema (draft 2020-12), e.g. {type: object, required: [name]}"
+                    )
+                    checker.add(doc, (*base, "json_schema"), GUARDRAIL_SHAPE, problem, hint)
 
 
 def _pattern_problem(pattern: str, key: str, index: int) -> tuple[str, str | None, int] | None:
