@@ -716,6 +716,11 @@ def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str, str]]:
             yield from _walk(item, (*path, k))
 
 
+def _one_line(source: str) -> str:
+    """An expression as messages quote it: a block scalar's line breaks and indents folded."""
+    return re.sub(r"\s*\n\s*", " ", source.strip())
+
+
 def _check_expressions(ctx: PolicyContext, checker: Checker) -> None:
     doc = ctx.document
     for path, source, kind in cel_fields(ctx.policy):
@@ -726,7 +731,7 @@ def _check_expressions(ctx: PolicyContext, checker: Checker) -> None:
                 doc,
                 path,
                 exc.code,
-                f"{exc.message} in CEL expression {source!r}",
+                f"{exc.message} in CEL expression {_one_line(source)!r}",
                 exc.hint,
                 offset=exc.offset,
             )
@@ -736,7 +741,7 @@ def _check_expressions(ctx: PolicyContext, checker: Checker) -> None:
                 doc,
                 path,
                 CEL_NOT_BOOL,
-                f"condition must be a bool, but {source!r} is {expr.result_type}",
+                f"condition must be a bool, but {_one_line(source)!r} is {expr.result_type}",
                 'compare it with something, e.g. ... == "value"',
             )
             continue
