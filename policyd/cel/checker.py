@@ -52,7 +52,31 @@ _LITERAL_TYPES = {
 _MAP_KEY_KINDS = ("int", "bool", "string", "dyn")
 
 
+# Names people reach for from other languages, and the CEL function that does it.
+_ALIASES = {
+    "len": "size",
+    "length": "size",
+    "count": "size",
+    "lower": "lowerAscii",
+    "upper": "upperAscii",
+    "toLowerCase": "lowerAscii",
+    "toUpperCase": "upperAscii",
+    "startswith": "startsWith",
+    "endswith": "endsWith",
+    "includes": "contains",
+    "match": "matches",
+    "regex": "matches",
+    "str": "string",
+    "float": "double",
+    "any": "exists",
+    "some": "exists",
+    "every": "all",
+}
+
+
 def _suggest(name: str, options: list[str]) -> str | None:
+    if name in _ALIASES:
+        return f"use {_ALIASES[name]}() instead"
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
@@ -341,20 +365,21 @@ class Checker:
             return DYN
         args = ([node.target] if node.target is not None else []) + node.args
         types = [a.type or DYN for a in args]
-        shaped = [o for o in candidates if o.member == is_method and len(o.params) == len(args)]
+        same_style = [o for o in candidates if o.member == is_method]
+        shaped = [o for o in same_style if len(o.params) == len(args)]
         if not shaped:
-            if is_method and any(not o.member for o in candidates):
+            if not same_style and is_method:
                 return self.fail(
                     node,
                     f"'{name}' is a function, not a method",
                     UNKNOWN_FUNCTION,
                     f"call it as {name}(...)",
                 )
-            if not is_method and any(o.member for o in candidates):
+            if not same_style:
                 return self.fail(
                     node, f"'{name}' is a method", UNKNOWN_FUNCTION, f"call it as value.{name}(...)"
                 )
-            counts = sorted({len(o.params) - o.member for o in candidates})
+            counts = sorted({len(o.params) - o.member for o in same_style})
             return self.fail(
                 node,
                 f"'{name}' takes {' or '.join(map(str, counts))} argument(s), not {len(node.args)}",

@@ -24,7 +24,7 @@ from policyd.cel.syntax import Call, Comprehension, Ident, ListLit, Literal, Map
 from policyd.cel.types import TYPE_VALUES, CelType
 
 # Iterations of all/exists/map/filter allowed in one evaluation (see runtime.take).
-MAX_ITERATIONS = 1_000_000
+MAX_ITERATIONS = 100_000
 
 HELPERS = [
     "as_bool", "not_", "and_", "or_", "all_", "exists_", "iter_range", "take", "eq", "ne",

@@ -13,6 +13,7 @@ recursion limit (restored at once), and its parser is a process-wide singleton.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -179,9 +180,34 @@ def _get_milliseconds(value: Any, *tz: Any) -> Any:
     return function_getMilliseconds(value, *tz)
 
 
+def _logical(absorbing: bool) -> Callable[[Any, Any], Any]:
+    """CEL ``&&`` (absorbing false) or ``||`` (absorbing true) over values or error values.
+
+    cel-python lets a non-bool through (``'text' && true`` is ``'text'``); CEL does not.
+    """
+    from celpy import celtypes as ct
+    from celpy.evaluation import CELEvalError
+
+    def combine(x: Any, y: Any) -> Any:
+        for v in (x, y):
+            if isinstance(v, ct.BoolType) and bool(v) is absorbing:
+                return ct.BoolType(absorbing)
+        for v in (x, y):
+            if isinstance(v, CELEvalError):
+                return v
+        for v in (x, y):
+            if not isinstance(v, ct.BoolType):
+                return CELEvalError(f"no such overload: expected bool, got {runtime.kind_of(v)}")
+        return ct.BoolType(not absorbing)
+
+    return combine
+
+
 def _functions() -> dict[str, Any]:
     bound: dict[str, Any] = {name: _bind(f) for name, f in _OVERRIDES.items()}
     bound["getMilliseconds"] = _get_milliseconds
+    bound["_&&_"] = _logical(absorbing=False)
+    bound["_||_"] = _logical(absorbing=True)
     for name in ("int", "double", "string", "bool", "bytes"):
         bound[name] = _TypeFunction(name, bound[name])
     return bound
@@ -232,7 +258,7 @@ class CelpyProgram:
         try:
             result = self.runner.evaluate(context)
         except CELEvalError as exc:
-            raise EvaluationError(str(exc.args[0]) if exc.args else "evaluation error") from None
+            raise _error(exc) from None
         except CELUnsupportedError as exc:
             raise EvaluationError(f"unsupported: {exc}") from None
         except RecursionError:
@@ -240,8 +266,17 @@ class CelpyProgram:
         except runtime.ERRORS as exc:
             raise runtime.to_eval_error(exc) from None
         if isinstance(result, CELEvalError):
-            raise EvaluationError(str(result.args[0]) if result.args else "evaluation error")
+            raise _error(result)
         return from_cel(result)
+
+
+def _error(exc: Exception) -> EvaluationError:
+    """cel-python's error in policyd's words where they differ ("no such key: 'tier'")."""
+    message = str(exc.args[0]) if exc.args else "evaluation error"
+    missing = re.match(r"no such member in mapping: (.*)", message)
+    if missing:
+        message = f"no such key: {missing.group(1)}"
+    return EvaluationError(message)
 
 
 __all__ = ["CelpyProgram", "TypeValue", "from_cel", "to_cel"]

@@ -199,10 +199,14 @@ def _hide_backticks(source: str) -> tuple[str, dict[str, str]]:
 
         def swap(m: re.Match[str]) -> str:
             width = len(m.group(0))
-            placeholder = f"_q{len(names)}_"
-            if width < len(placeholder):
+            n = len(names)
+            while True:
+                placeholder = f"_{n}".ljust(width, "_")
+                if placeholder not in source and placeholder not in names:
+                    break
+                n += 1
+            if len(placeholder) > width:  # pragma: no cover - needs 10+ one-letter fields
                 return m.group(0)
-            placeholder = placeholder.ljust(width, "_")
             names[placeholder] = m.group(1)
             return placeholder
 
@@ -377,7 +381,7 @@ class _Builder:
                 if not isinstance(var, Ident):
                     self.error(
                         f"the first argument of {name}() must be a variable name, like x",
-                        var.pos,
+                        self.pos_of(arg_trees[0].children[0], var.pos),
                     )
                 assert isinstance(var, Ident)
                 return Comprehension(pos, name, target, var.name, args[1:])

@@ -168,7 +168,7 @@ CORPUS: list[tuple[str, dict[str, Any], Any]] = [
     ('timestamp("2026-13-01T00:00:00Z")', ACT, Err("invalid timestamp")),
     ('timestamp("9999-12-31T23:59:59Z") + duration("1s")', ACT, Err("out of range")),
     ('duration("3000000h")', ACT, Err("out of range")),
-    ('now.getHours() == 12 && now.getDayOfWeek() == 2', ACT, True),
+    ("now.getHours() == 12 && now.getDayOfWeek() == 2", ACT, True),
     ('now.getHours("Asia/Kolkata")', ACT, 17),
     ('duration("3723.5s").getMinutes()', ACT, 62),
 ]
