@@ -39,7 +39,7 @@ def test_conformance(cases: list[Case], capsys: pytest.CaptureFixture[str]) -> N
     failures: list[str] = []
     for case, mine, celpy in run_all(cases):
         file_tally = per_file.setdefault(case.file, Tally())
-        for tally, (status, detail) in ((ours, mine), (theirs, celpy), (file_tally, mine)):
+        for tally, (status, _) in ((ours, mine), (theirs, celpy), (file_tally, mine)):
             if status == "skip":
                 tally.skipped += 1
             elif status == "pass":
