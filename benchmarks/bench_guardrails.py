@@ -22,6 +22,7 @@ from typing import Any
 from policyd.guardrails import (
     PII_KINDS,
     StreamScanner,
+    combine_checks,
     injection_check,
     pattern_check,
     pii_check,
@@ -29,7 +30,7 @@ from policyd.guardrails import (
 )
 from policyd.guardrails._regex import ScanText
 from policyd.guardrails.injection import RULESETS
-from policyd.guardrails.pii import _BY_KIND, _entries, resolve_kinds
+from policyd.guardrails.pii import resolve_kinds
 
 DENY_PATTERNS = [
     r"(?i)reveal (the )?system prompt",
@@ -100,9 +101,8 @@ class ReBaseline:
 
     def __init__(self, terms: Sequence[str]):
         self.pii: list[tuple[re.Pattern[bytes], Any, int]] = []
-        for kind in resolve_kinds(PII_KINDS):
-            for pattern, entry in _entries(_BY_KIND[kind]):
-                self.pii.append((re.compile(pattern.encode()), entry.validate, entry.group))
+        for rule in pii_check(PII_KINDS).rules:  # the same patterns and validators
+            self.pii.append((re.compile(rule.regex.pattern.encode()), rule.validate, rule.group))
         self.rules = [re.compile(p.encode()) for _, p in RULESETS["v1"]]
         self.rules += [re.compile(p.encode()) for p in DENY_PATTERNS]
         words = sorted({t.casefold() for t in terms}, key=len, reverse=True)  # emulate longest
@@ -190,22 +190,31 @@ def bench_full_set(terms: Sequence[str], budget: float) -> None:
 
 
 def bench_per_check(terms: Sequence[str], budget: float) -> None:
-    text = make_prompt(100_000, seed=7)
-    nbytes = len(text.encode())
-    print("Per check, 100 KB prompt (RE2):\n")
-    print("| check | ms | MB/s |")
-    print("|---|---|---|")
+    dense = make_prompt(100_000, seed=7)
+    clean = make_prompt(100_000, seed=7, density=0.0)
+    nbytes = len(dense.encode())
+    print("Per check, 100 KB prompt (RE2), dense = a PII sentence every ~50 words:\n")
+    print("| check | dense ms | dense MB/s | clean ms | clean MB/s |")
+    print("|---|---|---|---|---|")
     named = [
         ("pii (all kinds)", pii_check(PII_KINDS)),
         ("pii: email only", pii_check(["email"])),
         ("injection v1", injection_check()),
         (f"{len(DENY_PATTERNS)} deny patterns (one RE2 set)", pattern_check(DENY_PATTERNS)),
         (f"{len(terms)} terms (one alternation)", terms_check(terms)),
+        (
+            f"pii + injection + {len(DENY_PATTERNS)} patterns, combine_checks (one set)",
+            combine_checks([pii_check(PII_KINDS), injection_check(), pattern_check(DENY_PATTERNS)]),
+        ),
         ("5,000 terms", terms_check(make_terms(5000))),
     ]
     for name, check in named:
-        t = best_time(lambda c=check: c.scan(text), budget, 500)  # type: ignore[misc]
-        print(f"| {name} | {t * 1e3:.3f} | {mbps(nbytes, t):.1f} |")
+        t = best_time(lambda c=check: c.scan(dense), budget, 500)  # type: ignore[misc]
+        tc = best_time(lambda c=check: c.scan(clean), budget, 500)  # type: ignore[misc]
+        print(
+            f"| {name} | {t * 1e3:.3f} | {mbps(nbytes, t):.1f} | {tc * 1e3:.3f} | "
+            f"{mbps(len(clean.encode()), tc):.1f} |"
+        )
     print()
 
 

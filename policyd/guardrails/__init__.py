@@ -9,17 +9,15 @@ This package imports nothing else from policyd, so the engine can use it from an
 from policyd.guardrails._core import (
     Check,
     CheckStream,
-    CombinedCheck,
     Finding,
     GuardrailConfigError,
     StreamableCheck,
-    combine_checks,
     sort_findings,
 )
+from policyd.guardrails._rules import CombinedCheck, Rule, RuleSetCheck, combine_checks
 from policyd.guardrails.injection import INJECTION_RULESET_VERSION, RULESETS, injection_check
 from policyd.guardrails.patterns import (
     AllowCheck,
-    RegexRulesCheck,
     TermsCheck,
     allow_check,
     pattern_check,
@@ -68,7 +66,8 @@ __all__ = [
     "PluginError",
     "PluginFn",
     "PluginVerdict",
-    "RegexRulesCheck",
+    "Rule",
+    "RuleSetCheck",
     "StreamScanner",
     "StreamableCheck",
     "TermsCheck",

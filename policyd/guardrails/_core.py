@@ -6,7 +6,6 @@ findings can go into decisions, traces and logs without leaking the value they d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -83,23 +82,3 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
     """Findings in text order; whole-text findings (offset -1) first."""
     findings.sort(key=lambda f: (f.start, f.end, f.kind, f.rule or ""))
     return findings
-
-
-@dataclass(frozen=True, slots=True)
-class CombinedCheck:
-    """Several checks run as one (a guardrail with ``pii`` and ``deny_patterns``, ...)."""
-
-    checks: tuple[Check, ...]
-
-    def scan(self, text: str) -> list[Finding]:
-        found: list[Finding] = []
-        for check in self.checks:
-            found.extend(check.scan(text))
-        return sort_findings(found)
-
-
-def combine_checks(checks: Sequence[Check]) -> Check:
-    """One check that runs ``checks`` in order and returns all their findings, sorted."""
-    if len(checks) == 1:
-        return checks[0]
-    return CombinedCheck(tuple(checks))

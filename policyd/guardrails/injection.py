@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from policyd.guardrails._core import GuardrailConfigError
 from policyd.guardrails._regex import compile_pattern
-from policyd.guardrails.patterns import RegexRulesCheck
+from policyd.guardrails._rules import Rule, RuleSetCheck
 
 INJECTION_RULESET_VERSION = "v1"
 
@@ -93,7 +93,7 @@ def injection_check(
     version: str = INJECTION_RULESET_VERSION,
     *,
     disable: Sequence[str] = (),
-) -> RegexRulesCheck:
+) -> RuleSetCheck:
     """The built-in injection rules of ``version`` plus the policy's ``extra_patterns``.
 
     Findings have kind ``injection``, label ``INJECTION`` and rule ``<version>:<name>`` for
@@ -128,4 +128,4 @@ def injection_check(
     ]
     if not rules:
         raise GuardrailConfigError("every injection rule is disabled", hint="drop the guardrail")
-    return RegexRulesCheck(rules, kind="injection", label="INJECTION")
+    return RuleSetCheck([Rule("injection", "INJECTION", rid, regex) for rid, regex in rules])

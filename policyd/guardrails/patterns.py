@@ -10,12 +10,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import re2
 
 from policyd.guardrails._core import CheckStream, Finding, GuardrailConfigError
 from policyd.guardrails._regex import PatternSet, ScanText, compile_pattern
+from policyd.guardrails._rules import Rule, RuleSetCheck
 
 
 def _as_list(values: Sequence[str], what: str) -> list[str]:
@@ -27,37 +27,7 @@ def _as_list(values: Sequence[str], what: str) -> list[str]:
     return list(values)
 
 
-class RegexRulesCheck:
-    """Named RE2 rules scanned as one set; each match is a finding of ``kind``/``label``."""
-
-    __slots__ = ("_ids", "_set", "kind", "label")
-
-    def __init__(self, rules: Sequence[tuple[str, Any]], *, kind: str, label: str):
-        self.kind = kind
-        self.label = label
-        self._ids = tuple(rule_id for rule_id, _ in rules)
-        self._set = PatternSet([regex for _, regex in rules])
-
-    @property
-    def rule_ids(self) -> tuple[str, ...]:
-        return self._ids
-
-    def scan(self, text: str) -> list[Finding]:
-        st = ScanText(text)
-        raw: list[tuple[int, int, str]] = []
-        for i in self._set.hits(st.data):
-            raw.extend((*m.span(), self._ids[i]) for m in self._set.spans(i, st.data))
-        if not raw:
-            return []
-        raw.sort()
-        spans = st.char_spans([(s, e) for s, e, _ in raw])
-        return [
-            Finding(self.kind, s, e, self.label, rule)
-            for (s, e), (_, _, rule) in zip(spans, raw, strict=True)
-        ]
-
-
-def pattern_check(deny: Sequence[str]) -> RegexRulesCheck:
+def pattern_check(deny: Sequence[str]) -> RuleSetCheck:
     """Flags every match of any ``deny`` pattern (RE2 syntax); rule ids are ``pattern:<i>``.
 
     A pattern RE2 cannot compile raises :class:`GuardrailConfigError` with its ``index``.
@@ -65,11 +35,10 @@ def pattern_check(deny: Sequence[str]) -> RegexRulesCheck:
     patterns = _as_list(deny, "deny_patterns")
     if not patterns:
         raise GuardrailConfigError("deny_patterns is empty", hint="list at least one pattern")
-    rules = [
-        (f"pattern:{i}", compile_pattern(p, what="deny_patterns", index=i))
-        for i, p in enumerate(patterns)
-    ]
-    return RegexRulesCheck(rules, kind="pattern", label="PATTERN")
+    compiled = [compile_pattern(p, what="deny_patterns", index=i) for i, p in enumerate(patterns)]
+    return RuleSetCheck(
+        [Rule("pattern", "PATTERN", f"pattern:{i}", regex) for i, regex in enumerate(compiled)]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from policyd.guardrails import _validators as v
-from policyd.guardrails._core import Finding, GuardrailConfigError
-from policyd.guardrails._regex import PatternSet, ScanText, compile_pattern
+from policyd.guardrails._core import GuardrailConfigError
+from policyd.guardrails._regex import compile_pattern
+from policyd.guardrails._rules import Rule, RuleSetCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,23 +135,13 @@ PII_KINDS: tuple[str, ...] = (*(d.kind for d in PII_DETECTORS), "secret")
 SECRET_KINDS: tuple[str, ...] = tuple(d.kind for d in SECRET_DETECTORS)
 LABELS: dict[str, str] = {d.kind: d.label for d in (*PII_DETECTORS, *SECRET_DETECTORS)}
 
-# When two findings overlap, the earlier, then longer, then higher-priority one is kept.
+# When one finding lies inside another of the same position and length, this order wins.
 _PRIORITY = {kind: i for i, kind in enumerate((*SECRET_KINDS, "credit_card", "iban", "us_ssn",
                                                 "email", "phone", "ip_address"))}  # fmt: skip
 _BY_KIND = {d.kind: d for d in (*PII_DETECTORS, *SECRET_DETECTORS)}
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One compiled candidate pattern of a detector, with the validator for that pattern."""
-
-    kind: str
-    label: str
-    group: int
-    validate: v.Validator | None
-
-
-def _entries(detector: Detector) -> list[tuple[str, _Entry]]:
+def _rules(detector: Detector) -> list[Rule]:
     validators: Sequence[v.Validator | None]
     if detector.kind == "phone":
         validators = _PHONE_VALIDATORS
@@ -160,7 +150,16 @@ def _entries(detector: Detector) -> list[tuple[str, _Entry]]:
     else:
         validators = [detector.validate] * len(detector.patterns)
     return [
-        (pattern, _Entry(detector.kind, detector.label, detector.group, validate))
+        Rule(
+            detector.kind,
+            detector.label,
+            None,
+            compile_pattern(pattern, what=f"pii {detector.kind}", index=None),
+            validate,
+            detector.group,
+            exclusive=True,
+            priority=_PRIORITY[detector.kind],
+        )
         for pattern, validate in zip(detector.patterns, validators, strict=True)
     ]
 
@@ -188,60 +187,14 @@ def resolve_kinds(kinds: Sequence[str]) -> list[str]:
     return resolved
 
 
-class PiiCheck:
+class PiiCheck(RuleSetCheck):
     """Finds the requested PII kinds; see :data:`PII_KINDS` and :data:`SECRET_KINDS`."""
 
-    __slots__ = ("_entries", "_set", "kinds")
+    __slots__ = ("kinds",)
 
     def __init__(self, kinds: Sequence[str]):
         self.kinds = tuple(resolve_kinds(kinds))
-        compiled: list[Any] = []
-        entries: list[_Entry] = []
-        for kind in self.kinds:
-            for pattern, entry in _entries(_BY_KIND[kind]):
-                compiled.append(compile_pattern(pattern, what=f"pii {kind}", index=None))
-                entries.append(entry)
-        self._set = PatternSet(compiled)
-        self._entries = tuple(entries)
-
-    def scan(self, text: str) -> list[Finding]:
-        st = ScanText(text)
-        data = st.data
-        raw: list[tuple[int, int, _Entry]] = []
-        for i in self._set.hits(data):
-            entry = self._entries[i]
-            for m in self._set.spans(i, data):
-                start, end = m.span(entry.group)
-                if entry.validate is None:
-                    raw.append((start, end, entry))
-                else:
-                    raw.extend((s, e, entry) for s, e in entry.validate(data, start, end))
-        if not raw:
-            return []
-        raw = _drop_contained(raw)
-        spans = st.char_spans([(s, e) for s, e, _ in raw])
-        return [
-            Finding(entry.kind, s, e, entry.label, None)
-            for (s, e), (_, _, entry) in zip(spans, raw, strict=True)
-        ]
-
-
-def _drop_contained(raw: list[tuple[int, int, _Entry]]) -> list[tuple[int, int, _Entry]]:
-    """Sort by position; drop a finding lying wholly inside one already kept.
-
-    One value is then counted once (``+1 415 555 2671`` is a phone, not also a shorter one;
-    a card number inside a JWT is part of the secret). Partial overlaps are kept: redaction
-    merges them, so nothing is left half-visible.
-    """
-    raw.sort(key=lambda r: (r[0], -r[1], _PRIORITY[r[2].kind]))
-    kept: list[tuple[int, int, _Entry]] = []
-    reach = -1
-    for item in raw:
-        if item[1] <= reach:
-            continue
-        kept.append(item)
-        reach = item[1]
-    return kept
+        super().__init__([rule for kind in self.kinds for rule in _rules(_BY_KIND[kind])])
 
 
 def pii_check(kinds: Sequence[str]) -> PiiCheck:

@@ -13,14 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from policyd.guardrails._core import (
-    Check,
-    CheckStream,
-    CombinedCheck,
-    Finding,
-    StreamableCheck,
-    sort_findings,
-)
+from policyd.guardrails._core import Check, CheckStream, Finding, StreamableCheck, sort_findings
+from policyd.guardrails._rules import CombinedCheck
 
 
 def _flatten(checks: Sequence[Check]) -> list[Check]:
