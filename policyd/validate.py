@@ -394,7 +394,8 @@ def _check_cycles(policy: model.Policy, doc: Document, checker: Checker) -> None
                 continue
             if state.get(entry) == 1 and (name, i) not in reported:
                 reported.add((name, i))
-                cycle = [*trail[trail.index(entry) :], name, entry]
+                path = [*trail, name]  # entry is on it: it may be this very tier
+                cycle = [*path[path.index(entry) :], entry]
                 checker.add(
                     doc,
                     ("tiers", name, "fallback", i),
