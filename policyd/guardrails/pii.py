@@ -19,13 +19,21 @@ from policyd.guardrails._rules import Rule, RuleSetCheck
 
 @dataclass(frozen=True, slots=True)
 class Detector:
-    """One kind of PII: RE2 candidate patterns, an optional validator, a placeholder label."""
+    """One kind of PII: RE2 candidate patterns, validators, a placeholder label.
+
+    ``validate`` is one validator for every pattern, or a tuple with one per pattern.
+    """
 
     kind: str
     label: str
     patterns: tuple[str, ...]
-    validate: v.Validator | None = None
+    validate: v.Validator | tuple[v.Validator, ...] | None = None
     group: int = 0  # the capture group that holds the value (0 = the whole match)
+
+    def validators(self) -> tuple[v.Validator | None, ...]:
+        if isinstance(self.validate, tuple):
+            return self.validate
+        return (self.validate,) * len(self.patterns)
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -48,7 +56,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
             r"(?:\b1[ .\-]?)?(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b",
             r"\b0\d{1,4}(?:[ .\-/]\d{2,8}){1,4}\b",
         ),
-        None,  # one validator per pattern, see _PHONE_VALIDATORS
+        (v.phone_international_spans, v.phone_nanp_spans, v.phone_national_spans),
     ),
     Detector("credit_card", "CREDIT_CARD", (r"\b\d(?:[ \-]?\d){12,}\b",), v.card_spans),
     Detector("iban", "IBAN", (r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,34}",), v.iban_spans),
@@ -60,11 +68,9 @@ PII_DETECTORS: tuple[Detector, ...] = (
             rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b",
             r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?",
         ),
-        None,  # see _IP_VALIDATORS
+        (v.ipv4_spans, v.ipv6_spans),
     ),
 )
-_PHONE_VALIDATORS = (v.phone_international_spans, v.phone_nanp_spans, v.phone_national_spans)
-_IP_VALIDATORS = (v.ipv4_spans, v.ipv6_spans)
 
 SECRET_DETECTORS: tuple[Detector, ...] = (
     Detector(
@@ -142,13 +148,6 @@ _BY_KIND = {d.kind: d for d in (*PII_DETECTORS, *SECRET_DETECTORS)}
 
 
 def _rules(detector: Detector) -> list[Rule]:
-    validators: Sequence[v.Validator | None]
-    if detector.kind == "phone":
-        validators = _PHONE_VALIDATORS
-    elif detector.kind == "ip_address":
-        validators = _IP_VALIDATORS
-    else:
-        validators = [detector.validate] * len(detector.patterns)
     return [
         Rule(
             detector.kind,
@@ -160,7 +159,7 @@ def _rules(detector: Detector) -> list[Rule]:
             exclusive=True,
             priority=_PRIORITY[detector.kind],
         )
-        for pattern, validate in zip(detector.patterns, validators, strict=True)
+        for pattern, validate in zip(detector.patterns, detector.validators(), strict=True)
     ]
 
 
