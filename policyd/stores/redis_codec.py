@@ -1,12 +1,11 @@
 """Key names and script arguments for the Redis store, and decoding its replies.
 
 Pure functions, no I/O, so the layout is easy to read and test. Every counter
-(budget × key × window) is three keys that share one hash tag, ``{budget:key}``,
+(budget × key × window) is two keys that share one hash tag, ``{budget:key}``,
 so they live in one Redis Cluster slot::
 
-    <prefix>{<budget>:<key>}:<window>      hash: totals, rolling buckets, alert marks
+    <prefix>{<budget>:<key>}:<window>      hash: totals, buckets, entries, alert marks
     <prefix>{<budget>:<key>}:<window>:e    zset: decision id -> deadline (ms)
-    <prefix>{<budget>:<key>}:<window>:r    hash: decision id -> entry
 
 ``<window>`` is the calendar window id (``d20261124``, ``w20261123``, ``m202611``)
 or ``r<seconds>s`` for a rolling window. Budget names and keys are
@@ -20,6 +19,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ LATE_MARGIN_MS = 60_000  # settle/usage keep a counter this long past its grace
 _MAX_NAME = 120
 
 
+@lru_cache(maxsize=65536)
 def encode_name(text: str) -> str:
     """A budget name or key made safe for a Redis key and its hash tag."""
     if len(text) > _MAX_NAME:
@@ -48,7 +49,7 @@ def counter_keys(prefix: str, budget: str, key: str, window: Window, window_id: 
     base = (
         f"{prefix}{{{encode_name(budget)}:{encode_name(key)}}}:{counter_suffix(window, window_id)}"
     )
-    return [base, base + ":e", base + ":r"]
+    return [base, base + ":e"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,28 @@
 -- policyd budget ledger: one atomic step per reserve / settle / usage / cancel.
--- It mirrors policyd/budgets/counter.py exactly; read that file for the semantics.
+-- It mirrors policyd/budgets/counter.py step for step; read that file for the
+-- semantics. Here, each counter is two keys sharing one hash tag:
 --
--- KEYS: three per line: C (hash: totals, rolling buckets, alert markers, lo/hi),
---       E (zset: decision id -> deadline ms), R (hash: decision id -> entry).
+--   C (hash)  su st sr / vu vt vr  window totals, settled / reserved (usd, tokens, requests)
+--             <bucket>su ... vr    per-bucket figures (rolling windows only)
+--             lo, hi               oldest / newest live bucket (rolling windows only)
+--             e:<decision>         entry "state:bucket:usd:tokens:requests:deadline"
+--             a:<threshold>        alert marker: 0 (until the window ends) or expiry ms
+--             x                    the expiry (caller's clock, ms) both keys' TTLs reach
+--   E (zset)  decision -> deadline ms, plus the member "~" at +inf so that E is never
+--             empty (an empty key vanishes, and would come back without a TTL)
+--
+-- KEYS: C and E per line.
 -- ARGV: op, decision id, now ms, ttl ms, grace ms, force flag, actual usd, tokens,
 --       requests (-1: release), then per line: n_buckets, bucket ms, key ttl ms and
 --       reserve: enforce, amount x3, limit x3 (-1: none), calendar retry ms,
 --                n alerts, then per alert: name, level x3 (-1: none)
 --       settle:  placement bucket (used when forcing an unknown decision)
 --       cancel:  n alerts, their names (markers to clear: the reservation never happened)
--- Amounts are integers below 2^53 (exact as Lua numbers); they are written with
--- string.format('%d') so Redis never sees exponent notation.
+--
+-- Reads go through a per-line field cache and writes are buffered, so a step costs
+-- a handful of server calls per line: HMGET, ZRANGEBYSCORE, then one HSET, HDEL, ZADD,
+-- ZREM each at most. Amounts are integers below 2^53 (exact as Lua numbers) written
+-- with string.format('%d'), so Redis never sees exponent notation.
 
 local op = ARGV[1]
 local did = ARGV[2]
@@ -21,22 +33,78 @@ local force = ARGV[6] == '1'
 local actual = {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
 local release = actual[1] < 0
 local DIMS = {'u', 't', 'r'}
+local SLACK = 60000  -- keys live this much longer than needed, so TTLs are set rarely
 
 local function fmt(n)
   return string.format('%d', n)
 end
 
-local function incr(key, prefix, amount, sign)
-  for i = 1, 3 do
-    if amount[i] ~= 0 then
-      redis.call('HINCRBY', key, prefix .. DIMS[i], fmt(sign * amount[i]))
-    end
+-- field cache ---------------------------------------------------------------------------
+
+-- make sure the given fields are cached (one HMGET for those that are not)
+local function fetch(L, fields)
+  local missing = {}
+  for _, f in ipairs(fields) do
+    if L.f[f] == nil then missing[#missing + 1] = f end
+  end
+  if #missing > 0 then
+    local values = redis.call('HMGET', L.c, unpack(missing))
+    for i, f in ipairs(missing) do L.f[f] = values[i] end  -- false when absent
   end
 end
 
-local function read3(key, prefix)
-  local v = redis.call('HMGET', key, prefix .. 'u', prefix .. 't', prefix .. 'r')
-  return {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0}
+local function get(L, field)
+  fetch(L, {field})
+  return L.f[field] or nil
+end
+
+local function num(L, field)
+  return tonumber(get(L, field)) or 0
+end
+
+local function put(L, field, value)  -- value: a string, or false to delete the field
+  L.f[field] = value
+  L.w[field] = true
+end
+
+local function zset(L, member, score)  -- score: a number or '+inf'; false: remove member
+  L.z[member] = score
+end
+
+local function flush(L)
+  local sets, dels, adds, rems = {}, {}, {}, {}
+  for f in pairs(L.w) do
+    if L.f[f] then
+      sets[#sets + 1] = f
+      sets[#sets + 1] = L.f[f]
+    else
+      dels[#dels + 1] = f
+    end
+  end
+  for m, score in pairs(L.z) do
+    if score then
+      adds[#adds + 1] = type(score) == 'string' and score or fmt(score)
+      adds[#adds + 1] = m
+    else
+      rems[#rems + 1] = m
+    end
+  end
+  if #dels > 0 then redis.call('HDEL', L.c, unpack(dels)) end
+  if #sets > 0 then redis.call('HSET', L.c, unpack(sets)) end
+  if #rems > 0 then redis.call('ZREM', L.e, unpack(rems)) end
+  if #adds > 0 then redis.call('ZADD', L.e, unpack(adds)) end
+  L.w, L.z = {}, {}
+end
+
+-- accounting ----------------------------------------------------------------------------
+
+local function triple(L, prefix)
+  return {num(L, prefix .. 'u'), num(L, prefix .. 't'), num(L, prefix .. 'r')}
+end
+
+local function bucket_fields(bucket)
+  local b = fmt(bucket)
+  return {b .. 'su', b .. 'st', b .. 'sr', b .. 'vu', b .. 'vt', b .. 'vr'}
 end
 
 local function is_live(L, bucket)
@@ -48,83 +116,117 @@ local function place(L, bucket)
   return math.min(math.max(bucket, L.hi - L.nb), L.hi)
 end
 
+local function bump(L, field, delta)
+  if delta ~= 0 then put(L, field, fmt(num(L, field) + delta)) end
+end
+
 -- add amount (sign +1/-1) to the settled ('s') or reserved ('v') spend of a bucket
 local function add(L, kind, bucket, amount, sign)
   if not is_live(L, bucket) then return end
-  incr(L.c, kind, amount, sign)
-  if L.nb > 0 then incr(L.c, fmt(bucket) .. kind, amount, sign) end
+  local b = L.nb > 0 and fmt(bucket) or nil
+  if b then fetch(L, bucket_fields(bucket)) end
+  for i = 1, 3 do
+    bump(L, kind .. DIMS[i], sign * amount[i])
+    if b then bump(L, b .. kind .. DIMS[i], sign * amount[i]) end
+  end
 end
 
-local function parse(v)
-  local st, b, u, t, r, d = string.match(v, '^(%a):(%-?%d+):(%d+):(%d+):(%d+):(%d+)$')
+local function parse(text)
+  local st, b, u, t, r, d = string.match(text, '^(%a):(%-?%d+):(%d+):(%d+):(%d+):(%d+)$')
   return st, tonumber(b), {tonumber(u), tonumber(t), tonumber(r)}, tonumber(d)
 end
 
-local function set_entry(L, st, bucket, amount, deadline)
-  redis.call('HSET', L.r, did, st .. ':' .. fmt(bucket) .. ':' .. fmt(amount[1]) .. ':'
+local function set_entry(L, d, st, bucket, amount, deadline)
+  put(L, 'e:' .. d, st .. ':' .. fmt(bucket) .. ':' .. fmt(amount[1]) .. ':'
     .. fmt(amount[2]) .. ':' .. fmt(amount[3]) .. ':' .. fmt(deadline))
-  redis.call('ZADD', L.e, fmt(deadline), did)
+  zset(L, d, deadline)
+end
+
+local function drop_entry(L, d)
+  put(L, 'e:' .. d, false)
+  zset(L, d, false)
 end
 
 -- slide a rolling window to now, then expire overdue entries (see Counter.maintain)
-local function maintain(L)
+local function maintain(L, extra_fields)
+  local fields = {'su', 'st', 'sr', 'vu', 'vt', 'vr', 'lo', 'hi', 'x', 'e:' .. did}
+  local cur = 0
   if L.nb > 0 then
-    local cur = math.floor(now / L.bw)
-    local state = redis.call('HMGET', L.c, 'lo', 'hi')
-    local lo, hi = tonumber(state[1]), tonumber(state[2])
+    cur = math.floor(now / L.bw)
+    for _, f in ipairs(bucket_fields(cur)) do fields[#fields + 1] = f end
+  end
+  for _, f in ipairs(extra_fields) do fields[#fields + 1] = f end
+  fetch(L, fields)
+  if L.nb > 0 then
+    local lo, hi = tonumber(get(L, 'lo')), tonumber(get(L, 'hi'))
     if hi == nil or cur > hi then
       local floor = cur - L.nb
       if lo ~= nil then
+        local old = {}
+        for bucket = lo, math.min(hi, floor - 1) do
+          for _, f in ipairs(bucket_fields(bucket)) do old[#old + 1] = f end
+        end
+        fetch(L, old)
         for bucket = lo, math.min(hi, floor - 1) do
           local b = fmt(bucket)
           for _, kind in ipairs({'s', 'v'}) do
-            local row = read3(L.c, b .. kind)
-            incr(L.c, kind, row, -1)
-            redis.call('HDEL', L.c, b .. kind .. 'u', b .. kind .. 't', b .. kind .. 'r')
+            for i = 1, 3 do
+              bump(L, kind .. DIMS[i], -num(L, b .. kind .. DIMS[i]))
+              put(L, b .. kind .. DIMS[i], false)
+            end
           end
         end
       end
-      redis.call('HSET', L.c, 'lo', fmt(floor), 'hi', fmt(cur))
+      put(L, 'lo', fmt(floor))
+      put(L, 'hi', fmt(cur))
       hi = cur
     end
     L.hi = hi
   end
   local due = redis.call('ZRANGEBYSCORE', L.e, '-inf', fmt(now))
+  if #due > 0 then
+    local entry_fields = {}
+    for i, d in ipairs(due) do entry_fields[i] = 'e:' .. d end
+    fetch(L, entry_fields)
+  end
   for _, d in ipairs(due) do
-    local v = redis.call('HGET', L.r, d)
+    local text = get(L, 'e:' .. d)
     local keep = false
-    if v then
-      local st, bucket, amount, deadline = parse(v)
+    if text then
+      local st, bucket, amount, deadline = parse(text)
       if st == 'L' then
         add(L, 'v', bucket, amount, -1)
         local next_deadline = deadline + grace
         if next_deadline > now then
-          redis.call('HSET', L.r, d, 'X:' .. fmt(bucket) .. ':' .. fmt(amount[1]) .. ':'
-            .. fmt(amount[2]) .. ':' .. fmt(amount[3]) .. ':' .. fmt(next_deadline))
-          redis.call('ZADD', L.e, fmt(next_deadline), d)
+          set_entry(L, d, 'X', bucket, amount, next_deadline)
           keep = true
         end
       end
     end
-    if not keep then
-      redis.call('HDEL', L.r, d)
-      redis.call('ZREM', L.e, d)
-    end
+    if not keep then drop_entry(L, d) end
   end
 end
 
 local function spent(L)
-  local s, v = read3(L.c, 's'), read3(L.c, 'v')
+  local s, v = triple(L, 's'), triple(L, 'v')
   return {s[1] + v[1], s[2] + v[2], s[3] + v[3]}
 end
 
--- make sure every key of the line outlives what it holds (only ever extends a TTL)
-local function touch(L)
-  for _, key in ipairs({L.c, L.e, L.r}) do
-    local pttl = redis.call('PTTL', key)
-    if pttl == -1 or (pttl >= 0 and pttl < L.keyttl) then
-      redis.call('PEXPIRE', key, fmt(L.keyttl))
-    end
+-- end of a writing step: write the buffered changes, and make both keys outlive what
+-- they hold. TTLs only ever grow, and only when x falls short, so most steps set none.
+local function finish(L)
+  local target = now + L.keyttl
+  local x = tonumber(get(L, 'x'))
+  local extend = x == nil or x < target
+  if extend then
+    x = target + SLACK
+    put(L, 'x', fmt(x))
+    zset(L, '~', '+inf')
+  end
+  flush(L)
+  if extend then
+    redis.call('PEXPIRE', L.c, fmt(x - now))
+    redis.call('PEXPIRE', L.e, fmt(x - now))
   end
 end
 
@@ -134,9 +236,14 @@ local function retry_after(L)
   for i = 1, 3 do
     need[i] = L.limit[i] >= 0 and (L.before[i] + L.amount[i] - L.limit[i]) or 0
   end
+  local fields = {}
+  for bucket = L.hi - L.nb, L.hi do
+    for _, f in ipairs(bucket_fields(bucket)) do fields[#fields + 1] = f end
+  end
+  fetch(L, fields)
   for bucket = L.hi - L.nb, L.hi do
     local b = fmt(bucket)
-    local s, v = read3(L.c, b .. 's'), read3(L.c, b .. 'v')
+    local s, v = triple(L, b .. 's'), triple(L, b .. 'v')
     local done = true
     for i = 1, 3 do
       need[i] = need[i] - s[i] - v[i]
@@ -147,12 +254,14 @@ local function retry_after(L)
   return (L.hi + L.nb + 1) * L.bw - now
 end
 
--- read the lines
+-- read the lines ------------------------------------------------------------------------
+
 local lines = {}
 local pos = 10
-for k = 1, #KEYS, 3 do
-  local L = {c = KEYS[k], e = KEYS[k + 1], r = KEYS[k + 2], nb = tonumber(ARGV[pos]),
+for k = 1, #KEYS, 2 do
+  local L = {c = KEYS[k], e = KEYS[k + 1], nb = tonumber(ARGV[pos]), f = {}, w = {}, z = {},
              bw = tonumber(ARGV[pos + 1]), keyttl = tonumber(ARGV[pos + 2]), hi = 0}
+  local extra = {}
   pos = pos + 3
   if op == 'reserve' then
     L.enforce = ARGV[pos] == '1'
@@ -165,6 +274,7 @@ for k = 1, #KEYS, 3 do
     for a = 1, n_alerts do
       L.alerts[a] = {ARGV[pos], {tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2]),
                                  tonumber(ARGV[pos + 3])}}
+      extra[a] = 'a:' .. ARGV[pos]
       pos = pos + 4
     end
   elseif op == 'settle' then
@@ -175,30 +285,31 @@ for k = 1, #KEYS, 3 do
     for a = 1, tonumber(ARGV[pos]) do L.fired[a] = ARGV[pos + a] end
     pos = pos + 1 + #L.fired
   end
-  maintain(L)
+  maintain(L, extra)
   lines[#lines + 1] = L
 end
+
+-- the steps -----------------------------------------------------------------------------
 
 if op == 'usage' then
   local out = {}
   for _, L in ipairs(lines) do
     out[#out + 1] = spent(L)
-    touch(L)
+    if get(L, 'x') then flush(L) end  -- keep what maintain changed; never create a counter
   end
   return out
 end
 
 if op == 'cancel' then
   for _, L in ipairs(lines) do
-    local v = redis.call('HGET', L.r, did)
-    if v then
-      local st, bucket, amount = parse(v)
+    local text = get(L, 'e:' .. did)
+    if text then
+      local st, bucket, amount = parse(text)
       if st == 'L' then add(L, 'v', bucket, amount, -1) end
-      redis.call('HDEL', L.r, did)
-      redis.call('ZREM', L.e, did)
+      drop_entry(L, did)
     end
-    for _, name in ipairs(L.fired) do redis.call('HDEL', L.c, 'a:' .. name) end
-    touch(L)
+    for _, name in ipairs(L.fired) do put(L, 'a:' .. name, false) end
+    finish(L)
   end
   return 1
 end
@@ -206,21 +317,21 @@ end
 if op == 'settle' then
   local changed = 0
   for _, L in ipairs(lines) do
-    local v = redis.call('HGET', L.r, did)
+    local text = get(L, 'e:' .. did)
     local st, bucket, amount
-    if v then st, bucket, amount = parse(v) end
-    if st ~= 'S' and (v or force) then
-      if not v then
+    if text then st, bucket, amount = parse(text) end
+    if st ~= 'S' and (text or force) then
+      if not text then
         bucket = 0
         if L.nb > 0 then bucket = math.min(L.bucket, L.hi) end
       elseif st == 'L' then
         add(L, 'v', bucket, amount, -1)
       end
       if not release then add(L, 's', bucket, actual, 1) end
-      set_entry(L, 'S', bucket, {0, 0, 0}, now + grace)
+      set_entry(L, did, 'S', bucket, {0, 0, 0}, now + grace)
       changed = 1
     end
-    touch(L)
+    finish(L)
   end
   return changed
 end
@@ -229,7 +340,7 @@ end
 local ok = true
 for _, L in ipairs(lines) do
   L.before = spent(L)
-  L.dup = redis.call('HEXISTS', L.r, did) == 1
+  L.dup = get(L, 'e:' .. did) ~= nil
   L.fits = true
   if not L.dup then
     for i = 1, 3 do
@@ -244,7 +355,7 @@ for _, L in ipairs(lines) do
   if ok and not L.dup then
     local bucket = place(L, L.nb > 0 and math.floor(now / L.bw) or 0)
     add(L, 'v', bucket, L.amount, 1)
-    set_entry(L, 'L', bucket, L.amount, now + ttl)
+    set_entry(L, did, 'L', bucket, L.amount, now + ttl)
     local after = {}
     for i = 1, 3 do after[i] = L.before[i] + L.amount[i] end
     for _, alert in ipairs(L.alerts) do
@@ -254,11 +365,11 @@ for _, L in ipairs(lines) do
       end
       if hit then
         local field = 'a:' .. alert[1]
-        local marker = tonumber(redis.call('HGET', L.c, field))
+        local marker = tonumber(get(L, field))
         if marker == nil or (marker > 0 and marker <= now) then
           local expiry = 0
           if L.nb > 0 then expiry = now + L.nb * L.bw end
-          redis.call('HSET', L.c, field, fmt(expiry))
+          put(L, field, fmt(expiry))
           fired[#fired + 1] = alert[1]
         end
       end
@@ -267,6 +378,6 @@ for _, L in ipairs(lines) do
   local retry = -1
   if not L.fits then retry = retry_after(L) end
   out[#out + 1] = {L.before[1], L.before[2], L.before[3], L.fits and 1 or 0, retry, fired}
-  touch(L)
+  finish(L)
 end
 return out

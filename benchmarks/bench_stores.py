@@ -1,0 +1,164 @@
+"""Budget store throughput and latency: Redis (1, 4, 16 clients) against the memory store.
+
+Run: ``python benchmarks/bench_stores.py [--redis URL] [--seconds 2] [--clients 1,4,16]``.
+
+Each operation is one decision's reserve (three budgets: a tenant month, a user
+day and a global 1-minute rolling rate, like the reference policy) followed by
+its settle. Clients are separate processes, each with its own store and
+connection, all sharing the same counters. Latencies are per call, measured
+inside the clients; the "added" rows subtract the memory store's figures
+measured in the same run. Figures vary with the machine; read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from policyd.budgets import Amount, Limit, Line, Window
+from policyd.stores import Store, open_store
+
+BIG = 2**50
+
+
+def lines_for(client: int, i: int) -> list[Line]:
+    amount = Amount(usd_micros=2_500, tokens=1_200, requests=1)
+    return [
+        Line(
+            "tenant-monthly",
+            "acme",
+            Window("calendar_month"),
+            Limit(usd_micros=BIG),
+            amount,
+            False,
+            (0.5, 0.8, 0.95),
+        ),
+        Line(
+            "user-daily",
+            f"user-{client}-{i % 50}",
+            Window("calendar_day"),
+            Limit(usd_micros=BIG, tokens=BIG),
+            amount,
+            True,
+        ),
+        Line(
+            "global-rate",
+            "all",
+            Window("rolling", rolling_s=60),
+            Limit(requests=BIG, tokens=BIG),
+            amount,
+            True,
+        ),
+    ]
+
+
+def run_client(spec: str, prefix: str, client: int, start_at: float, seconds: float) -> Any:
+    """Reserve+settle in a loop for ``seconds``; returns (count, reserve µs, settle µs)."""
+    store: Store = open_store(spec, key_prefix=prefix, command_timeout_s=5)
+    lines = [lines_for(client, i) for i in range(50)]
+    actual = Amount(usd_micros=1_234, tokens=800, requests=1)
+    reserve_us: list[float] = []
+    settle_us: list[float] = []
+    store.reserve(f"warm-{client}", lines[0], datetime.now(UTC), 60)  # connect, load script
+    time.sleep(max(0.0, start_at - time.time()))
+    clock = time.perf_counter
+    stop = clock() + seconds
+    n = 0
+    while clock() < stop:
+        now = datetime.now(UTC)
+        t0 = clock()
+        result = store.reserve(f"c{client}-{n}", lines[n % 50], now, 60)
+        t1 = clock()
+        store.settle(result, actual, now)
+        t2 = clock()
+        if not result.ok:
+            raise SystemExit(f"unexpected refusal or store error: {result.store_error}")
+        reserve_us.append((t1 - t0) * 1e6)
+        settle_us.append((t2 - t1) * 1e6)
+        n += 1
+    store.close()
+    return n, reserve_us, settle_us
+
+
+def measure(spec: str, prefix: str, clients: int, seconds: float) -> dict[str, float]:
+    start_at = time.time() + 1.0
+    args = [(spec, prefix, c, start_at, seconds) for c in range(clients)]
+    if clients == 1:
+        results = [run_client(*args[0])]
+    else:
+        with multiprocessing.get_context("spawn").Pool(clients) as pool:
+            results = pool.starmap(run_client, args)
+    count = sum(r[0] for r in results)
+    reserve = sorted(x for r in results for x in r[1])
+    settle = sorted(x for r in results for x in r[2])
+    return {
+        "ops": count / seconds,
+        "r50": statistics.median(reserve),
+        "r99": reserve[int(len(reserve) * 0.99)],
+        "s50": statistics.median(settle),
+        "s99": settle[int(len(settle) * 0.99)],
+    }
+
+
+def cleanup(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+    client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--redis", default=os.environ.get("POLICYD_BENCH_REDIS", "redis://127.0.0.1:6379/15")
+    )
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--clients", default="1,4,16")
+    options = parser.parse_args()
+    prefix = f"policyd-bench:{uuid.uuid4().hex[:8]}:"
+    rows = [("memory", 1, measure("memory", prefix, 1, options.seconds))]
+    try:
+        for clients in (int(c) for c in options.clients.split(",")):
+            rows.append(
+                ("redis", clients, measure(options.redis, prefix, clients, options.seconds))
+            )
+    finally:
+        cleanup(options.redis, prefix)
+
+    print(
+        f"budget store benchmark: reserve (3 budgets) + settle per decision, "
+        f"{options.seconds:g}s per row, {os.cpu_count()} CPUs, Redis {options.redis}"
+    )
+    header = (
+        f"{'store':<8}{'clients':>8}{'decisions/s':>13}{'reserve p50':>13}"
+        f"{'reserve p99':>13}{'settle p50':>12}{'settle p99':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for store, clients, m in rows:
+        print(
+            f"{store:<8}{clients:>8}{m['ops']:>13,.0f}{m['r50']:>11.1f}µs{m['r99']:>11.1f}µs"
+            f"{m['s50']:>10.1f}µs{m['s99']:>10.1f}µs"
+        )
+    memory = rows[0][2]
+    redis_one = next(m for s, c, m in rows if s == "redis" and c == 1)
+    added_p50 = redis_one["r50"] - memory["r50"]
+    added_p99 = redis_one["r99"] - memory["r99"]
+    print(
+        f"\nadded latency per reservation, Redis (1 client) minus memory, same run: "
+        f"p50 {added_p50:.1f}µs, p99 {added_p99:.1f}µs "
+        f"(memory does {memory['ops'] / redis_one['ops']:.1f}x the single-client Redis rate)"
+    )
+
+
+if __name__ == "__main__":
+    main()
