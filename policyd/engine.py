@@ -32,7 +32,12 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Status:
-    """What an operator asks a running engine: which revision, and what went wrong last."""
+    """What an operator asks a running engine: which revision, and what went wrong last.
+
+    ``last_error``/``last_error_at`` describe the most recent rejected revision (kept as
+    history); ``rejected_revision`` is the digest of files on disk that were rejected and
+    are not serving right now, ``None`` once the files match a good revision again.
+    """
 
     path: str
     revision: str
@@ -43,6 +48,8 @@ class Status:
     last_error_at: datetime | None
     last_error: tuple[Diagnostic, ...]
     watching: bool
+    rejected_revision: str | None = None
+    watch_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +62,8 @@ class Status:
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
             "last_error": [d.to_dict() for d in self.last_error],
             "watching": self.watching,
+            "rejected_revision": self.rejected_revision,
+            "watch_error": self.watch_error,
         }
 
 
@@ -236,6 +245,7 @@ class Engine:
 
     def status(self) -> Status:
         current = self._current
+        watcher = self._watcher
         return Status(
             path=self._path,
             revision=current.digest,
@@ -245,59 +255,158 @@ class Engine:
             rejected=self._rejected,
             last_error_at=self._last_error_at,
             last_error=self._last_error,
-            watching=self._watcher is not None,
+            watching=watcher is not None and watcher.running,
+            rejected_revision=getattr(self, "_rejected_revision", None),
+            watch_error=watcher.error if watcher is not None else None,
         )
 
     def reload(self) -> bool:
-        """Load the bundle again; swap to it when valid and changed.
+        """Load, validate and compile the bundle again; swap to it when good and changed.
 
-        Returns True when a new revision went live. A broken bundle is rejected: the
-        current revision keeps serving and ``status()`` shows why.
+        Returns True when a new revision went live (a ``reloaded`` event says what
+        changed). A broken revision, or one whose tests fail while a policy sets
+        ``reload.require_tests``, is rejected: the current revision keeps serving, and
+        ``status()``, the log and a ``reload_rejected`` event say why. Content identical
+        to the serving revision is no new revision. Safe to call from any thread.
         """
+        import logging
+        import time
+
+        from policyd import reload as rl
+
+        log = logging.getLogger("policyd")
         with self._reload_lock:
-            bundle = load_bundle(self._path)
-            if bundle.digest == self._current.digest and bundle.ok:
-                return False
+            started = time.perf_counter()
+            current = self._current
+            bundle = None
             try:
+                bundle = load_bundle(self._path)
+                if bundle.ok and rl.same_revision(bundle, current):
+                    if getattr(self, "_rejected_revision", None) is not None:
+                        self._rejected_revision: str | None = None
+                        self._runtime.emit(
+                            {
+                                "type": "reload_recovered",
+                                "path": self._path,
+                                "revision": current.digest,
+                            }
+                        )
+                    return False
                 compiled = compile_bundle(bundle, self._runtime, token_counter=self._counter)
-            except PolicyError as exc:
+                rl.gate_revision(bundle)
+            except Exception as exc:
+                if isinstance(exc, PolicyError):
+                    errors = tuple(d for d in exc.diagnostics if d.is_error)
+                else:
+                    log.exception("policyd: building a revision of %s failed", self._path)
+                    errors = (rl.internal_error(self._path, exc),)
+                digest = bundle.digest if bundle is not None else None
+                if digest == getattr(self, "_rejected_revision", None) and (
+                    errors == self._last_error
+                ):
+                    return False  # the same broken files again: already reported
                 self._rejected += 1
-                self._last_error = tuple(exc.diagnostics)
+                self._rejected_revision = digest
+                self._last_error = errors
                 self._last_error_at = self._runtime.clock()
+                log.warning(
+                    "policyd: rejected a new revision of %s; still serving %s:\n%s",
+                    self._path,
+                    current.digest[:12],
+                    "\n".join(str(d) for d in errors),
+                )
                 self._runtime.emit(
                     {
                         "type": "reload_rejected",
                         "path": self._path,
-                        "errors": [d.to_dict() for d in exc.diagnostics if d.is_error],
+                        "revision": digest,
+                        "serving": current.digest,
+                        "at": self._last_error_at.isoformat(),
+                        "errors": [d.to_dict() for d in errors],
                     }
                 )
                 return False
-            previous = self._current
             self._current = compiled
             self._reloads += 1
+            self._rejected_revision = None
+            diff = rl.diff_revisions(current, compiled)
+            took_ms = (time.perf_counter() - started) * 1000
+            log.info(
+                "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
+                compiled.digest[:12],
+                self._path,
+                current.digest[:12],
+                took_ms,
+                "; ".join(diff.lines()),
+            )
             self._runtime.emit(
                 {
                     "type": "reloaded",
                     "path": self._path,
                     "revision": compiled.digest,
-                    "previous": previous.digest,
+                    "previous": current.digest,
+                    "at": compiled.loaded_at.isoformat(),
+                    "compile_ms": took_ms,
                     "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
+                    "changes": diff.to_dict(),
+                    "diff_lines": diff.lines(),
                 }
             )
             return True
 
-    def start_watching_thread(self) -> None:
-        from policyd.reload import Watcher
+    def start_watching_thread(
+        self, *, debounce_ms: int = 200, force_polling: bool | None = None
+    ) -> None:
+        """Reload on every settled burst of file changes, from a daemon thread.
+
+        Returns once the file system watches are in place. ``debounce_ms`` is the quiet
+        time to wait after the last change (sync tools write many files).
+        """
+        from policyd.reload import Watcher, prompt_files
 
         if self._watcher is None:
-            self._watcher = Watcher(self._path, self.reload)
+            self._watcher = Watcher(
+                self._path,
+                self.reload,
+                debounce_ms=debounce_ms,
+                prompt_paths=lambda: prompt_files(self._current),
+                force_polling=force_polling,
+            )
             self._watcher.start()
 
-    def close(self) -> None:
-        """Stop the watcher and close the store."""
+    async def start_watching(
+        self, *, debounce_ms: int = 200, force_polling: bool | None = None
+    ) -> None:
+        """For asyncio apps: start the watcher without blocking the event loop.
+
+        Reloads still compile in the watcher thread, never on the loop.
+        """
+        import asyncio
+
+        await asyncio.to_thread(
+            self.start_watching_thread, debounce_ms=debounce_ms, force_polling=force_polling
+        )
+
+    def stop_watching(self) -> None:
+        """Stop the file watcher (within about 50 ms); the current revision keeps serving."""
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
+
+    def install_sighup_handler(self) -> None:
+        """Reload on SIGHUP (``kill -HUP <pid>``). Call from the main thread; undone by close()."""
+        from policyd.reload import install_sighup
+
+        if getattr(self, "_sighup_undo", None) is None:
+            self._sighup_undo: Callable[[], None] | None = install_sighup(self)
+
+    def close(self) -> None:
+        """Stop the watcher, remove the SIGHUP handler, close the store."""
+        self.stop_watching()
+        undo = getattr(self, "_sighup_undo", None)
+        if undo is not None:
+            self._sighup_undo = None
+            undo()
         close = getattr(self._runtime.store, "close", None)
         if close is not None:
             close()

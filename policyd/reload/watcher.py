@@ -1,0 +1,255 @@
+"""The file watcher: a ``watchfiles`` loop in a daemon thread that reports settled bursts.
+
+Owns which file system changes count (:class:`BundleFilter`: YAML, prompt files, ConfigMap
+``..data`` flips and directories, never editors' scratch files), debouncing, and staying
+attached when the bundle directory is replaced or a symlink leading to it flips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchfiles import Change
+
+log = logging.getLogger("policyd")
+
+YAML_SUFFIXES = (".yaml", ".yml")
+# Prompt files may have any name; these are watched even before a policy refers to them.
+TEXT_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".tmpl", ".tpl", ".prompt", ".hbs")
+# Editors' and sync tools' scratch files (vim, emacs, JetBrains, gedit, rsync, curl...).
+TEMP_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".temp", ".part", ".bak", ".orig")
+TEMP_NAMES = frozenset({"4913"})  # vim's "can I write here" probe
+TEMP_INFIXES = ("___jb_tmp___", "___jb_old___", ".goutputstream-")
+
+
+# --- which changes count ---------------------------------------------------------------------
+
+
+def is_scratch_name(name: str) -> bool:
+    """True for editor and sync-tool temporary files, which never trigger a reload."""
+    if name in TEMP_NAMES or name.endswith(TEMP_SUFFIXES):
+        return True
+    if name.startswith((".#", "#")) or any(i in name for i in TEMP_INFIXES):
+        return True
+    return name.startswith(".") and not name.startswith("..")  # hidden, but not ConfigMap's ..x
+
+
+class BundleFilter:
+    """``watchfiles`` filter: YAML, prompt files, ConfigMap ``..data`` flips, directories.
+
+    ``root`` is the bundle (a directory, or one file whose parent is watched).
+    ``prompt_files`` are the absolute paths of prompt files the serving revision reads.
+    """
+
+    def __init__(self, root: str, is_dir: bool, prompt_files: Iterable[str] = ()) -> None:
+        self.root = os.path.abspath(root)
+        self.is_dir = is_dir
+        self.base = self.root if is_dir else os.path.dirname(self.root)
+        self.prompt_files = frozenset(os.path.abspath(p) for p in prompt_files)
+
+    def __call__(self, change: Change, path: str) -> bool:
+        path = os.path.abspath(path)
+        if path == self.root or path in self.prompt_files:
+            return True
+        relative = os.path.relpath(path, self.base)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            return False  # outside the bundle (not the same as ConfigMap's ..data)
+        parts = relative.split(os.sep)
+        name = parts[-1]
+        if any(p.startswith("..") for p in parts):  # ConfigMap: ..data, ..2026_11_24_...
+            return not is_scratch_name(name.lstrip("."))
+        if not self.is_dir:
+            return False  # a single-file bundle: only its own file, prompts and ..data count
+        if any(is_scratch_name(p) for p in parts):
+            return False
+        if name.lower().endswith(YAML_SUFFIXES + TEXT_SUFFIXES):
+            return True
+        # A directory moved in or out (no suffix); deleted ones cannot be stat()ed any more.
+        return "." not in name and (change.name == "deleted" or os.path.isdir(path))
+
+
+# --- the watcher -----------------------------------------------------------------------------
+
+
+class _StopFlag:
+    """``stop_event`` for watchfiles: also tells us when the OS watches are in place.
+
+    watchfiles polls ``is_set()`` every ``step`` ms from inside its wait loop, which it
+    only enters once the watches exist, so the first call means "watching now".
+    """
+
+    def __init__(self, stop: threading.Event, ready: threading.Event) -> None:
+        self.stop = stop
+        self.ready = ready
+        self.restart = False
+
+    def is_set(self) -> bool:
+        self.ready.set()
+        return self.restart or self.stop.is_set()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    paths: tuple[str, ...]
+    recursive: bool
+    filter: BundleFilter
+    identity: tuple[str, int, int] | None
+
+
+def _identity(path: str) -> tuple[str, int, int] | None:
+    """Where ``path`` leads now; changes when the bundle directory is replaced or re-linked."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    return real, st.st_dev, st.st_ino
+
+
+class Watcher:
+    """Calls ``on_change()`` after each settled burst of changes to the bundle at ``path``.
+
+    A burst settles when no relevant change arrived for ``debounce_ms`` (or ``max_wait_s``
+    passed since its first change). ``on_change`` runs in the watcher thread; its errors are
+    logged and never stop the watcher. ``prompt_paths`` gives the prompt files to watch
+    too (asked again after every change). If the bundle directory is replaced or a symlink
+    leading to it flips, the watcher re-attaches and reloads. With ``catch_up`` it also
+    calls ``on_change()`` once the watches are in place, for changes made while starting.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        on_change: Callable[[], object],
+        *,
+        debounce_ms: int = 200,
+        max_wait_s: float = 5.0,
+        prompt_paths: Callable[[], Iterable[str]] | None = None,
+        force_polling: bool | None = None,
+        catch_up: bool = True,
+    ) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.on_change = on_change
+        self.debounce_s = max(0, debounce_ms) / 1000
+        self.max_wait_s = max(max_wait_s, self.debounce_s)
+        self.prompt_paths = prompt_paths or (lambda: ())
+        self.force_polling = force_polling
+        self.catch_up = catch_up
+        self.step_ms = max(10, min(50, debounce_ms))
+        self.tick_ms = max(self.step_ms, min(debounce_ms, 1000))
+        self.bursts = 0
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread; return once the file system watches are in place."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="policyd-watch", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            log.warning("policyd: watcher for %s not ready after %.0f s", self.path, timeout)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop watching; returns within about ``step`` ms (at most ``timeout``)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def _plan(self) -> _Plan | None:
+        identity = _identity(self.path)
+        if identity is None:
+            return None
+        is_dir = os.path.isdir(self.path)
+        try:
+            prompts = tuple(self.prompt_paths())
+        except Exception:
+            log.exception("policyd: listing prompt files of %s failed", self.path)
+            prompts = ()
+        if is_dir:
+            paths: tuple[str, ...] = (self.path,)
+        else:  # watch the parent (atomic renames, ..data) and the prompt files' folders
+            dirs = {os.path.dirname(self.path)} | {os.path.dirname(p) for p in prompts}
+            paths = tuple(sorted(d for d in dirs if os.path.isdir(d)))
+        return _Plan(paths, is_dir, BundleFilter(self.path, is_dir, prompts), identity)
+
+    def _run(self) -> None:
+        catch_up = self.catch_up
+        while not self._stop.is_set():
+            plan = self._plan()
+            if plan is None:  # the bundle is gone: wait for it to come back
+                self._ready.set()
+                self._stop.wait(self.tick_ms / 1000)
+                catch_up = True
+                continue
+            try:
+                catch_up = self._watch(plan, catch_up)
+            except Exception as exc:  # e.g. inotify limits; keep trying, say why
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.error("policyd: watching %s failed: %s", self.path, self.error)
+                self._ready.set()
+                self._stop.wait(1.0)
+                catch_up = True
+            else:
+                self.error = None
+
+    def _watch(self, plan: _Plan, catch_up: bool) -> bool:
+        """One watchfiles session; returns True when it ended to re-attach (then reload)."""
+        import watchfiles
+
+        flag = _StopFlag(self._stop, self._ready)
+        pending = catch_up
+        first = last = time.monotonic()
+        for batch in watchfiles.watch(
+            *plan.paths,
+            watch_filter=plan.filter,
+            stop_event=flag,
+            debounce=max(self.step_ms, int(self.max_wait_s * 1000)),
+            step=self.step_ms,
+            rust_timeout=self.tick_ms,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+            recursive=plan.recursive,
+            force_polling=self.force_polling,
+        ):
+            now = time.monotonic()
+            if batch:
+                log.debug("policyd: changes under %s: %s", self.path, sorted(p for _, p in batch))
+                if not pending:
+                    first = now
+                pending, last = True, now
+            if _identity(self.path) != plan.identity:
+                return True
+            settled = now - last >= self.debounce_s or now - first >= self.max_wait_s
+            if pending and settled:
+                pending = False
+                self._fire()
+                fresh = self._plan()
+                if fresh is None or (fresh.paths, fresh.identity) != (plan.paths, plan.identity):
+                    flag.restart = True  # new folders to watch: re-attach, then catch up
+                else:
+                    plan.filter.prompt_files = fresh.filter.prompt_files
+        return flag.restart
+
+    def _fire(self) -> None:
+        self.bursts += 1
+        try:
+            self.on_change()
+        except Exception:
+            log.exception("policyd: reload after a change to %s failed", self.path)
