@@ -57,6 +57,15 @@ class Check(Protocol):
 
 
 @runtime_checkable
+class IncrementalCheck(Check, Protocol):
+    """A check that can skip what a stream has already settled (a speed-up, not a must)."""
+
+    def scan_after(self, text: str, min_end: int) -> list[Finding]:
+        """Like ``scan``, but only findings ending after character ``min_end``."""
+        ...
+
+
+@runtime_checkable
 class CheckStream(Protocol):
     """Per-stream state of a check that cannot be judged on a sliding window of the text."""
 

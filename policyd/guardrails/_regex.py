@@ -151,6 +151,12 @@ class ScanText:
         self.data = text.encode("utf-8", "surrogatepass")
         self.ascii = len(self.data) == len(text)
 
+    def byte_offset(self, char_offset: int) -> int:
+        """The UTF-8 byte offset of a character offset (``-1`` stays ``-1``)."""
+        if self.ascii or char_offset < 0:
+            return char_offset
+        return len(self.text[:char_offset].encode("utf-8", "surrogatepass"))
+
     def char_spans(self, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
         """Byte spans -> character spans, in the order given; linear in the text."""
         if self.ascii or not spans:

@@ -46,13 +46,21 @@ class RuleSetCheck:
         self._set = PatternSet([r.regex for r in self.rules])
 
     def scan(self, text: str) -> list[Finding]:
+        return self.scan_after(text, -1)
+
+    def scan_after(self, text: str, min_end: int) -> list[Finding]:
+        """Findings ending after character ``min_end``; earlier candidates are not even
+        validated (the stream scanner settled them already)."""
         st = ScanText(text)
         data = st.data
+        min_byte = st.byte_offset(min_end)
         raw: list[tuple[int, int, Rule]] = []
         for i in self._set.hits(data):
             rule = self.rules[i]
             for m in self._set.spans(i, data):
                 start, end = m.span(rule.group)
+                if end <= min_byte:
+                    continue
                 if rule.validate is None:
                     raw.append((start, end, rule))
                 else:
@@ -64,6 +72,7 @@ class RuleSetCheck:
         return [
             Finding(rule.kind, s, e, rule.label, rule.rule_id)
             for (s, e), (_, _, rule) in zip(spans, raw, strict=True)
+            if e > min_end
         ]
 
 

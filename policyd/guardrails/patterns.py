@@ -165,9 +165,16 @@ class TermsCheck:
         self._edge_terms = frozenset(edge_terms)
 
     def scan(self, text: str) -> list[Finding]:
+        return self.scan_after(text, -1)
+
+    def scan_after(self, text: str, min_end: int) -> list[Finding]:
+        """Findings ending after character ``min_end`` (for the stream scanner)."""
         st = ScanText(text)
+        min_byte = st.byte_offset(min_end)
         raw: list[tuple[int, int, int]] = []
         for m in self._regex.finditer(st.data):
+            if m.end() <= min_byte:
+                continue
             index = self._ids.get(_normalize(m.group().decode("utf-8", "surrogatepass")), -1)
             raw.append((*m.span(), index))
         if not raw:

@@ -11,9 +11,16 @@ Whole-text checks (``json_schema``, ``max_chars``, ``allow_patterns``) keep thei
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from policyd.guardrails._core import Check, CheckStream, Finding, StreamableCheck, sort_findings
+from policyd.guardrails._core import (
+    Check,
+    CheckStream,
+    Finding,
+    IncrementalCheck,
+    StreamableCheck,
+    sort_findings,
+)
 from policyd.guardrails._rules import CombinedCheck
 
 
@@ -25,6 +32,10 @@ def _flatten(checks: Sequence[Check]) -> list[Check]:
         else:
             flat.append(check)
     return flat
+
+
+def _full_scan(check: Check) -> Callable[[str, int], list[Finding]]:
+    return lambda text, _min_end: check.scan(text)
 
 
 class StreamScanner:
@@ -43,10 +54,11 @@ class StreamScanner:
         "_keep",
         "_reported",
         "_settle",
+        "_settled",
         "_streams",
         "_total",
         "_whole",
-        "_window_checks",
+        "_window_scans",
         "finished",
     )
 
@@ -59,7 +71,12 @@ class StreamScanner:
         self._streams: list[CheckStream] = [
             c.open_stream(overlap) for c in flat if isinstance(c, StreamableCheck)
         ]
-        self._window_checks = [c for c in flat if not isinstance(c, StreamableCheck)]
+        # each window check as "scan(text, min_end)": incremental ones skip settled text
+        self._window_scans = [
+            c.scan_after if isinstance(c, IncrementalCheck) else _full_scan(c)
+            for c in flat
+            if not isinstance(c, StreamableCheck)
+        ]
         self._keep = overlap + context
         self._context = context
         self._settle = settle
@@ -67,6 +84,7 @@ class StreamScanner:
         self._buf_start = 0  # absolute offset of self._buf[0]
         self._total = 0  # characters fed so far
         self._reported: set[tuple[str, str | None, int]] = set()
+        self._settled = 0  # absolute offset up to which window findings are decided
         self._whole: set[tuple[str, str | None]] = set()
         self.finished = False
 
@@ -109,21 +127,24 @@ class StreamScanner:
         return sort_findings(found)
 
     def _scan_window(self, *, final: bool) -> list[Finding]:
-        if not self._window_checks or not self._buf:
+        if not self._window_scans or not self._buf:
             return []
         base = self._buf_start
         margin = self._context if base > 0 else 0
-        settled = len(self._buf) - self._settle
+        settled = len(self._buf) if final else len(self._buf) - self._settle
+        # findings ending at or before the last scan's settled point were decided then
+        done = self._settled - base
+        self._settled = base + settled
         new: list[Finding] = []
-        for check in self._window_checks:
-            for f in check.scan(self._buf):
+        for scan in self._window_scans:
+            for f in scan(self._buf, done):
                 if not f.positional:  # a whole-text finding from a custom check: report once
                     if (f.kind, f.rule) not in self._whole:
                         self._whole.add((f.kind, f.rule))
                         new.append(f)
                     continue
                 # in the margin: judged by an earlier window; near the end: may still grow
-                if f.start < margin or (f.end > settled and not final):
+                if f.start < margin or f.end > settled:
                     continue
                 key = (f.kind, f.rule, base + f.start)
                 if key in self._reported:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -168,3 +169,24 @@ def test_feed_after_finish_is_an_error() -> None:
     scanner.finish()
     with pytest.raises(RuntimeError):
         scanner.feed("x")
+
+
+class ShoutCheck:
+    """A third-party check with only ``scan``: runs full windows, deduplicated."""
+
+    def scan(self, text: str) -> list[Finding]:
+        found = [
+            Finding("shout", m.start(), m.end(), "SHOUT") for m in re.finditer("[A-Z]{5,}", text)
+        ]
+        if "!!!" in text:
+            found.append(Finding("excited", -1, -1, "EXCITED"))
+        return found
+
+
+def test_custom_check_without_scan_after_streams_correctly() -> None:
+    text = "calm words, then STOP RIGHT NOW!!! and more " * 30
+    chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
+    found = stream([ShoutCheck()], chunks, overlap=100)
+    positional = sorted(key(f) for f in found if f.positional)
+    assert positional == sorted(key(f) for f in ShoutCheck().scan(text) if f.positional)
+    assert [f.kind for f in found if not f.positional] == ["excited"]  # once, not per window
