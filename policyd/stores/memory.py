@@ -160,6 +160,14 @@ class MemoryStore:
     async def aclose(self) -> None:
         pass
 
+    def stats(self) -> dict[str, object]:
+        """Figures for ``engine.status()``."""
+        return {"store": "memory", "counters": len(self._counters)}
+
+    def __len__(self) -> int:
+        """How many counters are held (finished windows are swept away)."""
+        return len(self._counters)
+
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._counters)} counters)"
 

@@ -1,0 +1,139 @@
+"""Opening stores, Redis key layout and expiry, and what a user sees when a spec is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from budget_helpers import NOW
+
+from policyd.budgets import Amount, Limit, Line, Window
+from policyd.stores import MemoryStore, StoreError, open_store
+from policyd.stores.redis import RedisStore
+from policyd.stores.redis_codec import counter_keys, encode_name
+
+DAY = Window("calendar_day")
+MINUTE = Window("rolling", rolling_s=60)
+
+
+def line(budget: str = "daily", key: str = "acme", window: Window = DAY) -> Line:
+    return Line(budget, key, window, Limit(usd_micros=10_000), Amount(100, 1, 1), True, (0.5,))
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+def keys_under(client: redis.Redis, prefix: str) -> dict[str, int]:
+    return {k.decode(): client.pttl(k) for k in client.scan_iter(match=prefix + "*")}
+
+
+def test_every_redis_key_is_prefixed_tagged_and_expires(
+    redis_url: str, redis_prefix: str, client: redis.Redis
+) -> None:
+    store = open_store(redis_url, key_prefix=redis_prefix)
+    first = store.reserve("d1", [line(), line("rate", window=MINUTE)], NOW, ttl_s=60)
+    store.settle(first, Amount(50, 1, 1), NOW)
+    store.reserve("d2", [line()], NOW, ttl_s=60)  # left to expire
+    later = NOW + timedelta(minutes=2)
+    store.settle(store.reserve("d3", [line()], later, ttl_s=60), None, later)
+    keys = keys_under(client, redis_prefix)
+    assert sorted(keys) == sorted(
+        [
+            f"{redis_prefix}{{daily:acme}}:d20261124",
+            f"{redis_prefix}{{daily:acme}}:d20261124:e",
+            f"{redis_prefix}{{rate:acme}}:r60s",
+            f"{redis_prefix}{{rate:acme}}:r60s:e",
+        ]
+    )
+    twelve_hours_ms = 12 * 3600 * 1000  # NOW is noon: the day window ends at midnight
+    for key, pttl in keys.items():
+        assert pttl > 0, f"{key} would never expire"
+        if ":d2026" in key:
+            assert twelve_hours_ms < pttl <= twelve_hours_ms + (60 + 600 + 60) * 1000
+        else:
+            assert pttl <= (61 + 60 + 600 + 60) * 1000
+    store.close()
+
+
+def test_reading_usage_creates_nothing(
+    redis_url: str, redis_prefix: str, client: redis.Redis
+) -> None:
+    store = open_store(redis_url, key_prefix=redis_prefix)
+    assert store.usage("daily", "nobody", DAY, NOW) == Amount()
+    assert store.usage("rate", "nobody", MINUTE, NOW) == Amount()
+    assert keys_under(client, redis_prefix) == {}
+    store.close()
+
+
+def test_key_text_is_encoded() -> None:
+    assert encode_name("acme") == "acme"
+    assert encode_name("a:b{c}") == "a%3Ab%7Bc%7D"
+    long_name = encode_name("x" * 500)
+    assert long_name.startswith("#") and len(long_name) == 33
+    assert encode_name("y" * 500) != long_name
+    keys = counter_keys("p:", "b", "{x}", DAY, "d20261124")
+    assert keys == ["p:{b:%7Bx%7D}:d20261124", "p:{b:%7Bx%7D}:d20261124:e"]
+
+
+@pytest.mark.parametrize("spec", [None, "memory", " Memory ", ""])
+def test_memory_is_the_default(spec: str | None) -> None:
+    assert isinstance(open_store(spec), MemoryStore)
+
+
+def test_a_store_object_is_used_as_is() -> None:
+    store = MemoryStore()
+    assert open_store(store) is store
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("postgres://db", "unknown store 'postgres://db'"),
+        ("redis:/localhost", "unknown store"),
+        (42, "store= must be 'memory', a redis:// URL or a Store object, got int"),
+        ("redis://localhost:notaport/0", "bad Redis URL"),
+    ],
+)
+def test_bad_store_specs_say_what_to_write(spec: object, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(spec)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"command_timeout_s": 0},
+        {"connect_timeout_s": -1},
+        {"retry_interval_s": -1},
+        {"journal_max": -5},
+    ],
+)
+def test_bad_store_options(options: dict[str, float]) -> None:
+    with pytest.raises((StoreError, ValueError), match="must be"):
+        open_store("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
+
+
+def test_passwords_never_show() -> None:
+    store = open_store("redis://user:s3cret@127.0.0.1:1/0", connect_timeout_s=0.05)
+    assert isinstance(store, RedisStore)
+    result = store.reserve("d1", [line()], NOW, ttl_s=60)
+    assert result.store_error is not None
+    for text in (result.store_error, repr(store), str(store.stats())):
+        assert "s3cret" not in text
+    assert "user:***@127.0.0.1:1" in repr(store)
+    store.close()
+
+
+def test_memory_store_forgets_finished_windows() -> None:
+    store = MemoryStore(settle_grace_s=60)
+    for day in range(5):
+        now = NOW + timedelta(days=day)
+        store.settle(store.reserve(f"d{day}", [line()], now, ttl_s=60), Amount(1, 1, 1), now)
+    assert len(store) == 1  # only today's counter is left
+    assert store.usage("daily", "acme", DAY, NOW + timedelta(days=4)) == Amount(1, 1, 1)
