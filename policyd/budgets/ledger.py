@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from policyd.budgets.windows import Window
+from policyd.money import MAX_MICROS
 
 #: The counter that a budget key goes to when its expression errors or is null.
 MISSING_KEY = "_missing"
@@ -138,15 +139,16 @@ class ReserveResult:
 
 def check_lines(lines: Sequence[Line]) -> None:
     """Reject line sets a store cannot account for exactly (a programming error)."""
-    seen: set[tuple[str, str, Window]] = set()
     for line in lines:
-        ident = (line.budget, line.key, line.window)
-        if ident in seen:
-            raise ValueError(f"budget {line.budget!r} key {line.key!r} appears twice in one call")
-        seen.add(ident)
-        for value in line.amount.as_tuple():
-            if value < 0 or value > 2**53 - 1:
-                raise ValueError(f"budget {line.budget!r}: amount out of range: {line.amount}")
+        amount = line.amount
+        if not (
+            0 <= amount.usd_micros <= MAX_MICROS
+            and 0 <= amount.tokens <= MAX_MICROS
+            and 0 <= amount.requests <= MAX_MICROS
+        ):
+            raise ValueError(f"budget {line.budget!r}: amount out of range: {amount}")
+    if len(lines) > 1 and len({(ln.budget, ln.key, ln.window) for ln in lines}) < len(lines):
+        raise ValueError("a budget and key appears twice in one call: one line per counter")
 
 
 @lru_cache(maxsize=4096)

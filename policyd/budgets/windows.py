@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,21 +63,21 @@ class Window:
     def is_rolling(self) -> bool:
         return self.kind == "rolling"
 
-    @property
+    @cached_property
     def bucket_ms(self) -> int:
         """Width of one rolling bucket in ms (a calendar window is one bucket: 0)."""
         if self.rolling_s is None:
             return 0
         return -(-self.rolling_s * 1000 // ROLLING_BUCKETS)
 
-    @property
+    @cached_property
     def n_buckets(self) -> int:
         """How many whole buckets cover the rolling length (calendar: 0)."""
         if self.rolling_s is None:
             return 0
         return -(-self.rolling_s * 1000 // self.bucket_ms)
 
-    @property
+    @cached_property
     def counter_name(self) -> str:
         """Part of a counter's name that tells windows of one budget apart."""
         return f"r{self.rolling_s}s" if self.rolling_s is not None else self.kind[9]
@@ -95,6 +96,7 @@ class WindowSlot:
     start: datetime
     reset_at: datetime | None
     bucket: int = 0
+    reset_ms: int | None = None  # reset_at in epoch milliseconds
 
     def seconds_to_reset(self, now: datetime) -> float | None:
         if self.reset_at is None:
@@ -158,6 +160,6 @@ def current_window(window: Window, now: datetime) -> WindowSlot:
         slot_id = f"m{first:%Y%m}"
     start = _day_starts(first, tz)[0]
     reset_at = next((t for t in _day_starts(after, tz) if t > now), now + timedelta(seconds=1))
-    slot = WindowSlot(id=slot_id, start=start, reset_at=reset_at)
+    slot = WindowSlot(id=slot_id, start=start, reset_at=reset_at, reset_ms=epoch_ms(reset_at))
     _cache[window] = slot
     return slot

@@ -58,8 +58,8 @@ class MemoryStore:
                 counter.maintain(now_ms, self._grace_ms)
                 life = (
                     now_ms + (counter.n_buckets + 1) * counter.bucket_ms
-                    if slot.reset_at is None
-                    else epoch_ms(slot.reset_at)
+                    if slot.reset_ms is None
+                    else slot.reset_ms
                 )
                 counter.expires_ms = max(counter.expires_ms, life + ttl_ms + self._grace_ms)
                 counters.append(counter)
@@ -89,13 +89,13 @@ class MemoryStore:
                         fired = tuple(float(n) for n in names)
                 retry: float | None = None
                 if not fits[i]:
-                    if slot.reset_at is None:
+                    if slot.reset_ms is None:
                         limit = tuple(-1 if x is None else x for x in line.limit.as_tuple())
                         retry_ms = counter.retry_after_ms(
                             before, line.amount.as_tuple(), (limit[0], limit[1], limit[2]), now_ms
                         )
                     else:
-                        retry_ms = epoch_ms(slot.reset_at) - now_ms
+                        retry_ms = slot.reset_ms - now_ms
                     retry = retry_ms / 1000
                 results.append(
                     LineResult(

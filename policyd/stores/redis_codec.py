@@ -115,8 +115,9 @@ def reserve_calls(
             line, slot = lines[i], slots[i]
             call_keys += keys[i]
             window = line.window
-            key_ttl = _life_ms(window, slot.reset_at, now_ms) + ttl_ms + grace_ms
-            retry = -1 if slot.reset_at is None else epoch_ms(slot.reset_at) - now_ms
+            retry = -1 if slot.reset_ms is None else slot.reset_ms - now_ms
+            life = (window.n_buckets + 1) * window.bucket_ms if retry < 0 else max(0, retry)
+            key_ttl = life + ttl_ms + grace_ms
             limit = [-1 if x is None else x for x in line.limit.as_tuple()]
             args += [window.n_buckets, window.bucket_ms, key_ttl, 1 if line.enforce else 0]
             args += [*line.amount.as_tuple(), *limit, retry]

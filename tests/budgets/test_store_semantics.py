@@ -248,7 +248,7 @@ def test_large_amounts_stay_exact(store: Store) -> None:
 
 
 def test_duplicate_lines_are_a_programming_error(store: Store) -> None:
-    with pytest.raises(ValueError, match="appears twice"):
+    with pytest.raises(ValueError, match="appears twice in one call"):
         store.reserve("d1", [line(), line()], NOW, ttl_s=60)
 
 
