@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyd.guardrails import (
@@ -90,6 +90,7 @@ def test_non_ascii_offsets_are_character_offsets() -> None:
     assert [text[f.start : f.end] for f in check.scan(text)] == ["secret", "пароль"]
 
 
+@settings(deadline=None)  # shared CI machines: no per-example deadline
 @given(
     prefix=st.text(alphabet=st.characters(min_codepoint=0x80, exclude_categories=["Cs"])),
     suffix=st.text(alphabet=st.characters(min_codepoint=0x80, exclude_categories=["Cs"])),
@@ -103,6 +104,7 @@ def test_offsets_survive_any_non_ascii_surroundings(prefix: str, suffix: str) ->
     ]
 
 
+@settings(deadline=None)  # shared CI machines: no per-example deadline
 @given(st.text(max_size=200))
 def test_re2_agrees_with_python_re_on_simple_patterns(text: str) -> None:
     patterns = [r"ab+c", r"(?i)hello\s+world", r"[0-9]{3}-[0-9]{2}"]

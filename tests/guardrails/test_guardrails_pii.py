@@ -93,19 +93,21 @@ def _luhn_digit(body: str) -> str:
     raise AssertionError("unreachable")
 
 
+@settings(deadline=None)  # shared CI machines: no per-example deadline
 @given(st.from_regex(r"4[0-9]{14}", fullmatch=True))
 def test_visa_with_valid_check_digit_is_found(body: str) -> None:
     card = body + _luhn_digit(body)
     assert found(f"pay with {card} please", "credit_card") == [card]
 
 
+@settings(deadline=None)  # shared CI machines: no per-example deadline
 @given(st.from_regex(r"[0-9]{16}", fullmatch=True))
 def test_random_16_digit_numbers_failing_luhn_are_never_flagged(number: str) -> None:
     if not luhn_ok(number):
         assert found(f"ref {number} ok", "credit_card") == []
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.from_regex(r"[0-9]{16}", fullmatch=True))
 def test_changing_one_digit_breaks_luhn(number: str) -> None:
     card = number[:-1] + _luhn_digit(number[:-1])
