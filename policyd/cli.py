@@ -176,8 +176,6 @@ def eval_command(
     path: str, request_file: Any, policy: str | None, now: str | None, as_json: bool, explain: bool
 ) -> None:
     """Decide one request against a bundle and print the decision."""
-    import yaml
-
     from policyd.engine import Engine
     from policyd.errors import RequestError
     from policyd.model import parse_timestamp
@@ -189,15 +187,14 @@ def eval_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--now") from None
         clock = _fixed(fixed)
-    text = request_file.read()
-    try:
-        request = json.loads(text)
-    except ValueError:
-        try:
-            request = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise click.BadParameter(f"not JSON or YAML: {exc}", param_hint="--request") from None
+    request = _read_request(request_file.read(), getattr(request_file, "name", "-"))
     engine = _engine_or_exit(path, clock, Engine)
+    if policy is None and len(engine.policies) > 1:
+        names = ", ".join(sorted(engine.policies))
+        raise click.UsageError(
+            f"the bundle has {len(engine.policies)} policies ({names}): "
+            "choose one with --policy NAME"
+        )
     try:
         decision = engine.decide(request, policy=policy)
     except RequestError as exc:
@@ -209,6 +206,26 @@ def eval_command(
         _print_decision(decision.to_dict())
     if explain:
         _print_trace(decision.to_dict()["trace"])
+
+
+def _read_request(text: str, name: str) -> Any:
+    """A request file: JSON, or YAML read like policy files (YAML 1.2: 'no' stays a string)."""
+    from policyd.loader import load_text
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    loaded = load_text(text, name)
+    if loaded.diagnostics:
+        first = loaded.diagnostics[0]
+        raise click.BadParameter(
+            f"not JSON, and not YAML: line {first.line}, column {first.column}: {first.message}",
+            param_hint="--request",
+        )
+    if len(loaded.documents) != 1:
+        raise click.BadParameter("expected one request mapping", param_hint="--request")
+    return loaded.documents[0].data
 
 
 def _fixed(moment: datetime) -> Any:
