@@ -384,3 +384,84 @@ def test_installed_console_script_checks_a_bundle(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert done.stderr == ""
     assert [p["code"] for p in json.loads(done.stdout)] == ["PD201", "PD203"]
+
+
+# --- policyd eval and policyd test -------------------------------------------------------------
+
+TWO_POLICIES = CLEAN + "---\n" + CLEAN.replace("name: clean", "name: other")
+REQUEST = '{"messages": [{"role": "user", "content": "hi"}]}'
+
+
+def test_eval_prints_the_decision_as_json(tmp_path: Path) -> None:
+    request = write(tmp_path, "request.json", REQUEST)
+    result = run("eval", write(tmp_path, "p.yaml", CLEAN), "--request", request, "--json")
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.output)
+    assert (decision["allowed"], decision["tier"], decision["model"]) == (True, "economy", "small")
+
+
+def test_eval_needs_policy_when_the_bundle_has_several(tmp_path: Path) -> None:
+    bundle = write(tmp_path, "p.yaml", TWO_POLICIES)
+    request = write(tmp_path, "request.json", REQUEST)
+    result = run("eval", bundle, "--request", request)
+    assert result.exit_code == 2
+    assert (
+        "the bundle has 2 policies (clean, other): choose one with --policy NAME" in result.output
+    )
+    assert run("eval", bundle, "--request", request, "--policy", "other").exit_code == 0
+
+
+def test_eval_reads_a_yaml_request_as_yaml_1_2(tmp_path: Path) -> None:
+    policy = CLEAN.replace(
+        "routing: {default: economy}",
+        "context: {answer: string}\nrouting: {default: economy}\nguardrails:\n"
+        '  input: [{name: said-no, when: request.answer == "no", message: refused}]',
+    )
+    request = write(tmp_path, "request.yaml", "answer: no\nmessages: []\n")
+    result = run("eval", write(tmp_path, "p.yaml", policy), "--request", request, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["blocked_by"] == "said-no"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "says"),
+    [("{messages: [", "not JSON, and not YAML: line 1, column 12"), ("- a\n", "not a mapping")],
+)
+def test_eval_rejects_an_unreadable_request_with_exit_2(
+    tmp_path: Path, request_text: str, says: str
+) -> None:
+    request = write(tmp_path, "request.yaml", request_text)
+    result = run("eval", write(tmp_path, "p.yaml", CLEAN), "--request", request)
+    assert result.exit_code == 2
+    assert says in result.output
+
+
+def test_eval_on_a_broken_bundle_shows_the_errors_and_exits_1(tmp_path: Path) -> None:
+    request = write(tmp_path, "request.json", REQUEST)
+    result = run("eval", write(tmp_path, "p.yaml", ERRORS), "--request", request)
+    assert result.exit_code == 1
+    assert "error PD201: unknown model 'smal' in tier 'economy'" in result.output
+
+
+def test_policyd_test_passes_the_shipped_cases() -> None:
+    result = run("test", str(REPO / "policies"))
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith(" passed, 0 failed")
+
+
+def test_policyd_test_shows_expected_and_actual_and_exits_1(tmp_path: Path) -> None:
+    cases = """\
+    apiVersion: policyd/v1
+    kind: PolicyTest
+    metadata: {name: t}
+    policy: clean
+    cases:
+      - {name: right, request: {messages: []}, expect: {tier: economy}}
+      - {name: wrong, request: {messages: []}, expect: {tier: premium}}
+    """
+    write(tmp_path, "p.yaml", CLEAN)
+    write(tmp_path, "t.yaml", cases)
+    result = run("test", str(tmp_path))
+    assert result.exit_code == 1
+    assert '       expected: "premium"\n       actual:   "economy"' in result.output
+    assert result.output.rstrip().endswith("1 passed, 1 failed")
