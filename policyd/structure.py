@@ -146,6 +146,9 @@ def _union_diagnostic(
             forms.append(str(error.get("msg", "a valid value")))
     forms = list(dict.fromkeys(forms))
     hint = suggest(value, choices) if isinstance(value, str) and choices else None
+    keys = [f for _, b in group if (f := _form(b)) and isinstance(value, str)]
+    if hint is None and any(f"{{{value}: ...}}" == k for k in keys):
+        hint = f"{value} takes a value: write {{{value}: ...}}, e.g. {{{value}: 1h}}"
     if choices:
         message = f"invalid value {_show(value)} for {label}: expected {', or '.join(forms)}"
     else:
@@ -208,7 +211,7 @@ def _message(
         return (
             WRONG_TYPE,
             f"{label} must be {_TYPE_NAMES[kind]}, not {describe(value)}",
-            _type_hint(kind, value),
+            _type_hint(kind, value) or _shape_hint(kind, value, _models_at(cls, path)),
         )
     if kind == "literal_error":
         expected = ctx.get("expected", "")
@@ -250,12 +253,40 @@ def _type_hint(kind: str, value: Any) -> str | None:
         meant = "true" if _YAML11_BOOLS[value.lower()] else "false"
         return f"policy files are YAML 1.2, where only true and false are booleans: write {meant}"
     if kind in ("int_type", "float_type") and isinstance(value, str):
+        number = value.strip().strip("$%").replace(",", "").replace("_", "")
         try:
-            float(value)
+            float(number)
         except ValueError:
             return None
-        return f"remove the quotes: {value.strip()}"
+        if number == value.strip():
+            return f"remove the quotes: {number}"
+        return f"write a plain number: {number}"
     return None
+
+
+def _shape_hint(kind: str, value: Any, models: list[type[BaseModel]]) -> str | None:
+    """For a scalar written where a list or a mapping goes: the shape to write instead."""
+    if isinstance(value, dict | list) or value is None:
+        return None
+    written = _number(value) if not isinstance(value, str) else value
+    if kind == "list_type":
+        return f"write a list: [{written}]"
+    if kind in ("model_type", "model_attributes_type", "dict_type") and len(models) == 1:
+        required = [i.alias or n for n, i in models[0].model_fields.items() if i.is_required()]
+        if len(required) == 1:
+            return f"write {{{required[0]}: {written}}}"
+        if required:
+            return "write a mapping with " + ", ".join(f"{r}: ..." for r in required)
+    return None
+
+
+def _models_at(cls: Any, path: Path) -> list[type[BaseModel]]:
+    """The model classes a value at ``path`` of a ``cls`` document may be."""
+    current: list[Any] = [cls]
+    for part in path:
+        current = [t for tp in current for t in _step(tp, part)]
+    found = [t for tp in current for t in _unwrap(tp)]
+    return [t for t in found if isinstance(t, type) and issubclass(t, BaseModel)]
 
 
 def _number(value: Any) -> str:
@@ -307,19 +338,9 @@ def _at(data: Any, path: Path) -> Any:
 
 def _field_names(cls: Any, path: Path) -> set[str]:
     """Field names (aliases) allowed at ``path`` of a document of type ``cls``."""
-    current: list[Any] = [cls]
-    for part in path:
-        nxt: list[Any] = []
-        for tp in current:
-            nxt.extend(_step(tp, part))
-        current = nxt
-    names: set[str] = set()
-    for tp in current:
-        for inner in _unwrap(tp):
-            if isinstance(inner, type) and issubclass(inner, BaseModel):
-                for name, info in inner.model_fields.items():
-                    names.add(info.alias or name)
-    return names
+    return {
+        info.alias or name for m in _models_at(cls, path) for name, info in m.model_fields.items()
+    }
 
 
 def _unwrap(tp: Any) -> list[Any]:
