@@ -489,3 +489,28 @@ def test_every_number_with_a_unit_is_a_duration_and_a_bare_number_is_not(
             d = only(diagnostics)
             assert (d.code, d.line, d.column) == ("PD104", 6, 12)
             assert d.message == f"'timeout': duration {written} has no unit"
+
+
+# --- a scalar where a list or mapping goes: the hint shows the shape -------------------------
+
+
+def test_scalars_where_lists_and_mappings_go_get_the_shape_to_write(tmp_path: Path) -> None:
+    diagnostics = check(
+        tmp_path,
+        POLICY
+        + """\
+tiers:
+  economy: {targets: [gpt-4o], fallback: premium}
+budgets:
+  - {name: b, key: '"all"', window: rolling, limit: {usd: $500}, on_exceed: block}
+  - {name: c, key: '"all"', window: calendar_day, limit: {usd: "1,000"}}
+""",
+    )
+    assert [(d.code, d.line, d.column, d.hint) for d in diagnostics] == [
+        ("PD102", 6, 23, "write {model: gpt-4o}"),
+        ("PD102", 6, 42, "write a list: [premium]"),
+        ("PD104", 8, 37, "rolling takes a value: write {rolling: ...}, e.g. {rolling: 1h}"),
+        ("PD102", 8, 59, "write a plain number: 500"),
+        ("PD102", 8, 77, "write {action: block}"),
+        ("PD102", 9, 64, "write a plain number: 1000"),
+    ]
