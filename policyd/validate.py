@@ -532,12 +532,12 @@ def _check_guardrails(policy: model.Policy, doc: Document, checker: Checker) -> 
                         message, hint, offset = problem
                         checker.add(doc, (*base, key, j), REGEX, message, hint, offset=offset)
             if guard.json_schema is not None:
-                problem = _schema_problem(guard.json_schema)
-                if problem:
+                invalid = _schema_problem(guard.json_schema)
+                if invalid:
                     hint = (
                         "write a JSON Schema (draft 2020-12), e.g. {type: object, required: [name]}"
                     )
-                    checker.add(doc, (*base, "json_schema"), GUARDRAIL_SHAPE, problem, hint)
+                    checker.add(doc, (*base, "json_schema"), GUARDRAIL_SHAPE, invalid, hint)
 
 
 def _pattern_problem(pattern: str, key: str, index: int) -> tuple[str, str | None, int] | None:
@@ -611,8 +611,8 @@ def _check_prompts(ctx: PolicyContext, checker: Checker) -> None:
                 )
     for i, rollout in enumerate(policy.rollouts):
         base: Path = ("rollouts", i)
-        prompt = policy.prompts.get(rollout.prompt)
-        if prompt is None:
+        rolled = policy.prompts.get(rollout.prompt)
+        if rolled is None:
             checker.add(
                 doc,
                 (*base, "prompt"),
@@ -621,7 +621,7 @@ def _check_prompts(ctx: PolicyContext, checker: Checker) -> None:
                 suggest(rollout.prompt, policy.prompts) or "define it under prompts:",
             )
             continue
-        versions = prompt.versions
+        versions = rolled.versions
         refs: list[tuple[Path, str]] = [((*base, "default"), rollout.default)]
         refs += [((*base, "variants", v), v) for v in rollout.variants]
         for j, entry in enumerate(rollout.schedule):
@@ -717,6 +717,17 @@ def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str, str]]:
             yield from _walk(item, (*path, k))
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _request_hint(exc: cel.CompileError, request: dict[str, Any]) -> str | None:
+    """``tenant.tier`` for ``request.tenant.tier``: say that attributes live under request."""
+    name = _IDENT.match(exc.source, exc.offset)
+    if exc.code == "PD302" and name and name.group() in request:
+        return f"request attributes are read through request: write request.{name.group()}"
+    return None
+
+
 def _one_line(source: str) -> str:
     """An expression as messages quote it: a block scalar's line breaks and indents folded."""
     return re.sub(r"\s*\n\s*", " ", source.strip())
@@ -733,7 +744,7 @@ def _check_expressions(ctx: PolicyContext, checker: Checker) -> None:
                 path,
                 exc.code,
                 f"{exc.message} in CEL expression {_one_line(source)!r}",
-                exc.hint,
+                exc.hint or _request_hint(exc, ctx.declarations["request"]),
                 offset=exc.offset,
             )
             continue
