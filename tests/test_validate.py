@@ -626,3 +626,9 @@ budgets:
     assert not result.ok
     assert set(result.policies) == {"demo"}
     assert isinstance(result.policies["demo"], PolicyContext)
+
+
+def test_attribute_without_request_prefix_gets_a_hint(tmp_path: Path) -> None:
+    d = only(check(tmp_path, CEL_HEAD + rule('tenant.tier == "enterprise"')))
+    assert where([d]) == [("PD302", 16, 13)]
+    assert d.hint == "request attributes are read through request: write request.tenant"
