@@ -325,6 +325,11 @@ class CodeGen:
                 ik in ("string", "int", "bytes", "timestamp", "duration")
                 and ct.params[0].kind == ik
             ):
+                if isinstance(container, ListLit) and all(
+                    isinstance(i, Literal) and i.kind == ik for i in container.items
+                ):  # a constant list: test membership in a set built once, here
+                    values = frozenset(i.value for i in container.items if isinstance(i, Literal))
+                    return f"({args[0]} in {self.const(values)})"
                 return f"({args[0]} in {args[1]})"
             return f"_in_list({args[0]}, {args[1]})"
         if node.overload == "in_map":
