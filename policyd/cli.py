@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -19,6 +19,7 @@ from policyd.bundle import Bundle, load_bundle
 from policyd.diagnostics import Diagnostic, Severity, sort_diagnostics
 
 FORMATS = ("text", "json", "github", "sarif")
+CheckFormat = Literal["text", "json", "github", "sarif"]
 
 
 def _load_all(paths: Sequence[str]) -> tuple[list[Bundle], list[Diagnostic], dict[str, str]]:
@@ -61,7 +62,7 @@ def main() -> None:
     show_default=True,
     help="Also show info notes (e.g. expressions on the slow CEL path).",
 )
-def check(paths: tuple[str, ...], fmt: str, strict: bool, show_info: bool) -> None:
+def check(paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: bool) -> None:
     """Validate policy bundles (files or directories of YAML), reporting every problem.
 
     Each problem has a file:line:column, a stable code (PDxxx), a message and a hint.
