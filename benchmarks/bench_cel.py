@@ -225,12 +225,13 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     speedups, overheads = [], []
-    for name, ours, interp, transp, by_hand, native in rows:
-        speedups.append(interp / ours)
-        overheads.append(ours / by_hand)
+    for name, t_ours, t_interp, t_transp, t_hand, native in rows:
+        speedups.append(t_interp / t_ours)
+        overheads.append(t_ours / t_hand)
         print(
-            f"{name:<17}{_fmt(ours):>10}{_fmt(interp):>15}{_fmt(transp):>15}{_fmt(by_hand):>10}"
-            f"{interp / ours:>16.0f}x{ours / by_hand:>16.2f}x" + ("" if native else "  (slow path)")
+            f"{name:<17}{_fmt(t_ours):>10}{_fmt(t_interp):>15}{_fmt(t_transp):>15}"
+            f"{_fmt(t_hand):>10}{t_interp / t_ours:>16.0f}x{t_ours / t_hand:>16.2f}x"
+            + ("" if native else "  (slow path)")
         )
     print("-" * len(header))
 
