@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -89,9 +90,10 @@ class RedisStore:
         self._down_until = 0.0
         self._client: Any = None
         self._script: Any = None
-        self._aclient: Any = None
-        self._ascript: Any = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        # asyncio clients belong to the loop that made them: one (client, script) per loop
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         if not self.cluster:
             try:
                 self._client = redis.Redis.from_url(self._url, **self._options)
@@ -250,9 +252,9 @@ class RedisStore:
         return len(self.journal)
 
     async def aclose(self) -> None:
-        if self._aclient is not None and self._aloop is asyncio.get_running_loop():
-            await self._aclient.aclose()
-        self._aclient = self._ascript = self._aloop = None
+        pair = self._async.pop(asyncio.get_running_loop(), None)
+        if pair is not None:
+            await pair[0].aclose()
 
     # -- health -----------------------------------------------------------------------------
 
@@ -308,18 +310,21 @@ class RedisStore:
             self._script = self._client.register_script(LUA)
         return self._script
 
-    def _async_script(self) -> Any:
+    def _async_pair(self) -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
-        if self._aloop is not loop:  # asyncio clients belong to the loop that made them
+        pair = self._async.get(loop)
+        if pair is None:
             if self.cluster:
                 from redis.asyncio.cluster import RedisCluster
 
-                self._aclient = RedisCluster.from_url(self._url, **self._options)
+                client: Any = RedisCluster.from_url(self._url, **self._options)
             else:
-                self._aclient = redis.asyncio.Redis.from_url(self._url, **self._options)
-            self._ascript = self._aclient.register_script(LUA)
-            self._aloop = loop
-        return self._ascript
+                client = redis.asyncio.Redis.from_url(self._url, **self._options)
+            pair = self._async[loop] = (client, client.register_script(LUA))
+        return pair
+
+    def _async_script(self) -> Any:
+        return self._async_pair()[1]
 
     def _fail_fast(self) -> str | None:
         if self._down_until and time.monotonic() < self._down_until:
@@ -384,7 +389,7 @@ class RedisStore:
                 for call in calls:
                     await script(keys=call.keys, args=call.args)
             else:
-                pipe = self._aclient.pipeline(transaction=False)
+                pipe = self._async_pair()[0].pipeline(transaction=False)
                 for call in calls:
                     await script(keys=call.keys, args=call.args, client=pipe)
                 await pipe.execute()

@@ -137,3 +137,20 @@ def test_memory_store_forgets_finished_windows() -> None:
         store.settle(store.reserve(f"d{day}", [line()], now, ttl_s=60), Amount(1, 1, 1), now)
     assert len(store) == 1  # only today's counter is left
     assert store.usage("daily", "acme", DAY, NOW + timedelta(days=4)) == Amount(1, 1, 1)
+
+
+def test_one_redis_store_serves_several_event_loops(redis_url: str, redis_prefix: str) -> None:
+    import asyncio
+
+    store = open_store(redis_url, key_prefix=redis_prefix)
+
+    async def once(did: str) -> Amount:
+        result = await store.areserve(did, [line()], NOW, ttl_s=60)
+        await store.asettle(result, Amount(7, 0, 1), NOW)
+        spent = await store.ausage("daily", "acme", DAY, NOW)
+        await store.aclose()
+        return spent
+
+    assert asyncio.run(once("d1")) == Amount(7, 0, 1)
+    assert asyncio.run(once("d2")) == Amount(14, 0, 2)  # a new loop gets its own client
+    store.close()
