@@ -9,6 +9,7 @@ never parses an expression again.
 
 from __future__ import annotations
 
+import difflib
 import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
@@ -62,8 +63,8 @@ BUILTIN_REQUEST: dict[str, Any] = {
     "input_tokens": "int",
     "input_chars": "int",
 }
-_SCALAR_TYPES = {"string", "int", "uint", "double", "bool", "bytes", "timestamp", "duration", "dyn"}
-_TYPE_TOKEN = re.compile(r"\s*(list|map|[A-Za-z_]+)\s*")
+_SCALAR_TYPES = {"string", "int", "double", "bool", "bytes", "timestamp", "duration", "dyn"}
+_TYPE_WORD = re.compile(r"[A-Za-z_]+")
 
 
 @dataclass
@@ -243,7 +244,7 @@ def _declarations(policy: model.Policy, doc: Document, checker: Checker) -> dict
                 bad_path,
                 BAD_CONTEXT,
                 f"unknown CEL type {bad!r}",
-                suggest(bad, _SCALAR_TYPES)
+                _type_suggestion(bad)
                 or "use string, int, double, bool, timestamp, duration, dyn, list<T>, "
                 "map<string, T>, or a nested mapping of attributes",
             )
@@ -260,28 +261,19 @@ def _bad_types(decl: Any, path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _valid_type(text: str) -> bool:
-    text = text.strip()
-    if text in _SCALAR_TYPES:
-        return True
-    for prefix, arity in (("list<", 1), ("map<", 2)):
-        if text.startswith(prefix) and text.endswith(">"):
-            parts = _split_args(text[len(prefix) : -1])
-            return len(parts) == arity and all(_valid_type(p) for p in parts)
-    return False
+    """A type the CEL compiler accepts (so check and compile agree: no 'uint', no 'float')."""
+    try:
+        cel.parse_type(text)
+    except cel.CelError:
+        return False
+    return True
 
 
-def _split_args(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "<":
-            depth += 1
-        elif ch == ">":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return parts
+def _type_suggestion(text: str) -> str | None:
+    """``list<strng>`` -> "did you mean 'list<string>'?"."""
+    words = [w for w in _TYPE_WORD.findall(text) if w not in _SCALAR_TYPES | {"list", "map"}]
+    close = difflib.get_close_matches(words[0], sorted(_SCALAR_TYPES), n=1) if words else []
+    return f"did you mean {text.strip().replace(words[0], close[0], 1)!r}?" if close else None
 
 
 def _check_names(policy: model.Policy, doc: Document, checker: Checker) -> None:
