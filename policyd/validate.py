@@ -215,8 +215,8 @@ def _check_policy(
     ctx = PolicyContext(policy, doc, models, declarations)
     _check_names(policy, doc, checker)
     _check_tiers(policy, doc, models, checker)
-    _check_routing(policy, doc, checker)
-    _check_budgets(policy, doc, checker)
+    _check_routing(policy, doc, models, checker)
+    _check_budgets(policy, doc, models, checker)
     _check_guardrails(policy, doc, checker)
     _check_cache(policy, doc, declarations, checker)
     _check_prompts(ctx, checker)
@@ -404,7 +404,21 @@ def _check_cycles(policy: model.Policy, doc: Document, checker: Checker) -> None
             visit(name, [])
 
 
-def _check_routing(policy: model.Policy, doc: Document, checker: Checker) -> None:
+def _unknown_tier(name: str, tiers: Iterable[str], models: Iterable[str]) -> tuple[str, str]:
+    """Message and hint for a tier reference that names no tier (perhaps a model)."""
+    if name in models:
+        return (
+            f"{name!r} is a model, not a tier",
+            f"routing and downgrades choose tiers: add a tier with targets: [{{model: {name}}}]",
+        )
+    return f"unknown tier {name!r}", suggest(name, tiers) or (
+        f"tiers: {', '.join(sorted(tiers)) or 'none defined'}"
+    )
+
+
+def _check_routing(
+    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+) -> None:
     routing = policy.routing
     tiers = policy.tiers
     if routing is None:
@@ -413,13 +427,7 @@ def _check_routing(policy: model.Policy, doc: Document, checker: Checker) -> Non
     refs += [(("routing", "rules", i, "tier"), r.tier) for i, r in enumerate(routing.rules)]
     for path, tier in refs:
         if tier not in tiers:
-            checker.add(
-                doc,
-                path,
-                UNKNOWN_TIER,
-                f"unknown tier {tier!r}",
-                suggest(tier, tiers) or f"tiers: {', '.join(sorted(tiers)) or 'none defined'}",
-            )
+            checker.add(doc, path, UNKNOWN_TIER, *_unknown_tier(tier, tiers, models))
     unconditional: str | None = None
     for i, rule in enumerate(routing.rules):
         if unconditional is not None:
@@ -436,7 +444,9 @@ def _check_routing(policy: model.Policy, doc: Document, checker: Checker) -> Non
             unconditional = rule.name
 
 
-def _check_budgets(policy: model.Policy, doc: Document, checker: Checker) -> None:
+def _check_budgets(
+    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+) -> None:
     for i, budget in enumerate(policy.budgets):
         base: Path = ("budgets", i)
         try:
@@ -474,14 +484,8 @@ def _check_budgets(policy: model.Policy, doc: Document, checker: Checker) -> Non
             )
         tier = budget.on_exceed.tier
         if tier is not None and tier not in policy.tiers:
-            checker.add(
-                doc,
-                (*base, "on_exceed", "tier"),
-                UNKNOWN_TIER,
-                f"unknown tier {tier!r} to downgrade to",
-                suggest(tier, policy.tiers)
-                or f"tiers: {', '.join(sorted(policy.tiers)) or 'none defined'}",
-            )
+            message, hint = _unknown_tier(tier, policy.tiers, models)
+            checker.add(doc, (*base, "on_exceed", "tier"), UNKNOWN_TIER, message, hint)
 
 
 _REDACTABLE = {"pii", "deny_patterns", "deny_terms", "injection", "plugin"}
