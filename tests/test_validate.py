@@ -639,3 +639,17 @@ def test_attribute_without_request_prefix_gets_a_hint(tmp_path: Path) -> None:
     d = only(check(tmp_path, CEL_HEAD + rule('tenant.tier == "enterprise"')))
     assert where([d]) == [("PD302", 16, 13)]
     assert d.hint == "request attributes are read through request: write request.tenant"
+
+
+def test_a_model_named_where_a_tier_goes_says_so(tmp_path: Path) -> None:
+    d = only(
+        check(
+            tmp_path,
+            HEAD + "tiers: {economy: {targets: [{model: small}]}}\nrouting: {default: large}\n",
+        )
+    )
+    assert where([d]) == [("PD202", 8, 20)]
+    assert d.message == "'large' is a model, not a tier"
+    assert d.hint == (
+        "routing and downgrades choose tiers: add a tier with targets: [{model: large}]"
+    )
