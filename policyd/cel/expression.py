@@ -63,8 +63,17 @@ def compile(
         )
     tree = syntax.parse(source)
     checker = Checker(source, _declarations(declarations), strict=check)
-    tree = checker.visit(tree)
-    cost = analysis.check_cost(source, tree)
+    try:
+        tree = checker.visit(tree)
+        cost = analysis.check_cost(source, tree)
+    except RecursionError:  # pragma: no cover - the depth limit is far below Python's
+        raise CompileError(
+            "expression is nested too deeply",
+            code="PD306",
+            source=source,
+            offset=0,
+            hint="split it into simpler conditions",
+        ) from None
     paths = analysis.collect_paths(tree)
     result = (tree.type or CelType("dyn")).cel_name
     reason = "; ".join(checker.fallback_reasons) or None

@@ -297,10 +297,17 @@ class _Builder:
             qpos = self.op_pos(self.end_of(kids[0]), self.pos_of(kids[1], pos), "?")
             return Call(qpos, "_?_:_", [cond, yes, no])
         if data in ("conditionalor", "conditionaland"):
+            # a || b || c is one n-ary call: long chains do not nest (or recurse) deeper
             name, op = ("_||_", "||") if data == "conditionalor" else ("_&&_", "&&")
-            left, right = self.build(kids[0], sub, pos), self.build(kids[1], sub, pos)
-            opos = self.op_pos(self.end_of(kids[0]), self.pos_of(kids[1], pos), op)
-            return Call(opos, name, [left, right])
+            operands = []
+            cur = tree
+            while isinstance(cur, Tree) and cur.data == data and len(cur.children) == 2:
+                operands.append(cur.children[1])
+                cur = cur.children[0]
+            operands.append(cur)
+            operands.reverse()
+            opos = self.op_pos(self.end_of(operands[0]), self.pos_of(operands[1], pos), op)
+            return Call(opos, name, [self.build(t, sub, pos) for t in operands])
         if data in ("relation", "addition", "multiplication"):
             op_tree, right_tree = kids
             name, op = _OPS[op_tree.data]
