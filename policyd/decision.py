@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEntry:
-    """One step of a decision: which stage, which rule, what happened and why."""
+class TraceEntry(NamedTuple):
+    """One step of a decision: which stage, which rule, what happened and why.
+
+    A NamedTuple rather than a dataclass: immutable all the same, and several are
+    created per decision, where a tuple is the cheapest immutable record Python has.
+    """
 
     stage: str
     rule: str | None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,7 +118,9 @@ class Engine:
 
     def _start(self, policy: CompiledPolicy, request: Any) -> DecisionState:
         prepared = policy.shape.prepare(request)
-        return DecisionState(prepared, self._runtime.clock(), uuid.uuid4().hex, self._counter.name)
+        return DecisionState(
+            prepared, self._runtime.clock(), os.urandom(16).hex(), self._counter.name
+        )
 
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""

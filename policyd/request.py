@@ -96,23 +96,31 @@ def _type_checker(decl: Any) -> Checker:
     if isinstance(decl, dict):
         fields = {name: _type_checker(sub) for name, sub in decl.items()}
 
+        checks = tuple(fields.items())
+
         def check_record(value: Any, where: str) -> None:
-            if not isinstance(value, Mapping):
+            if value.__class__ is not dict and not isinstance(value, Mapping):
                 raise RequestError(f"must be a mapping, not {_kind(value)}", where)
-            for name, check in fields.items():
-                if name in value and value[name] is not None:
-                    check(value[name], f"{where}.{name}")
+            for name, check in checks:
+                field = value.get(name)
+                if field is not None:
+                    check(field, f"{where}.{name}")
 
         return check_record
     text = decl.strip()
     if text.startswith("list<"):
         item = _type_checker(text[5:-1])
+        # elements of exactly this class need no check (the common list<string> case)
+        exact_item = {"string": str, "int": int, "double": float, "bool": bool}.get(
+            text[5:-1].strip(), _Never
+        )
 
         def check_list(value: Any, where: str) -> None:
             if not isinstance(value, list | tuple):
                 raise RequestError(f"must be a list, not {_kind(value)}", where)
             for i, element in enumerate(value):
-                item(element, f"{where}[{i}]")
+                if element.__class__ is not exact_item:
+                    item(element, f"{where}[{i}]")
 
         return check_list
     if text.startswith("map<"):
@@ -139,8 +147,11 @@ def _type_checker(decl: Any) -> Checker:
     if expected is None:  # dyn and anything unchecked
         return _accept
     types, label = expected
+    exact = frozenset(types)  # the common case: exactly the type, no subclass
 
     def check_scalar(value: Any, where: str) -> None:
+        if value.__class__ in exact:
+            return
         if isinstance(value, bool) and bool not in types:
             raise RequestError(f"must be {label}, not a boolean", where)
         if not isinstance(value, types):
@@ -151,6 +162,10 @@ def _type_checker(decl: Any) -> Checker:
 
 def _accept(value: Any, where: str) -> None:
     return None
+
+
+class _Never:
+    """A class no request value has."""
 
 
 _SCALARS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -194,7 +209,7 @@ class RequestShape:
 
     def prepare(self, request: Any) -> dict[str, Any]:
         """A checked copy of the request with ``input_tokens`` and ``input_chars`` set."""
-        if not isinstance(request, Mapping):
+        if request.__class__ is not dict and not isinstance(request, Mapping):
             raise RequestError(
                 f"a request must be a mapping (dict), not {_kind(request)}",
                 hint="pass e.g. {'messages': [...], 'user': {'id': 'u1'}}",
@@ -203,21 +218,21 @@ class RequestShape:
         messages = out.get("messages")
         if messages is None:
             messages = []
-        elif not isinstance(messages, list | tuple):
-            raise RequestError(f"must be a list of messages, not {_kind(messages)}", "messages")
-        else:
-            for i, message in enumerate(messages):
-                if not isinstance(message, Mapping):
-                    raise RequestError("must be a mapping with role and content", f"messages[{i}]")
-                content = message.get("content")
-                if content is not None and not isinstance(content, str | list):
+        elif messages.__class__ is not list:
+            if not isinstance(messages, list | tuple):
+                raise RequestError(f"must be a list of messages, not {_kind(messages)}", "messages")
+            messages = list(messages)
+        for i, message in enumerate(messages):
+            if message.__class__ is not dict and not isinstance(message, Mapping):
+                raise RequestError("must be a mapping with role and content", f"messages[{i}]")
+            content = message.get("content")
+            if content is not None and content.__class__ is not str:
+                if not isinstance(content, str | list):
                     raise RequestError(
                         f"must be a string or a list of parts, not {_kind(content)}",
                         f"messages[{i}].content",
                     )
-            if isinstance(messages, tuple):
-                messages = list(messages)
-            out["messages"] = messages
+        out["messages"] = messages
         for name, check in self._checks:
             value = out.get(name)
             if value is not None:
@@ -225,6 +240,6 @@ class RequestShape:
         chars, tokens = self._counter.count(messages)
         out["input_chars"] = chars
         provided = out.get("input_tokens")
-        if not (isinstance(provided, int) and not isinstance(provided, bool) and provided >= 0):
+        if provided.__class__ is not int or provided < 0:  # type: ignore[operator]
             out["input_tokens"] = tokens
         return out

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -33,34 +34,30 @@ Path = tuple[str | int, ...]
 
 
 class DecisionState:
-    """Mutable scratch for one decision; turned into a frozen Decision at the end."""
+    """Mutable scratch for one decision; turned into a frozen Decision at the end.
 
-    __slots__ = (
-        "activation",
-        "blocked_by",
-        "budgets",
-        "cache",
-        "decision_id",
-        "fallbacks",
-        "forced_tier",
-        "litellm_fallbacks",
-        "litellm_model",
-        "message",
-        "messages",
-        "model",
-        "now",
-        "prompts",
-        "redacted",
-        "request",
-        "reservation",
-        "retry",
-        "retry_after_s",
-        "tier",
-        "timeout_s",
-        "token_counter",
-        "trace",
-        "warnings",
-    )
+    Fields a stage may leave unset are class-level defaults, so starting a decision
+    sets only what every decision has (it runs once per request, on the hot path).
+    Stages that fill a collection assign a new one; the class defaults are never
+    mutated.
+    """
+
+    blocked_by: str | None = None
+    message: str | None = None
+    retry_after_s: float | None = None
+    messages: list[Any] | None = None
+    redacted = False
+    tier: str | None = None
+    model: str | None = None
+    litellm_model: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    litellm_fallbacks: tuple[str, ...] = ()
+    forced_tier: str | None = None
+    retry: RetryPolicy | None = None
+    timeout_s: float | None = None
+    cache: CacheDirective | None = None
+    budgets: list[BudgetState] | tuple[BudgetState, ...] = ()
+    reservation: Any = None
 
     def __init__(
         self,
@@ -76,23 +73,7 @@ class DecisionState:
         self.token_counter = token_counter
         self.trace: list[TraceEntry] = []
         self.warnings: list[str] = []
-        self.blocked_by: str | None = None
-        self.message: str | None = None
-        self.retry_after_s: float | None = None
-        self.messages: list[Any] | None = None
-        self.redacted = False
-        self.tier: str | None = None
-        self.model: str | None = None
-        self.litellm_model: str | None = None
-        self.fallbacks: tuple[str, ...] = ()
-        self.litellm_fallbacks: tuple[str, ...] = ()
-        self.forced_tier: str | None = None
-        self.retry: RetryPolicy | None = None
-        self.timeout_s: float | None = None
-        self.cache: CacheDirective | None = None
         self.prompts: dict[str, PromptChoice] = {}
-        self.budgets: list[BudgetState] = []
-        self.reservation: Any = None
 
     @property
     def blocked(self) -> bool:
@@ -172,6 +153,11 @@ class Cooldowns:
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
         self._until: dict[str, float] = {}
+        self._latest = 0.0  # the latest end of any cooldown
+
+    def active(self, now: float) -> bool:
+        """True while any model is cooling down (one comparison on the hot path)."""
+        return now < self._latest
 
     def cooling(self, model: str, now: float) -> bool:
         until = self._until.get(model)
@@ -188,6 +174,7 @@ class Cooldowns:
             if count >= after:
                 self._failures[model] = 0
                 self._until[model] = now + seconds
+                self._latest = max(self._latest, now + seconds)
                 return True
             return False
 
@@ -233,6 +220,9 @@ class CompileEnv:
         return self.ctx.expressions.get(tuple(path))
 
 
+_NO_PROMPTS: Mapping[str, PromptChoice] = MappingProxyType({})
+
+
 def finish(state: DecisionState, ref: Any) -> Decision:
     """Freeze a state into a Decision."""
     allowed = state.blocked_by is None
@@ -247,7 +237,7 @@ def finish(state: DecisionState, ref: Any) -> Decision:
         retry=state.retry if allowed else None,
         timeout_s=state.timeout_s if allowed else None,
         cache=state.cache if allowed else None,
-        prompts=state.prompts if allowed else {},
+        prompts=MappingProxyType(state.prompts) if allowed else _NO_PROMPTS,
         budgets=tuple(state.budgets),
         warnings=tuple(state.warnings),
         trace=tuple(state.trace),

@@ -25,8 +25,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0
 
 
 def bucket(rollout: str, sticky_value: str) -> int:
-    digest = hashlib.sha256(f"{rollout}:{sticky_value}".encode()).hexdigest()
-    return int(digest, 16) % BUCKETS
+    digest = hashlib.sha256(f"{rollout}:{sticky_value}".encode()).digest()
+    return int.from_bytes(digest, "big") % BUCKETS  # == int(hexdigest, 16) % BUCKETS
 
 
 def ranges(variants: dict[str, float]) -> tuple[tuple[str, int], ...]:
@@ -97,6 +97,7 @@ class PromptsStage:
 
     def __init__(self, env: CompileEnv, policy: model.Policy) -> None:
         self.templates = {key: Template(text) for key, text in env.ctx.prompt_texts.items()}
+        self._static: dict[tuple[str, str, str | None], PromptChoice] = {}
         self.rollouts = tuple(
             CompiledRollout(
                 r.name,
@@ -120,12 +121,24 @@ class PromptsStage:
     def run(self, state: DecisionState) -> None:
         request = state.request
         for name, version in self.fixed:
-            text = self.templates[(name, version)].render(request)
-            state.prompts[name] = PromptChoice(version, None, text)
+            state.prompts[name] = self._choice(name, version, None, request)
         for rollout in self.rollouts:
             version = self._version(state, rollout)
-            text = self.templates[(rollout.prompt, version)].render(request)
-            state.prompts[rollout.prompt] = PromptChoice(version, rollout.name, text)
+            state.prompts[rollout.prompt] = self._choice(
+                rollout.prompt, version, rollout.name, request
+            )
+
+    def _choice(
+        self, prompt: str, version: str, rollout: str | None, request: dict[str, Any]
+    ) -> PromptChoice:
+        template = self.templates[(prompt, version)]
+        if not template.static:
+            return PromptChoice(version, rollout, template.render(request))
+        key = (prompt, version, rollout)
+        choice = self._static.get(key)
+        if choice is None:  # immutable: one shared object per static text
+            choice = self._static[key] = PromptChoice(version, rollout, template.render(request))
+        return choice
 
     def _version(self, state: DecisionState, rollout: CompiledRollout) -> str:
         if rollout.when is not None:

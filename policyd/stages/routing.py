@@ -10,6 +10,7 @@ the request or are cooling down after reported failures.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ class CompiledTier:
     weights: tuple[int, ...]  # aligned with targets
     sticky: cel.Expression | None
     chain: tuple[ModelInfo, ...]  # expanded fallback chain after the tier's own targets
+    # Fast path, when every target and fallback fits and nothing cools down:
+    min_window: float  # smallest context window among targets and chain (inf: unknown)
+    fallbacks: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # chosen -> (ids, litellm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class CompiledRule:
     name: str
     when: cel.Expression
     tier: str
+    detail: str  # the trace detail of a match, built once
 
 
 class RoutingStage:
@@ -49,9 +54,12 @@ class RoutingStage:
         self.tiers = _compile_tiers(policy, env)
         self.default = routing.default
         self.rules = tuple(
-            CompiledRule(rule.name, env.expr("routing", "rules", i, "when"), rule.tier)
+            CompiledRule(
+                rule.name, env.expr("routing", "rules", i, "when"), rule.tier, f"tier {rule.tier}"
+            )
             for i, rule in enumerate(routing.rules)
         )
+        self.default_detail = f"no rule matched; tier {self.default}"
         self.skip_small = routing.context_window == "skip_small"
         self.timeout_s = model.parse_duration(routing.timeout) if routing.timeout else None
         self.retry = _retry(routing.retry)
@@ -70,11 +78,11 @@ class RoutingStage:
         for rule in self.rules:
             hit, error = matches(rule.when, state)
             if hit:
-                state.note(STAGE, rule.name, "match", f"tier {rule.tier}")
+                state.note(STAGE, rule.name, "match", rule.detail)
                 return rule.tier
             if error is not None:
                 state.note(STAGE, rule.name, "error", f"condition failed, no match: {error}")
-        state.note(STAGE, None, "default", f"no rule matched; tier {self.default}")
+        state.note(STAGE, None, "default", self.default_detail)
         return self.default
 
     def route(self, state: DecisionState, tier_name: str) -> None:
@@ -83,6 +91,18 @@ class RoutingStage:
         state.tier = tier_name
         state.retry = self.retry
         state.timeout_s = self.timeout_s
+        needed = self._needed(state) if self.skip_small else 0
+        cooling = self.cooldown is not None and self.runtime.cooldowns.active(state.now.timestamp())
+        if needed <= tier.min_window and not cooling:
+            # Every target and fallback fits: the precomputed chains apply as they are.
+            chosen, how = self._pick(state, tier, tier.targets)
+            fallbacks, litellm_fallbacks = tier.fallbacks[chosen.id]
+            state.model = chosen.id
+            state.litellm_model = chosen.litellm
+            state.fallbacks = fallbacks
+            state.litellm_fallbacks = litellm_fallbacks
+            state.note(STAGE, tier_name, "model", f"{chosen.id} ({how})")
+            return
         usable = self._usable(state, tier.targets)
         if not usable:
             if self.skip_small and not self._usable(state, tier.targets, cooldowns=False):
@@ -106,21 +126,16 @@ class RoutingStage:
     def _choose(
         self, state: DecisionState, chosen: ModelInfo, rest: list[ModelInfo], how: str
     ) -> None:
-        fallbacks: list[str] = []
-        litellm_fallbacks: list[str] = []
-        for info in rest:
-            if info.id != chosen.id and info.id not in fallbacks:
-                fallbacks.append(info.id)
-                litellm_fallbacks.append(info.litellm)
         state.model = chosen.id
         state.litellm_model = chosen.litellm
-        state.fallbacks = tuple(fallbacks)
-        state.litellm_fallbacks = tuple(litellm_fallbacks)
+        state.fallbacks, state.litellm_fallbacks = _chain(chosen, rest)
         state.note(STAGE, state.tier, "model", f"{chosen.id} ({how})")
 
     def _needed(self, state: DecisionState) -> int:
         request = state.request
-        return int(request.get("input_tokens") or 0) + int(request.get("max_tokens") or 0)
+        max_tokens = request.get("max_tokens")
+        extra = max_tokens if max_tokens.__class__ is int and max_tokens > 0 else 0  # type: ignore[operator]
+        return request["input_tokens"] + extra
 
     def _usable(
         self, state: DecisionState, targets: tuple[ModelInfo, ...], *, cooldowns: bool = True
@@ -148,7 +163,10 @@ class RoutingStage:
     ) -> tuple[ModelInfo, str]:
         if tier.strategy != "weighted" or len(usable) == 1:
             return usable[0], tier.strategy
-        weights = [tier.weights[tier.targets.index(info)] for info in usable]
+        if usable is tier.targets:
+            weights: tuple[int, ...] | list[int] = tier.weights
+        else:
+            weights = [tier.weights[tier.targets.index(info)] for info in usable]
         total = sum(weights)
         if total <= 0:
             return usable[0], "weighted: no positive weight left, first target"
@@ -187,6 +205,17 @@ class RoutingStage:
             self.runtime.emit(
                 {"type": "cooldown_started", "model": outcome.model, "seconds": seconds}
             )
+
+
+def _chain(chosen: ModelInfo, rest: list[ModelInfo]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Fallback ids and LiteLLM names after ``chosen``: in order, no duplicates."""
+    ids: list[str] = []
+    names: list[str] = []
+    for info in rest:
+        if info.id != chosen.id and info.id not in ids:
+            ids.append(info.id)
+            names.append(info.litellm)
+    return tuple(ids), tuple(names)
 
 
 def _unit(text: str) -> float:
@@ -245,6 +274,8 @@ def _compile_tiers(policy: model.Policy, env: CompileEnv) -> dict[str, CompiledT
             if info not in unique:
                 unique.append(info)
         targets, weights = ordered[name]
+        windows = [info.context_window for info in (*targets, *unique)]
+        known = [w for w in windows if w is not None]
         compiled[name] = CompiledTier(
             name,
             tier.strategy,
@@ -252,5 +283,7 @@ def _compile_tiers(policy: model.Policy, env: CompileEnv) -> dict[str, CompiledT
             weights,
             env.optional_expr("tiers", name, "sticky_by"),
             tuple(unique),
+            float(min(known)) if known else math.inf,
+            {chosen.id: _chain(chosen, [*targets, *unique]) for chosen in targets},
         )
     return compiled
