@@ -226,12 +226,11 @@ class RequestShape:
             if message.__class__ is not dict and not isinstance(message, Mapping):
                 raise RequestError("must be a mapping with role and content", f"messages[{i}]")
             content = message.get("content")
-            if content is not None and content.__class__ is not str:
-                if not isinstance(content, str | list):
-                    raise RequestError(
-                        f"must be a string or a list of parts, not {_kind(content)}",
-                        f"messages[{i}].content",
-                    )
+            if content is not None and not isinstance(content, str | list):
+                raise RequestError(
+                    f"must be a string or a list of parts, not {_kind(content)}",
+                    f"messages[{i}].content",
+                )
         out["messages"] = messages
         for name, check in self._checks:
             value = out.get(name)

@@ -13,8 +13,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from policyd import cel
