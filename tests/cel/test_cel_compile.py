@@ -212,6 +212,13 @@ def test_too_long_and_too_deep_are_rejected_at_load_time() -> None:
     assert compile_error("[" * 60 + "]" * 60).code == "PD306"
 
 
+def test_long_or_chains_do_not_nest() -> None:
+    source = " || ".join(f'request.user.id == "u{i}"' for i in range(250))
+    expr = cel.compile(source, DECLS)
+    assert expr.evaluate({"request": {"user": {"id": "u249"}}}) is True
+    assert expr.evaluate({"request": {"user": {"id": "nobody"}}}) is False
+
+
 def test_cost_limit_rejects_nested_macros_over_request_lists() -> None:
     error = compile_error(
         "request.messages.exists(m, request.tags.exists(t, m.content.contains(t)))"

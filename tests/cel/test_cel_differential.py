@@ -244,7 +244,7 @@ def _agree(ours: Any, theirs: Any) -> bool:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-@given(source=_expressions(), activation=_ACTIVATIONS)
+@given(source=st.deferred(lambda: _expressions()), activation=_ACTIVATIONS)
 def test_compiled_equals_cel_python(source: str, activation: dict[str, Any]) -> None:
     ours = _policyd(source, activation)
     theirs = _celpy(source, activation)
@@ -254,7 +254,7 @@ def test_compiled_equals_cel_python(source: str, activation: dict[str, Any]) -> 
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(source=_bool(3), activation=_ACTIVATIONS)
+@given(source=st.deferred(lambda: _bool(3)), activation=_ACTIVATIONS)
 def test_fast_and_absorbing_paths_agree(source: str, activation: dict[str, Any]) -> None:
     """The generated function's two variants (see codegen) give one answer."""
     from policyd.cel import analysis, codegen
