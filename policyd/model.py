@@ -157,10 +157,8 @@ CelKey = Annotated[
 Usd = Annotated[float, Field(ge=0, description="US dollars")]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
-TypeDecl = TypeAliasType(
-    "TypeDecl",
-    str | dict[str, "TypeDecl"],  # type: ignore[misc]
-)
+# mypy cannot follow this recursive alias (pydantic can)
+TypeDecl = TypeAliasType("TypeDecl", str | dict[str, "TypeDecl"])  # type: ignore[misc]
 
 
 class Strict(BaseModel):
@@ -217,13 +215,16 @@ RetryCause = Literal[
 ]
 
 
+_DEFAULT_RETRY_ON: tuple[RetryCause, ...] = ("rate_limit", "timeout", "server_error")
+
+
 class Retry(Strict):
     attempts: int = Field(1, ge=1, le=20, description="Total tries, the first included")
     backoff: Literal["none", "constant", "exponential"] = "exponential"
     base: Duration = "500ms"
     max: Duration = "10s"
     jitter: Literal["none", "full", "equal"] = "full"
-    on: list[RetryCause] = Field(default_factory=lambda: ["rate_limit", "timeout", "server_error"])
+    on: list[RetryCause] = Field(default_factory=lambda: list(_DEFAULT_RETRY_ON))
 
 
 class Cooldown(Strict):
@@ -311,7 +312,7 @@ class Budget(Strict):
     window: CalendarWindow | RollingWindow
     timezone: Text = "UTC"
     limit: Limit
-    on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block"))
+    on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block", tier=None))
     alerts: list[float] = Field(default_factory=list)
     on_store_error: Literal["allow", "block"] = "allow"
 
