@@ -1,0 +1,285 @@
+"""LiteLLM proxy hook: a policy bundle decides every chat request the proxy serves.
+
+Configure it in the proxy's ``config.yaml`` as a guardrail::
+
+    guardrails:
+      - guardrail_name: policyd
+        litellm_params:
+          guardrail: policyd.integrations.litellm_proxy.PolicydGuardrail
+          mode: [pre_call, post_call]
+          default_on: true
+          policy_path: ./policies        # or the POLICYD_PATH environment variable
+          policy: support-bot            # optional when the bundle has one policy
+          store: redis://localhost:6379/0  # optional: budgets shared with other instances
+
+Before the call it decides: a blocked request gets HTTP 429 (budget, with
+``Retry-After``) or 400 (guardrail) and never reaches a model; otherwise the
+request's ``model`` becomes the decided model id (the proxy's ``model_list``
+must name the policy's model ids — ``policyd export litellm`` writes it), its
+messages the redacted ones, and ``fallbacks``/``num_retries``/``timeout`` and
+the cache controls are set from the decision. After the call the output
+guardrails run (streams are buffered and checked whole when the policy has
+any), and the outcome is recorded: LiteLLM's ``response_cost`` and tokens on
+success, the error when the request finally fails.
+
+Request attributes for the policy come from ``policyd_context`` in the request
+body (or in its ``metadata``); ``request.metadata`` carries the caller's key
+identity (``team_id``, ``user_id``, ``key_alias``, ``end_user``). Unlike
+:class:`~policyd.integrations.litellm.PolicyRouter`, retries and fallbacks here
+are LiteLLM's: the chain ``[model, *fallbacks]`` is tried once each, up to
+``retry.attempts`` tries (extra tries go to the decided model first), on
+whatever errors LiteLLM falls back on; backoff and ``retry.on`` are not applied.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+from fastapi import HTTPException
+from litellm.integrations.custom_guardrail import CustomGuardrail
+from litellm.types.guardrails import GuardrailEventHooks
+
+from policyd.decision import Decision
+from policyd.integrations._litellm_stream import StreamState
+from policyd.integrations._litellm_support import (
+    NO_RETRY,
+    PolicyBlockedError,
+    as_cost,
+    build_request,
+    chain_of,
+    check_choices,
+    describe,
+    has_output_guardrails,
+    messages_for,
+    usage_tokens,
+)
+
+__all__ = ["PolicydGuardrail"]
+
+_KEY = "policyd_decision_id"
+_CONTEXT = "policyd_context"
+_CHAT_CALLS = frozenset({"completion", "acompletion"})
+_MAX_PENDING = 10_000  # decisions awaiting their outcome; the oldest are dropped beyond this
+
+
+class PolicydGuardrail(CustomGuardrail):
+    """Pre-call decision, post-call output guardrails and spend recording for the proxy."""
+
+    def __init__(
+        self,
+        policy_path: str | None = None,
+        policy: str | None = None,
+        store: str | None = None,
+        store_options: Mapping[str, Any] | None = None,
+        watch: bool = False,
+        system_prompt: str | None = None,
+        engine: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("guardrail_name", "policyd")
+        kwargs.setdefault(
+            "event_hook", [GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call]
+        )
+        kwargs.setdefault("default_on", True)
+        super().__init__(**kwargs)
+        if engine is None:
+            from policyd.engine import Engine
+
+            path = policy_path or os.environ.get("POLICYD_PATH")
+            if not path:
+                raise ValueError(
+                    "policyd guardrail: set policy_path in the guardrail's litellm_params "
+                    "(or the POLICYD_PATH environment variable) to the policy bundle"
+                )
+            engine = Engine.from_path(
+                path,
+                store=store or os.environ.get("POLICYD_STORE"),
+                watch=watch,
+                **dict(store_options or {}),
+            )
+        self.engine = engine
+        self.policy = engine.compiled.policy(policy).name
+        self.system_prompt = system_prompt
+        self._pending: OrderedDict[str, Decision] = OrderedDict()
+
+    def should_run_guardrail(self, data: Any, event_type: GuardrailEventHooks) -> bool:
+        """A policy cannot be switched off per request: pre- and post-call always run."""
+        return event_type in (GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call)
+
+    # -- before the call -------------------------------------------------------------------
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
+    ) -> dict[str, Any]:
+        if call_type not in _CHAT_CALLS or not isinstance(data.get("messages"), list):
+            return data
+        metadata = data.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = data["metadata"] = {}
+        context = data.pop(_CONTEXT, None) or metadata.pop(_CONTEXT, None)
+        if context is not None and not isinstance(context, Mapping):
+            raise HTTPException(400, {"error": {"message": f"{_CONTEXT} must be an object",
+                                                "type": "policyd_bad_request"}})  # fmt: skip
+        request = build_request(data["messages"], context, {}, data.get("model"))
+        for name in ("max_tokens", "temperature"):
+            if data.get(name) is not None:
+                request[name] = data[name]
+        request["metadata"] = _identity(user_api_key_dict, data)
+        try:
+            decision = await self.engine.adecide(request, policy=self.policy)
+        except ValueError as exc:  # RequestError: a field of the wrong type
+            error = {"message": str(exc), "type": "policyd_bad_request"}
+            raise HTTPException(400, {"error": error}) from None
+        if not decision.allowed:
+            raise _blocked(PolicyBlockedError(decision))
+        data["model"] = decision.model
+        data["messages"] = messages_for(decision, data["messages"], self.system_prompt)
+        retry = decision.retry or NO_RETRY
+        chain = chain_of(decision)
+        data["fallbacks"] = list(chain[1 : retry.attempts])
+        data["num_retries"] = max(0, retry.attempts - len(chain))
+        if decision.timeout_s is not None:
+            data["timeout"] = decision.timeout_s
+        directive = decision.cache
+        if directive is not None and directive.ttl_s > 0 and directive.key:
+            data["cache"] = {"use-cache": True, "ttl": directive.ttl_s,
+                             "namespace": directive.namespace}  # fmt: skip
+            data["cache_key"] = f"{directive.namespace}:{directive.key}"
+        else:
+            data["cache"] = {"no-cache": True, "no-store": True}
+        metadata[_KEY] = decision.id
+        self._remember(decision)
+        return data
+
+    # -- after the call ----------------------------------------------------------------------
+
+    async def async_post_call_success_hook(
+        self, data: dict[str, Any], user_api_key_dict: Any, response: Any
+    ) -> Any:
+        decision = self._decision(data)
+        if decision is None:
+            return response
+        _, blocking = check_choices(self.engine, decision, response)
+        if blocking is not None:
+            raise HTTPException(400, {"error": {
+                "message": blocking.message or f"Response blocked by {blocking.blocked_by}",
+                "type": "policyd_output_blocked", "blocked_by": blocking.blocked_by}})  # fmt: skip
+        return response
+
+    async def async_post_call_streaming_iterator_hook(
+        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
+    ) -> AsyncGenerator[Any, None]:
+        decision = self._decision(request_data)
+        if decision is None or not has_output_guardrails(self.engine, decision):
+            async for chunk in response:
+                yield chunk
+            return
+        state = StreamState(buffered=True)
+        async for chunk in response:
+            state.see(chunk)
+        blocking = state.check(self.engine, decision)
+        if blocking is not None:
+            raise HTTPException(400, {"error": {
+                "message": blocking.message or f"Response blocked by {blocking.blocked_by}",
+                "type": "policyd_output_blocked", "blocked_by": blocking.blocked_by}})  # fmt: skip
+        for chunk in state.chunks:
+            yield chunk
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        decision = self._take(kwargs)
+        if decision is None:
+            return
+        hit = kwargs.get("cache_hit") is True
+        tokens_in, tokens_out = (
+            (0, 0) if hit else usage_tokens(getattr(response_obj, "usage", None))
+        )
+        await self.engine.arecord(
+            decision,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=0.0 if hit else as_cost(kwargs.get("response_cost")),
+            latency_s=_seconds(start_time, end_time),
+            model=_model_group(kwargs) or decision.model,
+        )
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> None:
+        decision = self._take(request_data)
+        if decision is not None:
+            await self.engine.arecord(
+                decision, error=describe(original_exception), input_tokens=0, output_tokens=0,
+                cost_usd=0.0,
+            )  # fmt: skip
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _remember(self, decision: Decision) -> None:
+        self._pending[decision.id] = decision
+        while len(self._pending) > _MAX_PENDING:
+            self._pending.popitem(last=False)
+
+    def _decision(self, data: Mapping[str, Any]) -> Decision | None:
+        decision_id = _decision_id(data)
+        return self._pending.get(decision_id) if decision_id else None
+
+    def _take(self, data: Mapping[str, Any]) -> Decision | None:
+        decision_id = _decision_id(data)
+        return self._pending.pop(decision_id, None) if decision_id else None
+
+
+def _decision_id(data: Mapping[str, Any]) -> str | None:
+    sources = [data.get("metadata"), data.get("litellm_metadata")]
+    params = data.get("litellm_params")
+    if isinstance(params, Mapping):
+        sources += [params.get("metadata"), params.get("litellm_metadata")]
+    for source in sources:
+        if isinstance(source, Mapping) and isinstance(source.get(_KEY), str):
+            return str(source[_KEY])
+    return None
+
+
+def _model_group(kwargs: Mapping[str, Any]) -> str | None:
+    params = kwargs.get("litellm_params")
+    for source in (kwargs.get("metadata"), params.get("metadata") if isinstance(params, Mapping)
+                   else None):  # fmt: skip
+        if isinstance(source, Mapping) and isinstance(source.get("model_group"), str):
+            return str(source["model_group"])
+    return None
+
+
+def _identity(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "team_id": getattr(user_api_key_dict, "team_id", None),
+        "user_id": getattr(user_api_key_dict, "user_id", None),
+        "key_alias": getattr(user_api_key_dict, "key_alias", None),
+        "end_user": data.get("user"),
+    }
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    try:
+        return float((end - start).total_seconds())
+    except (TypeError, AttributeError):
+        return None
+
+
+def _blocked(exc: PolicyBlockedError) -> HTTPException:
+    status = 429 if exc.kind == "budget" else 400
+    headers = None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    detail = {"error": {"message": exc.message, "type": "policyd_blocked",
+                        "blocked_by": exc.blocked_by, "kind": exc.kind,
+                        "retry_after": exc.retry_after}}  # fmt: skip
+    return HTTPException(status, detail, headers=headers)
