@@ -27,6 +27,7 @@ TEXT_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".tmpl", ".tpl", ".p
 TEMP_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".temp", ".part", ".bak", ".orig")
 TEMP_NAMES = frozenset({"4913"})  # vim's "can I write here" probe
 TEMP_INFIXES = ("___jb_tmp___", "___jb_old___", ".goutputstream-")
+POLL_SETTLE_S = 1.2  # polling: mtimes are whole seconds, the first snapshot comes late
 
 
 # --- which changes count ---------------------------------------------------------------------
@@ -103,6 +104,14 @@ class _Plan:
     identity: tuple[str, int, int] | None
 
 
+def _polling(force_polling: bool | None) -> bool:
+    """Whether watchfiles will poll (it also does when WATCHFILES_FORCE_POLLING is set)."""
+    if force_polling is not None:
+        return force_polling
+    value = os.environ.get("WATCHFILES_FORCE_POLLING", "")
+    return bool(value) and value.lower() not in ("false", "disable", "disabled")
+
+
 def _identity(path: str) -> tuple[str, int, int] | None:
     """Where ``path`` leads now; changes when the bundle directory is replaced or re-linked."""
     real = os.path.realpath(path)
@@ -142,8 +151,11 @@ class Watcher:
         self.prompt_paths = prompt_paths or (lambda: ())
         self.force_polling = force_polling
         self.catch_up = catch_up
+        # watchfiles hands over a batch after ``step`` ms without events and checks the stop
+        # flag every ``step``; with nothing to report it returns after ``tick`` ms, when we
+        # look at the clock (quiet long enough?) and at the bundle's identity.
         self.step_ms = max(10, min(50, debounce_ms))
-        self.tick_ms = max(self.step_ms, min(debounce_ms, 1000))
+        self.tick_ms = max(self.step_ms, min(debounce_ms - self.step_ms, 1000))
         self.bursts = 0
         self.error: str | None = None
         self._stop = threading.Event()
@@ -200,9 +212,12 @@ class Watcher:
                 continue
             try:
                 catch_up = self._watch(plan, catch_up)
-            except Exception as exc:  # e.g. inotify limits; keep trying, say why
+            except Exception as exc:  # e.g. inotify limits: say why, poll, keep trying
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.error("policyd: watching %s failed: %s", self.path, self.error)
+                if self.force_polling is None:
+                    log.warning("policyd: watching %s by polling from now on", self.path)
+                    self.force_polling = True
                 self._ready.set()
                 self._stop.wait(1.0)
                 catch_up = True
@@ -216,6 +231,12 @@ class Watcher:
         flag = _StopFlag(self._stop, self._ready)
         pending = catch_up
         first = last = time.monotonic()
+        # Polling (no inotify) sees a file's mtime in whole seconds and takes its first
+        # snapshot a while after starting: hold the catch-up until that snapshot exists, and
+        # check once more a second after each reload, for writes in the same second.
+        polling = _polling(self.force_polling)
+        hold_until = first + (POLL_SETTLE_S if polling else 0.0)
+        again_at: float | None = None
         for batch in watchfiles.watch(
             *plan.paths,
             watch_filter=plan.filter,
@@ -233,18 +254,23 @@ class Watcher:
                 log.debug("policyd: changes under %s: %s", self.path, sorted(p for _, p in batch))
                 if not pending:
                     first = now
-                pending, last = True, now
+                pending, last = True, now - self.step_ms / 1000  # quiet since, per watchfiles
             if _identity(self.path) != plan.identity:
                 return True
             settled = now - last >= self.debounce_s or now - first >= self.max_wait_s
-            if pending and settled:
+            if pending and settled and now >= hold_until:
                 pending = False
-                self._fire()
-                fresh = self._plan()
-                if fresh is None or (fresh.paths, fresh.identity) != (plan.paths, plan.identity):
-                    flag.restart = True  # new folders to watch: re-attach, then catch up
-                else:
-                    plan.filter.prompt_files = fresh.filter.prompt_files
+                again_at = now + POLL_SETTLE_S if polling else None
+            elif again_at is not None and now >= again_at:
+                again_at = None
+            else:
+                continue
+            self._fire()
+            fresh = self._plan()
+            if fresh is None or (fresh.paths, fresh.identity) != (plan.paths, plan.identity):
+                flag.restart = True  # new folders to watch: re-attach, then catch up
+            else:
+                plan.filter.prompt_files = fresh.filter.prompt_files
         return flag.restart
 
     def _fire(self) -> None:
