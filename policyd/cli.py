@@ -226,7 +226,22 @@ def _read_request(text: str, name: str) -> Any:
         )
     if len(loaded.documents) != 1:
         raise click.BadParameter("expected one request mapping", param_hint="--request")
-    return loaded.documents[0].data
+    return _plain(loaded.documents[0].data)
+
+
+def _plain(value: Any) -> Any:
+    """Loader data as JSON would give it: plain int/float, not YamlInt/YamlFloat."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
 
 
 def _fixed(moment: datetime) -> Any:
