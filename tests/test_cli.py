@@ -423,6 +423,21 @@ def test_eval_reads_a_yaml_request_as_yaml_1_2(tmp_path: Path) -> None:
     assert json.loads(result.output)["blocked_by"] == "said-no"
 
 
+def test_eval_yaml_and_json_requests_decide_the_same(tmp_path: Path) -> None:
+    policy = CLEAN.replace(
+        "routing: {default: economy}",
+        "  premium: {targets: [{model: small}]}\nrouting:\n  default: economy\n"
+        "  rules: [{name: long, when: request.input_tokens > 1000, tier: premium}]",
+    )
+    bundle = write(tmp_path, "p.yaml", policy)
+    as_json = write(tmp_path, "r.json", '{"input_tokens": 5000, "messages": []}')
+    as_yaml = write(tmp_path, "r.yaml", "input_tokens: 5000\nmessages: []\n")
+    decisions = [
+        json.loads(run("eval", bundle, "--request", r, "--json").output) for r in (as_json, as_yaml)
+    ]
+    assert [d["tier"] for d in decisions] == ["premium", "premium"]
+
+
 @pytest.mark.parametrize(
     ("request_text", "says"),
     [("{messages: [", "not JSON, and not YAML: line 1, column 12"), ("- a\n", "not a mapping")],
