@@ -39,16 +39,3 @@ def usd_to_micros(value: int | float | str | Decimal) -> int:
 def micros_to_usd(micros: int) -> float:
     """Micro-dollars as a float number of USD, for display and JSON only."""
     return micros / MICROS_PER_USD
-
-
-def micros_to_decimal(micros: int) -> Decimal:
-    """Micro-dollars as an exact :class:`Decimal` number of USD."""
-    return Decimal(micros).scaleb(-6)
-
-
-def format_usd(micros: int) -> str:
-    """Micro-dollars as exact text, trailing zeros trimmed to cents: ``"$1.50"``."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), MICROS_PER_USD)
-    digits = f"{frac:06d}".rstrip("0").ljust(2, "0")
-    return f"{sign}${whole}.{digits}"

@@ -7,7 +7,6 @@ values; everything it needs to build them and read the answers is here.
 
 from policyd.budgets.ledger import (
     MISSING_KEY,
-    ZERO,
     Amount,
     Limit,
     Line,
@@ -18,7 +17,6 @@ from policyd.budgets.windows import Window, WindowSlot, current_window
 
 __all__ = [
     "MISSING_KEY",
-    "ZERO",
     "Amount",
     "Limit",
     "Line",

@@ -49,9 +49,6 @@ class Amount:
         )
 
 
-ZERO = Amount()
-
-
 @dataclass(frozen=True, slots=True)
 class Limit:
     """A cap per dimension; ``None`` leaves that dimension unlimited."""
@@ -69,14 +66,6 @@ class Limit:
             lim is None or value <= lim
             for value, lim in zip(spent.as_tuple(), self.as_tuple(), strict=True)
         )
-
-    def remaining(self, spent: Amount) -> tuple[int | None, int | None, int | None]:
-        """What is left per dimension (never below zero; ``None`` when unlimited)."""
-        left = [
-            None if lim is None else max(0, lim - value)
-            for value, lim in zip(spent.as_tuple(), self.as_tuple(), strict=True)
-        ]
-        return (left[0], left[1], left[2])
 
 
 @dataclass(frozen=True, slots=True)
