@@ -7,16 +7,20 @@ expression. Each test asserts the exact (code, line, column) and what the hint s
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from policyd import cel
+from policyd import cel, model
 from policyd.bundle import Bundle, load_bundle
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import load_text
-from policyd.validate import BUILTIN_REQUEST, PolicyContext
+from policyd.structure import to_model
+from policyd.validate import BUILTIN_REQUEST, PolicyContext, check_bundle
 
 
 def bundle(tmp_path: Path, *files: tuple[str, str]) -> Bundle:
@@ -653,3 +657,43 @@ def test_a_model_named_where_a_tier_goes_says_so(tmp_path: Path) -> None:
     assert d.hint == (
         "routing and downgrades choose tiers: add a tier with targets: [{model: large}]"
     )
+
+
+# --- any edit of a real policy: diagnostics, never a traceback --------------------------------
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+SHIPPED = (
+    (POLICIES / "models.yaml").read_text() + "---\n" + (POLICIES / "support-bot.yaml").read_text()
+)
+_TOKEN = re.compile(r"(?<=[:\[{,] )[^\s,\]{}#][^,\]{}#\n]*")
+REPLACEMENTS = st.sampled_from(
+    ["", "0", "-1", "1.5", "true", "x", "economy", "[]", "{}", "30", "request.nope", '"a" +']
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 10_000), REPLACEMENTS), min_size=1, max_size=3))
+def test_any_edit_of_a_real_policy_gives_located_diagnostics(edits: list[tuple[int, str]]) -> None:
+    """Whatever a typo does to the shipped catalog and policy, check reports it in the file."""
+    text = SHIPPED
+    for pick, replacement in edits:
+        spots = list(_TOKEN.finditer(text))
+        spot = spots[pick % len(spots)]
+        text = text[: spot.start()] + replacement + text[spot.end() :]
+    loaded = load_text(text, str(POLICIES / "support-bot.yaml"))  # prompt files are found
+    diagnostics = list(loaded.diagnostics)
+    policies, catalogs = [], []
+    for doc in loaded.documents:
+        typed, problems = to_model(doc)
+        diagnostics += problems
+        if isinstance(typed, model.Policy):
+            policies.append((typed, doc))
+        elif isinstance(typed, model.ModelCatalog):
+            catalogs.append((typed, doc))
+    diagnostics += check_bundle(policies, catalogs, [])[1]
+    lines = text.split("\n")
+    for d in diagnostics:
+        assert re.fullmatch(r"PD\d{3}", d.code), d
+        assert 1 <= d.line <= len(lines), d
+        assert 1 <= d.column <= len(lines[d.line - 1]) + 1, d
+        assert d.message
