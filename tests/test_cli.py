@@ -318,7 +318,7 @@ def test_each_broken_example_fails_check_as_its_comment_says(path: Path) -> None
     ]
     assert code in {f[3] for f in found}, found
     assert quoted, f"{path.name}: quote what policyd check says in the comment"
-    assert found == quoted, "update the comment at the top of the example, or fix the message"
+    assert found == quoted, "run python examples/broken/refresh.py, or fix the message"
     assert all(p["hint"] for p in problems(result)), "every broken example's problem has a hint"
 
 
