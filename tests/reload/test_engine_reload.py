@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -56,13 +57,19 @@ def test_identical_content_is_not_a_new_revision(rev_dir: Path) -> None:
     assert engine.status().reloads == 0 and events == []
 
 
-def test_broken_revision_is_rejected_and_a_fix_recovers(rev_dir: Path) -> None:
+def test_broken_revision_is_rejected_and_a_fix_recovers(
+    rev_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     engine = Engine.from_path(rev_dir)
     events = events_of(engine)
     good = engine.status().revision
 
     (rev_dir / "p.yaml").write_text(revision(1, broken=True))
-    assert engine.reload() is False
+    with caplog.at_level(logging.WARNING, logger="policyd"):
+        assert engine.reload() is False
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "still serving " + good[:12] in record.getMessage()
+    assert "p.yaml:10:1: error PD001" in record.getMessage()
     assert serving(engine) == 0 and revision_of(engine.decide(REQUEST).to_dict()) == 0
     status = engine.status()
     assert status.revision == good and status.rejected == 1
@@ -305,3 +312,24 @@ def test_sighup_forces_a_reload(rev_dir: Path) -> None:
     finally:
         engine.close()
     assert signal.getsignal(signal.SIGHUP) is previous  # close() puts the old handler back
+
+
+@pytest.mark.redis
+def test_budget_counters_in_redis_survive_a_reload(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    (tmp_path / "p.yaml").write_text(BUDGETED % ("1", 10))
+    engine = Engine.from_path(tmp_path, clock=lambda: NOW, store=redis_url, key_prefix=redis_prefix)
+    try:
+        spender = {"user": {"id": "u1"}, "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):
+            engine.record(engine.decide(spender), input_tokens=1, output_tokens=1)
+        (tmp_path / "p.yaml").write_text(BUDGETED % ("2", 20))
+        assert engine.reload() is True
+        third = engine.decide(spender)
+        assert third.policy.version == "2"
+        assert third.budgets[0].to_dict()["spent_requests"] == 2
+        engine.record(third, input_tokens=1, output_tokens=1)
+        assert engine.decide(spender).blocked_by == "user-daily"
+    finally:
+        engine.close()
