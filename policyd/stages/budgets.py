@@ -44,6 +44,7 @@ class CompiledBudget:
     message: str
     alerts: tuple[float, ...]
     on_store_error: str
+    counter: str  # the store's name for it: "<policy>/<budget>"
 
 
 def _window(budget: model.Budget) -> Window:
@@ -77,6 +78,7 @@ class BudgetsStage:
                 message=b.on_exceed.message or f"Budget {b.name} exceeded",
                 alerts=tuple(b.alerts),
                 on_store_error=b.on_store_error,
+                counter=f"{env.policy_name}/{b.name}",
             )
             for i, b in enumerate(budgets)
         )
@@ -121,17 +123,25 @@ class BudgetsStage:
         return Amount(usd, input_tokens + max_tokens, 1)
 
     def _lines(
-        self, state: DecisionState, applicable: list[tuple[CompiledBudget, str]]
+        self,
+        state: DecisionState,
+        applicable: list[tuple[CompiledBudget, str]],
+        downgraded: bool,
     ) -> list[Line]:
+        """One line per budget. Counters are named ``<policy>/<budget>`` so that two
+        policies' budgets of the same name never share spend. A downgrade budget is
+        enforced until the decision was downgraded: a refused reservation leaves no
+        trace (no spend, no alert), and the cheaper model is reserved under the same id."""
         amount = self._amount(state)
         return [
             Line(
-                budget.name,
+                budget.counter,
                 key,
                 budget.window,
                 budget.limit,
                 amount,
-                enforce=budget.action == "block",
+                enforce=budget.action == "block"
+                or (budget.action == "downgrade" and not downgraded),
                 alerts=budget.alerts,
             )
             for budget, key in applicable
@@ -145,18 +155,12 @@ class BudgetsStage:
         if not applicable:
             return
         store = self.runtime.store
-        result = store.reserve(
-            state.decision_id, self._lines(state, applicable), state.now, self._ttl(state)
-        )
-        downgrade = self._after(state, applicable, result)
-        if downgrade is not None:
-            store.settle(result, None, state.now)
-            result = store.reserve(
-                state.decision_id + ":downgraded",
-                self._lines(state, applicable),
-                state.now,
-                self._ttl(state),
-            )
+        ttl = self._ttl(state)
+        lines = self._lines(state, applicable, False)
+        result = store.reserve(state.decision_id, lines, state.now, ttl)
+        if self._after(state, applicable, result) is not None:
+            lines = self._lines(state, applicable, True)
+            result = store.reserve(state.decision_id, lines, state.now, ttl)
             self._after(state, applicable, result, downgraded=True)
 
     async def arun(self, state: DecisionState) -> None:
@@ -164,18 +168,12 @@ class BudgetsStage:
         if not applicable:
             return
         store = self.runtime.store
-        result = await store.areserve(
-            state.decision_id, self._lines(state, applicable), state.now, self._ttl(state)
-        )
-        downgrade = self._after(state, applicable, result)
-        if downgrade is not None:
-            await store.asettle(result, None, state.now)
-            result = await store.areserve(
-                state.decision_id + ":downgraded",
-                self._lines(state, applicable),
-                state.now,
-                self._ttl(state),
-            )
+        ttl = self._ttl(state)
+        lines = self._lines(state, applicable, False)
+        result = await store.areserve(state.decision_id, lines, state.now, ttl)
+        if self._after(state, applicable, result) is not None:
+            lines = self._lines(state, applicable, True)
+            result = await store.areserve(state.decision_id, lines, state.now, ttl)
             self._after(state, applicable, result, downgraded=True)
 
     def _after(
@@ -187,7 +185,7 @@ class BudgetsStage:
         downgraded: bool = False,
     ) -> str | None:
         """Apply a reservation's answer; returns a tier to downgrade to, or None."""
-        by_name = {budget.name: budget for budget, _ in applicable}
+        by_counter = {budget.counter: budget for budget, _ in applicable}
         state.reservation = result
         if result.store_error is not None:
             return self._store_error(state, applicable, result.store_error)
@@ -196,7 +194,7 @@ class BudgetsStage:
         downgrade_to: str | None = None
         amount = self._amount(state)
         for line in result.lines:
-            budget = by_name[line.budget]
+            budget = by_counter[line.budget]
             status = "ok"
             if not line.fits:
                 if budget.action == "block":
@@ -210,7 +208,7 @@ class BudgetsStage:
                     state.warn(STAGE, budget.name, f"{budget.message} (key {line.key})")
             for threshold in line.alerts_fired:
                 self._alert(budget, line, threshold)
-            states.append(_budget_state(line, amount, status))
+            states.append(_budget_state(budget.name, line, amount, status))
         state.budgets = states
         if blocking:
             budget, line = blocking[0]
@@ -326,7 +324,7 @@ def _reserved(reservation: ReserveResult, decision: Decision) -> Amount:
     return Amount(0, 0, 1)
 
 
-def _budget_state(line: LineResult, amount: Amount, status: str) -> BudgetState:
+def _budget_state(name: str, line: LineResult, amount: Amount, status: str) -> BudgetState:
     spent = line.spent_before
     limit = line.limit
     remaining_usd = None
@@ -334,7 +332,7 @@ def _budget_state(line: LineResult, amount: Amount, status: str) -> BudgetState:
         left = limit.usd_micros - spent.usd_micros - (amount.usd_micros if status == "ok" else 0)
         remaining_usd = micros_to_usd(max(0, left))
     return BudgetState(
-        name=line.budget,
+        name=name,
         key=line.key,
         state=status,
         spent_usd=micros_to_usd(spent.usd_micros),

@@ -134,7 +134,8 @@ class RoutingStage:
     def _needed(self, state: DecisionState) -> int:
         request = state.request
         max_tokens = request.get("max_tokens")
-        extra = max_tokens if max_tokens.__class__ is int and max_tokens > 0 else 0  # type: ignore[operator]
+        valid = isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
+        extra = max_tokens if valid and max_tokens > 0 else 0  # type: ignore[operator]
         return request["input_tokens"] + extra
 
     def _usable(
