@@ -239,10 +239,9 @@ class RequestShape:
         chars, tokens = self._counter.count(messages)
         out["input_chars"] = chars
         provided = out.get("input_tokens")
-        if provided.__class__ is not int and (
-            not isinstance(provided, int) or isinstance(provided, bool)
-        ):
-            out["input_tokens"] = tokens
-        elif provided < 0:
+        if (
+            provided.__class__ is not int
+            and (not isinstance(provided, int) or isinstance(provided, bool))
+        ) or provided < 0:
             out["input_tokens"] = tokens
         return out
