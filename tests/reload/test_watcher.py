@@ -168,6 +168,8 @@ def test_flipped_symlink_to_the_bundle_is_followed(tmp_path: Path) -> None:
         os.symlink("rev1", tmp_path / "next")
         os.replace(tmp_path / "next", tmp_path / "current")
         assert wait_for(lambda: serving(engine) == 1)
+        (tmp_path / "current" / "p.yaml").write_text(revision(2))  # edits behind the link
+        assert wait_for(lambda: serving(engine) == 2)
     finally:
         engine.close()
 
