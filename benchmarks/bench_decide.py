@@ -84,8 +84,11 @@ def handwritten(request: dict[str, Any], now: datetime) -> dict[str, Any]:
     if tenant.get("tier") == "free" and "code" in tags:
         return {"allowed": False, "blocked_by": "free-tier-no-code"}
     if (tenant.get("tier") == "enterprise" and "code" in tags) or tokens > 60_000:
-        tier, model, fallbacks = "premium", "claude-sonnet", ["gpt-4o", "gpt-4o-mini",
-                                                                "claude-haiku"]
+        tier, model, fallbacks = (
+            "premium",
+            "claude-sonnet",
+            ["gpt-4o", "gpt-4o-mini", "claude-haiku"],
+        )
     else:
         tier = "economy"
         point = _unit("economy:" + request["user"]["id"]) * 100
@@ -95,36 +98,58 @@ def handwritten(request: dict[str, Any], now: datetime) -> dict[str, Any]:
     feature = request.get("feature")
     if feature == "faq" and request.get("temperature") == 0.0:
         namespace = f"policyd:support-bot:tenant:{tenant['id']}"
-        payload = {"model": model, "messages": messages,
-                   "max_tokens": request.get("max_tokens"), "__namespace__": namespace}
+        payload = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": request.get("max_tokens"),
+            "__namespace__": namespace,
+        }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         cache = {"ttl_s": 86400.0, "key": hashlib.sha256(text.encode()).hexdigest()}
     elif feature == "account":
         cache = {"ttl_s": 0.0, "key": None}
     version = "v3"
     if tenant.get("tier") != "enterprise":
-        bucket = int(hashlib.sha256(f"support-system-v4:{request['user']['id']}".encode())
-                     .hexdigest(), 16) % 10_000
+        bucket = (
+            int(
+                hashlib.sha256(f"support-system-v4:{request['user']['id']}".encode()).hexdigest(),
+                16,
+            )
+            % 10_000
+        )
         version = "v3" if bucket < 9000 else "v4"
-    return {"allowed": True, "tier": tier, "model": model, "litellm_model": LITELLM[model],
-            "fallbacks": fallbacks, "cache": cache, "prompt": version}
+    return {
+        "allowed": True,
+        "tier": tier,
+        "model": model,
+        "litellm_model": LITELLM[model],
+        "fallbacks": fallbacks,
+        "cache": cache,
+        "prompt": version,
+    }
 
 
 def engine_view(decision: Any) -> dict[str, Any]:
     if not decision.allowed:
         return {"allowed": False, "blocked_by": decision.blocked_by}
     cache = decision.cache
-    return {"allowed": True, "tier": decision.tier, "model": decision.model,
-            "litellm_model": decision.litellm_model, "fallbacks": list(decision.fallbacks),
-            "cache": None if cache is None else {"ttl_s": cache.ttl_s, "key": cache.key},
-            "prompt": decision.prompts["support-system"].version}
+    return {
+        "allowed": True,
+        "tier": decision.tier,
+        "model": decision.model,
+        "litellm_model": decision.litellm_model,
+        "fallbacks": list(decision.fallbacks),
+        "cache": None if cache is None else {"ttl_s": cache.ttl_s, "key": cache.key},
+        "prompt": decision.prompts["support-system"].version,
+    }
 
 
 # --------------------------------------------------------------------------- timing
 
 
-def time_calls(fn: Callable[[dict[str, Any]], Any], requests: list[dict[str, Any]],
-               n: int) -> list[float]:
+def time_calls(
+    fn: Callable[[dict[str, Any]], Any], requests: list[dict[str, Any]], n: int
+) -> list[float]:
     samples = []
     clock = time.perf_counter_ns
     size = len(requests)
@@ -171,12 +196,18 @@ def main() -> None:
     for name, fn in (("policyd decide()", decide), ("hand-written Python", baseline)):
         rows.append((name, *summarize(time_calls(fn, requests, args.n))))
     base_median = rows[1][1]
-    print(f"decide() on {Path(args.policy_dir).name}/ support-bot, {len(requests)} distinct "
-          f"requests, {args.n} calls each; both agree on all {len(requests)} decisions")
-    print(f"{'contender':<22} {'median µs':>10} {'p99 µs':>10} {'decisions/s':>12} {'× baseline':>11}")
+    print(
+        f"decide() on {Path(args.policy_dir).name}/ support-bot, {len(requests)} distinct "
+        f"requests, {args.n} calls each; both agree on all {len(requests)} decisions"
+    )
+    print(
+        f"{'contender':<22} {'median µs':>10} {'p99 µs':>10} {'decisions/s':>12} {'× baseline':>11}"
+    )
     for name, median, p99, per_second in rows:
-        print(f"{name:<22} {median:>10.2f} {p99:>10.2f} {per_second:>12,.0f} "
-              f"{median / base_median:>10.2f}×")
+        print(
+            f"{name:<22} {median:>10.2f} {p99:>10.2f} {per_second:>12,.0f} "
+            f"{median / base_median:>10.2f}×"
+        )
 
 
 if __name__ == "__main__":
