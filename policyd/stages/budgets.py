@@ -188,7 +188,8 @@ class BudgetsStage:
         by_counter = {budget.counter: budget for budget, _ in applicable}
         state.reservation = result
         if result.store_error is not None:
-            return self._store_error(state, applicable, result.store_error)
+            self._store_error(state, applicable, result.store_error)
+            return None
         states = []
         blocking: list[tuple[CompiledBudget, LineResult]] = []
         downgrade_to: str | None = None

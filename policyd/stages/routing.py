@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +161,7 @@ class RoutingStage:
         return out
 
     def _pick(
-        self, state: DecisionState, tier: CompiledTier, usable: list[ModelInfo]
+        self, state: DecisionState, tier: CompiledTier, usable: Sequence[ModelInfo]
     ) -> tuple[ModelInfo, str]:
         if tier.strategy != "weighted" or len(usable) == 1:
             return usable[0], tier.strategy
