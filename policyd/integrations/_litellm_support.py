@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from policyd.decision import Decision, RetryPolicy
 from policyd.errors import PolicydError
-from policyd.prices import ModelInfo
+from policyd.prices import ModelInfo, litellm_entry
 from policyd.stages.output import OutputVerdict
 
 # Arguments the policy decides; passing them as well would silently fight the policy.
@@ -172,16 +173,39 @@ def blocked_kind(decision: Decision) -> str:
 
 
 def deployment_params(info: ModelInfo) -> dict[str, Any]:
-    """LiteLLM ``litellm_params`` for one policy model: its model string and the policy price.
+    """LiteLLM ``litellm_params`` for one policy model: its model string, and its price
+    when the policy's differs from LiteLLM's price map.
 
     Passing the price makes LiteLLM's own ``response_cost`` use what the policy says,
-    so recorded spend and budget reservations agree.
+    so recorded spend and budget reservations agree. It is left out when LiteLLM
+    already prices the model the same: LiteLLM's per-call cost lookup is several
+    times slower for a deployment with its own price.
     """
     params: dict[str, Any] = {"model": info.litellm}
-    if info.input_micros_per_mtok is not None and info.output_micros_per_mtok is not None:
-        params["input_cost_per_token"] = info.input_micros_per_mtok / 1e12
-        params["output_cost_per_token"] = info.output_micros_per_mtok / 1e12
+    price = (info.input_micros_per_mtok, info.output_micros_per_mtok)
+    if price[0] is not None and price[1] is not None and price != _map_price(info.litellm):
+        params["input_cost_per_token"] = price[0] / 1e12
+        params["output_cost_per_token"] = price[1] / 1e12
     return params
+
+
+def _map_price(litellm_model: str) -> tuple[int | None, int | None]:
+    """LiteLLM's price for a model in micro-dollars per million tokens, as policyd keeps it."""
+    entry = litellm_entry(litellm_model) or {}
+    return tuple(  # type: ignore[return-value]
+        int((Decimal(str(v)) * 10**12).to_integral_value())
+        if isinstance(v := entry.get(field), int | float) and not isinstance(v, bool)
+        else None
+        for field in ("input_cost_per_token", "output_cost_per_token")
+    )
+
+
+def cache_on_by_default() -> bool:
+    """Whether ``litellm.cache`` caches calls that do not opt in (the app's own cache)."""
+    import litellm
+
+    cache = litellm.cache
+    return cache is not None and getattr(cache, "mode", None) != "default_off"
 
 
 def chain_of(decision: Decision) -> tuple[str, ...]:

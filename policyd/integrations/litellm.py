@@ -44,6 +44,7 @@ from policyd.integrations._litellm_support import (
     PolicyUsageError,
     as_cost,
     build_request,
+    cache_on_by_default,
     check_choices,
     check_kwargs,
     classify,
@@ -201,7 +202,7 @@ class PolicyRouter:
         decision = self.engine.decide(request, policy=self.policy)
         if not decision.allowed:
             raise PolicyBlockedError(decision)
-        call = _Call(self, decision, messages, system_prompt, stream, kwargs)
+        call = _Call(self, decision, messages, system_prompt, stream, kwargs, False)
         for i, target in enumerate(call.order):
             if i:
                 time.sleep(call.delay(i))
@@ -248,7 +249,7 @@ class PolicyRouter:
         decision = await self.engine.adecide(request, policy=self.policy)
         if not decision.allowed:
             raise PolicyBlockedError(decision)
-        call = _Call(self, decision, messages, system_prompt, stream, kwargs)
+        call = _Call(self, decision, messages, system_prompt, stream, kwargs, True)
         for i, target in enumerate(call.order):
             if i:
                 await asyncio.sleep(call.delay(i))
@@ -311,6 +312,7 @@ class _Call:
         system_prompt: str | None,
         stream: bool,
         kwargs: Mapping[str, Any],
+        is_async: bool,
     ) -> None:
         self.owner = owner
         self.decision = decision
@@ -321,9 +323,8 @@ class _Call:
         prompt = owner.system_prompt if system_prompt is _UNSET else system_prompt
         sent = dict(kwargs)
         sent["messages"] = messages_for(decision, messages, prompt)
-        sent["num_retries"] = 0
-        if decision.timeout_s is not None:
-            sent["timeout"] = decision.timeout_s
+        if decision.timeout_s is not None and not is_async:  # async: asyncio.timeout, which
+            sent["timeout"] = decision.timeout_s  # keeps LiteLLM's pooled clients (faster)
         if stream:
             sent["stream"] = True
             sent.setdefault("stream_options", {"include_usage": True})
@@ -336,7 +337,7 @@ class _Call:
                 "namespace": directive.namespace,
             }
             sent["cache_key"] = f"{directive.namespace}:{directive.key}"
-        else:
+        elif cache_on_by_default():  # the app's own cache would cache what the policy won't
             sent["cache"] = {"no-cache": True, "no-store": True}
         self.kwargs = sent
 

@@ -4,7 +4,8 @@ What is written, from the compiled policy (so it matches what the engine decides
 
 - ``model_list``: one deployment per model id (``model_name`` = the id, as the
   proxy hook needs), with the policy's price as ``input/output_cost_per_token``
-  and the context window as ``model_info.max_input_tokens``; plus one model
+  where it differs from LiteLLM's own, and the context window as
+  ``model_info.max_input_tokens``; plus one model
   group per tier (``model_name`` = the tier) whose deployments are the tier's
   targets — ``weight`` for weighted tiers, ``order`` for ordered and cheapest
   ones — so clients without the hook can ask for ``model: premium``;

@@ -50,6 +50,7 @@ from policyd.integrations._litellm_support import (
     PolicyBlockedError,
     as_cost,
     build_request,
+    cache_on_by_default,
     chain_of,
     check_choices,
     describe,
@@ -149,7 +150,7 @@ class PolicydGuardrail(CustomGuardrail):
             data["cache"] = {"use-cache": True, "ttl": directive.ttl_s,
                              "namespace": directive.namespace}  # fmt: skip
             data["cache_key"] = f"{directive.namespace}:{directive.key}"
-        else:
+        elif cache_on_by_default():
             data["cache"] = {"no-cache": True, "no-store": True}
         metadata[_KEY] = decision.id
         self._remember(decision)

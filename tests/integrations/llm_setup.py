@@ -146,24 +146,3 @@ ALL_OK = answers(
         "smart-b": "from smart-b",
     }
 )
-
-
-def engine_redacts_pii(where: str = "input") -> bool:
-    """Whether the engine carries out ``pii`` guardrails on input or output yet."""
-    import tempfile
-    from pathlib import Path
-
-    from policyd import Engine
-
-    with tempfile.TemporaryDirectory() as folder:
-        Path(folder, "p.yaml").write_text(POLICY, encoding="utf-8")
-        with Engine.from_path(folder) as engine:
-            request = {"messages": [{"role": "user", "content": "mail a@example.com"}]}
-            decision = engine.decide(request, policy="llm-app")
-            engine.record(decision, input_tokens=0, output_tokens=0, cost_usd=0.0)
-            if where == "input":
-                return decision.messages is not None
-            return engine.check_output(decision, "mail a@example.com").text != "mail a@example.com"
-
-
-PII_PENDING = "the engine does not run pii guardrails yet (policyd.guardrails is not wired in)"

@@ -24,11 +24,8 @@ def test_the_reference_policy_exports_models_tiers_and_router_settings() -> None
         by_name.setdefault(entry["model_name"], []).append(entry)
 
     (mini,) = by_name["gpt-4o-mini"]
-    assert mini["litellm_params"] == {
-        "model": "openai/gpt-4o-mini",
-        "input_cost_per_token": pytest.approx(0.15e-6),
-        "output_cost_per_token": pytest.approx(0.60e-6),
-    }
+    # the policy's price is LiteLLM's own for this model: nothing to override
+    assert mini["litellm_params"] == {"model": "openai/gpt-4o-mini"}
     assert mini["model_info"]["max_input_tokens"] == 128000
     economy = [
         (e["litellm_params"]["model"], e["litellm_params"]["weight"]) for e in by_name["economy"]
@@ -88,7 +85,11 @@ def test_the_cli_writes_the_file(bundle: Path, tmp_path: Path) -> None:
                                        "-o", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     config = yaml.safe_load(out.read_text(encoding="utf-8"))
-    assert [e["model_name"] for e in config["model_list"]] == ["lean-a", "lean-b", "main"]
+    lean_a, lean_b, main_tier = config["model_list"]
+    assert [e["model_name"] for e in (lean_a, lean_b, main_tier)] == ["lean-a", "lean-b", "main"]
+    # lean-a's policy price differs from LiteLLM's map, lean-b's does not
+    assert lean_a["litellm_params"]["input_cost_per_token"] == pytest.approx(0.2e-6)
+    assert "input_cost_per_token" not in lean_b["litellm_params"]
     assert config["router_settings"]["timeout"] == pytest.approx(0.3)
 
 

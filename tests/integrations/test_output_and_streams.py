@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from llm_setup import ALL_OK, CONTEXT, HELLO, PII_PENDING, answers, engine_redacts_pii
+from llm_setup import ALL_OK, CONTEXT, HELLO, answers
 
 from policyd.integrations.litellm import (
     AsyncPolicyStream,
@@ -51,10 +51,6 @@ def test_sync_calls_check_the_output_too(engine: Any) -> None:
         router.completion(HELLO, context=EXTRACT)
 
 
-PII_WIRED = engine_redacts_pii("output")
-
-
-@pytest.mark.xfail(not PII_WIRED, reason=PII_PENDING, strict=True)
 async def test_output_redaction_replaces_the_answer_text(engine: Any) -> None:
     router = PolicyRouter(
         engine, "llm-app", model_params=answers(**{"fast-a": "Mail bob@example.org today"})
@@ -111,7 +107,6 @@ async def test_a_guarded_stream_that_passes_is_replayed_unchanged(engine: Any) -
     assert [v.allowed for v in stream.info.output] == [True]
 
 
-@pytest.mark.xfail(not PII_WIRED, reason=PII_PENDING, strict=True)
 async def test_a_streamed_answer_is_redacted_by_the_output_guardrails(engine: Any) -> None:
     router = PolicyRouter(
         engine, "llm-app", model_params=answers(**{"fast-a": "Mail bob@example.org today"})
