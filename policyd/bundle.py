@@ -65,19 +65,26 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         tests=tests,
         files=loaded.files,
         diagnostics=sort_diagnostics(diagnostics),
-        digest=_digest(loaded.files),
+        digest=_digest(loaded.files, contexts),
         document_count=len(loaded.documents),
         catalogs=catalogs,
     )
 
 
-def _digest(files: dict[str, str]) -> str:
+def _digest(files: dict[str, str], contexts: dict[str, PolicyContext]) -> str:
+    """Content digest of a revision: every YAML file and every prompt file it reads."""
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode())
         h.update(b"\0")
         h.update(files[name].encode())
         h.update(b"\0")
+    for policy in sorted(contexts):
+        for (prompt, version), text in sorted(contexts[policy].prompt_texts.items()):
+            h.update(f"{policy}/{prompt}/{version}".encode())
+            h.update(b"\0")
+            h.update(text.encode())
+            h.update(b"\0")
     return h.hexdigest()
 
 

@@ -22,7 +22,7 @@ from policyd.decision import Decision
 from policyd.diagnostics import Diagnostic, PolicyError
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime, finish
-from policyd.stages.output import OutputVerdict
+from policyd.stages.output import OutputChecker, OutputVerdict
 
 
 def utc_now() -> datetime:
@@ -98,12 +98,16 @@ class Engine:
         store: Any = None,
         token_counter: str = "estimate",
         watch: bool = False,
+        debounce_ms: int = 200,
         **store_options: Any,
     ) -> Engine:
         """Load, validate and compile a bundle; raises PolicyError with every diagnostic.
 
         ``store`` is ``None``/``"memory"`` (one process) or a ``redis://`` URL (shared).
         ``token_counter`` is ``"estimate"`` (default, offline) or ``"tiktoken"``.
+        ``watch=True`` hot-reloads the bundle when its files change (``debounce_ms``
+        after the last change); other keyword arguments go to the store
+        (``key_prefix``, ``connect_timeout_s``, ``command_timeout_s``, ...).
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
         counter = TokenCounter(token_counter)
@@ -111,7 +115,7 @@ class Engine:
         compiled = compile_bundle(bundle, runtime, token_counter=counter)
         engine = cls(compiled, runtime, os.fspath(path), counter)
         if watch:
-            engine.start_watching_thread()
+            engine.start_watching_thread(debounce_ms=debounce_ms)
         return engine
 
     # -- deciding ---------------------------------------------------------------------------
@@ -225,6 +229,20 @@ class Engine:
         if compiled is None or compiled.output_guardrails is None:
             return OutputVerdict(True, text)
         return compiled.output_guardrails.check(decision, text, self._runtime.clock())
+
+    def output_checker(self, decision: Decision, *, overlap: int = 4096) -> OutputChecker:
+        """Check a streamed answer to ``decision`` chunk by chunk.
+
+        ``checker.feed(chunk)`` and, at the end, ``checker.finish()`` each return an
+        OutputStep: the text safe to show so far (redacted where a guardrail redacts) and
+        whether the answer is still allowed. A match is caught across chunk boundaries if it
+        is at most ``overlap`` characters long; memory stays about ``overlap`` per guardrail.
+        """
+        compiled = self._current.policies.get(decision.policy.name)
+        guards = compiled.output_guardrails if compiled is not None else None
+        if guards is None:
+            return OutputChecker((), decision, self._runtime.clock(), overlap)
+        return guards.open_stream(decision, self._runtime.clock(), overlap)
 
     # -- events, status, reload ---------------------------------------------------------------
 
