@@ -247,6 +247,18 @@ def main() -> int:
         f"\ntargets: >= 100x faster than cel-python's interpreter, <= 3x a hand-written lambda: "
         f"{'met' if ok else 'NOT met'}"
     )
+    # Per decision, in the same run: the whole decide() vs the hand-written baseline.
+    import bench_decide
+
+    print()
+    rows = bench_decide.measure(20_000, str(bench_decide.ROOT / "policies"))
+    bench_decide.print_table(rows, 20_000)
+    ratio = rows[0][1] / rows[1][1]
+    print(
+        f"\ntargets: decide() median under 20 µs ({rows[0][1]:.1f}) and within 3x of the "
+        f"hand-written baseline ({ratio:.1f}x): "
+        f"{'met' if rows[0][1] < 20 and ratio <= 3 else 'NOT met'}"
+    )
     return 0 if ok else 1
 
 
