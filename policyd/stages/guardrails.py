@@ -1,23 +1,35 @@
-"""Input guardrails: size limits and conditions, run in declared order before routing.
+"""Input guardrails: size limits, conditions, text checks and plugins, run in declared order.
 
-A guardrail fires when its check finds something (or, with no check, when its
-``when`` is true); ``block`` stops the decision, ``warn`` records a warning and
-goes on. A condition that errors fails closed (blocks) unless the guardrail
-says ``on_error: allow``; the trace says which happened. Text checks (PII,
-patterns, terms, injection, plugins) plug in through :data:`TextCheckFactory`.
+A guardrail fires when one of its checks finds something (or, with no check, when its
+``when`` is true). ``block`` stops the decision and names the guardrail, ``warn`` records a
+warning and goes on, ``redact`` replaces every finding in the messages with a typed
+placeholder (``[EMAIL]``) and hands the redacted messages to the next guardrail and to
+``Decision.messages``. A condition or plugin that fails blocks (fail closed) unless the
+guardrail says ``on_error: allow``; the trace says which happened. Traces, warnings and
+messages name what was found (type, rule id, message index), never the matched text.
+
+Text checks come from :mod:`policyd.guardrails`, built once per guardrail at compile time
+(:func:`build_text_check`); that package is imported only by policies that use them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from policyd import cel, model
 from policyd.stages.base import CompileEnv, DecisionState, matches
 
-STAGE = "guardrails"
+if TYPE_CHECKING:
+    from policyd.guardrails import Check as TextCheck
+    from policyd.guardrails import Finding, PluginError, PluginFn, PluginVerdict
 
-# A check looks at the request (through the state) and returns why it fired, or None.
+STAGE = "guardrails"
+DEFAULT_PLUGIN_TIMEOUT_S = 1.0
+
+# A request-level check looks at the request (through the state): why it fired, or None.
 Check = Callable[[DecisionState], str | None]
 
 
@@ -56,6 +68,87 @@ def simple_checks(guard: model.Guardrail) -> list[Check]:
     return checks
 
 
+# --------------------------------------------------------------------------- shared with output
+
+
+def build_text_check(guard: model.Guardrail, side: str) -> TextCheck | None:
+    """The guardrail's text checks as one library check (pii, injection and deny_patterns
+    merged into one RE2 set), or None. Output adds max_chars and json_schema."""
+    used: list[object] = [
+        guard.pii,
+        guard.injection,
+        guard.deny_patterns,
+        guard.deny_terms,
+        guard.allow_patterns,
+    ]
+    if side == "output":
+        used += [guard.max_chars, guard.json_schema]
+    if all(u is None or u is False for u in used):
+        return None
+    from policyd import guardrails as lib
+
+    parts: list[Any] = []
+
+    if guard.pii:
+        parts.append(lib.pii_check(guard.pii))
+    if guard.injection:
+        opts = guard.injection
+        if isinstance(opts, model.InjectionOptions):
+            parts.append(lib.injection_check(opts.patterns, opts.version, disable=opts.disable))
+        else:
+            parts.append(lib.injection_check())
+    if guard.deny_patterns:
+        parts.append(lib.pattern_check(guard.deny_patterns))
+    if guard.deny_terms:
+        parts.append(lib.terms_check(guard.deny_terms))
+    if guard.allow_patterns:
+        parts.append(lib.allow_check(guard.allow_patterns))
+    if side == "output":
+        if guard.max_chars is not None:
+            parts.append(lib.max_chars_check(guard.max_chars))
+        if guard.json_schema is not None:
+            parts.append(
+                lib.json_schema_check(
+                    guard.json_schema, strip_code_fences=bool(guard.strip_code_fences)
+                )
+            )
+    return lib.combine_checks(parts) if parts else None
+
+
+def build_plugin(guard: model.Guardrail) -> tuple[PluginFn | None, float]:
+    """The guardrail's plugin (imported now) and its time limit in seconds."""
+    timeout = model.parse_duration(guard.timeout) if guard.timeout else DEFAULT_PLUGIN_TIMEOUT_S
+    if guard.plugin is None:
+        return None, timeout
+    from policyd.guardrails import load_plugin
+
+    return load_plugin(guard.plugin), timeout
+
+
+def summarize(findings: Iterable[Finding], limit: int = 6) -> str:
+    """What was found, without the text: ``EMAIL x2, INJECTION (v1:ignore-previous)``."""
+    counts: Counter[tuple[str, str | None, str | None]] = Counter(
+        (f.label, f.rule, f.detail) for f in findings
+    )
+    parts = []
+    for (label, rule, detail), n in counts.items():
+        part = label + (f" ({rule})" if rule else "") + (f": {detail}" if detail else "")
+        parts.append(part + (f" x{n}" if n > 1 else ""))
+    if len(parts) > limit:
+        parts = [*parts[:limit], f"{len(parts) - limit} more"]
+    return ", ".join(parts)
+
+
+def plugin_error_text(exc: PluginError) -> str:
+    return f"plugin failed ({exc.reason}): {exc.message}"
+
+
+# --------------------------------------------------------------------------- input stage
+
+_CONTINUE, _STOP, _PLUGIN = 0, 1, 2
+Where = tuple[int, int | None]  # (message index, content part index or None)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledGuardrail:
     name: str
@@ -64,6 +157,11 @@ class CompiledGuardrail:
     message: str
     on_error: str
     checks: tuple[Check, ...]
+    text: TextCheck | None = None
+    plugin: PluginFn | None = None
+    timeout_s: float = DEFAULT_PLUGIN_TIMEOUT_S
+    roles: frozenset[str] | None = None
+    custom_message: bool = False
 
 
 class InputGuardrailsStage:
@@ -78,35 +176,194 @@ class InputGuardrailsStage:
                 g.message or f"Request blocked by guardrail {g.name}",
                 g.on_error,
                 tuple(simple_checks(g)),
+                build_text_check(g, "input"),
+                *build_plugin(g),
+                frozenset(g.roles) if g.roles is not None else None,
+                g.message is not None,
             )
             for i, g in enumerate(guards)
         )
 
+    # -- running ----------------------------------------------------------------------------
+
     def run(self, state: DecisionState) -> None:
         for guard in self.guards:
-            reason, failed = self._fires(state, guard)
-            if reason is None:
-                continue
-            if guard.action == "block" or failed:
-                state.block(STAGE, guard.name, guard.message, reason)
+            step = self._check(state, guard)
+            if step == _PLUGIN:
+                step = self._plugin(state, guard)
+            if step == _STOP:
                 return
-            state.warn(STAGE, guard.name, reason)
 
-    def _fires(self, state: DecisionState, guard: CompiledGuardrail) -> tuple[str | None, bool]:
-        """(why it fired or None, whether it fired because something failed)."""
+    async def arun(self, state: DecisionState) -> None:
+        """Like run(); plugins are awaited (``async def`` ones on this event loop)."""
+        for guard in self.guards:
+            step = self._check(state, guard)
+            if step == _PLUGIN:
+                step = await self._aplugin(state, guard)
+            if step == _STOP:
+                return
+
+    def _check(self, state: DecisionState, guard: CompiledGuardrail) -> int:
+        """Condition, size limits and text checks; _PLUGIN when the plugin is still to run."""
         if guard.when is not None:
             hit, error = matches(guard.when, state)
             if error is not None:
-                if guard.on_error == "allow":
-                    state.note(STAGE, guard.name, "error-allowed", f"condition failed: {error}")
-                    return None, False
-                return f"condition failed, failing closed: {error}", True
+                return self._failed(state, guard, f"condition failed: {error}")
             if not hit:
-                return None, False
-            if not guard.checks:
-                return "condition matched", False
+                return _CONTINUE
+            if not guard.checks and guard.text is None and guard.plugin is None:
+                return self._fire(state, guard, "condition matched")
         for check in guard.checks:
             reason = check(state)
             if reason is not None:
-                return reason, False
-        return None, False
+                return self._fire(state, guard, reason)
+        if guard.text is not None:
+            if guard.action == "redact":
+                self._redact(state, guard)
+            else:
+                found = self._scan(state, guard)
+                if found:
+                    return self._fire(state, guard, "found " + _located(found))
+        return _PLUGIN if guard.plugin is not None else _CONTINUE
+
+    def _fire(self, state: DecisionState, guard: CompiledGuardrail, reason: str) -> int:
+        if guard.action == "block" or guard.action == "redact":  # redact: nothing to replace
+            state.block(STAGE, guard.name, guard.message, reason)
+            return _STOP
+        state.warn(STAGE, guard.name, reason)
+        return _CONTINUE
+
+    def _failed(self, state: DecisionState, guard: CompiledGuardrail, reason: str) -> int:
+        """A condition or plugin failed: allowed when the guardrail says so, else blocked."""
+        if guard.on_error == "allow":
+            state.note(STAGE, guard.name, "error-allowed", f"{reason}; on_error: allow")
+            return _CONTINUE
+        state.block(STAGE, guard.name, guard.message, f"{reason}; failing closed")
+        return _STOP
+
+    # -- text checks --------------------------------------------------------------------------
+
+    @staticmethod
+    def _texts(state: DecisionState, guard: CompiledGuardrail) -> list[tuple[int, int | None, str]]:
+        from policyd.guardrails import iter_message_texts
+
+        messages = state.request["messages"]
+        roles = guard.roles
+        return [
+            (i, j, text)
+            for i, j, text in iter_message_texts(messages)
+            if roles is None or messages[i].get("role") in roles
+        ]
+
+    def _scan(self, state: DecisionState, guard: CompiledGuardrail) -> list[tuple[int, Finding]]:
+        assert guard.text is not None
+        scan = guard.text.scan
+        return [(i, f) for i, _, text in self._texts(state, guard) for f in scan(text)]
+
+    def _redact(self, state: DecisionState, guard: CompiledGuardrail) -> None:
+        from policyd.guardrails import redact
+
+        assert guard.text is not None
+        scan = guard.text.scan
+        changes: dict[Where, str] = {}
+        found: list[tuple[int, Finding]] = []
+        for i, j, text in self._texts(state, guard):
+            hits = [f for f in scan(text) if f.positional]
+            if hits:
+                changes[(i, j)] = redact(text, hits)
+                found.extend((i, f) for f in hits)
+        if changes:
+            _replace_texts(state, changes)
+            state.note(STAGE, guard.name, "redact", "redacted " + _located(found))
+
+    # -- plugins ------------------------------------------------------------------------------
+
+    def _plugin(self, state: DecisionState, guard: CompiledGuardrail) -> int:
+        from policyd.guardrails import PluginError, run_plugin
+
+        assert guard.plugin is not None
+        changes: dict[Where, str] = {}
+        for i, j, text in self._texts(state, guard):
+            try:
+                verdict = run_plugin(guard.plugin, text, state.request, guard.timeout_s)
+            except PluginError as exc:
+                return self._failed(state, guard, plugin_error_text(exc))
+            step = self._verdict(state, guard, (i, j), verdict, changes)
+            if step is not None:
+                return step
+        return self._plugin_done(state, guard, changes)
+
+    async def _aplugin(self, state: DecisionState, guard: CompiledGuardrail) -> int:
+        from policyd.guardrails import PluginError, arun_plugin
+
+        assert guard.plugin is not None
+        changes: dict[Where, str] = {}
+        for i, j, text in self._texts(state, guard):
+            try:
+                verdict = await arun_plugin(guard.plugin, text, state.request, guard.timeout_s)
+            except PluginError as exc:
+                return self._failed(state, guard, plugin_error_text(exc))
+            step = self._verdict(state, guard, (i, j), verdict, changes)
+            if step is not None:
+                return step
+        return self._plugin_done(state, guard, changes)
+
+    def _verdict(
+        self,
+        state: DecisionState,
+        guard: CompiledGuardrail,
+        where: Where,
+        verdict: PluginVerdict,
+        changes: dict[Where, str],
+    ) -> int | None:
+        """Act on one plugin verdict; None means go on with the next text."""
+        if verdict.allowed:
+            return None
+        if guard.action == "redact" and verdict.redacted_text is not None:
+            changes[where] = verdict.redacted_text
+            return None
+        reason = f"plugin: {verdict.message or 'not allowed'} (message {where[0]})"
+        if guard.action == "redact":
+            reason += "; it gave no redacted text, so the request is blocked"
+        if guard.action != "warn" and verdict.message and not guard.custom_message:
+            state.block(STAGE, guard.name, verdict.message, reason)
+            return _STOP
+        return self._fire(state, guard, reason)
+
+    @staticmethod
+    def _plugin_done(
+        state: DecisionState, guard: CompiledGuardrail, changes: dict[Where, str]
+    ) -> int:
+        if changes:
+            _replace_texts(state, changes)
+            where = ", ".join(str(i) for i in sorted({i for i, _ in changes}))
+            state.note(STAGE, guard.name, "redact", f"plugin redacted messages {where}")
+        return _CONTINUE
+
+
+def _located(found: Sequence[tuple[int, Finding]]) -> str:
+    """``EMAIL x2, PATTERN (pattern:0) in messages 0, 3``."""
+    where = sorted({i for i, _ in found})
+    noun = "message" if len(where) == 1 else "messages"
+    return f"{summarize(f for _, f in found)} in {noun} {', '.join(map(str, where))}"
+
+
+def _replace_texts(state: DecisionState, changes: Mapping[Where, str]) -> None:
+    """Copies of the messages with some texts replaced; roles, names and parts kept.
+
+    The request's ``messages`` become the redacted ones too, so later guardrails, routing
+    conditions, cache keys and ``Decision.request`` never see the replaced text.
+    """
+    messages: list[Any] = list(state.request["messages"])
+    for (i, j), text in changes.items():
+        message = dict(messages[i])
+        if j is None:
+            message["content"] = text
+        else:
+            parts = list(message["content"])
+            parts[j] = {**parts[j], "text": text}
+            message["content"] = parts
+        messages[i] = message
+    state.request["messages"] = messages
+    state.messages = messages
+    state.redacted = True
