@@ -73,6 +73,14 @@ __all__ = [
 ]
 
 _UNSET: Any = object()
+_NO_MODEL = "not called: the policy decided no model"
+
+
+def _no_model(decision: Decision) -> str:
+    return (
+        f"policy {decision.policy.name} decided no model (it has no routing section); "
+        "add routing to the policy, or call LiteLLM yourself with engine.decide()"
+    )
 
 
 def call_info(response: Any) -> CallInfo:
@@ -202,6 +210,9 @@ class PolicyRouter:
         decision = self.engine.decide(request, policy=self.policy)
         if not decision.allowed:
             raise PolicyBlockedError(decision)
+        if decision.model is None:
+            self.engine.record(decision, error=_NO_MODEL)
+            raise PolicyUsageError(_no_model(decision))
         call = _Call(self, decision, messages, system_prompt, stream, kwargs, False)
         for i, target in enumerate(call.order):
             if i:
@@ -249,6 +260,9 @@ class PolicyRouter:
         decision = await self.engine.adecide(request, policy=self.policy)
         if not decision.allowed:
             raise PolicyBlockedError(decision)
+        if decision.model is None:
+            await self.engine.arecord(decision, error=_NO_MODEL)
+            raise PolicyUsageError(_no_model(decision))
         call = _Call(self, decision, messages, system_prompt, stream, kwargs, True)
         for i, target in enumerate(call.order):
             if i:

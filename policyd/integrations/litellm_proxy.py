@@ -137,12 +137,13 @@ class PolicydGuardrail(CustomGuardrail):
             raise HTTPException(400, {"error": error}) from None
         if not decision.allowed:
             raise _blocked(PolicyBlockedError(decision))
-        data["model"] = decision.model
         data["messages"] = messages_for(decision, data["messages"], self.system_prompt)
-        retry = decision.retry or NO_RETRY
-        chain = chain_of(decision)
-        data["fallbacks"] = list(chain[1 : retry.attempts])
-        data["num_retries"] = max(0, retry.attempts - len(chain))
+        if decision.model is not None:  # a policy without routing leaves the model to the caller
+            data["model"] = decision.model
+            retry = decision.retry or NO_RETRY
+            chain = chain_of(decision)
+            data["fallbacks"] = list(chain[1 : retry.attempts])
+            data["num_retries"] = max(0, retry.attempts - len(chain))
         if decision.timeout_s is not None:
             data["timeout"] = decision.timeout_s
         directive = decision.cache

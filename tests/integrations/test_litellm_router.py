@@ -268,3 +268,15 @@ async def test_a_reload_between_two_calls_changes_the_route(
     assert call_info(second).model == "smart-a"
     assert "smart-c" in router.router.model_names  # the router follows the new model list
     assert sent.models == ["gpt-4o-mini", "claude-sonnet-4-5"]
+
+
+async def test_a_policy_without_routing_is_a_clear_error(tmp_path: Path, sent: Any) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: policyd/v1\nkind: Policy\nmetadata: {name: bare}\n"
+        "models:\n  m: {litellm: openai/gpt-4o-mini}\n",
+        encoding="utf-8",
+    )
+    router = PolicyRouter(Engine.from_path(tmp_path), model_params={"m": {"mock_response": "x"}})
+    with pytest.raises(PolicyUsageError, match=r"decided no model .*no routing section"):
+        await router.acompletion(HELLO)
+    assert sent.calls == []
