@@ -17,7 +17,7 @@ from policyd.decision import Decision
 from policyd.integrations._litellm_support import CallInfo, OutputBlockedError, hidden_params
 from policyd.stages.output import OutputVerdict
 
-# Called once at the end: (chunks seen, error or None, verdicts, blocking verdict) -> CallInfo
+# Called once when the stream is over: (what it saw, its error or None) -> CallInfo, recorded
 Settle = Callable[["StreamState", BaseException | None], CallInfo]
 ASettle = Callable[["StreamState", BaseException | None], Coroutine[Any, Any, CallInfo]]
 EMPTY = object()  # the peeked first chunk of a stream that had none
