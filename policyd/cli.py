@@ -403,9 +403,20 @@ def export() -> None:
 )
 def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     """Write a LiteLLM proxy config.yaml (model_list, router_settings) from a policy."""
+    from policyd.diagnostics import PolicyError
+    from policyd.errors import RequestError
     from policyd.integrations.litellm_export import export_config_yaml
+    from policyd.render import render
 
-    text = export_config_yaml(path, policy)
+    try:
+        text = export_config_yaml(path, policy)
+    except PolicyError as exc:
+        errors = [d for d in exc.diagnostics if d.is_error]
+        click.echo(render(errors, "text", load_bundle(path).files), err=True)
+        sys.exit(1)
+    except RequestError as exc:
+        click.echo(f"policyd export: {exc}", err=True)
+        sys.exit(2)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -93,7 +93,8 @@ class CompiledBundle:
             if len(self.policies) == 1:
                 return next(iter(self.policies.values()))
             raise RequestError(
-                f"this bundle has {len(self.policies)} policies; name one with policy=...",
+                f"this bundle has {len(self.policies)} policies; name one "
+                "(policy=... in Python, --policy NAME on the command line)",
                 hint="policies: " + ", ".join(sorted(self.policies)),
             )
         try:

@@ -312,21 +312,5 @@ def has_output_guardrails(engine: Any, decision: Decision) -> bool:
 
 
 def report_attempt_failure(engine: Any, decision: Decision, model: str, error: str) -> None:
-    """Tell the policy's cooldowns that one try of ``model`` failed, without settling budgets.
-
-    ``Engine.record`` settles the decision's budget reservation and may run once per
-    decision, so a failed try that is followed by another goes only to the routing
-    stage's outcome hook. (To be replaced by an engine API for per-try outcomes.)
-    """
-    from datetime import UTC, datetime
-
-    from policyd.stages.base import Outcome
-
-    compiled = engine.compiled.policies.get(decision.policy.name)
-    routing = compiled.stage_by_name.get("routing") if compiled is not None else None
-    hook = getattr(routing, "record", None)
-    if hook is None:
-        return
-    clock = getattr(getattr(engine, "_runtime", None), "clock", None)  # cooldowns use it
-    now = clock() if callable(clock) else datetime.now(UTC)
-    hook(decision, Outcome(model, error, None, None, None, None, now))
+    """Tell the policy's cooldowns that one try of ``model`` failed, without settling budgets."""
+    engine.record_attempt(decision, model=model, error=error)

@@ -153,7 +153,7 @@ def test_policy_name_required_when_the_bundle_has_several(tmp_path):
             policy("routing: {default: t}\ntiers: {t: {targets: [{model: small}]}}\n", name=name)
         )
     engine = Engine.from_path(tmp_path)
-    with pytest.raises(RequestError, match="name one with policy="):
+    with pytest.raises(RequestError, match=r"name one \(policy=\.\.\. in Python"):
         engine.decide({})
     assert engine.decide({}, policy="beta").policy.name == "beta"
     with pytest.raises(RequestError) as info:
