@@ -176,6 +176,23 @@ class Engine:
             if hook is not None:
                 hook(decision, outcome)
 
+    def record_attempt(
+        self,
+        decision: Decision,
+        *,
+        model: str,
+        error: BaseException | str | None = None,
+        latency_s: float | None = None,
+    ) -> None:
+        """Report one try of ``model`` within a call (e.g. a failed try before a fallback).
+
+        Feeds cooldowns only; budgets settle once per decision, with ``record()``.
+        """
+        outcome = self._outcome(decision, None, None, None, error, latency_s, model)
+        for stage in self._stages_for(decision):
+            if getattr(stage, "name", None) == "routing":
+                stage.record(decision, outcome)
+
     async def arecord(self, decision: Decision, **kwargs: Any) -> None:
         """Like record(), with store I/O awaited."""
         outcome = self._outcome(
