@@ -7,6 +7,10 @@ The "full input set" is what a strict input guardrail runs on a prompt: every PI
 secret kind, the v1 injection rules, 20 deny patterns and 1,000 deny terms. The ``re``
 baseline uses the very same patterns and validators, one ``finditer`` pass per pattern
 (what one would write without RE2 sets), so the difference is the engine and the set.
+
+The last table is the engine's view: the time a typical guardrail set (size limit, PII
+redaction, injection rules plus deny patterns, a condition) adds to ``decide()``, next to
+the same checks and redaction hand-written with ``re`` and run on the same requests.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ import argparse
 import itertools
 import random
 import re
+import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from policyd import Engine
 from policyd.guardrails import (
     PII_KINDS,
     StreamScanner,
@@ -26,6 +34,7 @@ from policyd.guardrails import (
     injection_check,
     pattern_check,
     pii_check,
+    redact,
     terms_check,
 )
 from policyd.guardrails._regex import ScanText
@@ -287,17 +296,214 @@ def bench_stream(budget: float) -> None:
     print()
 
 
+# --- guardrails in decide() -----------------------------------------------------------------
+
+POLICY_HEAD = """\
+apiVersion: policyd/v1
+kind: Policy
+metadata: {name: bench}
+context: {tenant: {id: string, tier: string}, tags: list<string>}
+models:
+  small: {litellm: openai/gpt-4o-mini, context_window: 128000,
+          price: {input_per_mtok: 0.15, output_per_mtok: 0.60}}
+tiers: {t: {targets: [{model: small}]}}
+routing: {default: t}
+"""
+SIMPLE_GUARDS = """\
+guardrails:
+  input:
+    - {name: max-input, max_tokens: 100000}
+    - name: free-tier-no-code
+      when: request.tenant.tier == "free" && "code" in request.tags
+"""
+BENCH_PII = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address", "secret"]
+INPUT_PATTERNS = [r"(?i)reveal (the )?system prompt", r"(?i)\bact as (the )?(admin|developer)\b"]
+TYPICAL_GUARDS = SIMPLE_GUARDS + textwrap.indent(
+    textwrap.dedent(
+        f"""\
+        - {{name: pii, pii: [{", ".join(BENCH_PII)}], action: redact}}
+        - name: injection
+          injection: true
+          deny_patterns: {INPUT_PATTERNS!r}
+          roles: [user, tool]
+        """
+    ),
+    "    ",
+)
+
+
+class ReGuardrails:
+    """The typical set's text checks written with ``re``: the same PII patterns and
+    validators, one ``finditer`` per pattern, redaction of copied messages, then the
+    injection rules and deny patterns (one ``search`` each) on user and tool messages."""
+
+    def __init__(self) -> None:
+        self.pii = [
+            (re.compile(rule.regex.pattern.encode()), rule.validate, rule.group, rule.label)
+            for rule in pii_check(BENCH_PII).rules
+        ]
+        self.deny = [re.compile(p.encode()) for _, p in RULESETS["v1"]]
+        self.deny += [re.compile(p.encode()) for p in INPUT_PATTERNS]
+
+    def _redact(self, text: str) -> str:
+        from policyd.guardrails import Finding
+
+        st = ScanText(text)
+        spans: list[tuple[int, int]] = []
+        labels: list[str] = []
+        for regex, validate, group, label in self.pii:
+            for m in regex.finditer(st.data):
+                s, e = m.span(group)
+                for span in validate(st.data, s, e) if validate else [(s, e)]:
+                    spans.append(span)
+                    labels.append(label)
+        if not spans:
+            return text
+        found = [
+            Finding("pii", s, e, label)
+            for (s, e), label in zip(st.char_spans(spans), labels, strict=True)
+        ]
+        return redact(text, found)
+
+    def __call__(self, request: dict[str, Any]) -> bool:
+        messages = []
+        for message in request["messages"]:
+            text = self._redact(message["content"])
+            messages.append(message if text is message["content"] else {**message, "content": text})
+        for message in messages:
+            if message["role"] in ("user", "tool"):
+                data = message["content"].encode()
+                if any(regex.search(data) for regex in self.deny):
+                    return False
+        return True
+
+
+def _engine(tmp: Path, name: str, guards: str) -> Engine:
+    folder = tmp / name
+    folder.mkdir()
+    (folder / "policy.yaml").write_text(POLICY_HEAD + guards)
+    return Engine.from_path(folder)
+
+
+def _requests() -> list[tuple[str, dict[str, Any]]]:
+    base = {"tenant": {"id": "acme", "tier": "pro"}, "tags": []}
+    short = "Hi, my order 4471 has not arrived yet. Can you check where it is and when it comes?"
+    pii = "I am jane.doe@example.com, card 4111 1111 1111 1111; please refund my last order."
+    turns = [{"role": "system", "content": "You are the support assistant. " * 8}]
+    for i in range(10):
+        turns.append({"role": "user", "content": make_prompt(150, seed=i, density=0.0)})
+        turns.append({"role": "assistant", "content": make_prompt(150, seed=50 + i, density=0.0)})
+    turns[5] = {"role": "user", "content": pii}
+    return [
+        ("1 short message", {**base, "messages": [{"role": "user", "content": short}]}),
+        ("1 message with PII", {**base, "messages": [{"role": "user", "content": pii}]}),
+        ("21 messages, 3.4 KB, PII in one", {**base, "messages": turns}),
+        (
+            "10 KB document, no PII",
+            {**base, "messages": [{"role": "user", "content": make_prompt(10_000, 5, 0.0)}]},
+        ),
+        (
+            "10 KB document, PII every ~50 words",
+            {**base, "messages": [{"role": "user", "content": make_prompt(10_000, 5)}]},
+        ),
+    ]
+
+
+def _per_call(fn: Callable[[], object], budget: float) -> float:
+    """Best mean over batches sized to take ~5 ms each."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    batch = max(1, int(0.005 / one))
+    best = float("inf")
+    spent = 0.0
+    rounds = 0
+    while spent < budget or rounds < 5:
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        dt = time.perf_counter() - t0
+        best = min(best, dt / batch)
+        spent += dt
+        rounds += 1
+    return best
+
+
+def bench_decide(budget: float) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        bare = _engine(tmp, "bare", "")
+        simple = _engine(tmp, "simple", SIMPLE_GUARDS)
+        typical = _engine(tmp, "typical", TYPICAL_GUARDS)
+        hand = ReGuardrails()
+        print("Guardrails in decide(): time added per request, typical input set (max_tokens,")
+        print(f"pii redact [{', '.join(BENCH_PII)}], injection v1 + {len(INPUT_PATTERNS)} deny")
+        print("patterns on user/tool messages, one condition), against the same checks written")
+        print("with Python's re (same patterns, validators and redaction, one pass per pattern):\n")
+        print(
+            "| request | decide, no guardrails | + size/condition guards | + typical set "
+            "| added by the typical set | same checks with re | re / policyd |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for label, request in _requests():
+            d = typical.decide(request)
+            assert d.allowed == hand(request), label  # equal work: same verdict
+            t_bare = _per_call(lambda r=request: bare.decide(r), budget)  # type: ignore[misc]
+            t_simple = _per_call(lambda r=request: simple.decide(r), budget)  # type: ignore[misc]
+            t_typ = _per_call(lambda r=request: typical.decide(r), budget)  # type: ignore[misc]
+            t_re = _per_call(lambda r=request: hand(r), budget)  # type: ignore[misc]
+            added = t_typ - t_bare
+            print(
+                f"| {label} | {t_bare * 1e6:.1f} us | {t_simple * 1e6:.1f} us | "
+                f"{t_typ * 1e6:.1f} us | {added * 1e6:.1f} us | {t_re * 1e6:.1f} us | "
+                f"{t_re / max(added, 1e-9):.1f}x |"
+            )
+        print()
+        answer = make_prompt(2_000, seed=9)
+        out_engine = _engine(
+            tmp,
+            "output",
+            "guardrails:\n  output:\n    - {name: pii-out, pii: [credit_card, "
+            "secret, email], action: redact}\n",
+        )
+        d = out_engine.decide(_requests()[0][1])
+        t_check = _per_call(lambda: out_engine.check_output(d, answer), budget)
+        pieces = [answer[i : i + 16] for i in range(0, len(answer), 16)]
+
+        def streamed() -> None:
+            checker = out_engine.output_checker(d)
+            for piece in pieces:
+                checker.feed(piece)
+            checker.finish()
+
+        t_stream = _per_call(streamed, budget)
+        print("Output guardrail pii-out (redact cards, secrets, e-mails) on a 2 KB answer:\n")
+        print(f"- engine.check_output: {t_check * 1e6:.0f} us")
+        print(
+            f"- engine.output_checker, 16-char chunks: {t_stream * 1e6:.0f} us "
+            f"({t_stream / len(pieces) * 1e6:.1f} us per chunk)\n"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets")
+    parser.add_argument(
+        "--decide-only", action="store_true", help="only the guardrails-in-decide() tables"
+    )
     args = parser.parse_args()
     budget = 0.3 if args.quick else 1.5
+    if args.decide_only:
+        bench_decide(budget / 5)
+        return
     terms = make_terms(1000)
     bench_full_set(terms, budget)
     bench_per_check(terms, budget)
     bench_terms_strategies(budget)
     bench_hostile()
     bench_stream(budget / 2)
+    bench_decide(budget / 5)
 
 
 if __name__ == "__main__":

@@ -533,8 +533,8 @@ def _check_guardrail(
     guard: model.Guardrail, side: str, base: Path, doc: Document, checker: Checker
 ) -> None:
     """One guardrail: its shape for its side, its action, and every pattern, schema and
-    plugin compiled as the engine will compile them, so ``check`` and load agree."""
-    from policyd.guardrails import GuardrailConfigError, load_plugin, terms_check
+    plugin compiled as the engine will compile them, so ``check`` and load agree.
+    The guardrails library (RE2) is imported only for guardrails that check text."""
 
     def shape(key: Path, message: str, hint: str | None) -> None:
         checker.add(doc, (*base, *key), GUARDRAIL_SHAPE, message, hint)
@@ -576,6 +576,8 @@ def _check_guardrail(
         for j, pattern in enumerate(getattr(guard, key) or []):
             _re2_problem(doc, (*base, key, j), pattern, key, j, checker)
     if guard.deny_terms:
+        from policyd.guardrails import GuardrailConfigError, terms_check
+
         try:
             terms_check(guard.deny_terms)
         except GuardrailConfigError as exc:
@@ -589,6 +591,8 @@ def _check_guardrail(
             hint = "write a JSON Schema (draft 2020-12), e.g. {type: object, required: [name]}"
             shape(("json_schema",), invalid, hint)
     if guard.plugin is not None:
+        from policyd.guardrails import GuardrailConfigError, load_plugin
+
         try:
             load_plugin(guard.plugin)
         except GuardrailConfigError as exc:

@@ -183,6 +183,12 @@ class InputGuardrailsStage:
             )
             for i, g in enumerate(guards)
         )
+        # the text library, when a guardrail uses it (imported once, here, not per request)
+        self._lib: Any = None
+        if any(g.text is not None or g.plugin is not None for g in self.guards):
+            from policyd import guardrails
+
+            self._lib = guardrails
 
     # -- running ----------------------------------------------------------------------------
 
@@ -245,15 +251,25 @@ class InputGuardrailsStage:
 
     @staticmethod
     def _texts(state: DecisionState, guard: CompiledGuardrail) -> list[tuple[int, int | None, str]]:
-        from policyd.guardrails import iter_message_texts
-
-        messages = state.request["messages"]
+        """(message, part or None, text) of every text the guardrail checks (as the
+        library's ``iter_message_texts``: string contents and ``type: text`` parts)."""
         roles = guard.roles
-        return [
-            (i, j, text)
-            for i, j, text in iter_message_texts(messages)
-            if roles is None or messages[i].get("role") in roles
-        ]
+        out: list[tuple[int, int | None, str]] = []
+        for i, message in enumerate(state.request["messages"]):
+            if roles is not None and message.get("role") not in roles:
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                out.append((i, None, content))
+            elif isinstance(content, list):
+                for j, part in enumerate(content):
+                    if (
+                        isinstance(part, Mapping)
+                        and part.get("type") == "text"
+                        and isinstance(part.get("text"), str)
+                    ):
+                        out.append((i, j, part["text"]))
+        return out
 
     def _scan(self, state: DecisionState, guard: CompiledGuardrail) -> list[tuple[int, Finding]]:
         assert guard.text is not None
@@ -261,8 +277,7 @@ class InputGuardrailsStage:
         return [(i, f) for i, _, text in self._texts(state, guard) for f in scan(text)]
 
     def _redact(self, state: DecisionState, guard: CompiledGuardrail) -> None:
-        from policyd.guardrails import redact
-
+        redact = self._lib.redact
         assert guard.text is not None
         scan = guard.text.scan
         changes: dict[Where, str] = {}
@@ -279,14 +294,12 @@ class InputGuardrailsStage:
     # -- plugins ------------------------------------------------------------------------------
 
     def _plugin(self, state: DecisionState, guard: CompiledGuardrail) -> int:
-        from policyd.guardrails import PluginError, run_plugin
-
         assert guard.plugin is not None
         changes: dict[Where, str] = {}
         for i, j, text in self._texts(state, guard):
             try:
-                verdict = run_plugin(guard.plugin, text, state.request, guard.timeout_s)
-            except PluginError as exc:
+                verdict = self._lib.run_plugin(guard.plugin, text, state.request, guard.timeout_s)
+            except self._lib.PluginError as exc:
                 return self._failed(state, guard, plugin_error_text(exc))
             step = self._verdict(state, guard, (i, j), verdict, changes)
             if step is not None:
@@ -294,14 +307,13 @@ class InputGuardrailsStage:
         return self._plugin_done(state, guard, changes)
 
     async def _aplugin(self, state: DecisionState, guard: CompiledGuardrail) -> int:
-        from policyd.guardrails import PluginError, arun_plugin
-
         assert guard.plugin is not None
+        lib = self._lib
         changes: dict[Where, str] = {}
         for i, j, text in self._texts(state, guard):
             try:
-                verdict = await arun_plugin(guard.plugin, text, state.request, guard.timeout_s)
-            except PluginError as exc:
+                verdict = await lib.arun_plugin(guard.plugin, text, state.request, guard.timeout_s)
+            except lib.PluginError as exc:
                 return self._failed(state, guard, plugin_error_text(exc))
             step = self._verdict(state, guard, (i, j), verdict, changes)
             if step is not None:

@@ -27,7 +27,7 @@ from policyd.stages.guardrails import (
     plugin_error_text,
     summarize,
 )
-from policyd.stages.output_stream import GuardStream, Hold, redact_output
+from policyd.stages.output_stream import GuardStream, Hold, lib, redact_output
 
 if TYPE_CHECKING:
     from policyd.guardrails import Check, Finding, PluginFn, PluginVerdict
@@ -304,8 +304,6 @@ class OutputGuardrails:
 
     def check(self, decision: Decision, text: str, now: datetime | None = None) -> OutputVerdict:
         """Every output guardrail on the whole answer, in order."""
-        from policyd.guardrails import PluginError, run_plugin
-
         report = _Report()
         activation = {"request": decision.request, "now": now or datetime.now(UTC)}
         for guard in self.guards:
@@ -325,9 +323,10 @@ class OutputGuardrails:
                     elif report.act(guard, found):
                         return report.verdict(text)
             if guard.plugin is not None:
+                g = lib()
                 try:
-                    verdict = run_plugin(guard.plugin, text, decision.request, guard.timeout_s)
-                except PluginError as exc:
+                    verdict = g.run_plugin(guard.plugin, text, decision.request, guard.timeout_s)
+                except g.PluginError as exc:
                     if report.failed(guard, plugin_error_text(exc)):
                         return report.verdict(text)
                     continue

@@ -14,6 +14,7 @@ check of the whole text gives (:func:`redact_output`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -23,22 +24,32 @@ Hold = Literal["none", "window", "all"]
 HOLD_LIMIT = 1 << 20  # characters a whole-answer guardrail keeps (json_schema keeps as many)
 CONTEXT = 64  # the scanner's look-behind before its overlap window
 TRUNCATED = "[MAX_CHARS]"
+_lib: ModuleType | None = None
+
+
+def lib() -> ModuleType:
+    """:mod:`policyd.guardrails`, imported on first use (it loads RE2; most policies that
+    never check text never pay for it)."""
+    global _lib
+    if _lib is None:
+        from policyd import guardrails
+
+        _lib = guardrails
+    return _lib
 
 
 def _shift(f: Finding, by: int, start: int | None = None, end: int | None = None) -> Finding:
-    from policyd.guardrails import Finding
-
     s = f.start if start is None else start
     e = f.end if end is None else end
-    return Finding(f.kind, s - by, e - by, f.label, f.rule, f.detail)
+    finding: Finding = lib().Finding(f.kind, s - by, e - by, f.label, f.rule, f.detail)
+    return finding
 
 
 def redact_output(text: str, findings: Sequence[Finding]) -> str:
     """``text`` with positional findings replaced by ``[LABEL]``; a ``max_chars`` finding
     truncates at the limit (findings reaching past it are cut there) and adds
     ``[MAX_CHARS]``."""
-    from policyd.guardrails import redact
-
+    redact = lib().redact
     cut = min((f.start for f in findings if f.kind == "max_chars"), default=None)
     if cut is None:
         return redact(text, findings)
@@ -82,10 +93,10 @@ class GuardStream:
         keep_whole: bool = False,
         limit: int = HOLD_LIMIT,
     ) -> None:
-        from policyd.guardrails import StreamScanner
-
         self._scanner = (
-            StreamScanner([check], overlap=overlap, context=CONTEXT) if check is not None else None
+            lib().StreamScanner([check], overlap=overlap, context=CONTEXT)
+            if check is not None
+            else None
         )
         self._hold: Hold = hold
         self._fallback: Hold = fallback
