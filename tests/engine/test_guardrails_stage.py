@@ -107,10 +107,14 @@ def test_redact_replaces_findings_and_keeps_message_structure(engine: Any) -> No
     request = {
         "messages": [
             {"role": "system", "content": "You help with billing."},
-            {"role": "user", "name": "jane", "content": [
-                {"type": "text", "text": "I am jane@example.com, card 4111 1111 1111 1111"},
-                image,
-            ]},
+            {
+                "role": "user",
+                "name": "jane",
+                "content": [
+                    {"type": "text", "text": "I am jane@example.com, card 4111 1111 1111 1111"},
+                    image,
+                ],
+            },
             {"role": "assistant", "content": "Noted.", "tool_calls": call},
             {"role": "tool", "tool_call_id": "c1", "content": "iban DE89 3704 0044 0532 0130 00"},
             {"role": "user", "content": "copy to bob@example.org please"},
@@ -254,8 +258,12 @@ words = st.text(alphabet="abcdefgh ", max_size=20)
 
 
 @settings(max_examples=40, deadline=None)
-@given(value=st.sampled_from(SENSITIVE), before=words, after=words, action=st.sampled_from(
-    ["block", "warn", "redact"]))
+@given(
+    value=st.sampled_from(SENSITIVE),
+    before=words,
+    after=words,
+    action=st.sampled_from(["block", "warn", "redact"]),
+)
 def test_no_decision_or_verdict_holds_a_matched_value(
     leak_engines: dict[str, Engine], value: str, before: str, after: str, action: str
 ) -> None:
@@ -342,8 +350,9 @@ def test_output_json_schema_with_code_fences_and_max_chars_truncation(engine: An
 
 def test_the_shipped_support_bot_redacts_cards_but_not_emails_in_answers() -> None:
     e = Engine.from_path(REPO / "policies")
-    d = e.decide(user("hello", tenant={"id": "t", "tier": "pro"}, user={"id": "u"}),
-                 policy="support-bot")
+    d = e.decide(
+        user("hello", tenant={"id": "t", "tier": "pro"}, user={"id": "u"}), policy="support-bot"
+    )
     v = e.check_output(d, "Card 4111-1111-1111-1111 is on file for ann@example.com")
     assert v.text == "Card [CREDIT_CARD] is on file for ann@example.com"
 
@@ -380,13 +389,18 @@ def stream_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     )
 
 
-pieces = st.lists(st.sampled_from([*SENSITIVE, "acme", "New\nYork", "123-45-6789", "lorem",
-                                   " ", ". ", "x"]), max_size=40)
+pieces = st.lists(
+    st.sampled_from([*SENSITIVE, "acme", "New\nYork", "123-45-6789", "lorem", " ", ". ", "x"]),
+    max_size=40,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(parts=pieces, cuts=st.lists(st.integers(0, 2000), max_size=30),
-       overlap=st.sampled_from([64, 4096]))
+@given(
+    parts=pieces,
+    cuts=st.lists(st.integers(0, 2000), max_size=30),
+    overlap=st.sampled_from([64, 4096]),
+)
 def test_a_stream_gives_what_check_output_gives_for_any_chunking(
     stream_engine: Engine, parts: list[str], cuts: list[int], overlap: int
 ) -> None:
@@ -480,10 +494,18 @@ def test_an_output_checker_without_guardrails_passes_text_through(engine: Any) -
         ("input: [{name: g, json_schema: {type: object}}]", "PD407", 13, "guardrails.output"),
         ("output: [{name: g, max_tokens: 5}]", "PD407", 13, "max_chars"),
         ("input: [{name: g, pii: [email], timeout: 1s}]", "PD407", 13, "add plugin"),
-        ("output: [{name: g, json_schema: {type: object}, action: redact}]", "PD408", 13,
-         "use block or warn"),
-        ("input: [{name: g, pii: [email], max_tokens: 9, action: redact}]", "PD408", 13,
-         "move max_tokens"),
+        (
+            "output: [{name: g, json_schema: {type: object}, action: redact}]",
+            "PD408",
+            13,
+            "use block or warn",
+        ),
+        (
+            "input: [{name: g, pii: [email], max_tokens: 9, action: redact}]",
+            "PD408",
+            13,
+            "move max_tokens",
+        ),
     ],
 )
 def test_guardrail_mistakes_are_check_errors_at_their_line(
