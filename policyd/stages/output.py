@@ -412,7 +412,7 @@ class OutputChecker:
         if self._finished:
             raise RuntimeError("feed() after finish()")
         if not self.allowed:
-            return self._step("", 0)
+            return self._step("", len(self._report.findings))
         mark = len(self._report.findings)
         for opened in self._open:
             if not chunk:

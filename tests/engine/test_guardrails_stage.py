@@ -429,7 +429,9 @@ def test_a_violation_is_flagged_by_the_step_that_shows_it_and_never_released(
     step = checker.feed("1111 1111 and some more words after it")
     assert (step.allowed, step.blocked_by, step.message) == (False, "cards", "No cards")
     assert [f.label for f in step.findings] == ["CREDIT_CARD"]
-    assert not checker.feed("later").allowed and not checker.finish().allowed
+    later = checker.feed("later 4111 1111 1111 1111 ...............")
+    assert (later.allowed, later.text, later.findings) == (False, "", ())
+    assert not checker.finish().allowed
     assert "4111" not in "".join(shown)
 
 
