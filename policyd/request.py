@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from policyd.errors import RequestError
+from policyd.words import describe
 
 Checker = Callable[[Any, str], None]
 
@@ -180,20 +181,7 @@ _SCALARS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return type(value).__name__
+_kind = describe
 
 
 class RequestShape:

@@ -7,10 +7,9 @@ hints for misspelt keys and values.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +17,9 @@ from pydantic import BaseModel, ValidationError
 from policyd import model
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import Document
+from policyd.words import describe, suggest
+
+__all__ = ["describe", "suggest", "to_model"]
 
 Path = tuple[str | int, ...]
 
@@ -40,30 +42,6 @@ _TYPE_NAMES = {
     "list_type": "a list",
     "int_from_float": "a whole number",
 }
-
-
-def suggest(word: str, candidates: Iterable[str]) -> str | None:
-    """A "did you mean" hint, or None when nothing is close."""
-    matches = difflib.get_close_matches(str(word), sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean {matches[0]!r}?" if matches else None
-
-
-def describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 def to_model(doc: Document) -> tuple[model.Document | None, list[Diagnostic]]:
