@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, order=False)
@@ -55,7 +52,8 @@ class Diagnostic:
         }
 
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {self.severity.value} {self.code}: {self.message}"
+        where = f"{self.file}:{self.line}:{self.column}"
+        text = f"{where}: {self.severity.value} {self.code}: {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
