@@ -99,6 +99,7 @@ class Engine:
         token_counter: str = "estimate",
         watch: bool = False,
         debounce_ms: int = 200,
+        reservation_ttl_s: float | None = None,
         **store_options: Any,
     ) -> Engine:
         """Load, validate and compile a bundle; raises PolicyError with every diagnostic.
@@ -106,10 +107,13 @@ class Engine:
         ``store`` is ``None``/``"memory"`` (one process) or a ``redis://`` URL (shared).
         ``token_counter`` is ``"estimate"`` (default, offline) or ``"tiktoken"``.
         ``watch=True`` hot-reloads the bundle when its files change (``debounce_ms``
-        after the last change); other keyword arguments go to the store
+        after the last change). ``reservation_ttl_s`` is how long a budget reservation
+        that is never settled keeps counting (default: the decision's timeout plus 60 s,
+        or 660 s without a timeout). Other keyword arguments go to the store
         (``key_prefix``, ``connect_timeout_s``, ``command_timeout_s``, ...).
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
+        runtime.reservation_ttl_s = reservation_ttl_s
         counter = TokenCounter(token_counter)
         bundle = load_bundle(path)
         compiled = compile_bundle(bundle, runtime, token_counter=counter)

@@ -188,6 +188,7 @@ class Runtime:
     def __init__(self, clock: Callable[[], datetime], store: Any) -> None:
         self.clock = clock
         self.store = store
+        self.reservation_ttl_s: float | None = None  # None: the decision's timeout + margin
         self.cooldowns = Cooldowns()
         self._callbacks: list[EventCallback] = []
 

@@ -148,6 +148,9 @@ class BudgetsStage:
         ]
 
     def _ttl(self, state: DecisionState) -> float:
+        configured = self.runtime.reservation_ttl_s
+        if configured is not None:
+            return configured
         return (state.timeout_s or DEFAULT_TIMEOUT_S) + RESERVATION_MARGIN_S
 
     def run(self, state: DecisionState) -> None:

@@ -125,3 +125,16 @@ def test_null_key_counts_under_missing(make_engine):
     d = engine.decide(request)
     assert d.budgets[1].key == "_missing"
     assert any(t.outcome == "missing-key" for t in d.trace)
+
+
+def test_unsettled_reservations_expire_after_the_configured_ttl(make_engine, clock):
+    engine = make_engine(policy(BODY), reservation_ttl_s=5)
+    for _ in range(3):
+        assert engine.decide(req(user="ttl", max_tokens=10)).allowed  # never recorded
+    assert not engine.decide(req(user="ttl", max_tokens=10)).allowed
+    first = engine.decide(req(user="ttl2", max_tokens=1000))
+    clock.now += timedelta(seconds=6)
+    # the crashed caller's reservations no longer hold the tenant's dollars
+    later = engine.decide(req(user="ttl3", max_tokens=1000))
+    assert later.budgets[0].spent_usd == pytest.approx(0.0)
+    assert first.budgets[0].spent_usd > 0
