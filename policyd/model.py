@@ -516,11 +516,48 @@ class ModelCatalog(Strict):
     models: dict[Name, ModelSpec] = Field(min_length=1)
 
 
+_OUTPUT_PATH = r"^output(\.|$)"
+
+
 class TestCase(Strict):
+    # expect naming an output.* path needs an output (the validator below, for editors)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "required": ["expect"],
+                "properties": {
+                    "expect": {"not": {"propertyNames": {"not": {"pattern": _OUTPUT_PATH}}}}
+                },
+            },
+            "then": {"required": ["output"], "properties": {"output": {"type": "string"}}},
+        }
+    )
+
     name: Text
     request: dict[str, Any]
     now: Timestamp | None = Field(None, description="Overrides the file's clock")
-    expect: dict[str, Any] = Field(min_length=1, description="Dotted paths into to_dict()")
+    output: Text | None = Field(
+        None,
+        description="The model's answer, checked by the output guardrails "
+        "(engine.check_output); expect it under output.* paths",
+    )
+    expect: dict[str, Any] = Field(
+        min_length=1,
+        description="Dotted paths into decision.to_dict(); output.* paths into "
+        "check_output(...).to_dict() plus text",
+    )
+
+    @model_validator(mode="after")
+    def _output_for_output_paths(self) -> TestCase:
+        if self.output is None:
+            paths = [str(k) for k in self.expect if re.match(_OUTPUT_PATH, str(k))]
+            if paths:
+                raise problem(
+                    "output_missing",
+                    f"expect has {paths[0]} but the case has no output to check",
+                    "add output: <the model's answer> to the case",
+                )
+        return self
 
 
 class PolicyTest(Strict):

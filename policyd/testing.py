@@ -2,8 +2,11 @@
 
 ``expect`` keys are dotted paths into ``Decision.to_dict()``; a name that
 itself contains dots (``prompts.support-system.version``) is resolved by
-trying the longest key that exists at each level. Cases of one file share an
-engine and clock holder, so a file can test a sequence (e.g. budget use).
+trying the longest key that exists at each level. A case with an ``output``
+(the model's answer) also runs ``engine.check_output`` on it, and ``output.*``
+paths go into that verdict's ``to_dict()`` plus ``text`` (the answer as shown,
+redacted). Cases of one file share an engine and clock holder, so a file can
+test a sequence (e.g. budget use).
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ def defined_rules(policy: model.Policy) -> set[tuple[str, str]]:
     if policy.routing:
         items |= {("routing rule", r.name) for r in policy.routing.rules}
     items |= {("guardrail", g.name) for g in policy.guardrails.input}
+    items |= {("output guardrail", g.name) for g in policy.guardrails.output}
     items |= {("cache rule", r.name) for r in policy.cache.rules}
     for rollout in policy.rollouts:
         variants = set(rollout.variants) | {v for e in rollout.schedule for v in e.variants}
@@ -147,6 +151,8 @@ def reached_rules(trace: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
             items.add(("routing rule", rule))
         elif stage == "guardrails" and outcome in ("block", "warn", "redact"):
             items.add(("guardrail", rule))
+        elif stage == "output" and outcome in ("block", "warn", "redact"):
+            items.add(("output guardrail", rule))
         elif stage == "cache" and outcome in ("cache", "no-store", "skip"):
             items.add(("cache rule", rule))
         elif stage == "prompts" and outcome in ("variant", "default"):
@@ -189,8 +195,8 @@ def _run_file(
         stamp = case.now or test.now
         clock.now = model.parse_timestamp(stamp) if stamp else datetime.now(UTC)
         try:
-            decision = engine.decide(case.request, policy=test.policy).to_dict()
-        except RequestError as exc:
+            actual = _run_case(engine, test.policy, case)
+        except _CaseError as exc:
             results.append(
                 CaseResult(
                     test.metadata.name,
@@ -203,8 +209,11 @@ def _run_file(
                 )
             )
             continue
-        coverage.reached.setdefault(test.policy, set()).update(reached_rules(decision["trace"]))
-        mismatches = compare(case.expect, decision)
+        reached = coverage.reached.setdefault(test.policy, set())
+        reached.update(reached_rules(actual["trace"]))
+        if "output" in actual:
+            reached.update(reached_rules(actual["output"]["trace"]))
+        mismatches = compare(case.expect, actual)
         results.append(
             CaseResult(
                 test.metadata.name,
@@ -218,6 +227,29 @@ def _run_file(
         )
     engine.close()
     return results
+
+
+class _CaseError(Exception):
+    """A case that cannot be run (a bad request, an answer to a blocked request)."""
+
+
+def _run_case(engine: Engine, policy: str, case: model.TestCase) -> dict[str, Any]:
+    """The decision's ``to_dict()``, with ``output`` (verdict plus ``text``) if the case
+    has an answer to check."""
+    try:
+        decision = engine.decide(case.request, policy=policy)
+    except RequestError as exc:
+        raise _CaseError(str(exc)) from None
+    actual = decision.to_dict()
+    if case.output is not None:
+        if not decision.allowed:
+            raise _CaseError(
+                f"the request was blocked by {decision.blocked_by}, so there is no answer "
+                "to check: remove output, or change the request so it is allowed"
+            )
+        verdict = engine.check_output(decision, case.output)
+        actual["output"] = {**verdict.to_dict(), "text": verdict.text}
+    return actual
 
 
 def _memory_store() -> Any:
