@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -86,7 +86,8 @@ def check(paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: boo
 @click.option(
     "--coverage",
     is_flag=True,
-    help="List rules, guardrails, cache rules and rollout variants that no case reached.",
+    help="List routing rules, input and output guardrails, cache rules and rollout variants "
+    "that no case reached.",
 )
 @click.option(
     "--format",
@@ -100,7 +101,9 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
     """Run the PolicyTest cases in the bundles; exit 1 if any case fails.
 
     A case's expect keys are dotted paths into the decision's to_dict(), e.g.
-    tier, fallbacks, cache.ttl_s, prompts.support-system.version.
+    tier, fallbacks, cache.ttl_s, prompts.support-system.version. A case with an
+    output (the model's answer) also checks it with the output guardrails; expect
+    output.allowed, output.blocked_by, output.text, output.findings.0.label, ...
     """
     from policyd.render import render
     from policyd.testing import run_tests
@@ -153,7 +156,10 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
                 for kind, name in items:
                     click.echo(f"  {policy}: {kind} {name}")
         else:
-            click.echo("\nCoverage: every rule, guardrail, cache rule and variant was reached.")
+            click.echo(
+                "\nCoverage: every routing rule, input and output guardrail, cache rule and "
+                "variant was reached."
+            )
     failed = sum(not r.passed for r in results)
     click.echo(f"\n{len(results) - failed} passed, {failed} failed")
 
@@ -171,12 +177,21 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
 @click.option(
     "--now", help="Clock for this decision, ISO-8601 with zone (e.g. 2026-12-01T09:00:00Z)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the decision's to_dict() as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the decision's to_dict() as JSON (without the redacted messages).",
+)
 @click.option("--explain", is_flag=True, help="Show the trace as a table.")
 def eval_command(
     path: str, request_file: Any, policy: str | None, now: str | None, as_json: bool, explain: bool
 ) -> None:
-    """Decide one request against a bundle and print the decision."""
+    """Decide one request against a bundle and print the decision.
+
+    When an input guardrail redacted, the text output also shows the messages as the
+    model would receive them.
+    """
     from policyd.engine import Engine
     from policyd.errors import RequestError
     from policyd.model import parse_timestamp
@@ -204,7 +219,7 @@ def eval_command(
     if as_json:
         click.echo(json.dumps(decision.to_dict(), indent=2, default=str))
     else:
-        _print_decision(decision.to_dict())
+        _print_decision(decision.to_dict(), decision.messages if decision.redacted else None)
     if explain:
         _print_trace(decision.to_dict()["trace"])
 
@@ -262,7 +277,9 @@ def _engine_or_exit(path: str, clock: Any, engine_cls: Any) -> Any:
         sys.exit(1)
 
 
-def _print_decision(d: dict[str, Any]) -> None:
+def _print_decision(
+    d: dict[str, Any], redacted_messages: Sequence[Mapping[str, Any]] | None = None
+) -> None:
     policy = d["policy"]
     click.echo(f"policy    {policy['name']} {policy['version'] or ''} ({policy['digest']})")
     if d["allowed"]:
@@ -298,6 +315,22 @@ def _print_decision(d: dict[str, Any]) -> None:
         click.echo(f"budget    {budget['name']}[{budget['key']}] {budget['state']}")
     for warning in d["warnings"]:
         click.echo(f"warning   {warning}")
+    if redacted_messages is not None:
+        _print_messages(redacted_messages, d["trace"])
+
+
+def _print_messages(messages: Sequence[Mapping[str, Any]], trace: list[dict[str, Any]]) -> None:
+    """The messages after redaction, one per line block, with the guardrails that redacted."""
+    by = [t["rule"] for t in trace if t["stage"] == "guardrails" and t["outcome"] == "redact"]
+    click.echo(f"messages  redacted by {', '.join(dict.fromkeys(by)) or 'a guardrail'}")
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, default=str)
+        head = f"  [{i}] {message.get('role', '?')}: "
+        lines = text.split("\n")
+        click.echo(head + lines[0])
+        for more in lines[1:]:
+            click.echo(" " * len(head) + more)
 
 
 def _print_trace(trace: list[dict[str, Any]]) -> None:
