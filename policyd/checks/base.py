@@ -1,0 +1,67 @@
+"""What every semantic check shares: the diagnostic codes, the path type, and :class:`Checker`.
+
+The modules of :mod:`policyd.checks` take these from here, never from :mod:`policyd.validate`
+(which imports them), so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+from policyd.diagnostics import Diagnostic, Severity
+from policyd.loader import Document
+
+Path = tuple[str | int, ...]
+
+UNKNOWN_MODEL = "PD201"
+UNKNOWN_TIER = "PD202"
+UNKNOWN_TARGET = "PD203"
+UNKNOWN_PROMPT = "PD204"
+FALLBACK_CYCLE = "PD205"
+DUPLICATE_NAME = "PD206"
+DUPLICATE_MODEL = "PD207"
+UNKNOWN_POLICY = "PD208"
+UNKNOWN_VERSION = "PD209"
+PROMPT_FILE = "PD210"
+NAME_CLASH = "PD211"
+BAD_CONTEXT = "PD212"
+BAD_CACHE_KEY = "PD213"
+CEL_NOT_BOOL = "PD305"
+CEL_SLOW_PATH = "PD310"
+ROLLOUT_SUM = "PD401"
+SCHEDULE_ORDER = "PD402"
+ALERTS = "PD403"
+TIMEZONE = "PD404"
+REGEX = "PD405"
+WEIGHTS = "PD406"
+GUARDRAIL_SHAPE = "PD407"
+GUARDRAIL_ACTION = "PD408"
+UNREACHABLE_RULE = "PD501"
+MISSING_PRICE = "PD502"
+
+
+class Checker:
+    """Collects diagnostics for one bundle."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def add(
+        self,
+        doc: Document,
+        path: Path,
+        code: str,
+        message: str,
+        hint: str | None = None,
+        *,
+        severity: Severity = Severity.ERROR,
+        key: bool = False,
+        offset: int | None = None,
+    ) -> None:
+        if offset is not None:
+            pos = doc.source_map.scalar_offset(path, offset)
+        elif key:
+            pos = doc.source_map.key(path)
+        else:
+            pos = doc.source_map.value(path)
+        self.diagnostics.append(
+            Diagnostic(doc.file, pos.line, pos.column, severity, code, message, hint)
+        )

@@ -1,0 +1,107 @@
+"""CEL expressions: :func:`cel_fields` finds every expression in a policy, and
+:func:`check_expressions` compiles each one once against the policy's declarations
+(PD301-PD306, PD310), so a bundle that passes ``check`` never parses an expression again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, get_args
+
+from pydantic import BaseModel
+
+from policyd import cel, model
+from policyd.checks.base import CEL_NOT_BOOL, CEL_SLOW_PATH, Checker, Path
+from policyd.diagnostics import Severity
+from policyd.loader import Document
+
+
+def cel_fields(obj: BaseModel, path: Path = ()) -> Iterator[tuple[Path, str, str]]:
+    """Every CEL expression in a model object: (path, source, kind)."""
+    for name, info in type(obj).model_fields.items():
+        value = getattr(obj, name)
+        key = info.alias or name
+        marker = _cel_marker(info.metadata, info.annotation)
+        if marker is not None and isinstance(value, str):
+            yield (*path, key), value, marker.kind
+        else:
+            yield from _walk(value, (*path, key))
+
+
+def _cel_marker(metadata: list[Any], annotation: Any) -> model.CelMarker | None:
+    """The CelMarker of a field, looking inside Optional[...] too."""
+    for item in metadata:
+        if isinstance(item, model.CelMarker):
+            return item
+    for arg in get_args(annotation):
+        found = _cel_marker(list(getattr(arg, "__metadata__", ())), arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str, str]]:
+    if isinstance(value, BaseModel):
+        yield from cel_fields(value, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, (*path, i))
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _walk(item, (*path, k))
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _request_hint(exc: cel.CompileError, request: dict[str, Any]) -> str | None:
+    """``tenant.tier`` for ``request.tenant.tier``: say that attributes live under request."""
+    name = _IDENT.match(exc.source, exc.offset)
+    if exc.code == "PD302" and name and name.group() in request:
+        return f"request attributes are read through request: write request.{name.group()}"
+    return None
+
+
+def _one_line(source: str) -> str:
+    """An expression as messages quote it: a block scalar's line breaks and indents folded."""
+    return re.sub(r"\s*\n\s*", " ", source.strip())
+
+
+def check_expressions(
+    policy: model.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
+) -> dict[Path, cel.Expression]:
+    """Compile every CEL expression of ``policy``; return those that compiled to a usable type."""
+    expressions: dict[Path, cel.Expression] = {}
+    for path, source, kind in cel_fields(policy):
+        try:
+            expr = cel.compile(source, declarations)
+        except cel.CompileError as exc:
+            checker.add(
+                doc,
+                path,
+                exc.code,
+                f"{exc.message} in CEL expression {_one_line(source)!r}",
+                exc.hint or _request_hint(exc, declarations["request"]),
+                offset=exc.offset,
+            )
+            continue
+        if kind == "condition" and expr.result_type not in ("bool", "dyn"):
+            checker.add(
+                doc,
+                path,
+                CEL_NOT_BOOL,
+                f"condition must be a bool, but {_one_line(source)!r} is {expr.result_type}",
+                'compare it with something, e.g. ... == "value"',
+            )
+            continue
+        if not expr.native:
+            checker.add(
+                doc,
+                path,
+                CEL_SLOW_PATH,
+                f"expression runs on cel-python's evaluator (slow path): {expr.fallback_reason}",
+                severity=Severity.INFO,
+            )
+        expressions[path] = expr
+    return expressions

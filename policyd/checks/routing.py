@@ -1,0 +1,159 @@
+"""Tiers and routing: targets and fallbacks, fallback cycles, and routing rules.
+
+Checks that every model and tier a tier or routing rule names exists (PD201-PD203, PD211),
+that weighted tiers can pick something (PD406), that ``cheapest`` tiers have prices (PD502),
+that fallbacks never lead back to their tier (PD205), and that no routing rule sits below
+one that always matches (PD501). :func:`unknown_tier` words a reference to a missing tier,
+for budgets' downgrades too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from policyd import model
+from policyd.checks.base import (
+    FALLBACK_CYCLE,
+    MISSING_PRICE,
+    NAME_CLASH,
+    UNKNOWN_MODEL,
+    UNKNOWN_TARGET,
+    UNKNOWN_TIER,
+    UNREACHABLE_RULE,
+    WEIGHTS,
+    Checker,
+    Path,
+)
+from policyd.diagnostics import Severity
+from policyd.loader import Document
+from policyd.words import suggest
+
+
+def check_tiers(
+    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+) -> None:
+    """Every tier's targets, strategy and fallbacks, then fallback cycles between tiers."""
+    tiers = policy.tiers
+    for tier_name in tiers:
+        if tier_name in models:
+            checker.add(
+                doc,
+                ("tiers", tier_name),
+                NAME_CLASH,
+                f"tier {tier_name!r} has the same name as a model",
+                "fallback lists name models or tiers; rename the tier",
+                key=True,
+            )
+    for tier_name, tier in tiers.items():
+        for i, target in enumerate(tier.targets):
+            if target.model not in models:
+                checker.add(
+                    doc,
+                    ("tiers", tier_name, "targets", i, "model"),
+                    UNKNOWN_MODEL,
+                    f"unknown model {target.model!r} in tier {tier_name!r}",
+                    suggest(target.model, models) or "define it under models: or in a ModelCatalog",
+                )
+        if tier.strategy == "weighted" and sum(t.weight for t in tier.targets) <= 0:
+            checker.add(
+                doc,
+                ("tiers", tier_name, "targets"),
+                WEIGHTS,
+                f"weighted tier {tier_name!r} has no target with a positive weight",
+                "give at least one target a weight above 0",
+            )
+        if tier.strategy == "cheapest":
+            for i, target in enumerate(tier.targets):
+                spec = models.get(target.model)
+                if spec is not None and spec.price is None:
+                    checker.add(
+                        doc,
+                        ("tiers", tier_name, "targets", i, "model"),
+                        MISSING_PRICE,
+                        f"model {target.model!r} has no price in the policy; strategy cheapest "
+                        "uses LiteLLM's price map, or treats it as most expensive",
+                        "add price: {input_per_mtok: ..., output_per_mtok: ...}",
+                        severity=Severity.WARNING,
+                    )
+        for i, entry in enumerate(tier.fallback):
+            if entry not in models and entry not in tiers:
+                checker.add(
+                    doc,
+                    ("tiers", tier_name, "fallback", i),
+                    UNKNOWN_TARGET,
+                    f"fallback {entry!r} is neither a model nor a tier",
+                    suggest(entry, [*models, *tiers])
+                    or "a fallback names a model (under models: or in a ModelCatalog) or a tier",
+                )
+    _check_cycles(policy, doc, checker)
+
+
+def _check_cycles(policy: model.Policy, doc: Document, checker: Checker) -> None:
+    tiers = policy.tiers
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    reported: set[tuple[str, int]] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for i, entry in enumerate(tiers[name].fallback):
+            if entry not in tiers:
+                continue
+            if state.get(entry) == 1 and (name, i) not in reported:
+                reported.add((name, i))
+                path = [*trail, name]  # entry is on it: it may be this very tier
+                cycle = [*path[path.index(entry) :], entry]
+                checker.add(
+                    doc,
+                    ("tiers", name, "fallback", i),
+                    FALLBACK_CYCLE,
+                    "fallback cycle between tiers: " + " -> ".join(cycle),
+                    "a tier's fallback may not lead back to itself; remove one link",
+                )
+            elif state.get(entry) is None:
+                visit(entry, [*trail, name])
+        state[name] = 2
+
+    for name in tiers:
+        if name not in state:
+            visit(name, [])
+
+
+def unknown_tier(name: str, tiers: Iterable[str], models: Iterable[str]) -> tuple[str, str]:
+    """Message and hint for a tier reference that names no tier (perhaps a model)."""
+    if name in models:
+        return (
+            f"{name!r} is a model, not a tier",
+            f"routing and downgrades choose tiers: add a tier with targets: [{{model: {name}}}]",
+        )
+    return f"unknown tier {name!r}", suggest(name, tiers) or (
+        f"tiers: {', '.join(sorted(tiers)) or 'none defined'}"
+    )
+
+
+def check_routing(
+    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+) -> None:
+    """The tiers routing names, and rules no request can reach (first match wins)."""
+    routing = policy.routing
+    tiers = policy.tiers
+    if routing is None:
+        return
+    refs: list[tuple[Path, str]] = [(("routing", "default"), routing.default)]
+    refs += [(("routing", "rules", i, "tier"), r.tier) for i, r in enumerate(routing.rules)]
+    for path, tier in refs:
+        if tier not in tiers:
+            checker.add(doc, path, UNKNOWN_TIER, *unknown_tier(tier, tiers, models))
+    unconditional: str | None = None
+    for i, rule in enumerate(routing.rules):
+        if unconditional is not None:
+            checker.add(
+                doc,
+                ("routing", "rules", i, "name"),
+                UNREACHABLE_RULE,
+                f"routing rule {rule.name!r} can never match",
+                f"rule {unconditional!r} above it always matches (first match wins); "
+                "move this rule up or remove it",
+                severity=Severity.WARNING,
+            )
+        elif rule.when.strip() == "true":
+            unconditional = rule.name
