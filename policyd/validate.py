@@ -53,6 +53,7 @@ from policyd.checks.budgets import check_budgets
 from policyd.checks.context import BUILTIN_REQUEST, check_cache, check_context
 from policyd.checks.expressions import cel_fields, check_expressions
 from policyd.checks.guardrails import check_guardrails
+from policyd.checks.models import check_model, check_windows
 from policyd.checks.prompts import check_prompts
 from policyd.checks.routing import check_routing, check_tiers
 from policyd.diagnostics import Diagnostic
@@ -184,6 +185,7 @@ def _catalog_models(
                 )
                 continue
             models[model_id] = (spec, doc)
+            check_model(model_id, spec, doc, ("models",), checker)
     return models
 
 
@@ -209,6 +211,8 @@ def _check_policy(
                 key=True,
             )
         models[model_id] = spec
+        check_model(model_id, spec, doc, ("models",), checker)
+    check_windows(policy, doc, models, checker)
     declarations = check_context(policy, doc, checker)
     _check_names(policy, doc, checker)
     check_tiers(policy, doc, models, checker)
