@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from cel_conformance import same
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from policyd import cel
@@ -246,6 +246,13 @@ def _agree(ours: Any, theirs: Any) -> bool:
 )
 @given(source=st.deferred(lambda: _expressions()), activation=_ACTIVATIONS)
 def test_compiled_equals_cel_python(source: str, activation: dict[str, Any]) -> None:
+    try:
+        cel.compile(source, DECLS)
+    except cel.CompileError as exc:
+        # Nested macros over list variables can exceed the static cost limit: policyd
+        # rejects them at load time by design (PD306), cel-python has no limit.
+        assume(exc.code != "PD306")
+        raise
     ours = _policyd(source, activation)
     theirs = _celpy(source, activation)
     assert _agree(ours, theirs), (
