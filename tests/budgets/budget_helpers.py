@@ -69,6 +69,27 @@ class ThrowawayRedis:
         self.process: Any = None
 
     def start(self) -> None:
+        """Start the server and wait until it answers (a cluster: until it owns every slot).
+
+        The port was free when probed; if another process took it meanwhile the server
+        exits at once, and it is started again on a new port (a few times at most).
+        """
+        for _attempt in range(3):
+            if self._start_once():
+                return
+            self._new_port()
+        raise TimeoutError(f"redis-server on port {self.port} did not become ready")
+
+    def _new_port(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        scheme = "redis+cluster" if self.cluster_dir else "redis"
+        self.url = f"{scheme}://127.0.0.1:{self.port}" + ("" if self.cluster_dir else "/0")
+
+    def _start_once(self) -> bool:
         import subprocess
         import time
 
@@ -78,16 +99,24 @@ class ThrowawayRedis:
         command += ["--save", "", "--appendonly", "no"]
         if self.cluster_dir:
             command += ["--cluster-enabled", "yes", "--dir", self.cluster_dir]
+            command += ["--cluster-config-file", f"nodes-{self.port}.conf"]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while not self._ready(client):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server on port {self.port} did not become ready")
-            time.sleep(0.02)
-        client.close()
+        deadline = time.monotonic() + 30  # generous: the machine may be busy
+        try:
+            while not self._ready(client):
+                if self.process.poll() is not None:
+                    return False  # exited: most likely the port was taken
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                    self.process.wait()
+                    return False
+                time.sleep(0.02)
+        finally:
+            client.close()
+        return True
 
     def _ready(self, client: Any) -> bool:
         import redis
