@@ -3,6 +3,14 @@
 Each validator takes the scanned UTF-8 bytes and a candidate's byte span and returns the
 spans that really are the thing (often none, sometimes a trimmed span or several). All of
 them are linear in the candidate's length; candidates are ASCII, so they decode as latin-1.
+
+Scanning resumes after a candidate, so where values can be written back to back (cards,
+IBANs, national phone numbers: ``DE89 3704 ... 00 GB82 WEST ...``) the candidate regex
+takes the whole run and the validator finds every value in it; a validator that trimmed
+the first value and dropped the rest would let every other value through unredacted.
+A value's verdict looks only a few characters past it (at most ~16, the stream
+scanner's ``settle``), so a stream finds what one scan finds; a card split can in
+principle hinge on a later group, but only through chance Luhn coincidences.
 """
 
 from __future__ import annotations
@@ -76,43 +84,67 @@ def card_number_ok(digits: str) -> bool:
 
 
 _DIGIT_GROUP = re.compile(rb"\d+")
+_CARD_FIRST_DIGITS = frozenset(
+    digit for low, high, _ in _CARD_RANGES for digit in range(ord(low[0]), ord(high[0]) + 1)
+)
 
 
 def card_spans(data: bytes, start: int, end: int) -> list[Span]:
     """Card numbers inside a run of digit groups (``4111 1111 1111 1111``, ``4111-...``).
 
-    A run can hold a card next to other numbers, so every window of whole groups is tried:
+    A run can hold several cards back to back, or a card next to other numbers. A card is
     a single 13-19 digit group, or a first group of 4 followed by groups of 3-6 with one
-    separator throughout (4-4-4-4, 4-6-5, 4-4-4-4-3). Windows are short, so this is linear.
+    separator throughout (4-4-4-4, 4-6-5, 4-4-4-4-3). Every such window that is a card is
+    a candidate, and the run is split into the cards covering the most digits, so a 19-digit
+    card is not cut after 16 and a 14-digit card does not take the next card's first group.
+    Windows span at most 6 groups, so this is linear in the run.
     """
     groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, start, end)]
+    n = len(groups)
+    digits_before = [0]
+    for gs, ge in groups:
+        digits_before.append(digits_before[-1] + ge - gs)
+    best = [0] * (n + 1)  # most card digits coverable in groups[i:]
+    take = [-1] * n  # last group of the card starting at group i in that cover, or -1
+    for i in range(n - 1, -1, -1):
+        best[i] = best[i + 1]
+        for j in _card_windows(data, groups, i):
+            covered = digits_before[j + 1] - digits_before[i] + best[j + 1]
+            if covered > best[i] or (covered == best[i] and take[i] < 0):
+                best[i], take[i] = covered, j
     out: list[Span] = []
-    i, n = 0, len(groups)
+    i = 0
     while i < n:
-        gs, ge = groups[i]
-        size = ge - gs
-        found = -1
-        if 13 <= size <= 19:
-            if card_number_ok(data[gs:ge].decode("latin-1")):
-                found = i
-        elif size == 4 and i + 1 < n:
-            sep = data[ge : groups[i + 1][0]]
-            digits = data[gs:ge].decode("latin-1")
-            j = i
-            while j + 1 < n and data[groups[j][1] : groups[j + 1][0]] == sep and sep:
-                nxt = groups[j + 1]
-                if not 3 <= nxt[1] - nxt[0] <= 6 or len(digits) + nxt[1] - nxt[0] > 19:
-                    break
-                j += 1
-                digits += data[nxt[0] : nxt[1]].decode("latin-1")
-                if len(digits) >= 13 and card_number_ok(digits):
-                    found = j
-                    break
-        if found >= 0:
-            out.append((gs, groups[found][1]))
-            i = found + 1
+        if take[i] >= 0:
+            out.append((groups[i][0], groups[take[i]][1]))
+            i = take[i] + 1
         else:
             i += 1
+    return out
+
+
+def _card_windows(data: bytes, groups: list[Span], i: int) -> list[int]:
+    """Last-group indices ``j`` (ascending) such that groups ``i..j`` are a card number."""
+    gs, ge = groups[i]
+    if data[gs] not in _CARD_FIRST_DIGITS:
+        return []
+    size = ge - gs
+    if 13 <= size <= 19:
+        return [i] if card_number_ok(data[gs:ge].decode("latin-1")) else []
+    out: list[int] = []
+    if size != 4 or i + 1 >= len(groups):
+        return out
+    sep = data[ge : groups[i + 1][0]]
+    digits = data[gs:ge].decode("latin-1")
+    j = i
+    while j + 1 < len(groups) and data[groups[j][1] : groups[j + 1][0]] == sep:
+        nxt_start, nxt_end = groups[j + 1]
+        if not 3 <= nxt_end - nxt_start <= 6 or len(digits) + nxt_end - nxt_start > 19:
+            break
+        j += 1
+        digits += data[nxt_start:nxt_end].decode("latin-1")
+        if len(digits) >= 13 and card_number_ok(digits):
+            out.append(j)
     return out
 
 
@@ -135,29 +167,56 @@ IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 
+_IBAN_DIGITS = {ord(ch): str(int(ch, 36)) for ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+# where an IBAN can start inside a run: a group opening with a country code and check digits
+_IBAN_START = re.compile(rb"(?<![A-Za-z0-9_])[A-Za-z]{2}[0-9]{2}")
+
+
 def iban_ok(iban: str) -> bool:
     """Known country, the country's length, and the ISO 13616 mod-97 check digits."""
     iban = iban.upper()
     if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum() or not iban.isascii():
         return False
     rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    return int(rearranged.translate(_IBAN_DIGITS)) % 97 == 1
 
 
 def iban_spans(data: bytes, start: int, end: int) -> list[Span]:
-    """Trim the candidate to its country's IBAN length at a group boundary, then mod-97."""
+    """Every IBAN in a run of alphanumeric groups (``DE89 3704 ... 00 GB82 WEST ...``).
+
+    IBANs written one after another form one candidate. Each group that opens with a
+    country code and two digits is tried with that country's fixed length (ending at a
+    group boundary, mod-97); after an IBAN the search goes on right behind it, and after a
+    failed try at the next group, so an invalid IBAN does not hide a valid one after it.
+    """
+    out: list[Span] = []
+    resume = start
+    for m in _IBAN_START.finditer(data, start, end):
+        at = m.start()
+        if at < resume:
+            continue
+        iban_end = _iban_end(data, at, end)
+        if iban_end > 0:
+            out.append((at, iban_end))
+            resume = iban_end
+    return out
+
+
+def _iban_end(data: bytes, start: int, end: int) -> int:
+    """End of the IBAN starting at ``start`` (groups split by single spaces), or -1."""
     length = IBAN_LENGTHS.get(data[start : start + 2].decode("latin-1").upper())
     if length is None:
-        return []
-    chars: list[str] = []
-    pos = start
-    while pos < end and len(chars) < length:
-        if data[pos] != 0x20:
-            chars.append(chr(data[pos]))
-        pos += 1
-    if len(chars) < length or _byte(data, pos) in _ALNUM:
-        return []
-    return [(start, pos)] if iban_ok("".join(chars)) else []
+        return -1
+    window = data[start : min(end, start + 2 * length)]
+    compact = window.replace(b" ", b"")
+    if len(compact) < length:
+        return -1
+    span = length  # bytes up to the length-th character: that many plus the spaces in between
+    while (grown := length + window.count(b" ", 0, span)) != span:
+        span = grown
+    if _byte(data, start + span) in _ALNUM:  # the IBAN would end inside a group
+        return -1
+    return start + span if iban_ok(compact[:length].decode("latin-1")) else -1
 
 
 # --- US social security numbers -------------------------------------------------------------
@@ -177,29 +236,75 @@ def ssn_ok(digits: str) -> bool:
     )
 
 
+_SSN_SHAPE = re.compile(rb"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}")
+
+
+def _ssn_shape(data: bytes, at: int) -> bool:
+    """Is ``data[at:at + 11]`` a whole SSN-shaped number (``123-45-6789``, ``123 45 6789``)?"""
+    return (
+        at >= 0
+        and _SSN_SHAPE.fullmatch(data, at, at + 11) is not None
+        and _byte(data, at - 1) not in _WORD
+        and _byte(data, at + 11) not in _WORD
+    )
+
+
 def ssn_spans(data: bytes, start: int, end: int) -> list[Span]:
     text = data[start:end].decode("latin-1")
     sep = text[3]
     if text[6] != sep:  # mixed separators: 123-45 6789
         return []
-    # part of a longer separated number (a phone or an account number)?
-    if _byte(data, start - 1) == ord(sep) and _byte(data, start - 2) in _DIGITS:
+    # part of a longer separated number (a phone or an account number)? Another SSN-shaped
+    # number right next to it is not that: it is a list (123 45 6789 987 65 4320).
+    sep_byte = ord(sep)
+    if (
+        _byte(data, start - 1) == sep_byte
+        and _byte(data, start - 2) in _DIGITS
+        and not _ssn_shape(data, start - 12)
+    ):
         return []
-    if _byte(data, end) == ord(sep) and _byte(data, end + 1) in _DIGITS:
+    if (
+        _byte(data, end) == sep_byte
+        and _byte(data, end + 1) in _DIGITS
+        and not _ssn_shape(data, end + 1)
+    ):
         return []
     return [(start, end)] if ssn_ok(text[:3] + text[4:6] + text[7:]) else []
 
 
 # --- phone numbers ------------------------------------------------------------------------
 
-_DATE_PREFIX = re.compile(r"^\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d\d")
+_DATE_PREFIX = re.compile(rb"[0-9]{1,2}[./-][0-9]{1,2}[./-](?:19|20)[0-9]{2}")
+_NANP_SHAPE = re.compile(
+    rb"(?:1[ .\-]?)?(?:\([0-9]{3}\) ?|[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}(?![0-9])"
+)
+# at most 6 groups: enough for 11 digits, and bounded so a check never reads a whole run
+_NATIONAL_RUN = re.compile(rb"0[0-9]{1,4}(?![0-9])(?:[ .\-/][0-9]{2,8}(?![0-9])){0,5}")
+
+
+def _phone_at(data: bytes, at: int) -> bool:
+    """Does a North American or trunk-prefixed national number start at ``at``?
+
+    Used to tell a number that goes on (an extension, an account number: not a phone)
+    from the next phone number in a list written with the same separators.
+    """
+    if _NANP_SHAPE.match(data, at):
+        return True
+    run = _NATIONAL_RUN.match(data, at)
+    if run is None:
+        return False
+    groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, at, run.end())]
+    return _national_number(data, groups, 0) >= 0
 
 
 def phone_international_spans(data: bytes, start: int, end: int) -> list[Span]:
     """``+<country> <groups>``: 8-15 digits (E.164), a ``(0)`` trunk digit not counted.
 
     The candidate may run on into a following number (``+44 20 7946 0958 4111...``), so
-    the longest prefix of whole groups with at most 15 digits is taken.
+    the longest prefix of whole groups with at most 15 digits is taken; it stops before a
+    North American number (``+1 415 555 2671 415 555 0199``). A national number after it
+    (``+44 20 7946 0958 020 7946 0958``) is ambiguous within a few characters: the two
+    findings may overlap, and redaction merges them.
     """
     if _byte(data, start - 1) in _WORD:
         return []
@@ -208,6 +313,8 @@ def phone_international_spans(data: bytes, start: int, end: int) -> list[Span]:
     best = -1
     i = 0
     while i < len(text):
+        if best >= 0 and text[i - 1] in " .-" and _NANP_SHAPE.match(data, start + i):
+            break
         if text.startswith("(0)", i):
             i += 3
             continue
@@ -238,8 +345,14 @@ def phone_nanp_spans(data: bytes, start: int, end: int) -> list[Span]:
         seps = [ch for ch in text[-12:] if not ch.isdigit()]
         if len(set(seps)) != 1:
             return []
+    # goes on with the same separator and more digits: longer than a phone number, unless
+    # what follows is the next phone number of a list (415 555 2671 415 555 0199)
     last = data[end - 5 : end - 4]
-    if _byte(data, end) == last[0] and _byte(data, end + 1) in _DIGITS:
+    if (
+        _byte(data, end) == last[0]
+        and _byte(data, end + 1) in _DIGITS
+        and not _phone_at(data, end + 1)
+    ):
         return []
     if _byte(data, start - 1) in _DIGITS or _byte(data, start - 1) == ord("+"):
         return []
@@ -247,14 +360,44 @@ def phone_nanp_spans(data: bytes, start: int, end: int) -> list[Span]:
 
 
 def phone_national_spans(data: bytes, start: int, end: int) -> list[Span]:
-    """Trunk-prefixed national numbers (``020 7946 0958``, ``01 23 45 67 89``): 10-11 digits."""
-    text = data[start:end].decode("latin-1")
-    digits = sum(ch.isdigit() for ch in text)
-    if not 10 <= digits <= 11 or _DATE_PREFIX.match(text):
-        return []
-    if _byte(data, start - 1) in (ord("+"), ord("."), ord("-"), ord("/")):
-        return []
-    return [(start, end)]
+    """Trunk-prefixed national numbers (``020 7946 0958``, ``01 23 45 67 89``): 10-11 digits.
+
+    The candidate is a whole run of digit groups, which can hold several numbers written
+    back to back, or a number after a reference. A number is taken where it is followed by
+    the end of the run or by another phone number; a run that cannot be read that way (a
+    number that goes on: ``020 7946 0958 12``) is not a phone number.
+    """
+    groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, start, end)]
+    out: list[Span] = []
+    # glued to a + . - / before it: the run starts inside something else (+44 0..., 1.0...)
+    i = 1 if _byte(data, start - 1) in (ord("+"), ord("."), ord("-"), ord("/")) else 0
+    while i < len(groups):
+        last = _national_number(data, groups, i)
+        if last >= 0 and (last + 1 == len(groups) or _phone_at(data, groups[last + 1][0])):
+            out.append((groups[i][0], groups[last][1]))
+            i = last + 1
+        else:
+            i += 1
+    return out
+
+
+def _national_number(data: bytes, groups: list[Span], i: int) -> int:
+    """Index of the last group of a national number starting at group ``i``, or -1.
+
+    It starts with a trunk ``0`` group of 2-5 digits and ends at the first group that
+    brings it to 10 digits; 12 or more there means it is something longer.
+    """
+    gs, ge = groups[i]
+    if data[gs] != 0x30 or not 2 <= ge - gs <= 5:
+        return -1
+    digits = 0
+    for j in range(i, len(groups)):
+        digits += groups[j][1] - groups[j][0]
+        if digits >= 10:
+            if digits > 11 or _DATE_PREFIX.match(data, gs, groups[j][1]):
+                return -1
+            return j
+    return -1
 
 
 # --- network addresses --------------------------------------------------------------------

@@ -54,12 +54,13 @@ PII_DETECTORS: tuple[Detector, ...] = (
         (
             r"\+[1-9]\d{0,2}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,7}",
             r"(?:\b1[ .\-]?)?(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b",
-            r"\b0\d{1,4}(?:[ .\-/]\d{2,8}){1,4}\b",
+            r"\b0\d{1,4}(?:[ .\-/]\d{2,8})+\b",  # a whole run: the validator splits it
         ),
         (v.phone_international_spans, v.phone_nanp_spans, v.phone_national_spans),
     ),
     Detector("credit_card", "CREDIT_CARD", (r"\b\d(?:[ \-]?\d){12,}\b",), v.card_spans),
-    Detector("iban", "IBAN", (r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,34}",), v.iban_spans),
+    # a whole run of groups, so IBANs written back to back are one candidate the validator splits
+    Detector("iban", "IBAN", (r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,}",), v.iban_spans),
     Detector("us_ssn", "US_SSN", (r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b",), v.ssn_spans),
     Detector(
         "ip_address",
