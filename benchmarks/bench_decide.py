@@ -253,11 +253,40 @@ def print_table(rows: list[tuple[str, float, float, float]], n: int) -> None:
         )
 
 
+def run_only(which: str, calls: int, policy_dir: str) -> None:
+    """Make ``calls`` calls of one contender and nothing else, for an instruction counter.
+
+    Time on a shared machine is noisy; instructions are not. Per-call instructions are
+    (count with N calls - count with 0 calls) / N, e.g. with valgrind:
+    ``valgrind --tool=callgrind python benchmarks/bench_decide.py --only decide --calls 1000``
+    """
+    engine = Engine.from_path(policy_dir, clock=lambda: NOW)
+    requests = request_mix()
+    for request in requests[:50]:  # warm both, whichever is counted
+        engine.decide(request, policy="support-bot")
+        handwritten(request, NOW)
+    for i in range(calls):
+        request = requests[i % len(requests)]
+        if which == "decide":
+            engine.decide(request, policy="support-bot")
+        else:
+            handwritten(request, NOW)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="timed calls per contender")
     parser.add_argument("--policy-dir", default=str(ROOT / "policies"))
+    parser.add_argument(
+        "--only",
+        choices=("decide", "baseline"),
+        help="make --calls calls of one contender, untimed (for valgrind)",
+    )
+    parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
+    if args.only:
+        run_only(args.only, args.calls, args.policy_dir)
+        return
     print_table(measure(args.n, args.policy_dir), args.n)
 
 
