@@ -10,162 +10,84 @@ these classes by :func:`json_schema`.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypeAliasType
+
+from policyd.fields import (
+    DURATION_PATTERN,
+    NAME_PATTERN,
+    CelKey,
+    CelMarker,
+    Condition,
+    Duration,
+    Name,
+    Percent,
+    Strict,
+    Text,
+    Timestamp,
+    TypeDecl,
+    Usd,
+    parse_duration,
+    parse_timestamp,
+    problem,
+)
+
+# The document classes, and field helpers the compiler and checks read through ``model``.
+__all__ = [
+    "API_VERSION",
+    "DURATION_PATTERN",
+    "GUARDRAIL_CHECKS",
+    "KINDS",
+    "NAME_PATTERN",
+    "SCHEMA_ID",
+    "Budget",
+    "Cache",
+    "CacheRule",
+    "CalendarWindow",
+    "CelMarker",
+    "Cooldown",
+    "Document",
+    "Guardrail",
+    "Guardrails",
+    "Injection",
+    "InjectionOptions",
+    "Limit",
+    "Metadata",
+    "ModelCatalog",
+    "ModelSpec",
+    "OnExceed",
+    "PiiKind",
+    "Policy",
+    "PolicySpec",
+    "PolicyTest",
+    "Price",
+    "Prompt",
+    "PromptVersion",
+    "Reload",
+    "Retry",
+    "RetryCause",
+    "RollingWindow",
+    "Rollout",
+    "Routing",
+    "RoutingRule",
+    "ScheduleEntry",
+    "Target",
+    "TestCase",
+    "Tier",
+    "json_schema",
+    "parse_duration",
+    "parse_timestamp",
+]
 
 API_VERSION = "policyd/v1"
 SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"
-
-# --------------------------------------------------------------------------- scalars
-
-_DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$")  # ASCII digits, as in JSON Schema
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_PATTERN = _DURATION_RE.pattern
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-
-
-def parse_duration(text: str) -> float:
-    """``"250ms"`` -> 0.25 seconds. Raises ValueError with a fix hint."""
-    match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(
-            f"invalid duration {text!r}: write a number followed by a unit, "
-            "one of ms, s, m, h, d (for example 250ms, 30s, 5m, 1h, 7d)"
-        )
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-
-def _as_text(value: Any) -> Any:
-    """YAML numbers written where text is expected keep their exact spelling (``1.10``)."""
-    raw = getattr(value, "raw", None)
-    if isinstance(raw, str) and isinstance(value, int | float) and not isinstance(value, bool):
-        return raw
-    return value
-
-
-def problem(kind: str, message: str, hint: str | None = None) -> PydanticCustomError:
-    """A validation error whose fix travels separately (``ctx["hint"]``) to the diagnostic.
-
-    pydantic fills ``{name}`` placeholders in ``message`` from the context, so a message
-    must not contain the text ``{hint}``; other braces are kept as written.
-    """
-    return PydanticCustomError(kind, message, {"hint": hint})
-
-
-_DURATION_HINT = "write a number and a unit: ms, s, m, h or d (for example 250ms, 30s, 5m, 1h, 7d)"
-
-
-def _duration_number(value: Any) -> Any:
-    """A bare number is not a duration: seconds or milliseconds would be a guess."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raw = getattr(value, "raw", None) or f"{value:g}"
-        raise problem(
-            "duration_unit",
-            f"duration {raw} has no unit",
-            f"write {raw}s for seconds, or use ms, m, h or d",
-        )
-    return value
-
-
-def _check_duration(value: str) -> str:
-    if not _DURATION_RE.match(value):  # exactly what the JSON Schema pattern accepts
-        raise problem("duration", f"invalid duration {value!r}", _DURATION_HINT)
-    return value
-
-
-def _check_timestamp(value: str) -> str:
-    try:
-        parse_timestamp(value)
-    except ValueError as exc:
-        message, _, hint = str(exc).partition(": ")
-        raise problem("timestamp", message, hint) from None
-    return value
-
-
-def parse_timestamp(text: str) -> datetime:
-    """An RFC 3339 timestamp with a zone (``2026-12-01T00:00:00Z``) -> aware datetime."""
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except (ValueError, AttributeError):
-        raise ValueError(
-            f"invalid timestamp {text!r}: use RFC 3339, for example 2026-12-01T00:00:00Z"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no time zone: add Z or an offset such as +01:00")
-    return parsed.astimezone(UTC)
-
-
-class CelMarker:
-    """Annotated metadata marking a field whose string is a CEL expression."""
-
-    def __init__(self, kind: Literal["condition", "key"]):
-        self.kind = kind
-
-    def __repr__(self) -> str:
-        return f"CelMarker({self.kind!r})"
-
-
-Text = Annotated[str, BeforeValidator(_as_text)]
-# Field before BeforeValidator: the other way round, pydantic leaves the pattern out of
-# the JSON Schema (validation is the same either way).
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128), BeforeValidator(_as_text)]
-Duration = Annotated[
-    str,
-    BeforeValidator(_duration_number),
-    AfterValidator(_check_duration),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": DURATION_PATTERN,
-            "description": "A duration: number and unit ms|s|m|h|d, e.g. 250ms, 30s, 5m, 1h, 7d",
-        }
-    ),
-]
-Timestamp = Annotated[
-    str,
-    AfterValidator(_check_timestamp),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "format": "date-time",
-            "description": "RFC 3339 timestamp with zone, e.g. 2026-12-01T00:00:00Z",
-        }
-    ),
-]
-Condition = Annotated[
-    str,
-    CelMarker("condition"),
-    Field(min_length=1, description="CEL expression that must evaluate to bool"),
-]
-CelKey = Annotated[
-    str,
-    CelMarker("key"),
-    Field(min_length=1, description="CEL expression whose value identifies a counter or bucket"),
-]
-Usd = Annotated[float, Field(ge=0, description="US dollars")]
-Percent = Annotated[float, Field(ge=0, le=100)]
-
-# mypy cannot follow this recursive alias (pydantic can)
-TypeDecl = TypeAliasType("TypeDecl", str | dict[str, "TypeDecl"])  # type: ignore[misc]
-
-
-class Strict(BaseModel):
-    """Base of every document part: strict types, unknown keys rejected, immutable."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
-
 
 # --------------------------------------------------------------------------- common parts
 
