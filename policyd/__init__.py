@@ -17,6 +17,7 @@ from policyd.decision import (
 from policyd.diagnostics import Diagnostic, PolicyError, Severity
 from policyd.engine import Engine, Status
 from policyd.errors import PolicydError, RequestError
+from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,9 @@ __all__ = [
     "Decision",
     "Diagnostic",
     "Engine",
+    "OutputFinding",
+    "OutputStep",
+    "OutputVerdict",
     "PolicyError",
     "PolicyRef",
     "PolicydError",
