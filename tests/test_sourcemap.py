@@ -5,17 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loader_helpers import one
 
-from policyd.loader import Document, load_text
+from policyd.loader import load_text
 from policyd.sourcemap import Position
-
-
-def one(text: str | bytes) -> Document:
-    result = load_text(text)
-    assert result.ok, result.diagnostics
-    assert len(result.documents) == 1
-    return result.documents[0]
-
 
 # --- source maps ---------------------------------------------------------------------------
 

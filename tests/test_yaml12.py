@@ -13,28 +13,11 @@ import tracemalloc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loader_helpers import one, problem
 
-from policyd.loader import Document, load_text
+from policyd.loader import load_text
 from policyd.sourcemap import Position
 from policyd.yaml12 import YamlFloat, YamlInt
-
-
-def one(text: str | bytes) -> Document:
-    result = load_text(text)
-    assert result.ok, result.diagnostics
-    assert len(result.documents) == 1
-    return result.documents[0]
-
-
-def problem(text: str | bytes) -> tuple[str, int, int, str]:
-    """The single diagnostic for ``text``: (code, line, column, message)."""
-    result = load_text(text)
-    assert not result.ok and not result.documents
-    assert len(result.diagnostics) == 1, result.diagnostics
-    d = result.diagnostics[0]
-    assert d.hint, "every loader error carries a fix hint"
-    return d.code, d.line, d.column, d.message
-
 
 # --- YAML 1.2 core schema ------------------------------------------------------------------
 
