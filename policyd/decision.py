@@ -169,6 +169,9 @@ class Decision:
     token_counter: str = ""
     request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     reservation: Any = field(default=None, repr=False, compare=False)
+    # The compiled policy revision that made this decision: record() and check_output()
+    # use it too, so one decision sees one revision from start to end.
+    revision: Any = field(default=None, repr=False, compare=False)
 
     @property
     def retry_after(self) -> float | None:

@@ -138,7 +138,7 @@ class Engine:
             stage.run(state)
             if state.blocked_by is not None:
                 break
-        return finish(state, compiled.ref)
+        return finish(state, compiled.ref, compiled)
 
     async def adecide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Like decide(), with store I/O awaited instead of blocking the event loop."""
@@ -152,7 +152,7 @@ class Engine:
                 stage.run(state)
             if state.blocked_by is not None:
                 break
-        return finish(state, compiled.ref)
+        return finish(state, compiled.ref, compiled)
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -238,15 +238,23 @@ class Engine:
             at=self._runtime.clock(),
         )
 
+    def _compiled_for(self, decision: Decision) -> CompiledPolicy | None:
+        """The revision that made ``decision`` (one revision from decide to record),
+        else the serving revision's policy of that name."""
+        made_by = decision.revision
+        if isinstance(made_by, CompiledPolicy):
+            return made_by
+        return self._current.policies.get(decision.policy.name)
+
     def _stages_for(self, decision: Decision) -> tuple[Any, ...]:
-        compiled = self._current.policies.get(decision.policy.name)
+        compiled = self._compiled_for(decision)
         return compiled.stages if compiled is not None else ()
 
     # -- output guardrails -------------------------------------------------------------------
 
     def check_output(self, decision: Decision, text: str) -> OutputVerdict:
         """Run the policy's output guardrails on a model's answer to ``decision``."""
-        compiled = self._current.policies.get(decision.policy.name)
+        compiled = self._compiled_for(decision)
         if compiled is None or compiled.output_guardrails is None:
             return OutputVerdict(True, text)
         return compiled.output_guardrails.check(decision, text, self._runtime.clock())
@@ -259,7 +267,7 @@ class Engine:
         whether the answer is still allowed. A match is caught across chunk boundaries if it
         is at most ``overlap`` characters long; memory stays about ``overlap`` per guardrail.
         """
-        compiled = self._current.policies.get(decision.policy.name)
+        compiled = self._compiled_for(decision)
         guards = compiled.output_guardrails if compiled is not None else None
         if guards is None:
             return OutputChecker((), decision, self._runtime.clock(), overlap)

@@ -224,8 +224,8 @@ class CompileEnv:
 _NO_PROMPTS: Mapping[str, PromptChoice] = MappingProxyType({})
 
 
-def finish(state: DecisionState, ref: Any) -> Decision:
-    """Freeze a state into a Decision."""
+def finish(state: DecisionState, ref: Any, revision: Any = None) -> Decision:
+    """Freeze a state into a Decision (``revision``: the compiled policy that made it)."""
     allowed = state.blocked_by is None
     return Decision(
         allowed=allowed,
@@ -251,4 +251,5 @@ def finish(state: DecisionState, ref: Any) -> Decision:
         token_counter=state.token_counter,
         request=state.request,
         reservation=state.reservation,
+        revision=revision,
     )
