@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Iterator
 from typing import Any, get_args
@@ -68,6 +70,22 @@ def _one_line(source: str) -> str:
     return re.sub(r"\s*\n\s*", " ", source.strip())
 
 
+@functools.lru_cache(maxsize=8192)
+def _compile(source: str, declarations_json: str) -> cel.Expression:
+    return cel.compile(source, json.loads(declarations_json))
+
+
+def compile_cached(source: str, declarations: dict[str, Any]) -> cel.Expression:
+    """``cel.compile``, remembered per (source, declarations).
+
+    Compiled expressions are immutable and thread-safe, so one object can serve every
+    policy and every revision that declares the same request: a hot reload or a bundle
+    of similar policies parses each distinct expression once (compiling is ~0.6 ms,
+    mostly parsing). Errors are not remembered; they are raised again each time.
+    """
+    return _compile(source, json.dumps(declarations, sort_keys=True))
+
+
 def check_expressions(
     policy: model.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
 ) -> dict[Path, cel.Expression]:
@@ -75,7 +93,7 @@ def check_expressions(
     expressions: dict[Path, cel.Expression] = {}
     for path, source, kind in cel_fields(policy):
         try:
-            expr = cel.compile(source, declarations)
+            expr = compile_cached(source, declarations)
         except cel.CompileError as exc:
             checker.add(
                 doc,
