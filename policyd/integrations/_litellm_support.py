@@ -306,7 +306,11 @@ def check_choices(
 
 
 def has_output_guardrails(engine: Any, decision: Decision) -> bool:
-    compiled = engine.compiled.policies.get(decision.policy.name)
+    """Whether the policy revision that made ``decision`` has output guardrails (the one
+    ``engine.check_output`` and ``engine.output_checker`` use)."""
+    compiled = decision.revision
+    if compiled is None:
+        compiled = engine.compiled.policies.get(decision.policy.name)
     guards = getattr(getattr(compiled, "output_guardrails", None), "guards", None)
     return bool(guards)
 

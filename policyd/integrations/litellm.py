@@ -30,6 +30,7 @@ import litellm
 
 from policyd.decision import Decision
 from policyd.integrations._litellm_stream import (
+    DEFAULT_OVERLAP,
     EMPTY,
     AsyncPolicyStream,
     PolicyStream,
@@ -129,6 +130,10 @@ class PolicyRouter:
     (``api_base``, ``api_key``, ``mock_response``...), ``litellm_params`` to every
     deployment; ``router_options`` go to ``litellm.Router``. ``system_prompt``
     names a policy prompt to insert as the first (system) message of every call.
+    ``stream_overlap`` is the longest match (in characters) an output guardrail is sure
+    to catch across the chunks of a stream: each guardrail that looks for matches holds
+    back the last ``stream_overlap + 64`` characters of a stream until later text clears
+    them (several such guardrails add up).
     """
 
     def __init__(
@@ -142,8 +147,14 @@ class PolicyRouter:
         litellm_params: Mapping[str, Any] | None = None,
         router_options: Mapping[str, Any] | None = None,
         rng: random.Random | None = None,
+        stream_overlap: int = DEFAULT_OVERLAP,
     ) -> None:
+        if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int):
+            raise PolicyUsageError("stream_overlap= must be a whole number of characters")
+        if stream_overlap < 1:
+            raise PolicyUsageError(f"stream_overlap={stream_overlap}: use 1 or more characters")
         self.engine = engine
+        self.stream_overlap = stream_overlap
         self.policy = engine.compiled.policy(policy).name
         self.system_prompt = system_prompt
         self._model_params = {k: dict(v) for k, v in (model_params or {}).items()}
@@ -227,14 +238,12 @@ class PolicyRouter:
                 self.engine.record(decision, **call.outcome(target, exc))
                 _reraise(exc, call)
             if stream:
-                state = StreamState(buffered=has_output_guardrails(self.engine, decision))
                 return PolicyStream(
                     decision,
                     target,
                     response,
                     first,
-                    state,
-                    self.engine,
+                    self._stream_state(decision),
                     functools.partial(self._settle_stream, call, target, response, started),
                 )
             info, blocking = call.finish(target, response, started)
@@ -277,8 +286,7 @@ class PolicyRouter:
                     continue
                 await self.engine.arecord(decision, **call.outcome(target, exc))
                 _reraise(exc, call)
-            if stream:
-                state = StreamState(buffered=has_output_guardrails(self.engine, decision))
+            if stream:  # recorded once the stream is over
 
                 async def settle(
                     st: StreamState,
@@ -292,7 +300,7 @@ class PolicyRouter:
                     return info
 
                 return AsyncPolicyStream(
-                    decision, target, response, first, state, self.engine, settle
+                    decision, target, response, first, self._stream_state(decision), settle
                 )
             info, blocking = call.finish(target, response, started)
             await self.engine.arecord(decision, **call.recorded(info))
@@ -300,6 +308,15 @@ class PolicyRouter:
                 raise OutputBlockedError(decision, blocking, info)
             return response
         raise AssertionError("unreachable: a retry policy has at least one attempt")
+
+    def _stream_state(self, decision: Decision) -> StreamState:
+        """A stream's state: its text checked as it streams when the policy has output
+        guardrails."""
+        if not has_output_guardrails(self.engine, decision):
+            return StreamState()
+        return StreamState(
+            functools.partial(self.engine.output_checker, decision, overlap=self.stream_overlap)
+        )
 
     def _settle_stream(
         self,

@@ -18,9 +18,11 @@ request's ``model`` becomes the decided model id (the proxy's ``model_list``
 must name the policy's model ids — ``policyd export litellm`` writes it), its
 messages the redacted ones, and ``fallbacks``/``num_retries``/``timeout`` and
 the cache controls are set from the decision. After the call the output
-guardrails run (streams are buffered and checked whole when the policy has
-any), and the outcome is recorded: LiteLLM's ``response_cost`` and tokens on
-success, the error when the request finally fails.
+guardrails run — on a stream, chunk by chunk, releasing text as soon as it is
+safe (see :mod:`policyd.integrations._litellm_stream`) — and the outcome is
+recorded: LiteLLM's ``response_cost`` and tokens on success, the error when the
+request finally fails. A blocked stream stops the model and is recorded by the
+hook itself (usage when the answer had ended, else the reservation stands).
 
 Request attributes for the policy come from ``policyd_context`` in the request
 body (or in its ``metadata``); ``request.metadata`` carries the caller's key
@@ -33,6 +35,7 @@ whatever errors LiteLLM falls back on; backoff and ``retry.on`` are not applied.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import OrderedDict
@@ -44,7 +47,13 @@ from litellm.integrations.custom_guardrail import CustomGuardrail
 from litellm.types.guardrails import GuardrailEventHooks
 
 from policyd.decision import Decision
-from policyd.integrations._litellm_stream import StreamState
+from policyd.integrations._litellm_stream import (
+    DEFAULT_OVERLAP,
+    Blocked,
+    StreamState,
+    aclose_source,
+    adrain,
+)
 from policyd.integrations._litellm_support import (
     NO_RETRY,
     PolicyBlockedError,
@@ -58,6 +67,7 @@ from policyd.integrations._litellm_support import (
     messages_for,
     usage_tokens,
 )
+from policyd.verdict import OutputVerdict
 
 __all__ = ["PolicydGuardrail"]
 
@@ -79,8 +89,13 @@ class PolicydGuardrail(CustomGuardrail):
         watch: bool = False,
         system_prompt: str | None = None,
         engine: Any = None,
+        stream_overlap: int = DEFAULT_OVERLAP,
         **kwargs: Any,
     ) -> None:
+        if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int):
+            raise ValueError("policyd guardrail: stream_overlap must be a whole number")
+        if stream_overlap < 1:
+            raise ValueError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
         kwargs.setdefault("guardrail_name", "policyd")
         kwargs.setdefault(
             "event_hook", [GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call]
@@ -105,6 +120,7 @@ class PolicydGuardrail(CustomGuardrail):
         self.engine = engine
         self.policy = engine.compiled.policy(policy).name
         self.system_prompt = system_prompt
+        self.stream_overlap = stream_overlap
         self._pending: OrderedDict[str, Decision] = OrderedDict()
 
     def should_run_guardrail(self, data: Any, event_type: GuardrailEventHooks) -> bool:
@@ -167,9 +183,7 @@ class PolicydGuardrail(CustomGuardrail):
             return response
         _, blocking = check_choices(self.engine, decision, response)
         if blocking is not None:
-            raise HTTPException(400, {"error": {
-                "message": blocking.message or f"Response blocked by {blocking.blocked_by}",
-                "type": "policyd_output_blocked", "blocked_by": blocking.blocked_by}})  # fmt: skip
+            raise _output_blocked(blocking, started=False)
         return response
 
     async def async_post_call_streaming_iterator_hook(
@@ -180,16 +194,45 @@ class PolicydGuardrail(CustomGuardrail):
             async for chunk in response:
                 yield chunk
             return
-        state = StreamState(buffered=True)
-        async for chunk in response:
-            state.see(chunk)
-        blocking = state.check(self.engine, decision)
-        if blocking is not None:
-            raise HTTPException(400, {"error": {
-                "message": blocking.message or f"Response blocked by {blocking.blocked_by}",
-                "type": "policyd_output_blocked", "blocked_by": blocking.blocked_by}})  # fmt: skip
-        for chunk in state.chunks:
-            yield chunk
+        state = StreamState(
+            functools.partial(self.engine.output_checker, decision, overlap=self.stream_overlap)
+        )
+        sent = exhausted = False
+        try:
+            async for chunk in response:
+                for out in await state.astep(chunk):
+                    sent = True
+                    yield out
+            exhausted = True
+            for out in await state.aend():
+                sent = True
+                yield out
+        except Blocked as blocked:
+            if blocked.finished and not exhausted:  # the answer is over: read its usage
+                exhausted = await adrain(response, state)
+            if not exhausted:
+                exhausted = True
+                await aclose_source(response)  # stop the model
+            await self._record_blocked(request_data, state)
+            raise _output_blocked(blocked.verdict, started=sent) from None
+        finally:
+            if not exhausted:  # the client went away, or an error: stop the model too
+                await aclose_source(response)
+
+    async def _record_blocked(self, request_data: dict[str, Any], state: StreamState) -> None:
+        """Record a stream an output guardrail stopped: it worked, and is paid for (the
+        failure hook that follows must not count it as the model's error)."""
+        decision = self._take(request_data)
+        if decision is None:
+            return
+        tokens_in, tokens_out = usage_tokens(state.usage)
+        await self.engine.arecord(
+            decision,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=as_cost(getattr(state.usage, "cost", None)),
+            model=_model_group(request_data) or decision.model,
+        )
 
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
@@ -274,6 +317,31 @@ def _seconds(start: Any, end: Any) -> float | None:
         return float((end - start).total_seconds())
     except (TypeError, AttributeError):
         return None
+
+
+class StreamBlockedError(Exception):
+    """An output guardrail stopped a stream after some of it was sent: the proxy turns this
+    into an SSE error event (``message``, ``type``, ``code``) ending the stream (an
+    HTTPException raised at that point would cut the stream off without a word)."""
+
+    def __init__(self, message: str, blocked_by: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = "policyd_output_blocked"
+        self.param = None
+        self.status_code = 400
+        self.blocked_by = blocked_by
+
+
+def _output_blocked(verdict: OutputVerdict, *, started: bool) -> Exception:
+    """The error for an answer an output guardrail blocked: an HTTP 400 before anything
+    was sent, an SSE error event once the stream has started."""
+    message = verdict.message or f"Response blocked by {verdict.blocked_by}"
+    if started:
+        return StreamBlockedError(f"{message} (output guardrail {verdict.blocked_by})",
+                                  verdict.blocked_by)  # fmt: skip
+    return HTTPException(400, {"error": {"message": message, "type": "policyd_output_blocked",
+                                         "blocked_by": verdict.blocked_by}})  # fmt: skip
 
 
 def _blocked(exc: PolicyBlockedError) -> HTTPException:
