@@ -194,7 +194,7 @@ def eval_command(
     """
     from policyd.engine import Engine
     from policyd.errors import RequestError
-    from policyd.model import parse_timestamp
+    from policyd.fields import parse_timestamp
 
     clock = None
     if now:

@@ -21,10 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from policyd.fields import (
-    DURATION_PATTERN,
-    NAME_PATTERN,
     CelKey,
-    CelMarker,
     Condition,
     Duration,
     Name,
@@ -34,57 +31,8 @@ from policyd.fields import (
     Timestamp,
     TypeDecl,
     Usd,
-    parse_duration,
-    parse_timestamp,
     problem,
 )
-
-# The document classes, and field helpers the compiler and checks read through ``model``.
-__all__ = [
-    "API_VERSION",
-    "DURATION_PATTERN",
-    "GUARDRAIL_CHECKS",
-    "KINDS",
-    "NAME_PATTERN",
-    "SCHEMA_ID",
-    "Budget",
-    "Cache",
-    "CacheRule",
-    "CalendarWindow",
-    "CelMarker",
-    "Cooldown",
-    "Document",
-    "Guardrail",
-    "Guardrails",
-    "Injection",
-    "InjectionOptions",
-    "Limit",
-    "Metadata",
-    "ModelCatalog",
-    "ModelSpec",
-    "OnExceed",
-    "PiiKind",
-    "Policy",
-    "PolicySpec",
-    "PolicyTest",
-    "Price",
-    "Prompt",
-    "PromptVersion",
-    "Reload",
-    "Retry",
-    "RetryCause",
-    "RollingWindow",
-    "Rollout",
-    "Routing",
-    "RoutingRule",
-    "ScheduleEntry",
-    "Target",
-    "TestCase",
-    "Tier",
-    "json_schema",
-    "parse_duration",
-    "parse_timestamp",
-]
 
 API_VERSION = "policyd/v1"
 SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"

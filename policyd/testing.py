@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from policyd import model
+from policyd import fields, model
 from policyd.bundle import Bundle
 from policyd.compile import compile_bundle
 from policyd.engine import Engine
@@ -193,7 +193,7 @@ def _run_file(
     for i, case in enumerate(test.cases):
         line = doc.source_map.value(("cases", i)).line
         stamp = case.now or test.now
-        clock.now = model.parse_timestamp(stamp) if stamp else datetime.now(UTC)
+        clock.now = fields.parse_timestamp(stamp) if stamp else datetime.now(UTC)
         try:
             actual = _run_case(engine, test.policy, case)
         except _CaseError as exc:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from policyd import model
+from policyd import fields, model
 from policyd.bundle import load_bundle
 from policyd.cli import main
 from policyd.engine import Engine
@@ -321,7 +321,7 @@ def test_eval_json_stays_exactly_the_decisions_to_dict(tmp_path: Path) -> None:
     fixed = "2026-11-24T12:00:00Z"
     result = run("eval", str(tmp_path), "--request", str(request), "--json", "--now", fixed)
     assert result.exit_code == 0, result.output
-    engine = Engine.from_path(str(tmp_path), clock=lambda: model.parse_timestamp(fixed))
+    engine = Engine.from_path(str(tmp_path), clock=lambda: fields.parse_timestamp(fixed))
     try:
         expected = engine.decide(json.loads(REDACTED_REQUEST)).to_dict()
     finally:

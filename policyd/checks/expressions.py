@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from policyd import cel, model
+from policyd import cel, fields, model
 from policyd.checks.base import CEL_NOT_BOOL, CEL_SLOW_PATH, Checker, Path
 from policyd.diagnostics import Severity
 from policyd.loader import Document
@@ -31,10 +31,10 @@ def cel_fields(obj: BaseModel, path: Path = ()) -> Iterator[tuple[Path, str, str
             yield from _walk(value, (*path, key))
 
 
-def _cel_marker(metadata: list[Any], annotation: Any) -> model.CelMarker | None:
+def _cel_marker(metadata: list[Any], annotation: Any) -> fields.CelMarker | None:
     """The CelMarker of a field, looking inside Optional[...] too."""
     for item in metadata:
-        if isinstance(item, model.CelMarker):
+        if isinstance(item, fields.CelMarker):
             return item
     for arg in get_args(annotation):
         found = _cel_marker(list(getattr(arg, "__metadata__", ())), arg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path as FsPath
 
-from policyd import model
+from policyd import fields, model
 from policyd.checks.base import (
     PROMPT_FILE,
     ROLLOUT_SUM,
@@ -84,7 +84,7 @@ def check_prompts(
             _check_shares(doc, path, variants, checker)
         previous = None
         for j, entry in enumerate(rollout.schedule):
-            at = model.parse_timestamp(entry.at)
+            at = fields.parse_timestamp(entry.at)
             if previous is not None and at <= previous:
                 checker.add(
                     doc,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policyd import cel, model
+from policyd import cel, fields, model
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
 from policyd.decision import BudgetState, Decision
 from policyd.money import micros_to_usd, usd_to_micros
@@ -49,7 +49,7 @@ class CompiledBudget:
 
 def _window(budget: model.Budget) -> Window:
     if isinstance(budget.window, model.RollingWindow):
-        seconds = max(1, round(model.parse_duration(budget.window.rolling)))
+        seconds = max(1, round(fields.parse_duration(budget.window.rolling)))
         return Window("rolling", budget.timezone, seconds)
     return Window(budget.window, budget.timezone)
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from policyd import cel, model
+from policyd import cel, fields, model
 from policyd.decision import CacheDirective
 from policyd.stages.base import CompileEnv, DecisionState, matches
 
@@ -39,7 +39,7 @@ class CacheStage:
             CompiledCacheRule(
                 rule.name,
                 env.expr("cache", "rules", i, "when"),
-                model.parse_duration(rule.ttl),
+                fields.parse_duration(rule.ttl),
                 tuple(rule.key),
                 rule.scope,
             )

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from policyd import cel, model
+from policyd import cel, fields, model
 from policyd.stages.base import CompileEnv, DecisionState, matches
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def build_text_check(guard: model.Guardrail, side: str) -> TextCheck | None:
 
 def build_plugin(guard: model.Guardrail) -> tuple[PluginFn | None, float]:
     """The guardrail's plugin (imported now) and its time limit in seconds."""
-    timeout = model.parse_duration(guard.timeout) if guard.timeout else DEFAULT_PLUGIN_TIMEOUT_S
+    timeout = fields.parse_duration(guard.timeout) if guard.timeout else DEFAULT_PLUGIN_TIMEOUT_S
     if guard.plugin is None:
         return None, timeout
     from policyd.guardrails import load_plugin

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from policyd import cel, model
+from policyd import cel, fields, model
 from policyd.decision import PromptChoice
 from policyd.stages.base import CompileEnv, DecisionState, evaluate, matches
 
@@ -106,7 +106,7 @@ class PromptsStage:
                 env.optional_expr("rollouts", i, "when"),
                 r.default,
                 ranges(r.variants),
-                tuple((model.parse_timestamp(e.at), ranges(e.variants)) for e in r.schedule),
+                tuple((fields.parse_timestamp(e.at), ranges(e.variants)) for e in r.schedule),
             )
             for i, r in enumerate(policy.rollouts)
         )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policyd import cel, model
+from policyd import cel, fields, model
 from policyd.decision import Decision, RetryPolicy
 from policyd.prices import ModelInfo
 from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
@@ -62,11 +62,11 @@ class RoutingStage:
         )
         self.default_detail = f"no rule matched; tier {self.default}"
         self.skip_small = routing.context_window == "skip_small"
-        self.timeout_s = model.parse_duration(routing.timeout) if routing.timeout else None
+        self.timeout_s = fields.parse_duration(routing.timeout) if routing.timeout else None
         self.retry = _retry(routing.retry)
         cooldown = routing.cooldown
         self.cooldown = (
-            (cooldown.after_failures, model.parse_duration(cooldown.for_)) if cooldown else None
+            (cooldown.after_failures, fields.parse_duration(cooldown.for_)) if cooldown else None
         )
 
     # -- decide ---------------------------------------------------------------------------
@@ -235,8 +235,8 @@ def _retry(retry: model.Retry | None) -> RetryPolicy | None:
     return RetryPolicy(
         attempts=retry.attempts,
         backoff=retry.backoff,
-        base_s=model.parse_duration(retry.base),
-        max_s=model.parse_duration(retry.max),
+        base_s=fields.parse_duration(retry.base),
+        max_s=fields.parse_duration(retry.max),
         jitter=retry.jitter,
         on=tuple(retry.on),
     )
