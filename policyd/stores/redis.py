@@ -103,9 +103,10 @@ class RedisStore:
 
     # -- the protocol: sync -----------------------------------------------------------------
 
-    def reserve(
+    def _plan_reserve(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
-    ) -> ReserveResult:
+    ) -> tuple[int, list[Any], list[Any]]:
+        """The script calls of one reservation (one per hash slot), the same sync or async."""
         check_lines(lines)
         now_ms = epoch_ms(now)
         slots = [current_window(line.window, now) for line in lines]
@@ -119,6 +120,12 @@ class RedisStore:
             self._grace_ms,
             self.cluster,
         )
+        return now_ms, slots, calls
+
+    def reserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> ReserveResult:
+        now_ms, slots, calls = self._plan_reserve(decision_id, lines, now, ttl_s)
         error = self._fail_fast()
         if error is None:
             try:
@@ -182,19 +189,7 @@ class RedisStore:
     async def areserve(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
     ) -> ReserveResult:
-        check_lines(lines)
-        now_ms = epoch_ms(now)
-        slots = [current_window(line.window, now) for line in lines]
-        calls = codec.reserve_calls(
-            self.key_prefix,
-            decision_id,
-            lines,
-            slots,
-            now_ms,
-            max(1, round(ttl_s * 1000)),
-            self._grace_ms,
-            self.cluster,
-        )
+        now_ms, slots, calls = self._plan_reserve(decision_id, lines, now, ttl_s)
         error = self._fail_fast()
         if error is None:
             try:
