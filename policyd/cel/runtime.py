@@ -106,8 +106,9 @@ def not_(value: Any) -> bool:
     return not as_bool(value)
 
 
-def and_(*operands: Callable[[], Any]) -> bool:
-    """CEL ``&&``: false if any operand is false, else the first error, else true."""
+def _absorbing(operands: tuple[Callable[[], Any], ...], decisive: bool, op: str) -> bool:
+    """CEL's commutative ``&&``/``||``: the ``decisive`` value wins over any error;
+    otherwise the first error is raised; otherwise the other bool."""
     error: BaseException | None = None
     for operand in operands:
         try:
@@ -115,31 +116,23 @@ def and_(*operands: Callable[[], Any]) -> bool:
         except ERRORS as exc:
             error = error or exc
             continue
-        if value is False:
-            return False
-        if value is not True:
-            error = error or no_overload("&&", value)
+        if value is decisive:
+            return decisive
+        if value is not (not decisive):
+            error = error or no_overload(op, value)
     if error is not None:
         raise error
-    return True
+    return not decisive
+
+
+def and_(*operands: Callable[[], Any]) -> bool:
+    """CEL ``&&``: false if any operand is false, else the first error, else true."""
+    return _absorbing(operands, False, "&&")
 
 
 def or_(*operands: Callable[[], Any]) -> bool:
     """CEL ``||``: true if any operand is true, else the first error, else false."""
-    error: BaseException | None = None
-    for operand in operands:
-        try:
-            value = operand()
-        except ERRORS as exc:
-            error = error or exc
-            continue
-        if value is True:
-            return True
-        if value is not False:
-            error = error or no_overload("||", value)
-    if error is not None:
-        raise error
-    return False
+    return _absorbing(operands, True, "||")
 
 
 def all_(items: Iterable[Any], predicate: Callable[[Any], Any]) -> bool:
