@@ -161,10 +161,10 @@ class BudgetsStage:
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
         result = store.reserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result) is not None:
+        if self._after(state, applicable, result, lines[0].amount) is not None:
             lines = self._lines(state, applicable, True)
             result = store.reserve(state.decision_id, lines, state.now, ttl)
-            self._after(state, applicable, result, downgraded=True)
+            self._after(state, applicable, result, lines[0].amount, downgraded=True)
 
     async def arun(self, state: DecisionState) -> None:
         applicable = self._applicable(state)
@@ -174,20 +174,22 @@ class BudgetsStage:
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
         result = await store.areserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result) is not None:
+        if self._after(state, applicable, result, lines[0].amount) is not None:
             lines = self._lines(state, applicable, True)
             result = await store.areserve(state.decision_id, lines, state.now, ttl)
-            self._after(state, applicable, result, downgraded=True)
+            self._after(state, applicable, result, lines[0].amount, downgraded=True)
 
     def _after(
         self,
         state: DecisionState,
         applicable: list[tuple[CompiledBudget, str]],
         result: ReserveResult,
+        amount: Amount,
         *,
         downgraded: bool = False,
     ) -> str | None:
-        """Apply a reservation's answer; returns a tier to downgrade to, or None."""
+        """Apply a reservation's answer (``amount``: what each line reserved); returns a
+        tier to downgrade to, or None."""
         by_counter = {budget.counter: budget for budget, _ in applicable}
         state.reservation = result
         if result.store_error is not None:
@@ -196,7 +198,6 @@ class BudgetsStage:
         states = []
         blocking: list[tuple[CompiledBudget, LineResult]] = []
         downgrade_to: str | None = None
-        amount = self._amount(state)
         for line in result.lines:
             budget = by_counter[line.budget]
             status = "ok"
