@@ -41,13 +41,6 @@ class Amount:
             self.requests + other.requests,
         )
 
-    def __sub__(self, other: Amount) -> Amount:
-        return Amount(
-            self.usd_micros - other.usd_micros,
-            self.tokens - other.tokens,
-            self.requests - other.requests,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Limit:
