@@ -81,7 +81,7 @@ MODULES: dict[str, Module] = {
         (
             "tests/cel/test_cel_semantics.py",
             "tests/cel/test_cel_runtime_edges.py",
-            "tests/cel/test_cel_conformance.py",
+            "tests/cel/test_cel_compile.py",
         ),
     ),
     "request": Module(

@@ -1,0 +1,188 @@
+"""Routing's less travelled paths: the slow path's chain, max_tokens, nested tiers, weights.
+
+Written against mutants of policyd/stages/routing.py that survived the rest of the suite
+(tools/mutation.py). Catalog windows: small 1,000, medium 8,000, huge 128,000,
+large 200,000 tokens.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine_bundles import policy
+
+ORDERED = """
+tiers:
+  best:
+    strategy: ordered
+    targets: [{model: large}, {model: huge}]
+    fallback: [cheap]
+  cheap:
+    strategy: ordered
+    targets: [{model: small}, {model: medium}]
+  a:
+    targets: [{model: small}]
+    fallback: [b]
+  b:
+    targets: [{model: medium}]
+    fallback: [c, large]
+  c:
+    targets: [{model: huge}]
+routing:
+  default: cheap
+  rules:
+    - {name: best, when: 'request.feature == "best"', tier: best}
+    - {name: a, when: 'request.feature == "a"', tier: a}
+"""
+
+WEIGHTED = """
+tiers:
+  w:
+    strategy: weighted
+    sticky_by: 'request.feature == "no-key" ? dyn(null) : dyn(request.user.id)'
+    targets: [{model: small, weight: 10}, {model: medium, weight: 0}, {model: huge, weight: 0}]
+routing: {default: w}
+"""
+
+
+def msg(text: str = "hi") -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def skipped(decision) -> list[str]:
+    return [t.rule for t in decision.trace if t.outcome == "skip"]
+
+
+def test_the_slow_path_keeps_the_tiers_other_targets_before_the_chain(make_engine):
+    # 1,004 tokens: more than the smallest window in best's chain, so the chain is
+    # filtered per request; huge (the tier's other target) must stay first in it.
+    engine = make_engine(policy(ORDERED))
+    d = engine.decide({"feature": "best", "messages": msg("x" * 4000)})
+    assert (d.model, d.fallbacks) == ("large", ("huge", "medium"))
+    assert d.litellm_fallbacks == ("openai/gpt-4o", "anthropic/claude-haiku-4-5")
+    assert skipped(d) == ["small"]
+
+
+def test_max_tokens_counts_toward_the_context_window(make_engine):
+    engine = make_engine(policy(ORDERED))
+    short = {"messages": msg()}
+    assert engine.decide(short).model == "small"
+    d = engine.decide({**short, "max_tokens": 1000})  # a few input tokens + 1,000 > 1,000
+    assert (d.model, d.fallbacks) == ("medium", ())
+    assert skipped(d) == ["small"]
+    trace = next(t for t in d.trace if t.outcome == "skip")
+    assert trace.detail.startswith("context window 1000 < 100")  # input tokens + 1,000
+    assert engine.decide({**short, "max_tokens": 10}).model == "small"
+
+
+def test_max_tokens_that_is_not_a_positive_int_adds_nothing(make_engine):
+    engine = make_engine(policy(ORDERED))
+    for value in (0, -5000):
+        assert engine.decide({"messages": msg(), "max_tokens": value}).model == "small"
+
+
+def test_a_request_too_large_for_its_tier_goes_to_the_first_fallback_that_fits(make_engine):
+    engine = make_engine(policy(ORDERED))
+    # 10,000 tokens: too big for small (a's only target) and for medium (b's)
+    d = engine.decide({"feature": "a", "input_tokens": 10_000})
+    assert (d.model, d.fallbacks) == ("huge", ("large",))
+    assert d.allowed and list(dict.fromkeys(skipped(d))) == ["small", "medium"]
+
+
+def test_nested_tier_fallbacks_expand_in_order(make_engine):
+    engine = make_engine(policy(ORDERED))
+    d = engine.decide({"feature": "a", "messages": msg()})
+    # a's targets, then tier b (its targets, then tier c, then large)
+    assert (d.model, d.fallbacks) == ("small", ("medium", "huge", "large"))
+
+
+def test_when_only_zero_weight_targets_are_left_the_first_is_taken(make_engine):
+    engine = make_engine(policy(WEIGHTED))
+    d = engine.decide({"user": {"id": "u"}, "messages": msg("x" * 4000)})
+    assert (d.model, d.fallbacks) == ("medium", ("huge",))
+    assert d.trace[-1].detail == "medium (weighted: no positive weight left, first target)"
+    # with small usable, the only positive weight always wins
+    for i in range(20):
+        assert engine.decide({"user": {"id": f"u{i}"}, "messages": msg()}).model == "small"
+
+
+def test_a_null_sticky_key_falls_back_to_the_request_id(make_engine):
+    engine = make_engine(policy(WEIGHTED))
+    d = engine.decide({"feature": "no-key", "id": "req-1", "messages": msg()})
+    notes = [(t.rule, t.outcome, t.detail) for t in d.trace]
+    assert ("w", "error", "sticky_by failed (null)") in notes
+    assert notes[-1] == ("w", "model", "small (weighted, seeded by request id)")
+    failing = engine.decide({"feature": "x", "messages": msg()})  # no user: an error
+    notes = [(t.rule, t.outcome, t.detail) for t in failing.trace]
+    assert any(n[:2] == ("w", "error") and n[2].startswith("sticky_by failed (") for n in notes)
+    assert "sticky_by failed (null)" not in [n[2] for n in notes]
+    assert notes[-1] == ("w", "model", "small (weighted, random)")
+    keyed = engine.decide({"feature": "x", "user": {"id": "u"}, "messages": msg()})
+    assert keyed.trace[-1].detail == "small (weighted, sticky)"
+    assert all(t.outcome != "error" for t in keyed.trace)
+
+
+COOLING = """
+tiers:
+  best:
+    targets: [{model: large}, {model: huge}]
+    fallback: [medium]
+  solo:
+    targets: [{model: huge}]
+routing:
+  default: best
+  rules:
+    - {name: solo, when: 'request.feature == "solo"', tier: solo}
+  cooldown: {after_failures: 2, for: 30s}
+"""
+
+
+def test_a_cooldown_starts_after_the_set_failures_and_is_announced_once(make_engine, clock):
+    engine = make_engine(policy(COOLING))
+    events: list[dict] = []
+    engine.on_event(events.append)
+    request = {"messages": msg()}
+    d = engine.decide(request)
+    assert d.model == "large"
+    engine.record(d, error="boom")
+    engine.record(d, latency_s=0.1)  # a success resets the count
+    engine.record(d, error="boom")
+    assert events == [] and engine.decide(request).model == "large"
+    engine.record(d, error="boom")
+    assert events == [{"type": "cooldown_started", "model": "large", "seconds": 30.0}]
+    cooled = engine.decide(request)
+    assert (cooled.model, cooled.fallbacks) == ("huge", ("medium",))
+    clock.now += timedelta(seconds=29)
+    assert engine.decide(request).model == "huge"
+    clock.now += timedelta(seconds=1)  # the cooldown ends exactly 30 s after it started
+    assert engine.decide(request).model == "large"
+
+
+def test_failures_count_against_the_model_reported(make_engine):
+    engine = make_engine(policy(COOLING))
+    d = engine.decide({"messages": msg()})
+    engine.record(d, error="boom", model="huge")
+    engine.record(d, error="boom", model="huge")
+    again = engine.decide({"messages": msg()})
+    assert (again.model, again.fallbacks) == ("large", ("medium",))
+
+
+def test_every_target_cooling_down_is_used_anyway_with_a_warning(make_engine):
+    engine = make_engine(policy(COOLING))
+    request = {"feature": "solo", "messages": msg()}
+    d = engine.decide(request)
+    engine.record(d, error="boom")
+    engine.record(d, error="boom")
+    cooled = engine.decide(request)
+    assert cooled.model == "huge" and cooled.allowed
+    assert cooled.warnings == ("solo: every target is cooling down; using them anyway",)
+
+
+def test_without_a_cooldown_failures_change_nothing(make_engine):
+    engine = make_engine(policy(COOLING.replace("  cooldown: {after_failures: 2, for: 30s}\n", "")))
+    events: list[dict] = []
+    engine.on_event(events.append)
+    d = engine.decide({"messages": msg()})
+    for _ in range(5):
+        engine.record(d, error="boom")
+    assert engine.decide({"messages": msg()}).model == "large" and events == []
