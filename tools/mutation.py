@@ -62,6 +62,34 @@ LEDGER_EQUIVALENT = (
 )
 
 
+_DIV = "return check_int(-quotient if (a < 0) != (b < 0) else quotient)"
+_FIND = 'if kind != "string" and (key is True or key is False or key in (0, 1)):'
+RUNTIME_EQUIVALENT = (
+    *(
+        Equivalent("0 // b is 0 whatever its sign; b == 0 raised before", _DIV, after)
+        for after in ("(a <= 0) !=", "(a < 1) !=", "!= (b <= 0)", "!= (b < 1)")
+    ),
+    *(
+        Equivalent("-0 == 0", "return -rest if a < 0 else rest", after)
+        for after in ("if a <= 0 else", "if a < 1 else")
+    ),
+    *(
+        Equivalent("the result is infinite: its magnitude does not change", "copysign(1.0, b)", a)
+        for a in ("copysign(2.0, b)", "copysign(math.inf, a) / math.copysign")
+    ),
+    *(
+        Equivalent("a guard for the exact bool/int scan, which finds the same keys", _FIND, a)
+        for a in (
+            'if kind != "string" or (',
+            'if kind != "XXstringXX" and',
+            'if kind != "STRING" and',
+            "(key is True and key is False or",
+            "(key is False or key is False or",
+            "(key is True or key is True or",
+        )
+    ),
+)
+
 MODULES: dict[str, Module] = {
     "ledger": Module(
         "policyd/budgets/ledger.py",
@@ -83,6 +111,7 @@ MODULES: dict[str, Module] = {
             "tests/cel/test_cel_runtime_edges.py",
             "tests/cel/test_cel_compile.py",
         ),
+        RUNTIME_EQUIVALENT,
     ),
     "request": Module(
         "policyd/request.py",

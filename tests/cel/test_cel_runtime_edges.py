@@ -65,6 +65,10 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("a + b", 1, 1.0, Err("no such overload: '+' applied to (int, double)")),
     ("a + b", [1], 1, Err("no such overload: '+' applied to (list, int)")),
     ("a + b", T0, T0, Err("no such overload: '+' applied to (timestamp, timestamp)")),
+    ("a + b", 1, timedelta(1), Err("no such overload: '+' applied to (int, duration)")),
+    ("a + b", timedelta(1), 1, Err("no such overload: '+' applied to (duration, int)")),
+    ("a + b", 1, T0, Err("no such overload: '+' applied to (int, timestamp)")),
+    ("a - b", 1, timedelta(1), Err("no such overload: '-' applied to (int, duration)")),
     ("a - b", 5, 7, -2),
     ("a - b", MIN + 1, 1, MIN),
     ("a - b", MIN, 1, OVERFLOW),
@@ -122,6 +126,22 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("a.k", 3, None, Err("type 'int' does not support field selection")),
     ("has(a.k)", {"k": 2}, None, True),
     ("has(a.k)", {}, None, False),
+    ("has(a.k)", 3, None, Err("has() does not apply to type 'int'")),
+    ("a && b", True, True, True),
+    ("a && b", True, False, False),
+    ("a || b", False, False, False),
+    ("a || b", False, True, True),
+    ("a && b", 1, False, False),  # false wins over an error, in either position
+    ("a && b", False, 1, False),
+    ("a || b", 1, True, True),
+    ("a && b", 1, True, Err("no matching overload: expected bool, got int")),
+    ("a && b", 1, "x", Err("no matching overload: expected bool, got int")),  # the first
+    ("a || b", "x", False, Err("no matching overload: expected bool, got string")),
+    ("a[b]", {1: "x"}, 1, "x"),
+    ("a[b]", {True: "x"}, True, "x"),
+    ("a[b]", {False: "x"}, 0, Err("no such key: 0")),
+    ("a in b", 0, {False: "x"}, False),
+    ("a in b", [1], {"k": 1}, False),
     ("a < b", 1, 2, True),
     ("a < b", 2, 2, False),
     ("a <= b", 2, 2, True),
@@ -162,6 +182,8 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("size(a)", b"ab", None, 2),
     ("size(a)", 3, None, Err("no such overload: 'size' applied to (int)")),
     ("{a: 1, b: 2}", "k", "k", Err("Failed with repeated key 'k' in map literal")),
+    ("{a: 0, b: 2}", "k", "k", Err("Failed with repeated key 'k' in map literal")),
+    ("{a: 1, b: 2}", "x", "y", {"x": 1, "y": 2}),
     ("{a: 1}", 1.5, None, Err("unsupported key type 'double' in map literal")),
 ]
 
@@ -185,4 +207,48 @@ def test_the_int64_range_is_inclusive_at_both_ends() -> None:
 
 def test_a_map_literal_keeps_true_and_1_apart() -> None:
     got = run("{a: 1, b: 2}", True, 1)
-    assert isinstance(got, Err) and "cannot hold both true/false and 1/0" in got.message
+    assert isinstance(got, Err) and got.message == (
+        "map literal mixes key 1 with an equal key of another type; "
+        "policyd maps cannot hold both true/false and 1/0 as keys"
+    )
+
+
+def test_macro_iterations_are_bounded_inclusively() -> None:
+    from policyd.cel.codegen import MAX_ITERATIONS
+
+    # two macros in one expression share one iteration budget
+    half = MAX_ITERATIONS // 2
+    source = "a.all(x, true) && b.all(y, true)"
+    assert run(source, [0] * half, [0] * (MAX_ITERATIONS - half)) is True
+    too_many = run(source, [0] * half, [0] * (MAX_ITERATIONS - half + 1))
+    assert isinstance(too_many, Err)
+    assert too_many.message == "evaluation cost limit exceeded (too many macro iterations)"
+
+
+def test_the_slow_path_negates_through_the_same_helper() -> None:
+    from policyd.cel.fallback import CelpyProgram
+
+    program = CelpyProgram("!a", frozenset({"a"}))
+    assert program.evaluate({"a": True}) is False
+    assert program.evaluate({"a": False}) is True
+    with pytest.raises(cel.EvaluationError):
+        program.evaluate({"a": 1})
+
+
+def test_and_or_helpers_refuse_non_bool_values() -> None:
+    """The helpers' own contract, for callers that do not wrap operands in as_bool."""
+
+    def fail() -> Any:
+        raise cel.EvaluationError("boom")
+
+    assert runtime.and_(lambda: True, lambda: True) is True
+    assert runtime.or_(lambda: False, lambda: False) is False
+    assert runtime.and_(fail, lambda: False) is False
+    assert runtime.or_(lambda: 1, lambda: True) is True
+    for helper, op in ((runtime.and_, "&&"), (runtime.or_, "||")):
+        with pytest.raises(cel.EvaluationError) as raised:
+            helper(lambda: 1, lambda: "x")
+        assert raised.value.message == f"no such overload: '{op}' applied to (int)"
+        with pytest.raises(cel.EvaluationError) as raised:
+            helper(fail, lambda: 1)
+        assert raised.value.message == "boom"
