@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from engine_bundles import policy
 
 ORDERED = """
@@ -186,3 +187,68 @@ def test_without_a_cooldown_failures_change_nothing(make_engine):
     for _ in range(5):
         engine.record(d, error="boom")
     assert engine.decide({"messages": msg()}).model == "large" and events == []
+
+
+def routing_trace(decision) -> list[tuple]:
+    return [tuple(t)[:4] for t in decision.trace if t.stage == "routing"]
+
+
+def test_the_trace_of_the_slow_path_names_each_skip_and_the_choice(make_engine, clock):
+    engine = make_engine(policy(COOLING))
+    request = {"feature": "x", "messages": msg()}
+    d = engine.decide(request)
+    engine.record(d, error="boom")
+    engine.record(d, error="boom")
+    cooled = engine.decide(request)
+    assert cooled.litellm_model == "openai/gpt-4o"
+    assert routing_trace(cooled) == [
+        ("routing", None, "default", "no rule matched; tier best"),
+        ("routing", "large", "skip", "cooling down after reported failures"),
+        ("routing", "best", "model", "huge (ordered)"),
+    ]
+    big = make_engine(policy(ORDERED)).decide({"feature": "best", "input_tokens": 5000})
+    assert big.litellm_model == "anthropic/claude-sonnet-4-5"
+    assert routing_trace(big) == [
+        ("routing", "best", "match", "tier best"),
+        ("routing", "small", "skip", "context window 1000 < 5000 tokens needed"),
+        ("routing", "best", "model", "large (ordered)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("request_", "model"),
+    [
+        ({"input_tokens": 1000}, "small"),  # exactly the window: fits
+        ({"input_tokens": 1001}, "medium"),
+        ({"input_tokens": 999, "max_tokens": 1}, "small"),
+        ({"input_tokens": 1000, "max_tokens": 1}, "medium"),
+        ({"input_tokens": 1000, "max_tokens": 0}, "small"),
+    ],
+)
+def test_the_context_window_bound_is_inclusive(make_engine, request_, model):
+    assert make_engine(policy(ORDERED)).decide(request_).model == model
+
+
+def test_context_window_ignore_never_filters_by_size(make_engine):
+    body = COOLING.replace("default: best", "default: cheap").replace(
+        "  solo:\n", "  cheap:\n    targets: [{model: small}, {model: medium}]\n  solo:\n"
+    )
+    engine = make_engine(policy(body.replace("routing:\n", "routing:\n  context_window: ignore\n")))
+    d = engine.decide({"messages": msg()})
+    engine.record(d, error="boom", model="medium")
+    engine.record(d, error="boom", model="medium")
+    big = engine.decide({"input_tokens": 5000})  # medium cools: the slow path runs
+    assert (big.model, big.fallbacks, big.warnings) == ("small", (), ())
+
+
+def test_a_model_is_usable_again_once_its_cooldown_ends_while_another_cools(make_engine, clock):
+    engine = make_engine(policy(COOLING))
+    d = engine.decide({"messages": msg()})
+    engine.record(d, error="boom", model="large")
+    engine.record(d, error="boom", model="large")
+    clock.now += timedelta(seconds=20)
+    engine.record(d, error="boom", model="huge")
+    engine.record(d, error="boom", model="huge")
+    clock.now += timedelta(seconds=11)  # large's cooldown is over, huge's is not
+    again = engine.decide({"messages": msg()})
+    assert (again.model, again.fallbacks, again.warnings) == ("large", ("medium",), ())
