@@ -90,6 +90,22 @@ RUNTIME_EQUIVALENT = (
     ),
 )
 
+_NOW = "now = state.now.timestamp() if self.cooldown else 0.0"
+ROUTING_EQUIVALENT = (
+    Equivalent("codec names are case-insensitive", '"utf-8"', '"UTF-8"'),
+    Equivalent("big-endian is the default", 'from_bytes(digest[:8], "big")', "digest[:8], )"),
+    Equivalent("max_tokens 0 adds 0 either way", "max_tokens > 0 else 0", "max_tokens >= 0 else 0"),
+    Equivalent(
+        "with context_window: ignore, 1 token fits every model (windows are positive)",
+        "needed = self._needed(state) if self.skip_small else 0",
+        "if self.skip_small else 1",
+    ),
+    *(
+        Equivalent("the time is read only when there are cooldowns", _NOW, after)
+        for after in ("if (self.cooldown) or True else", "if self.cooldown else 1.0")
+    ),
+)
+
 MODULES: dict[str, Module] = {
     "ledger": Module(
         "policyd/budgets/ledger.py",
@@ -103,6 +119,7 @@ MODULES: dict[str, Module] = {
     "routing": Module(
         "policyd/stages/routing.py",
         ("tests/engine/test_routing.py", "tests/engine/test_routing_edges.py"),
+        ROUTING_EQUIVALENT,
     ),
     "cel-runtime": Module(
         "policyd/cel/runtime.py",

@@ -110,11 +110,11 @@ def test_when_only_zero_weight_targets_are_left_the_first_is_taken(make_engine):
 def test_a_null_sticky_key_falls_back_to_the_request_id(make_engine):
     engine = make_engine(policy(WEIGHTED))
     d = engine.decide({"feature": "no-key", "id": "req-1", "messages": msg()})
-    notes = [(t.rule, t.outcome, t.detail) for t in d.trace]
+    notes = [t[1:4] for t in routing_trace(d)]
     assert ("w", "error", "sticky_by failed (null)") in notes
     assert notes[-1] == ("w", "model", "small (weighted, seeded by request id)")
     failing = engine.decide({"feature": "x", "messages": msg()})  # no user: an error
-    notes = [(t.rule, t.outcome, t.detail) for t in failing.trace]
+    notes = [t[1:4] for t in routing_trace(failing)]
     assert any(n[:2] == ("w", "error") and n[2].startswith("sticky_by failed (") for n in notes)
     assert "sticky_by failed (null)" not in [n[2] for n in notes]
     assert notes[-1] == ("w", "model", "small (weighted, random)")
@@ -252,3 +252,50 @@ def test_a_model_is_usable_again_once_its_cooldown_ends_while_another_cools(make
     clock.now += timedelta(seconds=11)  # large's cooldown is over, huge's is not
     again = engine.decide({"messages": msg()})
     assert (again.model, again.fallbacks, again.warnings) == ("large", ("medium",), ())
+
+
+HALVES = """
+tiers:
+  half:
+    strategy: weighted
+    sticky_by: request.user.id
+    targets: [{model: small, weight: 1}, {model: medium, weight: 1}]
+  byint:
+    strategy: weighted
+    sticky_by: size(request.tags)
+    targets: [{model: small, weight: 1}, {model: medium, weight: 1}]
+  one:
+    strategy: weighted
+    sticky_by: request.user.id
+    targets: [{model: small, weight: 1}, {model: medium, weight: 0}]
+routing:
+  default: half
+  rules:
+    - {name: byint, when: 'request.feature == "int"', tier: byint}
+    - {name: one, when: 'request.feature == "one"', tier: one}
+"""
+
+
+def test_sticky_assignments_are_stable_across_releases(make_engine):
+    """The bucket is sha256("<tier>:<key>"): upgrading policyd must not reshuffle users.
+
+    Pinned for string keys and for int keys (hashed by their text, so 7 and "7" agree).
+    """
+    engine = make_engine(policy(HALVES))
+
+    def picks(requests) -> str:
+        return "".join("s" if engine.decide(r).model == "small" else "m" for r in requests)
+
+    assert picks({"user": {"id": f"u{i}"}} for i in range(16)) == "msmmmmmsssmsssmm"
+    assert picks({"feature": "int", "tags": ["x"] * i} for i in range(16)) == "mmsmmmsmmmssmmss"
+
+
+def test_one_positive_weight_is_a_weighted_choice_not_a_fallback(make_engine):
+    d = make_engine(policy(HALVES)).decide({"feature": "one", "user": {"id": "u1"}})
+    assert (d.model, d.trace[-1].detail) == ("small", "small (weighted, sticky)")
+
+
+def test_an_empty_request_id_does_not_seed_the_choice(make_engine):
+    engine = make_engine(policy(WEIGHTED))
+    d = engine.decide({"feature": "no-key", "id": "", "messages": msg()})
+    assert d.trace[-1].detail == "small (weighted, random)"
