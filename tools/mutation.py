@@ -104,6 +104,18 @@ ROUTING_EQUIVALENT = (
         Equivalent("the time is read only when there are cooldowns", _NOW, after)
         for after in ("if (self.cooldown) or True else", "if self.cooldown else 1.0")
     ),
+    # route(): taking the slow path when the fast one applies gives the same decision.
+    *(
+        Equivalent("the slow path computes the same chain, only slower", before, after)
+        for before, after in (
+            ("if self.skip_small else 0", "if (self.skip_small) or True else 0"),
+            ("if self.skip_small else 0", "if self.skip_small else 1"),
+            ("self.cooldown is not None and self", "self.cooldown is not None or self"),
+            ("if needed <= tier.min_window", "if needed < tier.min_window"),
+        )
+    ),
+    Equivalent("None is as false as False", "cooldowns=False", "cooldowns=None"),
+    Equivalent("RoutingStage.models is never read (dead)", "self.models = env.models", "= None"),
 )
 
 MODULES: dict[str, Module] = {

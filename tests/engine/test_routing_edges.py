@@ -299,3 +299,19 @@ def test_an_empty_request_id_does_not_seed_the_choice(make_engine):
     engine = make_engine(policy(WEIGHTED))
     d = engine.decide({"feature": "no-key", "id": "", "messages": msg()})
     assert d.trace[-1].detail == "small (weighted, random)"
+
+
+def test_the_trace_of_the_fast_path_and_of_a_failing_rule(make_engine):
+    engine = make_engine(policy(ORDERED))
+    d = engine.decide({"feature": "best", "messages": msg()})
+    assert routing_trace(d) == [
+        ("routing", "best", "match", "tier best"),
+        ("routing", "best", "model", "large (ordered)"),
+    ]
+    failing = engine.decide({"messages": msg()})  # no feature: each rule's condition errors
+    assert routing_trace(failing) == [
+        ("routing", "best", "error", "condition failed, no match: no such key: 'feature'"),
+        ("routing", "a", "error", "condition failed, no match: no such key: 'feature'"),
+        ("routing", None, "default", "no rule matched; tier cheap"),
+        ("routing", "cheap", "model", "small (ordered)"),
+    ]
