@@ -37,6 +37,7 @@ class Equivalent:
     why: str
     before: str
     after: str
+    where: str = ""  # part of the mutant's name (its function) when the line recurs
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ ROUTING_EQUIVALENT = (
     ),
     # route(): taking the slow path when the fast one applies gives the same decision.
     *(
-        Equivalent("the slow path computes the same chain, only slower", before, after)
+        Equivalent("the slow path computes the same chain, only slower", before, after, "ǁroute_")
         for before, after in (
             ("if self.skip_small else 0", "if (self.skip_small) or True else 0"),
             ("if self.skip_small else 0", "if self.skip_small else 1"),
@@ -235,7 +236,7 @@ def run(name: str, module: Module, workdir: Path, max_children: int) -> Score:
     equivalent = 0
     for name in sorted(k for k, v in counted.items() if v not in KILLED):
         diff = show(scratch, name, env)
-        if is_equivalent(diff, module.equivalent):
+        if is_equivalent(name, diff, module.equivalent):
             equivalent += 1
         else:
             survivors.append((name, diff))
@@ -250,11 +251,11 @@ def show(scratch: Path, mutant: str, env: dict[str, str]) -> str:
     return shown.stdout
 
 
-def is_equivalent(diff: str, known: tuple[Equivalent, ...]) -> bool:
+def is_equivalent(name: str, diff: str, known: tuple[Equivalent, ...]) -> bool:
     changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
     before = " ".join(ln[1:].strip() for ln in changed if ln.startswith("-"))
     after = " ".join(ln[1:].strip() for ln in changed if ln.startswith("+"))
-    return any(e.before in before and e.after in after for e in known)
+    return any(e.where in name and e.before in before and e.after in after for e in known)
 
 
 def table(scores: list[Score]) -> str:
