@@ -153,7 +153,11 @@ MODULES: dict[str, Module] = {
     ),
     "validators": Module(
         "policyd/guardrails/_validators.py",
-        ("tests/guardrails/test_guardrails_pii.py", "tests/guardrails/test_guardrails_secrets.py"),
+        (
+            "tests/guardrails/test_guardrails_validators.py",
+            "tests/guardrails/test_guardrails_pii.py",
+            "tests/guardrails/test_guardrails_secrets.py",
+        ),
     ),
     "injection": Module(
         "policyd/guardrails/injection.py",
