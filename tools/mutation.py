@@ -91,6 +91,7 @@ RUNTIME_EQUIVALENT = (
     ),
 )
 
+_ZIPW = "for info, weight in zip(usable, weights, "
 _NOW = "now = state.now.timestamp() if self.cooldown else 0.0"
 ROUTING_EQUIVALENT = (
     Equivalent("codec names are case-insensitive", '"utf-8"', '"UTF-8"'),
@@ -116,6 +117,19 @@ ROUTING_EQUIVALENT = (
         )
     ),
     Equivalent("None is as false as False", "cooldowns=False", "cooldowns=None"),
+    *(
+        Equivalent("weights are aligned with the targets", _ZIPW + "strict=True)", _ZIPW + a)
+        for a in ("strict=None)", "strict=False)", ")")
+    ),
+    Equivalent(
+        "a point lands exactly on a bucket edge with probability 2**-64",
+        "if target < cumulative:",
+        "if target <= cumulative:",
+    ),
+    *(
+        Equivalent("unreachable: point * total < total", "return usable[-1], how", a)
+        for a in ("return usable[+1], how", "return usable[-2], how")
+    ),
     Equivalent("RoutingStage.models is never read (dead)", "self.models = env.models", "= None"),
 )
 

@@ -315,3 +315,96 @@ def test_the_trace_of_the_fast_path_and_of_a_failing_rule(make_engine):
         ("routing", None, "default", "no rule matched; tier cheap"),
         ("routing", "cheap", "model", "small (ordered)"),
     ]
+
+
+THREE = """
+models:
+  unmapped:
+    litellm: openai/policyd-unmapped-test-model  # no context window anywhere
+    price: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+tiers:
+  three:
+    strategy: weighted
+    sticky_by: request.user.id
+    targets: [{model: small, weight: 1}, {model: medium, weight: 2}, {model: huge, weight: 10}]
+  open:
+    targets: [{model: unmapped}]
+  d1: {targets: [{model: small}], fallback: [d2]}
+  d2: {targets: [{model: medium}], fallback: [d3]}
+  d3: {targets: [{model: huge}], fallback: [d4]}
+  d4: {targets: [{model: large}]}
+routing:
+  default: three
+  rules:
+    - {name: open, when: 'request.feature == "open"', tier: open}
+    - {name: deep, when: 'request.feature == "deep"', tier: d1}
+  retry: {attempts: 4, backoff: exponential, base: 100ms, max: 3s, jitter: full, on: [timeout]}
+"""
+
+
+def letters(decisions) -> str:
+    return "".join({"small": "s", "medium": "m", "huge": "h"}[d.model] for d in decisions)
+
+
+def test_three_weighted_targets_pinned_in_weight_order(make_engine):
+    engine = make_engine(policy(THREE))
+    users = [{"feature": "x", "user": {"id": f"u{i}"}} for i in range(24)]
+    decisions = [engine.decide(u) for u in users]
+    assert letters(decisions) == "hhhhmhhhhhmhmhhshhhhhhms"
+    # fallbacks follow the weights (huge 10, medium 2, small 1), not the declared order
+    assert {d.fallbacks for d in decisions if d.model == "huge"} == {("medium", "small")}
+    # on the slow path (small cannot hold 5,000 tokens) the sticky choice still applies
+    big = [engine.decide({**u, "input_tokens": 5000}) for u in users]
+    assert letters(big) == "hhhhhhhhhhhhmhhmhhhhhhmm"
+
+
+def test_a_model_without_a_known_window_takes_any_size(make_engine):
+    engine = make_engine(policy(THREE))
+    d = engine.decide({"feature": "open", "input_tokens": 10**6})
+    assert (d.allowed, d.model) == (True, "unmapped")
+
+
+def test_tier_fallbacks_nest_three_deep(make_engine):
+    d = make_engine(policy(THREE)).decide({"feature": "deep"})
+    assert (d.model, d.fallbacks) == ("small", ("medium", "huge", "large"))
+
+
+def test_the_retry_policy_is_passed_on_whole(make_engine):
+    from policyd.decision import RetryPolicy
+
+    retry = make_engine(policy(THREE)).decide({"feature": "x"}).retry
+    assert retry == RetryPolicy(
+        attempts=4, backoff="exponential", base_s=0.1, max_s=3.0, jitter="full", on=("timeout",)
+    )
+
+
+def test_too_large_for_every_model_is_blocked_with_the_reason(make_engine):
+    d = make_engine(policy(THREE)).decide({"feature": "x", "input_tokens": 500_000})
+    assert (d.allowed, d.blocked_by, d.message) == (
+        False,
+        "context_window",
+        "The request is too large for every model this policy allows",
+    )
+    assert routing_trace(d)[-1] == ("routing", "context_window", "block", "needs 500000 tokens")
+
+
+def test_a_fallback_that_fits_exactly_is_kept_on_the_slow_path(make_engine):
+    d = make_engine(policy(ORDERED)).decide({"feature": "best", "input_tokens": 8000})
+    assert (d.model, d.fallbacks) == ("large", ("huge", "medium"))  # medium holds 8,000
+
+
+def test_the_first_fallback_that_fits_is_named_in_the_trace(make_engine):
+    d = make_engine(policy(ORDERED)).decide({"feature": "a", "input_tokens": 10_000})
+    assert routing_trace(d)[-1] == ("routing", "a", "model", "huge (first fallback that fits)")
+
+
+def test_the_all_cooling_warning_is_traced_under_routing(make_engine):
+    engine = make_engine(policy(COOLING))
+    request = {"feature": "solo", "messages": msg()}
+    d = engine.decide(request)
+    engine.record(d, error="boom")
+    engine.record(d, error="boom")
+    cooled = engine.decide(request)
+    assert ("routing", "solo", "warn", "every target is cooling down; using them anyway") in (
+        routing_trace(cooled)
+    )
