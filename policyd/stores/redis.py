@@ -12,7 +12,9 @@ Failures never raise into a request: ``reserve`` returns ``store_error``,
 ``settle`` keeps the settlement in the bounded :class:`Journal` and the store
 replays it after its next successful round trip. After a failure, calls skip
 Redis for ``retry_interval_s`` and fail at once, so a dead Redis costs at most
-one short timeout per interval.
+one short timeout per interval. At most ``pool_size`` calls are in flight per
+client (sync threads or one event loop); a call beyond that waits for a free
+connection up to ``pool_timeout_s``: back-pressure, never counted as an outage.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -38,11 +40,19 @@ from policyd.budgets.windows import Window, current_window, epoch_ms
 from policyd.stores import redis_codec as codec
 from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
 from policyd.stores.journal import Journal, JournalEntry
+from policyd.stores.pool import DEFAULT_POOL_SIZE, AsyncGate, Gate, PoolBusy
 
 log = logging.getLogger("policyd.stores")
 
 LUA = files("policyd.stores").joinpath("lua/ledger.lua").read_text(encoding="utf-8")
-_FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, asyncio.TimeoutError)
+_FAILURES: tuple[type[BaseException], ...] = (
+    redis.RedisError,
+    OSError,
+    asyncio.TimeoutError,
+    PoolBusy,
+)
+#: Store options that may also be given as URL query parameters (``?pool_size=200``).
+URL_OPTIONS = ("pool_size", "pool_timeout_s")
 
 
 class RedisStore:
@@ -61,11 +71,20 @@ class RedisStore:
         settle_grace_s: float = 600.0,
         retry_interval_s: float = 1.0,
         replay_batch: int = 256,
+        pool_size: int | None = None,
+        pool_timeout_s: float | None = None,
     ) -> None:
+        url, from_url = _url_options(url)
+        pool_size = _pool_size(pool_size if pool_size is not None else from_url.get("pool_size"))
+        if pool_timeout_s is None:
+            pool_timeout_s = _seconds("pool_timeout_s", from_url.get("pool_timeout_s"))
+        if pool_timeout_s is None:
+            pool_timeout_s = command_timeout_s
         for label, value in (
             ("connect_timeout_s", connect_timeout_s),
             ("command_timeout_s", command_timeout_s),
             ("settle_grace_s", settle_grace_s),
+            ("pool_timeout_s", pool_timeout_s),
         ):
             if not value > 0:
                 raise StoreError(f"{label} must be a positive number of seconds, got {value!r}")
@@ -79,24 +98,33 @@ class RedisStore:
         self._grace_ms = round(settle_grace_s * 1000)
         self._retry_interval_s = retry_interval_s
         self._replay_batch = replay_batch
+        self.pool_size = pool_size
+        self.pool_timeout_s = pool_timeout_s
         self._options: dict[str, Any] = {
             "socket_connect_timeout": connect_timeout_s,
             "socket_timeout": command_timeout_s,
             "retry": Retry(NoBackoff(), 0),
+            "max_connections": pool_size,
         }
+        # the gates bound calls in flight to the pool's size, so a pool never runs out
+        self._gate = Gate(pool_size, pool_timeout_s)
+        self.busy = 0  # calls that found no free connection within pool_timeout_s
         self.journal = Journal(journal_max)
         self.last_error: str | None = None
         self.failures = 0
         self._down_until = 0.0
         self._client: Any = None
         self._script: Any = None
-        # asyncio clients belong to the loop that made them: one (client, script) per loop
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # asyncio clients belong to the loop that made them: (client, script, gate) per loop
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[Any, Any, AsyncGate]
+        ] = weakref.WeakKeyDictionary()
         if not self.cluster:
             try:
-                self._client = redis.Redis.from_url(self._url, **self._options)
+                pool = redis.BlockingConnectionPool.from_url(
+                    self._url, timeout=pool_timeout_s, **self._options
+                )
+                self._client = redis.Redis.from_pool(pool)
             except ValueError as exc:
                 raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
             self._script = self._client.register_script(LUA)
@@ -129,12 +157,11 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                script = self._sync_script()
-                replies = [script(keys=c.keys, args=c.args) for c in calls]
+                replies = [self._call(c) for c in calls]
                 result = _reserve_result(decision_id, lines, slots, calls, replies)
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
-                        script(keys=call.keys, args=call.args)
+                        self._call(call)
                     result = _without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
@@ -149,8 +176,7 @@ class RedisStore:
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                script = self._sync_script()
-                changed = any([bool(script(keys=c.keys, args=c.args)) for c in calls])
+                changed = any([bool(self._call(c)) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
             else:
@@ -163,7 +189,7 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                reply = self._sync_script()(keys=call.keys, args=call.args)
+                reply = self._call(call)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -193,12 +219,11 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                script = self._async_script()
-                replies = [await script(keys=c.keys, args=c.args) for c in calls]
+                replies = [await self._acall(c) for c in calls]
                 result = _reserve_result(decision_id, lines, slots, calls, replies)
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
-                        await script(keys=call.keys, args=call.args)
+                        await self._acall(call)
                     result = _without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
@@ -215,8 +240,7 @@ class RedisStore:
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                script = self._async_script()
-                changed = any([bool(await script(keys=c.keys, args=c.args)) for c in calls])
+                changed = any([bool(await self._acall(c)) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
             else:
@@ -229,7 +253,7 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                reply = await self._async_script()(keys=call.keys, args=call.args)
+                reply = await self._acall(call)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -265,6 +289,9 @@ class RedisStore:
             "journal_max": self.journal.max_entries,
             "journal_dropped": self.journal.dropped,
             "journal_replayed": self.journal.replayed,
+            "pool_size": self.pool_size,
+            "pool_waits": self._gate.waited + sum(g.waited for _, _, g in self._async.values()),
+            "pool_busy": self.busy,
         }
 
     def __repr__(self) -> str:
@@ -305,7 +332,7 @@ class RedisStore:
             self._script = self._client.register_script(LUA)
         return self._script
 
-    def _async_pair(self) -> tuple[Any, Any]:
+    def _async_pair(self) -> tuple[Any, Any, AsyncGate]:
         loop = asyncio.get_running_loop()
         pair = self._async.get(loop)
         if pair is None:
@@ -314,12 +341,24 @@ class RedisStore:
 
                 client: Any = RedisCluster.from_url(self._url, **self._options)
             else:
-                client = redis.asyncio.Redis.from_url(self._url, **self._options)
-            pair = self._async[loop] = (client, client.register_script(LUA))
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    self._url, timeout=self.pool_timeout_s, **self._options
+                )
+                client = redis.asyncio.Redis.from_pool(pool)
+            gate = AsyncGate(self.pool_size, self.pool_timeout_s)
+            pair = self._async[loop] = (client, client.register_script(LUA), gate)
         return pair
 
-    def _async_script(self) -> Any:
-        return self._async_pair()[1]
+    def _call(self, call: codec.Call) -> Any:
+        """One script call through the pool's gate (waits while the pool is all in use)."""
+        script = self._sync_script()
+        with self._gate.enter():
+            return script(keys=call.keys, args=call.args)
+
+    async def _acall(self, call: codec.Call) -> Any:
+        _client, script, gate = self._async_pair()
+        async with gate.enter():
+            return await script(keys=call.keys, args=call.args)
 
     def _fail_fast(self) -> str | None:
         if self._down_until and time.monotonic() < self._down_until:
@@ -327,6 +366,10 @@ class RedisStore:
         return None
 
     def _failed(self, exc: BaseException) -> str:
+        if isinstance(exc, PoolBusy):  # back-pressure: this call fails, Redis is not "down"
+            self.busy += 1
+            log.warning("Redis store at %s is busy: %s", self.url, exc)
+            return f"Redis store at {self.url} is busy: {exc}"
         self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         self.failures += 1
         self._down_until = time.monotonic() + self._retry_interval_s
@@ -359,15 +402,16 @@ class RedisStore:
             return
         try:
             n, calls = self._replay_calls(now)
-            script = self._sync_script()
             if self.cluster:
                 for call in calls:
-                    script(keys=call.keys, args=call.args)
+                    self._call(call)
             else:
+                script = self._sync_script()
                 pipe = self._client.pipeline(transaction=False)
                 for call in calls:
                     script(keys=call.keys, args=call.args, client=pipe)
-                pipe.execute()
+                with self._gate.enter():
+                    pipe.execute()
             self.journal.done(n)
         except _FAILURES as exc:
             self._failed(exc)
@@ -379,15 +423,16 @@ class RedisStore:
             return
         try:
             n, calls = self._replay_calls(now)
-            script = self._async_script()
             if self.cluster:
                 for call in calls:
-                    await script(keys=call.keys, args=call.args)
+                    await self._acall(call)
             else:
-                pipe = self._async_pair()[0].pipeline(transaction=False)
+                client, script, gate = self._async_pair()
+                pipe = client.pipeline(transaction=False)
                 for call in calls:
                     await script(keys=call.keys, args=call.args, client=pipe)
-                await pipe.execute()
+                async with gate.enter():
+                    await pipe.execute()
             self.journal.done(n)
         except _FAILURES as exc:
             self._failed(exc)
@@ -414,6 +459,43 @@ def _reserve_result(
 def _without_alerts(result: ReserveResult) -> ReserveResult:
     lines = tuple(replace(line, alerts_fired=()) for line in result.lines)
     return replace(result, lines=lines)
+
+
+def _url_options(url: str) -> tuple[str, dict[str, str]]:
+    """Split policyd's own query parameters (``pool_size``, ...) off a Redis URL."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, {}
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in pairs if k in URL_OPTIONS}
+    if not ours:
+        return url, {}
+    rest = urlencode([(k, v) for k, v in pairs if k not in URL_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def _pool_size(value: int | str | None) -> int:
+    if value is None:
+        return DEFAULT_POOL_SIZE
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = 0
+    if isinstance(value, bool) or size < 1 or size > 100_000:
+        raise StoreError(
+            f"pool_size must be a whole number from 1 to 100000, got {value!r} "
+            "(e.g. redis://host:6379/0?pool_size=200)"
+        )
+    return size
+
+
+def _seconds(label: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise StoreError(f"{label} must be a number of seconds, got {value!r}") from None
 
 
 def _redact(url: str) -> str:
