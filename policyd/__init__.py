@@ -16,7 +16,7 @@ from policyd.decision import (
 )
 from policyd.diagnostics import Diagnostic, PolicyError, Severity
 from policyd.engine import Engine, Status
-from policyd.errors import PolicydError, RequestError
+from policyd.errors import OutcomeError, PolicydError, RequestError
 from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
 
 __version__ = "0.1.0"
@@ -28,6 +28,7 @@ __all__ = [
     "Decision",
     "Diagnostic",
     "Engine",
+    "OutcomeError",
     "OutputFinding",
     "OutputStep",
     "OutputVerdict",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from policyd.budgets.outcome import check_outcome
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
@@ -170,8 +171,13 @@ class Engine:
         """Report what happened on the call a decision led to.
 
         Settles budget reservations (actual tokens and cost) and feeds cooldowns
-        (``error`` marks a failure of ``model``, default the decided model).
+        (``error`` marks a failure of ``model``, default the decided model). A figure
+        no store can count (negative, NaN, infinite, too large) raises OutcomeError
+        naming it, after the reservation was settled as if no figures were reported.
         """
+        problem = check_outcome(input_tokens, output_tokens, cost_usd)
+        if problem is not None:
+            input_tokens = output_tokens = cost_usd = None
         outcome = self._outcome(
             decision, input_tokens, output_tokens, cost_usd, error, latency_s, model
         )
@@ -179,6 +185,8 @@ class Engine:
             hook = getattr(stage, "record", None)
             if hook is not None:
                 hook(decision, outcome)
+        if problem is not None:
+            raise problem
 
     def record_attempt(
         self,
@@ -199,11 +207,15 @@ class Engine:
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> None:
         """Like record(), with store I/O awaited."""
+        figures = [kwargs.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")]
+        problem = check_outcome(*figures)
+        if problem is not None:
+            figures = [None, None, None]
         outcome = self._outcome(
             decision,
-            kwargs.get("input_tokens"),
-            kwargs.get("output_tokens"),
-            kwargs.get("cost_usd"),
+            figures[0],
+            figures[1],
+            figures[2],
             kwargs.get("error"),
             kwargs.get("latency_s"),
             kwargs.get("model"),
@@ -215,6 +227,8 @@ class Engine:
             result = hook(decision, outcome)
             if inspect.isawaitable(result):
                 await result
+        if problem is not None:
+            raise problem
 
     def _outcome(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from policyd.diagnostics import PolicyError
 
-__all__ = ["PolicyError", "PolicydError", "RequestError"]
+__all__ = ["OutcomeError", "PolicyError", "PolicydError", "RequestError"]
 
 
 class PolicydError(Exception):
@@ -22,3 +22,13 @@ class RequestError(PolicydError, ValueError):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+class OutcomeError(PolicydError, ValueError):
+    """``record()`` got an outcome it cannot count: ``field`` names the argument
+    (``cost_usd``, ``input_tokens``, ``output_tokens``). Raised after the decision's
+    reservation was settled as if that figure had not been reported."""
+
+    def __init__(self, message: str, field: str):
+        self.field = field
+        super().__init__(f"record(): {field} {message}")

@@ -21,6 +21,17 @@ from policyd.money import MAX_MICROS
 
 #: The counter that a budget key goes to when its expression errors or is null.
 MISSING_KEY = "_missing"
+#: Largest value of any dimension of one amount, and of any counter field, in every
+#: store: 2**53 - 1 (exact as a Lua number in Redis; about 9 billion USD in
+#: micro-dollars). Settled amounts are clamped to [0, MAX_AMOUNT] and counters
+#: saturate at MAX_AMOUNT (and never go below 0), the same way in memory and Redis,
+#: so no counter can wrap.
+MAX_AMOUNT = MAX_MICROS
+
+
+def clamp(value: int) -> int:
+    """``value`` within [0, MAX_AMOUNT]: the bounded arithmetic every store shares."""
+    return 0 if value < 0 else MAX_AMOUNT if value > MAX_AMOUNT else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,10 @@ class Amount:
             self.tokens + other.tokens,
             self.requests + other.requests,
         )
+
+    def clamped(self) -> Amount:
+        """Each dimension within [0, MAX_AMOUNT] (what a store settles, whatever it is given)."""
+        return Amount(clamp(self.usd_micros), clamp(self.tokens), clamp(self.requests))
 
     def __sub__(self, other: Amount) -> Amount:
         return Amount(

@@ -120,7 +120,8 @@ class BudgetsStage:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
             max_tokens = (info.max_output_tokens if info else None) or DEFAULT_MAX_OUTPUT
         usd = info.cost_micros(input_tokens, max_tokens) if info is not None else 0
-        return Amount(usd, input_tokens + max_tokens, 1)
+        # saturate: a request too large to count reserves the most a store can hold
+        return Amount(usd, input_tokens + max_tokens, 1).clamped()
 
     def _lines(
         self,
@@ -301,7 +302,7 @@ class BudgetsStage:
         else:
             info = self.models.get(outcome.model or decision.model or "")
             usd = info.cost_micros(input_tokens, output_tokens) if info else 0
-        return Amount(usd, input_tokens + output_tokens, 1)
+        return Amount(usd, input_tokens + output_tokens, 1).clamped()
 
     def record(self, decision: Decision, outcome: Outcome) -> None:
         reservation = decision.reservation

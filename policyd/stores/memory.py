@@ -115,7 +115,7 @@ class MemoryStore:
 
     def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
         now_ms = epoch_ms(now)
-        amount = None if actual is None else actual.as_tuple()
+        amount = None if actual is None else actual.clamped().as_tuple()
         force = reservation.store_error is not None
         changed = False
         with self._lock:

@@ -70,7 +70,7 @@ def _header(
     force: bool,
     actual: Amount | None,
 ) -> list[Any]:
-    act = (-1, -1, -1) if actual is None else actual.as_tuple()
+    act = (-1, -1, -1) if actual is None else actual.clamped().as_tuple()
     return [op, did, now_ms, ttl_ms, grace_ms, 1 if force else 0, *act]
 
 

@@ -22,7 +22,8 @@
 -- Reads go through a per-line field cache and writes are buffered, so a step costs
 -- a handful of server calls per line: HMGET, ZRANGEBYSCORE, then one HSET, HDEL, ZADD,
 -- ZREM each at most. Amounts are integers below 2^53 (exact as Lua numbers) written
--- with string.format('%d'), so Redis never sees exponent notation.
+-- with string.format('%d'), so Redis never sees exponent notation; every counter
+-- field saturates within [0, 2^53 - 1] (clamp), as in counter.py.
 
 local op = ARGV[1]
 local did = ARGV[2]
@@ -34,9 +35,17 @@ local actual = {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
 local release = actual[1] < 0
 local DIMS = {'u', 't', 'r'}
 local SLACK = 60000  -- keys live this much longer than needed, so TTLs are set rarely
+local MAXN = 9007199254740991  -- 2^53 - 1: every counter field stays in [0, MAXN]
 
 local function fmt(n)
   return string.format('%d', n)
+end
+
+-- the bounded arithmetic of policyd/budgets/ledger.py clamp(): saturate, never wrap
+local function clamp(n)
+  if n < 0 then return 0 end
+  if n > MAXN then return MAXN end
+  return n
 end
 
 -- field cache ---------------------------------------------------------------------------
@@ -117,7 +126,7 @@ local function place(L, bucket)
 end
 
 local function bump(L, field, delta)
-  if delta ~= 0 then put(L, field, fmt(num(L, field) + delta)) end
+  if delta ~= 0 then put(L, field, fmt(clamp(num(L, field) + delta))) end
 end
 
 -- add amount (sign +1/-1) to the settled ('s') or reserved ('v') spend of a bucket
@@ -209,7 +218,7 @@ end
 
 local function spent(L)
   local s, v = triple(L, 's'), triple(L, 'v')
-  return {s[1] + v[1], s[2] + v[2], s[3] + v[3]}
+  return {clamp(s[1] + v[1]), clamp(s[2] + v[2]), clamp(s[3] + v[3])}
 end
 
 -- end of a writing step: write the buffered changes, and make both keys outlive what
@@ -234,7 +243,7 @@ local function retry_after(L)
   if L.nb == 0 then return L.retry end
   local need = {}
   for i = 1, 3 do
-    need[i] = L.limit[i] >= 0 and (L.before[i] + L.amount[i] - L.limit[i]) or 0
+    need[i] = L.limit[i] >= 0 and clamp(L.before[i] - L.limit[i] + L.amount[i]) or 0
   end
   local fields = {}
   for bucket = L.hi - L.nb, L.hi do
