@@ -109,9 +109,9 @@ class Engine:
         ``token_counter`` is ``"estimate"`` (default, offline) or ``"tiktoken"``.
         ``watch=True`` hot-reloads the bundle when its files change (``debounce_ms``
         after the last change). ``reservation_ttl_s`` is how long a budget reservation
-        that is never settled keeps counting (default: the decision's timeout plus 60 s,
-        or 660 s without a timeout). Other keyword arguments go to the store
-        (``key_prefix``, ``connect_timeout_s``, ``command_timeout_s``, ...).
+        that is never settled keeps counting (default: the decision's timeout, 600 s
+        without one, times its tries, plus backoff waits and 60 s). Other keyword
+        arguments go to the store (``key_prefix``, ``command_timeout_s``, ``pool_size``, ...).
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
         runtime.reservation_ttl_s = reservation_ttl_s

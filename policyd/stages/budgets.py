@@ -149,10 +149,20 @@ class BudgetsStage:
         ]
 
     def _ttl(self, state: DecisionState) -> float:
+        """How long an unsettled reservation counts: the whole call, every try included.
+
+        Tries: ``retry.attempts`` (the first included), or one per model of the chain
+        (the decided model and its fallbacks) if that is more. Each try may take the
+        timeout, each retry may first wait its longest backoff; then the margin.
+        """
         configured = self.runtime.reservation_ttl_s
         if configured is not None:
             return configured
-        return (state.timeout_s or DEFAULT_TIMEOUT_S) + RESERVATION_MARGIN_S
+        retry = state.retry
+        attempts = max(retry.attempts if retry is not None else 1, 1 + len(state.fallbacks))
+        waits = sum(retry.delay_s(n, 1.0) for n in range(1, attempts)) if retry else 0.0
+        timeout = state.timeout_s or DEFAULT_TIMEOUT_S
+        return timeout * attempts + waits + RESERVATION_MARGIN_S
 
     def run(self, state: DecisionState) -> None:
         applicable = self._applicable(state)
@@ -164,7 +174,7 @@ class BudgetsStage:
         result = store.reserve(state.decision_id, lines, state.now, ttl)
         if self._after(state, applicable, result, lines[0].amount) is not None:
             lines = self._lines(state, applicable, True)
-            result = store.reserve(state.decision_id, lines, state.now, ttl)
+            result = store.reserve(state.decision_id, lines, state.now, self._ttl(state))
             self._after(state, applicable, result, lines[0].amount, downgraded=True)
 
     async def arun(self, state: DecisionState) -> None:
@@ -177,7 +187,7 @@ class BudgetsStage:
         result = await store.areserve(state.decision_id, lines, state.now, ttl)
         if self._after(state, applicable, result, lines[0].amount) is not None:
             lines = self._lines(state, applicable, True)
-            result = await store.areserve(state.decision_id, lines, state.now, ttl)
+            result = await store.areserve(state.decision_id, lines, state.now, self._ttl(state))
             self._after(state, applicable, result, lines[0].amount, downgraded=True)
 
     def _after(

@@ -117,3 +117,53 @@ def test_a_huge_request_saturates_its_reservation(engine, clock):
     d = engine.decide(big)
     assert d.blocked_by == "daily"  # reserves the most a counter holds: never fits
     assert spent(engine, clock) == (0, 0, 0)
+
+
+TTL_BODY = """
+tiers:
+  t: {targets: [{model: small}]}
+  big: {targets: [{model: large}]}
+  bigger: {targets: [{model: huge}]}
+  f: {targets: [{model: medium}], fallback: [big, bigger]}
+routing:
+  default: t
+  timeout: 30s
+  retry: {attempts: 3}
+  rules:
+    - {name: chain, when: 'request.feature == "chain"', tier: f}
+budgets:
+  - name: daily
+    key: request.tenant.id
+    window: calendar_day
+    limit: {requests: 10}
+    on_exceed: {action: block}
+"""
+
+
+def live_requests(engine, clock) -> int:
+    return spent(engine, clock)[2]
+
+
+@pytest.mark.parametrize(
+    ("routing", "feature", "ttl_s"),
+    [
+        # 3 tries of 30 s, backoff 0.5 s + 1 s before the retries, a 60 s margin
+        ("retry: {attempts: 3}", "plain", 151.5),
+        # no retry policy, but a chain of 3 models: each may take the timeout
+        ("", "chain", 150.0),
+        # one try, no fallbacks: the timeout and the margin
+        ("", "plain", 90.0),
+    ],
+)
+def test_an_unsettled_reservation_outlives_every_try(make_engine, clock, routing, feature, ttl_s):
+    body = TTL_BODY.replace("  retry: {attempts: 3}\n", f"  {routing}\n" if routing else "")
+    engine = make_engine(policy(body))
+    start = clock.now
+    d = engine.decide({**req(), "feature": feature})
+    assert d.allowed
+    # before: the reservation vanished at timeout + 60 s although retries may still run
+    clock.now = start + timedelta(seconds=ttl_s - 0.5)
+    assert live_requests(engine, clock) == 1
+    clock.now = start + timedelta(seconds=ttl_s)
+    assert live_requests(engine, clock) == 0
+    engine.close()
