@@ -139,6 +139,9 @@ class ReserveResult:
     ok: bool
     lines: tuple[LineResult, ...]
     store_error: str | None = None
+    #: when the reservation stops counting (caller's clock, epoch ms; 0: unknown). A
+    #: settle uses it to tell a reservation lost by the store from a late settle.
+    deadline_ms: int = 0
 
 
 def check_lines(lines: Sequence[Line]) -> None:

@@ -13,6 +13,7 @@ actual tokens and cost, exactly once per decision.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from policyd.prices import ModelInfo
 from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
 
 STAGE = "budgets"
+log = logging.getLogger("policyd")
 # Output tokens assumed when neither the request's max_tokens nor the model's
 # output limit is known: a reservation must assume something.
 DEFAULT_MAX_OUTPUT = 4096
@@ -83,6 +85,9 @@ class BudgetsStage:
             for i, b in enumerate(budgets)
         )
         self.routing: Any = None  # set by the compiler: the policy's routing stage
+        listen = getattr(self.runtime.store, "listen", None)
+        if listen is not None:  # store events (a reservation the store lost) are engine events
+            listen(self.runtime.emit)
 
     # -- decide ---------------------------------------------------------------------------
 
@@ -176,6 +181,8 @@ class BudgetsStage:
             lines = self._lines(state, applicable, True)
             result = store.reserve(state.decision_id, lines, state.now, self._ttl(state))
             self._after(state, applicable, result, lines[0].amount, downgraded=True)
+        if self._unknown(state, result):
+            store.settle(result, None, state.now)
 
     async def arun(self, state: DecisionState) -> None:
         applicable = self._applicable(state)
@@ -189,6 +196,33 @@ class BudgetsStage:
             lines = self._lines(state, applicable, True)
             result = await store.areserve(state.decision_id, lines, state.now, self._ttl(state))
             self._after(state, applicable, result, lines[0].amount, downgraded=True)
+        if self._unknown(state, result):
+            await store.asettle(result, None, state.now)
+
+    def _unknown(self, state: DecisionState, result: ReserveResult) -> bool:
+        """True when a reservation failed with a store error and the decision is blocked:
+        the reserve may still have run on the store (a timeout is ambiguous), so the
+        caller releases it (now, or journaled until the store is back) instead of letting
+        a call that never happens hold the budget until its ttl. Reported as an event."""
+        if result.store_error is None or state.reservation is not None:
+            return False
+        budgets = sorted({line.budget for line in result.lines})
+        log.warning(
+            "budget reservation of decision %s (%s) is unknown after a store error and the "
+            "decision was blocked: releasing it in case it was made",
+            state.decision_id,
+            ", ".join(budgets),
+        )
+        self.runtime.emit(
+            {
+                "type": "budget_reservation_unknown",
+                "policy": self.policy_name,
+                "decision_id": state.decision_id,
+                "budgets": budgets,
+                "action": "released",
+            }
+        )
+        return True
 
     def _after(
         self,

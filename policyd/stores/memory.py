@@ -111,7 +111,9 @@ class MemoryStore:
                         reset_at=slot.reset_at,
                     )
                 )
-        return ReserveResult(decision_id=decision_id, ok=ok, lines=tuple(results))
+        return ReserveResult(
+            decision_id=decision_id, ok=ok, lines=tuple(results), deadline_ms=now_ms + ttl_ms
+        )
 
     def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
         now_ms = epoch_ms(now)

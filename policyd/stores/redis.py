@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -109,6 +109,8 @@ class RedisStore:
         # the gates bound calls in flight to the pool's size, so a pool never runs out
         self._gate = Gate(pool_size, pool_timeout_s)
         self.busy = 0  # calls that found no free connection within pool_timeout_s
+        self.lost = 0  # reservations the server had lost by the time they were settled
+        self._listener: Callable[[dict[str, Any]], None] | None = None
         self.journal = Journal(journal_max)
         self.last_error: str | None = None
         self.failures = 0
@@ -158,7 +160,7 @@ class RedisStore:
         if error is None:
             try:
                 replies = [self._call(c) for c in calls]
-                result = _reserve_result(decision_id, lines, slots, calls, replies)
+                result = _reserve_result(decision_id, lines, slots, calls, replies, now_ms, ttl_s)
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
                         self._call(call)
@@ -176,7 +178,7 @@ class RedisStore:
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                changed = any([bool(self._call(c)) for c in calls])
+                changed = self._settled(reservation, [self._call(c) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
             else:
@@ -220,7 +222,7 @@ class RedisStore:
         if error is None:
             try:
                 replies = [await self._acall(c) for c in calls]
-                result = _reserve_result(decision_id, lines, slots, calls, replies)
+                result = _reserve_result(decision_id, lines, slots, calls, replies, now_ms, ttl_s)
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
                         await self._acall(call)
@@ -240,7 +242,7 @@ class RedisStore:
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                changed = any([bool(await self._acall(c)) for c in calls])
+                changed = self._settled(reservation, [await self._acall(c) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
             else:
@@ -292,6 +294,7 @@ class RedisStore:
             "pool_size": self.pool_size,
             "pool_waits": self._gate.waited + sum(g.waited for _, _, g in self._async.values()),
             "pool_busy": self.busy,
+            "reservations_lost": self.lost,
         }
 
     def __repr__(self) -> str:
@@ -365,6 +368,35 @@ class RedisStore:
             return f"Redis store at {self.url} is unavailable: {self.last_error}"
         return None
 
+    def listen(self, callback: Callable[[dict[str, Any]], None] | None) -> None:
+        """Send store events (``budget_reservation_lost``) to ``callback``."""
+        self._listener = callback
+
+    def _settled(self, reservation: ReserveResult, replies: Sequence[Any]) -> bool:
+        """Read settle replies: 1 counted, 0 not, 2 counted although the store had lost
+        the reservation (restarted without persistence, flushed, evicted)."""
+        if any(int(r) == 2 for r in replies):
+            self.lost += 1
+            budgets = sorted({line.budget for line in reservation.lines})
+            log.warning(
+                "Redis store at %s had lost the reservation of decision %s (budgets %s): "
+                "restarted without persistence, flushed or evicted? Its spend is counted "
+                "now; calls it admitted meanwhile were not limited by it",
+                self.url,
+                reservation.decision_id,
+                ", ".join(budgets),
+            )
+            if self._listener is not None:
+                self._listener(
+                    {
+                        "type": "budget_reservation_lost",
+                        "store": self.url,
+                        "decision_id": reservation.decision_id,
+                        "budgets": budgets,
+                    }
+                )
+        return any(bool(int(r)) for r in replies)
+
     def _failed(self, exc: BaseException) -> str:
         if isinstance(exc, PoolBusy):  # back-pressure: this call fails, Redis is not "down"
             self.busy += 1
@@ -387,32 +419,42 @@ class RedisStore:
         )
         return False
 
-    def _replay_calls(self, now: datetime) -> tuple[int, list[codec.Call]]:
+    def _replay_calls(
+        self, now: datetime
+    ) -> tuple[int, list[codec.Call], list[ReserveResult]]:
+        """One batch of journaled settlements: how many, their calls, and each call's
+        reservation (to report one the store had lost)."""
         batch = self.journal.head(self._replay_batch)
-        calls = [
-            call
-            for entry in batch
-            for call in self._settle_calls(entry.reservation, entry.actual, now, True)
-        ]
-        return len(batch), calls
+        calls: list[codec.Call] = []
+        owners: list[ReserveResult] = []
+        for entry in batch:
+            for call in self._settle_calls(entry.reservation, entry.actual, now, True):
+                calls.append(call)
+                owners.append(entry.reservation)
+        return len(batch), calls, owners
+
+    def _replayed(self, owners: list[ReserveResult], replies: Sequence[Any]) -> None:
+        lost = {id(o): o for o, r in zip(owners, replies, strict=True) if int(r) == 2}
+        for reservation in lost.values():
+            self._settled(reservation, [2])
 
     def _replay_some(self, now: datetime) -> None:
         """Replay one batch of the journal (idempotent), if there is one to replay."""
         if not len(self.journal) or not self.journal.begin_replay():
             return
         try:
-            n, calls = self._replay_calls(now)
+            n, calls, owners = self._replay_calls(now)
             if self.cluster:
-                for call in calls:
-                    self._call(call)
+                replies = [self._call(call) for call in calls]
             else:
                 script = self._sync_script()
                 pipe = self._client.pipeline(transaction=False)
                 for call in calls:
                     script(keys=call.keys, args=call.args, client=pipe)
                 with self._gate.enter():
-                    pipe.execute()
+                    replies = pipe.execute()
             self.journal.done(n)
+            self._replayed(owners, replies)
         except _FAILURES as exc:
             self._failed(exc)
         finally:
@@ -422,18 +464,18 @@ class RedisStore:
         if not len(self.journal) or not self.journal.begin_replay():
             return
         try:
-            n, calls = self._replay_calls(now)
+            n, calls, owners = self._replay_calls(now)
             if self.cluster:
-                for call in calls:
-                    await self._acall(call)
+                replies = [await self._acall(call) for call in calls]
             else:
                 client, script, gate = self._async_pair()
                 pipe = client.pipeline(transaction=False)
                 for call in calls:
                     await script(keys=call.keys, args=call.args, client=pipe)
                 async with gate.enter():
-                    await pipe.execute()
+                    replies = await pipe.execute()
             self.journal.done(n)
+            self._replayed(owners, replies)
         except _FAILURES as exc:
             self._failed(exc)
         finally:
@@ -446,6 +488,8 @@ def _reserve_result(
     slots: Sequence[Any],
     calls: Sequence[codec.Call],
     replies: Sequence[Any],
+    now_ms: int,
+    ttl_s: float,
 ) -> ReserveResult:
     rows: dict[int, Any] = {}
     ok = True
@@ -453,7 +497,8 @@ def _reserve_result(
         ok = ok and int(reply[0]) == 1
         for index, row in zip(call.lines, reply[1:], strict=True):
             rows[index] = row
-    return ReserveResult(decision_id, ok, codec.line_results(lines, slots, rows))
+    deadline = now_ms + max(1, round(ttl_s * 1000))
+    return ReserveResult(decision_id, ok, codec.line_results(lines, slots, rows), None, deadline)
 
 
 def _without_alerts(result: ReserveResult) -> ReserveResult:

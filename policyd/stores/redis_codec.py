@@ -144,7 +144,9 @@ def settle_calls(
     calls = []
     for group in _groups(keys, by_slot):
         call_keys: list[str] = []
-        args = _header(op, reservation.decision_id, now_ms, 0, grace_ms, force, actual)
+        # settle: the reservation's deadline rides in the ttl slot (lost-reservation check)
+        deadline = reservation.deadline_ms if op == "settle" else 0
+        args = _header(op, reservation.decision_id, now_ms, deadline, grace_ms, force, actual)
         for i in group:
             line = lines[i]
             call_keys += keys[i]

@@ -16,7 +16,8 @@
 --       requests (-1: release), then per line: n_buckets, bucket ms, key ttl ms and
 --       reserve: enforce, amount x3, limit x3 (-1: none), calendar retry ms,
 --                n alerts, then per alert: name, level x3 (-1: none)
---       settle:  placement bucket (used when forcing an unknown decision)
+--       settle:  placement bucket (used when forcing an unknown decision); the ttl
+--                slot holds the reservation's deadline ms (0: unknown)
 --       cancel:  n alerts, their names (markers to clear: the reservation never happened)
 --
 -- Reads go through a per-line field cache and writes are buffered, so a step costs
@@ -324,12 +325,20 @@ if op == 'cancel' then
 end
 
 if op == 'settle' then
+  -- settle's ttl slot carries the reservation's deadline (0: unknown). A decision
+  -- unknown to a counter that does not exist at all, before deadline + grace, was
+  -- reserved and then lost (a Redis restart without persistence, a flush, an
+  -- eviction): its spend is recorded as if forced, and the reply says so (2). A
+  -- reservation that failed with a store error has no deadline: Redis may never
+  -- have seen it, so it is never reported as lost.
   local changed = 0
   for _, L in ipairs(lines) do
     local text = get(L, 'e:' .. did)
     local st, bucket, amount
     if text then st, bucket, amount = parse(text) end
-    if st ~= 'S' and (text or force) then
+    local lost = not text and ttl > 0 and not get(L, 'x') and now <= ttl + grace
+    if lost then changed = 2 end
+    if st ~= 'S' and (text or force or lost) then
       if not text then
         bucket = 0
         if L.nb > 0 then bucket = math.min(L.bucket, L.hi) end
@@ -338,7 +347,7 @@ if op == 'settle' then
       end
       if not release then add(L, 's', bucket, actual, 1) end
       set_entry(L, did, 'S', bucket, {0, 0, 0}, now + grace)
-      changed = 1
+      if changed == 0 then changed = 1 end
     end
     finish(L)
   end
