@@ -243,12 +243,17 @@ class BudgetsStage:
         states = []
         blocking: list[tuple[CompiledBudget, LineResult]] = []
         downgrade_to: str | None = None
+        too_large = False
         for line in result.lines:
             budget = by_counter[line.budget]
             status = "ok"
             if not line.fits:
+                # "never fits": the reservation alone is over the limit, so waiting for
+                # the window to move on cannot help (no retry_after), unlike "used up"
+                never = not line.limit.admits(amount)
                 if budget.action == "block":
-                    status = "blocked"
+                    status = "too_large" if never else "blocked"
+                    too_large = too_large or never
                     blocking.append((budget, line))
                 elif budget.action == "downgrade" and not downgraded:
                     status = "downgraded"
@@ -261,6 +266,18 @@ class BudgetsStage:
             states.append(_budget_state(budget.name, line, amount, status))
         state.budgets = states
         if blocking:
+            if too_large:
+                budget, line = next((b, ln) for b, ln in blocking if not ln.limit.admits(amount))
+                state.block(
+                    STAGE,
+                    budget.name,
+                    f"Request too large for budget {budget.name}: what it may cost alone "
+                    "exceeds the limit, so it can never fit (lower max_tokens)",
+                    f"never fits: reservation of {amount.usd_micros} µUSD, {amount.tokens} "
+                    f"tokens alone exceeds the limit of window {line.window_id}",
+                )
+                state.reservation = None
+                return None
             budget, line = blocking[0]
             retry = max((ln.retry_after_s or 0.0) for _, ln in blocking) or None
             state.block(
@@ -394,7 +411,7 @@ def _budget_state(name: str, line: LineResult, amount: Amount, status: str) -> B
         limit_requests=limit.requests,
         reserved_usd=micros_to_usd(amount.usd_micros),
         reserved_tokens=amount.tokens,
-        retry_after_s=line.retry_after_s if not line.fits else None,
+        retry_after_s=line.retry_after_s if not line.fits and status != "too_large" else None,
         alerts=tuple(line.alerts_fired),
         window=line.window_id,
     )

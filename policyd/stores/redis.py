@@ -419,9 +419,7 @@ class RedisStore:
         )
         return False
 
-    def _replay_calls(
-        self, now: datetime
-    ) -> tuple[int, list[codec.Call], list[ReserveResult]]:
+    def _replay_calls(self, now: datetime) -> tuple[int, list[codec.Call], list[ReserveResult]]:
         """One batch of journaled settlements: how many, their calls, and each call's
         reservation (to report one the store had lost)."""
         batch = self.journal.head(self._replay_batch)
