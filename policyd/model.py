@@ -175,6 +175,15 @@ class OnExceed(Strict):
         return self
 
 
+class ReserveCap(Strict):
+    output_tokens: int = Field(
+        ge=1,
+        le=2**53 - 1,
+        description="Output tokens a reservation assumes at most (the request's max_tokens "
+        "when lower); the settle corrects to the actual cost",
+    )
+
+
 class Budget(Strict):
     name: Name
     key: CelKey
@@ -185,6 +194,11 @@ class Budget(Strict):
     on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block", tier=None))
     alerts: list[float] = Field(default_factory=list)
     on_store_error: Literal["allow", "block"] = "allow"
+    reserve: Literal["worst_case"] | ReserveCap = Field(
+        "worst_case",
+        description="How a reservation is priced: worst_case (max_tokens or the model's "
+        "output limit) or a cap {output_tokens: N}",
+    )
 
 
 # --------------------------------------------------------------------------- guardrails

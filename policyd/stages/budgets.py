@@ -3,7 +3,8 @@
 Per decision: each applicable budget's key is evaluated (an error or null goes
 to the shared ``_missing`` counter, never around the budget), the worst-case
 cost of the chosen model is computed (input tokens × input price + max output
-tokens × output price, rounded up to the micro-dollar), and all lines go to
+tokens × output price, rounded up to the micro-dollar; a budget with
+``reserve: {output_tokens: N}`` assumes at most N output tokens), and all lines go to
 the store in one atomic reservation. A ``block`` budget that does not fit
 refuses the whole reservation and blocks with ``retry_after``; a ``downgrade``
 budget re-routes to its tier and reserves again at the cheaper model's price;
@@ -19,10 +20,11 @@ from typing import Any
 
 from policyd import cel, fields, model
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
-from policyd.decision import BudgetState, Decision
+from policyd.decision import BudgetState
 from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
-from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
+from policyd.stages.base import CompileEnv, DecisionState, Runtime, evaluate, matches
+from policyd.stages.budget_settle import SettleMixin, most
 
 STAGE = "budgets"
 log = logging.getLogger("policyd")
@@ -47,6 +49,7 @@ class CompiledBudget:
     alerts: tuple[float, ...]
     on_store_error: str
     counter: str  # the store's name for it: "<policy>/<budget>"
+    reserve_cap: int | None = None  # reserve: {output_tokens: N}; None: the worst case
 
 
 def _window(budget: model.Budget) -> Window:
@@ -61,7 +64,7 @@ def _limit(limit: model.Limit) -> Limit:
     return Limit(usd, limit.tokens, limit.requests)
 
 
-class BudgetsStage:
+class BudgetsStage(SettleMixin):
     name = STAGE
 
     def __init__(self, env: CompileEnv, budgets: list[model.Budget]) -> None:
@@ -81,6 +84,9 @@ class BudgetsStage:
                 alerts=tuple(b.alerts),
                 on_store_error=b.on_store_error,
                 counter=f"{env.policy_name}/{b.name}",
+                reserve_cap=b.reserve.output_tokens
+                if isinstance(b.reserve, model.ReserveCap)
+                else None,
             )
             for i, b in enumerate(budgets)
         )
@@ -117,13 +123,17 @@ class BudgetsStage:
             out.append((budget, key))
         return out
 
-    def _amount(self, state: DecisionState) -> Amount:
+    def _amount(self, state: DecisionState, cap: int | None = None) -> Amount:
+        """What one call may cost: input tokens plus ``max_tokens`` (else the model's
+        output limit) of output, at most ``cap`` output tokens when the budget caps it."""
         info: ModelInfo | None = self.models.get(state.model) if state.model else None
         request = state.request
         input_tokens = int(request.get("input_tokens") or 0)
         max_tokens = request.get("max_tokens")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
             max_tokens = (info.max_output_tokens if info else None) or DEFAULT_MAX_OUTPUT
+        if cap is not None:
+            max_tokens = min(max_tokens, cap)
         usd = info.cost_micros(input_tokens, max_tokens) if info is not None else 0
         # saturate: a request too large to count reserves the most a store can hold
         return Amount(usd, input_tokens + max_tokens, 1).clamped()
@@ -137,15 +147,19 @@ class BudgetsStage:
         """One line per budget. Counters are named ``<policy>/<budget>`` so that two
         policies' budgets of the same name never share spend. A downgrade budget is
         enforced until the decision was downgraded: a refused reservation leaves no
-        trace (no spend, no alert), and the cheaper model is reserved under the same id."""
-        amount = self._amount(state)
+        trace (no spend, no alert), and the cheaper model is reserved under the same id.
+        Each line is priced by its budget's ``reserve`` mode."""
+        amounts: dict[int | None, Amount] = {}
+        for budget, _ in applicable:
+            if budget.reserve_cap not in amounts:
+                amounts[budget.reserve_cap] = self._amount(state, budget.reserve_cap)
         return [
             Line(
                 budget.counter,
                 key,
                 budget.window,
                 budget.limit,
-                amount,
+                amounts[budget.reserve_cap],
                 enforce=budget.action == "block"
                 or (budget.action == "downgrade" and not downgraded),
                 alerts=budget.alerts,
@@ -177,10 +191,10 @@ class BudgetsStage:
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
         result = store.reserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result, lines[0].amount) is not None:
+        if self._after(state, applicable, result, _amounts(lines)) is not None:
             lines = self._lines(state, applicable, True)
             result = store.reserve(state.decision_id, lines, state.now, self._ttl(state))
-            self._after(state, applicable, result, lines[0].amount, downgraded=True)
+            self._after(state, applicable, result, _amounts(lines), downgraded=True)
         if self._unknown(state, result):
             store.settle(result, None, state.now)
 
@@ -192,10 +206,10 @@ class BudgetsStage:
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
         result = await store.areserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result, lines[0].amount) is not None:
+        if self._after(state, applicable, result, _amounts(lines)) is not None:
             lines = self._lines(state, applicable, True)
             result = await store.areserve(state.decision_id, lines, state.now, self._ttl(state))
-            self._after(state, applicable, result, lines[0].amount, downgraded=True)
+            self._after(state, applicable, result, _amounts(lines), downgraded=True)
         if self._unknown(state, result):
             await store.asettle(result, None, state.now)
 
@@ -229,12 +243,12 @@ class BudgetsStage:
         state: DecisionState,
         applicable: list[tuple[CompiledBudget, str]],
         result: ReserveResult,
-        amount: Amount,
+        amounts: dict[str, Amount],
         *,
         downgraded: bool = False,
     ) -> str | None:
-        """Apply a reservation's answer (``amount``: what each line reserved); returns a
-        tier to downgrade to, or None."""
+        """Apply a reservation's answer (``amounts``: what each line reserved, by
+        counter); returns a tier to downgrade to, or None."""
         by_counter = {budget.counter: budget for budget, _ in applicable}
         state.reservation = result
         if result.store_error is not None:
@@ -246,6 +260,7 @@ class BudgetsStage:
         too_large = False
         for line in result.lines:
             budget = by_counter[line.budget]
+            amount = amounts[line.budget]
             status = "ok"
             if not line.fits:
                 # "never fits": the reservation alone is over the limit, so waiting for
@@ -267,7 +282,10 @@ class BudgetsStage:
         state.budgets = states
         if blocking:
             if too_large:
-                budget, line = next((b, ln) for b, ln in blocking if not ln.limit.admits(amount))
+                budget, line = next(
+                    (b, ln) for b, ln in blocking if not ln.limit.admits(amounts[ln.budget])
+                )
+                amount = amounts[line.budget]
                 state.block(
                     STAGE,
                     budget.name,
@@ -300,11 +318,12 @@ class BudgetsStage:
             self.routing.route(state, downgrade_to)
             return downgrade_to
         if result.ok:
+            top = most(amounts.values())
             state.note(
                 STAGE,
                 None,
                 "reserved",
-                f"{len(result.lines)} budget(s), {amount.usd_micros} µUSD, {amount.tokens} tokens",
+                f"{len(result.lines)} budget(s), {top.usd_micros} µUSD, {top.tokens} tokens",
             )
         return None
 
@@ -345,50 +364,9 @@ class BudgetsStage:
             }
         )
 
-    # -- outcomes -------------------------------------------------------------------------
 
-    def _actual(self, decision: Decision, outcome: Outcome) -> Amount | None:
-        if (
-            outcome.cost_usd is None
-            and outcome.input_tokens is None
-            and outcome.output_tokens is None
-        ):
-            if outcome.error is not None:
-                return Amount(0, 0, 1)  # a failed call: it still was a request
-            return None  # nothing reported: the reservation stands as the spend
-        input_tokens = outcome.input_tokens or 0
-        output_tokens = outcome.output_tokens or 0
-        if outcome.cost_usd is not None:
-            usd = usd_to_micros(outcome.cost_usd)
-        else:
-            info = self.models.get(outcome.model or decision.model or "")
-            usd = info.cost_micros(input_tokens, output_tokens) if info else 0
-        return Amount(usd, input_tokens + output_tokens, 1).clamped()
-
-    def record(self, decision: Decision, outcome: Outcome) -> None:
-        reservation = decision.reservation
-        if reservation is None:
-            return
-        actual = self._actual(decision, outcome)
-        if actual is None:
-            actual = _reserved(reservation, decision)
-        self.runtime.store.settle(reservation, actual, outcome.at)
-
-    async def arecord(self, decision: Decision, outcome: Outcome) -> None:
-        reservation = decision.reservation
-        if reservation is None:
-            return
-        actual = self._actual(decision, outcome)
-        if actual is None:
-            actual = _reserved(reservation, decision)
-        await self.runtime.store.asettle(reservation, actual, outcome.at)
-
-
-def _reserved(reservation: ReserveResult, decision: Decision) -> Amount:
-    for budget in decision.budgets:
-        if budget.reserved_usd is not None:
-            return Amount(usd_to_micros(budget.reserved_usd), budget.reserved_tokens or 0, 1)
-    return Amount(0, 0, 1)
+def _amounts(lines: list[Line]) -> dict[str, Amount]:
+    return {line.budget: line.amount for line in lines}
 
 
 def _budget_state(name: str, line: LineResult, amount: Amount, status: str) -> BudgetState:

@@ -68,3 +68,56 @@ def test_never_fits_downgrades_when_the_budget_says_downgrade(make_engine):
     d = engine.decide(req())
     assert d.allowed and d.model == "small"  # 4,096 x $0.60/M fits the limit
     assert d.retry_after_s is None
+
+
+CAP_BODY = """
+tiers:
+  premium: {targets: [{model: large}]}
+routing: {default: premium, context_window: ignore}
+budgets:
+  - name: tenant-daily
+    key: request.tenant.id
+    window: calendar_day
+    limit: {usd: 0.05}
+    reserve: {output_tokens: 1024}
+    on_exceed: {action: block, message: Tenant daily budget used up}
+  - name: worst
+    key: '"all"'
+    window: calendar_day
+    limit: {usd: 100}
+    on_exceed: {action: warn}
+"""
+
+
+def test_a_capped_reservation_fits_and_the_settle_corrects_it(make_engine, redis_or_memory):
+    engine = make_engine(policy(CAP_BODY), **redis_or_memory)
+    events: list[dict] = []
+    engine.on_event(events.append)
+    d = engine.decide(req())  # no max_tokens: the worst case would never fit
+    assert d.allowed
+    capped, worst = d.budgets
+    # 1,024 output tokens at $15/M (+ input) instead of 4,096
+    assert capped.reserved_tokens is not None and capped.reserved_tokens < 1100
+    assert capped.reserved_usd is not None and capped.reserved_usd < 0.016
+    assert worst.reserved_tokens is not None and worst.reserved_tokens > 4096
+    engine.record(d, input_tokens=8, output_tokens=500, cost_usd=0.0075)
+    after = engine.decide(req(max_tokens=10)).budgets[0]
+    assert after.spent_usd == 0.0075  # corrected to the actual cost, not the reservation
+    assert [e for e in events if e["type"] == "budget_overshoot"] == []
+
+
+def test_an_overshoot_past_the_limit_is_reported(make_engine, redis_or_memory):
+    engine = make_engine(policy(CAP_BODY), **redis_or_memory)
+    events: list[dict] = []
+    engine.on_event(events.append)
+    d = engine.decide(req())
+    assert d.allowed
+    # the call wrote 4,000 tokens: $0.06 against a $0.05 limit, past its $0.0154 reservation
+    engine.record(d, input_tokens=8, output_tokens=4000, cost_usd=0.06)
+    [event] = [e for e in events if e["type"] == "budget_overshoot"]
+    assert event["budget"] == "tenant-daily" and event["policy"] == "p"
+    assert (event["spent_usd"], event["limit_usd"], event["actual_usd"]) == (0.06, 0.05, 0.06)
+    assert "acme" not in str(event)
+    state = engine.decide(req(max_tokens=10)).budgets[0]
+    assert state.spent_usd == 0.06 and state.remaining_usd == 0  # visible, not hidden
+    assert state.state == "blocked"
