@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from engine_bundles import policy
+
+from policyd import PolicyError
 
 BODY = """
 tiers:
@@ -121,3 +126,65 @@ def test_an_overshoot_past_the_limit_is_reported(make_engine, redis_or_memory):
     state = engine.decide(req(max_tokens=10)).budgets[0]
     assert state.spent_usd == 0.06 and state.remaining_usd == 0  # visible, not hidden
     assert state.state == "blocked"
+
+
+RATE_BODY = """
+tiers:
+  t: {targets: [{model: small}]}
+routing: {default: t}
+budgets:
+  - name: burst
+    key: request.user.id
+    window: {rolling: WINDOW}
+    limit: {requests: 10}
+"""
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("500ms", "a rolling window must last at least 1s, not 500ms"),
+        ("999ms", "a rolling window must last at least 1s, not 999ms"),
+        ("1500ms", "a rolling window must be a whole number of seconds, not 1500ms"),
+    ],
+)
+def test_rolling_windows_below_a_second_or_fractional_are_check_errors(
+    make_engine, window, message
+):
+    # before: rounded silently (500ms counted per second, 1500ms per 2 s)
+    text = policy(RATE_BODY.replace("WINDOW", window))
+    with pytest.raises(PolicyError) as caught:
+        make_engine(text)
+    [diag] = [d for d in caught.value.diagnostics if d.is_error]
+    assert (diag.code, diag.message) == ("PD104", message)
+    line = text.splitlines().index(f"    window: {{rolling: {window}}}") + 1
+    assert diag.file.endswith("policy.yaml") and (diag.line, diag.column) == (line, 23)
+
+
+def test_rates_and_bursts_are_two_rolling_limits(make_engine, clock):
+    body = """
+    tiers:
+      t: {targets: [{model: small}]}
+    routing: {default: t}
+    budgets:
+      - name: per-minute
+        key: request.user.id
+        window: {rolling: 1m}
+        limit: {requests: 100}
+      - name: burst
+        key: request.user.id
+        window: {rolling: 1s}
+        limit: {requests: 10}
+    """
+    engine = make_engine(policy(body))
+    allowed = 0
+    for _second in range(12):
+        for _ in range(12):  # 12 a second: 10 pass, 2 are refused by the burst limit
+            d = engine.decide(req(max_tokens=1))
+            allowed += d.allowed
+            if not d.allowed:
+                assert d.blocked_by in ("burst", "per-minute")
+        # a rolling window holds spend up to one bucket (1/60) longer than its length
+        clock.now += timedelta(seconds=1.1)
+    # 10 a second for 10 s reach 100 a minute: the last two seconds admit nothing
+    assert allowed == 100
