@@ -144,6 +144,21 @@ class ReserveResult:
     deadline_ms: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class CounterUsage:
+    """One counter's current window, read without changing it: settled spend, live
+    reservations, and the alert thresholds (names such as ``'0.8'``) fired and live."""
+
+    settled: Amount
+    reserved: Amount
+    alerts: tuple[str, ...] = ()
+
+    @property
+    def spent(self) -> Amount:
+        """What a reservation is checked against: settled plus reserved (bounded)."""
+        return (self.settled + self.reserved).clamped()
+
+
 def check_lines(lines: Sequence[Line]) -> None:
     """Reject line sets a store cannot account for exactly (a programming error)."""
     for line in lines:

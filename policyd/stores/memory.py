@@ -15,6 +15,7 @@ from datetime import datetime
 from policyd.budgets.counter import Counter
 from policyd.budgets.ledger import (
     Amount,
+    CounterUsage,
     Line,
     LineResult,
     ReserveResult,
@@ -142,6 +143,38 @@ class MemoryStore:
                 return Amount()
             counter.maintain(now_ms, self._grace_ms)
             return Amount(*counter.spent())
+
+    def read(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Settled, reserved and live alerts of one counter's current window."""
+        now_ms = epoch_ms(now)
+        slot = current_window(window, now)
+        with self._lock:
+            counter = self._counters.get((budget, key, counter_suffix(window, slot.id)))
+            if counter is None:
+                return CounterUsage(Amount(), Amount())
+            counter.maintain(now_ms, self._grace_ms)
+            live = tuple(
+                name
+                for name in alerts
+                if (marker := counter.alerts.get(name)) is not None
+                and (marker == 0 or marker > now_ms)
+            )
+            return CounterUsage(
+                Amount(*counter.total_settled), Amount(*counter.total_reserved), live
+            )
+
+    async def aread(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        return self.read(budget, key, window, now, alerts)
+
+    def keys(self, budget: str, window: Window, now: datetime) -> list[str]:
+        """The keys that have a counter of ``budget`` in the current window, sorted."""
+        suffix = counter_suffix(window, current_window(window, now).id)
+        with self._lock:
+            return sorted(k for b, k, s in self._counters if b == budget and s == suffix)
 
     async def areserve(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float

@@ -24,38 +24,31 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from policyd.budgets.ledger import Amount, Line, ReserveResult, check_lines
+from policyd.budgets.ledger import Amount, CounterUsage, Line, ReserveResult, check_lines
 from policyd.budgets.windows import Window, current_window, epoch_ms
 from policyd.stores import redis_codec as codec
 from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
-from policyd.stores.journal import Journal, JournalEntry
-from policyd.stores.pool import DEFAULT_POOL_SIZE, AsyncGate, Gate, PoolBusy
+from policyd.stores.journal import Journal
+from policyd.stores.pool import AsyncGate, Gate, PoolBusy
+from policyd.stores.redis_options import pool_size_option, redact, seconds_option, url_options
+from policyd.stores.redis_replay import FAILURES as _FAILURES
+from policyd.stores.redis_replay import ReplayMixin
 
 log = logging.getLogger("policyd.stores")
 
 LUA = files("policyd.stores").joinpath("lua/ledger.lua").read_text(encoding="utf-8")
-_FAILURES: tuple[type[BaseException], ...] = (
-    redis.RedisError,
-    OSError,
-    asyncio.TimeoutError,
-    PoolBusy,
-)
-#: Store options that may also be given as URL query parameters (``?pool_size=200``).
-URL_OPTIONS = ("pool_size", "pool_timeout_s")
 
 
-class RedisStore:
+class RedisStore(ReplayMixin):
     """Budget counters in Redis. See :class:`policyd.stores.base.Store`."""
 
     name = "redis"
@@ -74,10 +67,12 @@ class RedisStore:
         pool_size: int | None = None,
         pool_timeout_s: float | None = None,
     ) -> None:
-        url, from_url = _url_options(url)
-        pool_size = _pool_size(pool_size if pool_size is not None else from_url.get("pool_size"))
+        url, from_url = url_options(url)
+        pool_size = pool_size_option(
+            pool_size if pool_size is not None else from_url.get("pool_size")
+        )
         if pool_timeout_s is None:
-            pool_timeout_s = _seconds("pool_timeout_s", from_url.get("pool_timeout_s"))
+            pool_timeout_s = seconds_option("pool_timeout_s", from_url.get("pool_timeout_s"))
         if pool_timeout_s is None:
             pool_timeout_s = command_timeout_s
         for label, value in (
@@ -93,7 +88,7 @@ class RedisStore:
         scheme, _, rest = url.partition("://")
         self.cluster = scheme.lower().endswith("+cluster")
         self._url = f"{scheme.lower().removesuffix('+cluster')}://{rest}"
-        self.url = _redact(url)
+        self.url = redact(url)
         self.key_prefix = key_prefix
         self._grace_ms = round(settle_grace_s * 1000)
         self._retry_interval_s = retry_interval_s
@@ -160,11 +155,13 @@ class RedisStore:
         if error is None:
             try:
                 replies = [self._call(c) for c in calls]
-                result = _reserve_result(decision_id, lines, slots, calls, replies, now_ms, ttl_s)
+                result = codec.reserve_result(
+                    decision_id, lines, slots, calls, replies, now_ms, ttl_s
+                )
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
                         self._call(call)
-                    result = _without_alerts(result)
+                    result = codec.without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -195,18 +192,34 @@ class RedisStore:
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
-                return Amount(*(int(x) for x in reply[0]))
+                return Amount(*(int(x) for x in reply[0][0]))
         raise StoreUnavailable(error)
 
-    def flush_journal(self, now: datetime | None = None) -> int:
-        """Replay every journaled settlement now; returns how many are still waiting."""
-        now = now or datetime.now(UTC)
-        while len(self.journal) and self._fail_fast() is None:
-            before = len(self.journal)
-            self._replay_some(now)
-            if len(self.journal) >= before:
-                break
-        return len(self.journal)
+    def read(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Settled, reserved and live alerts of one counter's current window."""
+        call = self._usage_call(budget, key, window, now, alerts)
+        error = self._fail_fast()
+        if error is None:
+            try:
+                reply = self._call(call)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                return CounterUsage(*codec.usage_reply(reply))
+        raise StoreUnavailable(error)
+
+    def keys(self, budget: str, window: Window, now: datetime) -> list[str]:
+        """The keys that have a counter of ``budget`` in the current window (SCAN), sorted."""
+        slot_id = current_window(window, now).id
+        pattern = codec.counter_pattern(self.key_prefix, budget, window, slot_id)
+        self._sync_script()  # connects a cluster client
+        try:
+            names = list(self._client.scan_iter(match=pattern, count=1000))
+        except _FAILURES as exc:
+            raise StoreUnavailable(self._failed(exc)) from None
+        return sorted({codec.key_of(n, self.key_prefix, budget, window, slot_id) for n in names})
 
     def close(self) -> None:
         if self._client is not None:
@@ -222,11 +235,13 @@ class RedisStore:
         if error is None:
             try:
                 replies = [await self._acall(c) for c in calls]
-                result = _reserve_result(decision_id, lines, slots, calls, replies, now_ms, ttl_s)
+                result = codec.reserve_result(
+                    decision_id, lines, slots, calls, replies, now_ms, ttl_s
+                )
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
                         await self._acall(call)
-                    result = _without_alerts(result)
+                    result = codec.without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -259,18 +274,23 @@ class RedisStore:
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
-                return Amount(*(int(x) for x in reply[0]))
+                return Amount(*(int(x) for x in reply[0][0]))
         raise StoreUnavailable(error)
 
-    async def aflush_journal(self, now: datetime | None = None) -> int:
-        """Async :meth:`flush_journal`."""
-        now = now or datetime.now(UTC)
-        while len(self.journal) and self._fail_fast() is None:
-            before = len(self.journal)
-            await self._areplay_some(now)
-            if len(self.journal) >= before:
-                break
-        return len(self.journal)
+    async def aread(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Async :meth:`read`."""
+        call = self._usage_call(budget, key, window, now, alerts)
+        error = self._fail_fast()
+        if error is None:
+            try:
+                reply = await self._acall(call)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                return CounterUsage(*codec.usage_reply(reply))
+        raise StoreUnavailable(error)
 
     async def aclose(self) -> None:
         pair = self._async.pop(asyncio.get_running_loop(), None)
@@ -321,10 +341,12 @@ class RedisStore:
             self.key_prefix, refused, None, now_ms, self._grace_ms, False, self.cluster, "cancel"
         )
 
-    def _usage_call(self, budget: str, key: str, window: Window, now: datetime) -> codec.Call:
+    def _usage_call(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> codec.Call:
         slot = current_window(window, now)
         return codec.usage_call(
-            self.key_prefix, budget, key, window, slot, epoch_ms(now), self._grace_ms
+            self.key_prefix, budget, key, window, slot, epoch_ms(now), self._grace_ms, alerts
         )
 
     def _sync_script(self) -> Any:
@@ -407,145 +429,3 @@ class RedisStore:
         self._down_until = time.monotonic() + self._retry_interval_s
         log.warning("Redis store at %s failed: %s", self.url, self.last_error)
         return f"Redis store at {self.url} is unavailable: {self.last_error}"
-
-    def _keep(self, reservation: ReserveResult, actual: Amount | None) -> bool:
-        if self.journal.append(JournalEntry(reservation, actual)):
-            return True
-        log.error(
-            "budget journal full (%d entries): spend of decision %s is lost; "
-            "raise journal_max or restore Redis",
-            self.journal.max_entries,
-            reservation.decision_id,
-        )
-        return False
-
-    def _replay_calls(self, now: datetime) -> tuple[int, list[codec.Call], list[ReserveResult]]:
-        """One batch of journaled settlements: how many, their calls, and each call's
-        reservation (to report one the store had lost)."""
-        batch = self.journal.head(self._replay_batch)
-        calls: list[codec.Call] = []
-        owners: list[ReserveResult] = []
-        for entry in batch:
-            for call in self._settle_calls(entry.reservation, entry.actual, now, True):
-                calls.append(call)
-                owners.append(entry.reservation)
-        return len(batch), calls, owners
-
-    def _replayed(self, owners: list[ReserveResult], replies: Sequence[Any]) -> None:
-        lost = {id(o): o for o, r in zip(owners, replies, strict=True) if int(r) == 2}
-        for reservation in lost.values():
-            self._settled(reservation, [2])
-
-    def _replay_some(self, now: datetime) -> None:
-        """Replay one batch of the journal (idempotent), if there is one to replay."""
-        if not len(self.journal) or not self.journal.begin_replay():
-            return
-        try:
-            n, calls, owners = self._replay_calls(now)
-            if self.cluster:
-                replies = [self._call(call) for call in calls]
-            else:
-                script = self._sync_script()
-                pipe = self._client.pipeline(transaction=False)
-                for call in calls:
-                    script(keys=call.keys, args=call.args, client=pipe)
-                with self._gate.enter():
-                    replies = pipe.execute()
-            self.journal.done(n)
-            self._replayed(owners, replies)
-        except _FAILURES as exc:
-            self._failed(exc)
-        finally:
-            self.journal.end_replay()
-
-    async def _areplay_some(self, now: datetime) -> None:
-        if not len(self.journal) or not self.journal.begin_replay():
-            return
-        try:
-            n, calls, owners = self._replay_calls(now)
-            if self.cluster:
-                replies = [await self._acall(call) for call in calls]
-            else:
-                client, script, gate = self._async_pair()
-                pipe = client.pipeline(transaction=False)
-                for call in calls:
-                    await script(keys=call.keys, args=call.args, client=pipe)
-                async with gate.enter():
-                    replies = await pipe.execute()
-            self.journal.done(n)
-            self._replayed(owners, replies)
-        except _FAILURES as exc:
-            self._failed(exc)
-        finally:
-            self.journal.end_replay()
-
-
-def _reserve_result(
-    decision_id: str,
-    lines: Sequence[Line],
-    slots: Sequence[Any],
-    calls: Sequence[codec.Call],
-    replies: Sequence[Any],
-    now_ms: int,
-    ttl_s: float,
-) -> ReserveResult:
-    rows: dict[int, Any] = {}
-    ok = True
-    for call, reply in zip(calls, replies, strict=True):
-        ok = ok and int(reply[0]) == 1
-        for index, row in zip(call.lines, reply[1:], strict=True):
-            rows[index] = row
-    deadline = now_ms + max(1, round(ttl_s * 1000))
-    return ReserveResult(decision_id, ok, codec.line_results(lines, slots, rows), None, deadline)
-
-
-def _without_alerts(result: ReserveResult) -> ReserveResult:
-    lines = tuple(replace(line, alerts_fired=()) for line in result.lines)
-    return replace(result, lines=lines)
-
-
-def _url_options(url: str) -> tuple[str, dict[str, str]]:
-    """Split policyd's own query parameters (``pool_size``, ...) off a Redis URL."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url, {}
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in pairs if k in URL_OPTIONS}
-    if not ours:
-        return url, {}
-    rest = urlencode([(k, v) for k, v in pairs if k not in URL_OPTIONS])
-    return urlunsplit(parts._replace(query=rest)), ours
-
-
-def _pool_size(value: int | str | None) -> int:
-    if value is None:
-        return DEFAULT_POOL_SIZE
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = 0
-    if isinstance(value, bool) or size < 1 or size > 100_000:
-        raise StoreError(
-            f"pool_size must be a whole number from 1 to 100000, got {value!r} "
-            "(e.g. redis://host:6379/0?pool_size=200)"
-        )
-    return size
-
-
-def _seconds(label: str, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise StoreError(f"{label} must be a number of seconds, got {value!r}") from None
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))

@@ -19,6 +19,7 @@
 --       settle:  placement bucket (used when forcing an unknown decision); the ttl
 --                slot holds the reservation's deadline ms (0: unknown)
 --       cancel:  n alerts, their names (markers to clear: the reservation never happened)
+--       usage:   n alerts, their names (markers to report when live)
 --
 -- Reads go through a per-line field cache and writes are buffered, so a step costs
 -- a handful of server calls per line: HMGET, ZRANGEBYSCORE, then one HSET, HDEL, ZADD,
@@ -290,10 +291,13 @@ for k = 1, #KEYS, 2 do
   elseif op == 'settle' then
     L.bucket = tonumber(ARGV[pos])
     pos = pos + 1
-  elseif op == 'cancel' then
+  elseif op == 'cancel' or op == 'usage' then
     L.fired = {}
     for a = 1, tonumber(ARGV[pos]) do L.fired[a] = ARGV[pos + a] end
     pos = pos + 1 + #L.fired
+    if op == 'usage' then
+      for a, name in ipairs(L.fired) do extra[a] = 'a:' .. name end
+    end
   end
   maintain(L, extra)
   lines[#lines + 1] = L
@@ -302,9 +306,15 @@ end
 -- the steps -----------------------------------------------------------------------------
 
 if op == 'usage' then
+  -- per line: spent, settled, reserved, and which of the given alert markers are live
   local out = {}
   for _, L in ipairs(lines) do
-    out[#out + 1] = spent(L)
+    local live = {}
+    for _, name in ipairs(L.fired) do
+      local marker = tonumber(get(L, 'a:' .. name))
+      if marker ~= nil and (marker == 0 or marker > now) then live[#live + 1] = name end
+    end
+    out[#out + 1] = {spent(L), triple(L, 's'), triple(L, 'v'), live}
     if get(L, 'x') then flush(L) end  -- keep what maintain changed; never create a counter
   end
   return out
