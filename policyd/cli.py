@@ -16,6 +16,7 @@ import click
 
 from policyd import __version__
 from policyd.bundle import Bundle, load_bundle
+from policyd.cli_budgets import budgets_command
 from policyd.diagnostics import Diagnostic, Severity, sort_diagnostics
 
 FORMATS = ("text", "json", "github", "sarif")
@@ -456,6 +457,8 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     else:
         click.echo(text, nl=False)
 
+
+main.add_command(budgets_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

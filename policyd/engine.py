@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from policyd.budgets.outcome import check_outcome
+from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
@@ -263,6 +264,23 @@ class Engine:
     def _stages_for(self, decision: Decision) -> tuple[Any, ...]:
         compiled = self._compiled_for(decision)
         return compiled.stages if compiled is not None else ()
+
+    # -- budgets -----------------------------------------------------------------------------
+
+    def usage(self, policy: str | None, budget: str, key: str) -> BudgetUsage:
+        """Spent, reserved, limit, reset time and fired alerts of one budget × key now.
+
+        Read-only (no reservation, no alert). Raises RequestError for an unknown policy,
+        UnknownBudget for an unknown budget, StoreUnavailable when the store is down.
+        """
+        compiled = self._current.policy(policy)
+        return budget_usage(compiled, self._runtime.store, budget, key, self._runtime.clock())
+
+    async def ausage(self, policy: str | None, budget: str, key: str) -> BudgetUsage:
+        """Like usage(), with store I/O awaited."""
+        compiled = self._current.policy(policy)
+        store, now = self._runtime.store, self._runtime.clock()
+        return await abudget_usage(compiled, store, budget, key, now)
 
     # -- output guardrails -------------------------------------------------------------------
 
