@@ -128,18 +128,31 @@ def _one_of_set(*names: str, exactly: bool = False) -> dict[str, Any]:
 
 
 class Limit(Strict):
-    model_config = ConfigDict(json_schema_extra=_one_of_set("usd", "tokens", "requests"))
+    model_config = ConfigDict(
+        json_schema_extra=_one_of_set("usd", "tokens", "requests", "concurrent")
+    )
 
     usd: Usd | None = None
     tokens: int | None = Field(None, ge=0)
     requests: int | None = Field(None, ge=0)
+    concurrent: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Calls in flight at once per key: from decide() until record() or expiry",
+    )
 
     @model_validator(mode="after")
     def _one_limit(self) -> Limit:
-        if self.usd is None and self.tokens is None and self.requests is None:
+        if (
+            self.usd is None
+            and self.tokens is None
+            and self.requests is None
+            and self.concurrent is None
+        ):
             raise problem(
                 "limit",
-                "a limit needs at least one of usd, tokens, requests",
+                "a limit needs at least one of usd, tokens, requests, concurrent",
                 "for example {usd: 500} or {requests: 600, tokens: 200000}",
             )
         return self

@@ -16,8 +16,18 @@ from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WindowKind = Literal["calendar_day", "calendar_week", "calendar_month", "rolling"]
-WINDOW_KINDS: tuple[str, ...] = ("calendar_day", "calendar_week", "calendar_month", "rolling")
+WindowKind = Literal["calendar_day", "calendar_week", "calendar_month", "rolling", "in_flight"]
+WINDOW_KINDS: tuple[str, ...] = (
+    "calendar_day",
+    "calendar_week",
+    "calendar_month",
+    "rolling",
+    "in_flight",
+)
+#: The window of a concurrency limit: one period that never ends. Its counter holds
+#: only live reservations (a settle releases instead of recording spend), so its
+#: reserved requests are the calls in flight.
+IN_FLIGHT_ID = "f"
 ROLLING_BUCKETS = 60
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -62,6 +72,10 @@ class Window:
     @property
     def is_rolling(self) -> bool:
         return self.kind == "rolling"
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.kind == "in_flight"
 
     @cached_property
     def bucket_ms(self) -> int:
@@ -141,6 +155,8 @@ def current_window(window: Window, now: datetime) -> WindowSlot:
         bucket = epoch_ms(now) // window.bucket_ms
         start = now - timedelta(seconds=window.rolling_s)
         return WindowSlot(id=f"r{bucket}", start=start, reset_at=None, bucket=bucket)
+    if window.kind == "in_flight":
+        return WindowSlot(id=IN_FLIGHT_ID, start=EPOCH, reset_at=None)
     if now.tzinfo is None:
         raise ValueError(f"the clock must give timezone-aware datetimes, got naive {now!r}")
     cached = _cache.get(window)

@@ -15,7 +15,7 @@ actual tokens and cost, exactly once per decision.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from policyd import cel, fields, model
@@ -27,6 +27,8 @@ from policyd.stages.base import CompileEnv, DecisionState, Runtime, evaluate, ma
 from policyd.stages.budget_settle import SettleMixin, most
 
 STAGE = "budgets"
+IN_FLIGHT = Window("in_flight")
+IN_FLIGHT_SUFFIX = "#in_flight"  # the counter of a budget's concurrency limit
 log = logging.getLogger("policyd")
 # Output tokens assumed when neither the request's max_tokens nor the model's
 # output limit is known: a reservation must assume something.
@@ -50,6 +52,7 @@ class CompiledBudget:
     on_store_error: str
     counter: str  # the store's name for it: "<policy>/<budget>"
     reserve_cap: int | None = None  # reserve: {output_tokens: N}; None: the worst case
+    concurrent: int | None = None  # limit: {concurrent: N}: a second, in-flight line
 
 
 def _window(budget: model.Budget) -> Window:
@@ -87,6 +90,7 @@ class BudgetsStage(SettleMixin):
                 reserve_cap=b.reserve.output_tokens
                 if isinstance(b.reserve, model.ReserveCap)
                 else None,
+                concurrent=b.limit.concurrent,
             )
             for i, b in enumerate(budgets)
         )
@@ -153,19 +157,32 @@ class BudgetsStage(SettleMixin):
         for budget, _ in applicable:
             if budget.reserve_cap not in amounts:
                 amounts[budget.reserve_cap] = self._amount(state, budget.reserve_cap)
-        return [
-            Line(
-                budget.counter,
-                key,
-                budget.window,
-                budget.limit,
-                amounts[budget.reserve_cap],
-                enforce=budget.action == "block"
-                or (budget.action == "downgrade" and not downgraded),
-                alerts=budget.alerts,
+        lines = []
+        for budget, key in applicable:
+            enforce = budget.action == "block" or (budget.action == "downgrade" and not downgraded)
+            lines.append(
+                Line(
+                    budget.counter,
+                    key,
+                    budget.window,
+                    budget.limit,
+                    amounts[budget.reserve_cap],
+                    enforce=enforce,
+                    alerts=budget.alerts,
+                )
             )
-            for budget, key in applicable
-        ]
+            if budget.concurrent is not None:  # one more call in flight, on its own counter
+                lines.append(
+                    Line(
+                        budget.counter + IN_FLIGHT_SUFFIX,
+                        key,
+                        IN_FLIGHT,
+                        Limit(requests=budget.concurrent),
+                        Amount(0, 0, 1),
+                        enforce=enforce,
+                    )
+                )
+        return lines
 
     def _ttl(self, state: DecisionState) -> float:
         """How long an unsettled reservation counts: the whole call, every try included.
@@ -250,6 +267,7 @@ class BudgetsStage(SettleMixin):
         """Apply a reservation's answer (``amounts``: what each line reserved, by
         counter); returns a tier to downgrade to, or None."""
         by_counter = {budget.counter: budget for budget, _ in applicable}
+        by_counter.update({b.counter + IN_FLIGHT_SUFFIX: b for b, _ in applicable})
         state.reservation = result
         if result.store_error is not None:
             self._store_error(state, applicable, result.store_error)
@@ -279,6 +297,8 @@ class BudgetsStage(SettleMixin):
             for threshold in line.alerts_fired:
                 self._alert(budget, line, threshold)
             states.append(_budget_state(budget.name, line, amount, status))
+            if line.window.is_in_flight:  # not an amount: no reservation to settle by name
+                states[-1] = replace(states[-1], reserved_usd=None, reserved_tokens=None)
         state.budgets = states
         if blocking:
             if too_large:
@@ -302,7 +322,12 @@ class BudgetsStage(SettleMixin):
                 STAGE,
                 budget.name,
                 budget.message,
-                f"key {line.key}: limit reached in window {line.window_id}",
+                f"key {line.key}: "
+                + (
+                    f"{line.limit.requests} calls in flight"
+                    if line.window.is_in_flight
+                    else f"limit reached in window {line.window_id}"
+                ),
                 retry_after_s=retry,
             )
             state.reservation = None

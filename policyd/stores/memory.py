@@ -89,7 +89,7 @@ class MemoryStore:
                         )
                         fired = tuple(float(n) for n in names)
                 retry: float | None = None
-                if not fits[i]:
+                if not fits[i] and not line.window.is_in_flight:  # in flight: no reset time
                     if slot.reset_ms is None:
                         limit = tuple(-1 if x is None else x for x in line.limit.as_tuple())
                         retry_ms = counter.retry_after_ms(
@@ -129,7 +129,8 @@ class MemoryStore:
                     counter.expires_ms, now_ms + self._grace_ms + _LATE_MARGIN_MS
                 )
                 bucket = _bucket_of(line.window_id) if force else None
-                if counter.settle(reservation.decision_id, amount, now_ms, self._grace_ms, bucket):
+                spend = None if line.window.is_in_flight else amount  # in flight: release
+                if counter.settle(reservation.decision_id, spend, now_ms, self._grace_ms, bucket):
                     changed = True
         return changed
 

@@ -155,6 +155,7 @@ def settle_calls(
             args += [line.window.n_buckets, line.window.bucket_ms, key_ttl]
             if op == "settle":
                 args.append(int(line.window_id[1:]) if line.window.is_rolling else 0)
+                args.append(1 if line.window.is_in_flight else 0)  # release, never record
             elif op == "cancel":  # un-mark the alerts this reservation fired
                 args += [len(line.alerts_fired), *(repr(a) for a in line.alerts_fired)]
         calls.append(Call(tuple(group), call_keys, args))

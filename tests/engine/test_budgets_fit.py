@@ -188,3 +188,35 @@ def test_rates_and_bursts_are_two_rolling_limits(make_engine, clock):
         clock.now += timedelta(seconds=1.1)
     # 10 a second for 10 s reach 100 a minute: the last two seconds admit nothing
     assert allowed == 100
+
+
+CONCURRENT_BODY = """
+tiers:
+  t: {targets: [{model: small}]}
+routing: {default: t, timeout: 30s}
+budgets:
+  - name: in-flight
+    key: request.tenant.id
+    window: calendar_day
+    limit: {concurrent: 2, usd: 10}
+    on_exceed: {action: block, message: Too many calls at once}
+"""
+
+
+def test_concurrent_limit_counts_calls_from_decide_to_record(make_engine, redis_or_memory):
+    engine = make_engine(policy(CONCURRENT_BODY), **redis_or_memory)
+    a, b = engine.decide(req(10)), engine.decide(req(10))
+    assert a.allowed and b.allowed
+    c = engine.decide(req(10))
+    assert c.blocked_by == "in-flight" and c.message == "Too many calls at once"
+    assert c.retry_after_s is None
+    [spend, flight] = c.budgets
+    assert (spend.state, flight.state) == ("ok", "blocked")
+    assert (flight.spent_requests, flight.limit_requests, flight.window) == (2, 2, "f")
+    engine.record(a, input_tokens=5, output_tokens=5, cost_usd=0.001)
+    d = engine.decide(req(10))
+    assert d.allowed
+    assert d.budgets[0].spent_usd == 0.001007  # a's cost + b's live reservation (7 µUSD)
+    engine.record(a, input_tokens=5, output_tokens=5, cost_usd=0.001)  # a duplicate
+    assert not engine.decide(req(10)).allowed  # b and d are still in flight
+    engine.close()

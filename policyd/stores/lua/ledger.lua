@@ -16,7 +16,8 @@
 --       requests (-1: release), then per line: n_buckets, bucket ms, key ttl ms and
 --       reserve: enforce, amount x3, limit x3 (-1: none), calendar retry ms,
 --                n alerts, then per alert: name, level x3 (-1: none)
---       settle:  placement bucket (used when forcing an unknown decision); the ttl
+--       settle:  placement bucket (used when forcing an unknown decision), in-flight
+--                flag (1: a concurrency counter, the settle only releases); the ttl
 --                slot holds the reservation's deadline ms (0: unknown)
 --       cancel:  n alerts, their names (markers to clear: the reservation never happened)
 --       usage:   n alerts, their names (markers to report when live)
@@ -290,7 +291,8 @@ for k = 1, #KEYS, 2 do
     end
   elseif op == 'settle' then
     L.bucket = tonumber(ARGV[pos])
-    pos = pos + 1
+    L.inflight = ARGV[pos + 1] == '1'
+    pos = pos + 2
   elseif op == 'cancel' or op == 'usage' then
     L.fired = {}
     for a = 1, tonumber(ARGV[pos]) do L.fired[a] = ARGV[pos + a] end
@@ -355,7 +357,7 @@ if op == 'settle' then
       elseif st == 'L' then
         add(L, 'v', bucket, amount, -1)
       end
-      if not release then add(L, 's', bucket, actual, 1) end
+      if not release and not L.inflight then add(L, 's', bucket, actual, 1) end
       set_entry(L, did, 'S', bucket, {0, 0, 0}, now + grace)
       if changed == 0 then changed = 1 end
     end
