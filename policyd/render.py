@@ -74,6 +74,7 @@ RULES: dict[str, str] = {
     "PD408": "A guardrail's action does not fit its checks",
     "PD501": "A routing rule can never match",
     "PD502": "A model's price or context window is unknown",
+    "PD503": "A block budget can never admit a request without max_tokens to the default tier",
     "PD601": "A test case failed and the policy sets reload.require_tests",
     "PD602": "reload.require_tests is set but no PolicyTest covers the policy",
     "PD690": "A new revision could not be built at reload",

@@ -20,6 +20,7 @@ from typing import Any
 
 from policyd import cel, fields, model
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
+from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
 from policyd.decision import BudgetState
 from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
@@ -30,9 +31,6 @@ STAGE = "budgets"
 IN_FLIGHT = Window("in_flight")
 IN_FLIGHT_SUFFIX = "#in_flight"  # the counter of a budget's concurrency limit
 log = logging.getLogger("policyd")
-# Output tokens assumed when neither the request's max_tokens nor the model's
-# output limit is known: a reservation must assume something.
-DEFAULT_MAX_OUTPUT = 4096
 # A reservation lives this long past the decision's timeout before it expires.
 RESERVATION_MARGIN_S = 60.0
 DEFAULT_TIMEOUT_S = 600.0
