@@ -343,7 +343,9 @@ prompts:
     )
     assert where(diagnostics) == [("PD104", 9, 12), ("PD104", 10, 16), ("PD104", 12, 22)]
     limit, downgrade, prompt = diagnostics
-    assert limit.message == "'limit': a limit needs at least one of usd, tokens, requests"
+    assert (
+        limit.message == "'limit': a limit needs at least one of usd, tokens, requests, concurrent"
+    )
     assert limit.hint == "for example {usd: 500} or {requests: 600, tokens: 200000}"
     assert downgrade.hint == "add tier: <name of a cheaper tier>"
     assert prompt.message == "'v1': a prompt version needs exactly one of file or template"
