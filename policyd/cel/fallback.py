@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policyd.cel import runtime, stdlib, syntax
-from policyd.cel.errors import CompileError, EvaluationError
+from policyd.cel.codegen import MAX_ITERATIONS
+from policyd.cel.errors import CompileError, CostLimitExceeded, EvaluationError
 from policyd.cel.types import TYPE_VALUES, TypeValue
 
 _OVERRIDES: dict[str, Callable[..., Any]] = {
@@ -154,6 +156,9 @@ class _TypeFunction:
         return hash(self.cel_type)
 
 
+_BUDGET = threading.local()  # the running evaluation's cost budget, per thread
+
+
 def _bind(func: Callable[..., Any]) -> Callable[..., Any]:
     from celpy.evaluation import CELEvalError
 
@@ -161,8 +166,17 @@ def _bind(func: Callable[..., Any]) -> Callable[..., Any]:
         for arg in args:
             if isinstance(arg, CELEvalError):
                 return arg
+        budget: list[int] | None = getattr(_BUDGET, "n", None)
+        plain = [from_cel(a) for a in args]
+        if budget is not None:  # every call (so every macro iteration that calls one) counts
+            budget[0] -= 1
+            for value in plain:  # converting a list costs per element here, not per 16
+                budget[0] -= len(value) if isinstance(value, (list, dict)) else 0
+                runtime.charge(budget, value)
+            if budget[0] < 0:
+                raise CostLimitExceeded(runtime.COST_LIMIT_MESSAGE)
         try:
-            return to_cel(func(*(from_cel(a) for a in args)))
+            return to_cel(func(*plain))
         except runtime.ERRORS as exc:
             return CELEvalError(runtime.to_eval_error(exc).message)
 
@@ -255,8 +269,11 @@ class CelpyProgram:
         from celpy.evaluation import CELEvalError, CELUnsupportedError
 
         context = {name: to_cel(activation[name]) for name in self.names if name in activation}
+        budget = _BUDGET.n = [MAX_ITERATIONS]
         try:
             result = self.runner.evaluate(context)
+        except EvaluationError:
+            raise
         except CELEvalError as exc:
             raise _error(exc) from None
         except CELUnsupportedError as exc:
@@ -265,6 +282,10 @@ class CelpyProgram:
             raise EvaluationError("expression too deep to evaluate on the slow path") from None
         except runtime.ERRORS as exc:
             raise runtime.to_eval_error(exc) from None
+        finally:
+            _BUDGET.n = None
+        if budget[0] < 0:  # over budget even if an && or || absorbed the error
+            raise CostLimitExceeded(runtime.COST_LIMIT_MESSAGE)
         if isinstance(result, CELEvalError):
             raise _error(result)
         return from_cel(result)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from policyd.cel import timeutil
-from policyd.cel.errors import CelError, EvaluationError
+from policyd.cel.errors import CelError, CostLimitExceeded, EvaluationError
 from policyd.cel.types import TypeValue
 
 INT64_MIN = -(2**63)
@@ -113,6 +113,8 @@ def _absorbing(operands: tuple[Callable[[], Any], ...], decisive: bool, op: str)
     for operand in operands:
         try:
             value = operand()
+        except CostLimitExceeded:
+            raise
         except ERRORS as exc:
             error = error or exc
             continue
@@ -153,12 +155,37 @@ def iter_range(value: Any) -> Any:
     raise EvaluationError(f"cannot iterate over {kind}")
 
 
+COST_LIMIT_MESSAGE = "evaluation cost limit exceeded (too many macro iterations)"
+# A macro iteration costs one unit of the budget; a linear operation inside a macro
+# body (``in`` on a list, ``==`` or ``+`` on lists and strings, ``contains()``...)
+# costs one unit per LIST_UNIT elements or STRING_UNIT characters of its operand.
+LIST_UNIT_SHIFT = 4  # 16 elements
+STRING_UNIT_SHIFT = 10  # 1,024 characters
+
+
 def take(budget: list[int], items: Any) -> Any:
     """Charge a macro's iterations to the evaluation's budget (bounds nested macros)."""
     budget[0] -= len(items)
     if budget[0] < 0:
-        raise EvaluationError("evaluation cost limit exceeded (too many macro iterations)")
+        raise CostLimitExceeded(COST_LIMIT_MESSAGE)
     return items
+
+
+def charge(budget: list[int], value: Any) -> Any:
+    """Charge the operand of a linear operation inside a macro body to the budget.
+
+    Without this, one macro whose body scans the request (``t in request.tags``)
+    costs iterations x size while counting only the iterations."""
+    cls = type(value)
+    if cls is str or cls is bytes:
+        budget[0] -= len(value) >> STRING_UNIT_SHIFT
+    elif cls is list or cls is dict or cls is tuple:
+        budget[0] -= len(value) >> LIST_UNIT_SHIFT
+    else:
+        return value
+    if budget[0] < 0:
+        raise CostLimitExceeded(COST_LIMIT_MESSAGE)
+    return value
 
 
 # --------------------------------------------------------------------------- equality
