@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from policyd.cel import runtime, stdlib, timeutil
+from policyd.cel import analysis, runtime, stdlib, timeutil
 from policyd.cel.errors import CostLimitExceeded, EvaluationError
 from policyd.cel.syntax import Call, Comprehension, Ident, ListLit, Literal, MapLit, Node, Select
 from policyd.cel.types import TYPE_VALUES, CelType
@@ -377,21 +377,21 @@ class CodeGen:
 
 def generate(root: Node, absorbing_needed: bool, budget: bool) -> tuple[str, dict[str, Any]]:
     """Python source defining ``_evaluate(_a)``, and the constants it refers to."""
-    consts: dict[str, Any] = {}
+    consts: dict[str, Any] = {"_names": analysis.text_names(root)}
     fast = CodeGen(absorbing=False, consts=consts, budget=budget).expr(root)
     setup = f"    _n = [{MAX_ITERATIONS}]\n" if budget else ""
     if not absorbing_needed:
         source = (
             f"def _evaluate(_a):\n{setup}"
             f"    try:\n        return {fast}\n"
-            f"    except _E as _e:\n        raise _to_eval_error(_e) from None\n"
+            f"    except _E as _e:\n        raise _to_eval_error(_e, _names) from None\n"
         )
         return source, consts
     slow = CodeGen(absorbing=True, consts=consts, budget=budget).expr(root)
     source = (
         f"def _slow(_a):\n{setup}"
         f"    try:\n        return {slow}\n"
-        f"    except _E as _e:\n        raise _to_eval_error(_e) from None\n\n"
+        f"    except _E as _e:\n        raise _to_eval_error(_e, _names) from None\n\n"
         f"def _evaluate(_a):\n{setup}"
         f"    try:\n        return {fast}\n"
         f"    except _Cost:\n        raise\n"

@@ -65,14 +65,23 @@ def kind_of(value: Any) -> str:
     return type(value).__name__
 
 
-def to_eval_error(exc: BaseException) -> EvaluationError:
-    """A raised Python exception as the CEL error it stands for."""
+def to_eval_error(exc: BaseException, names: frozenset[str] = frozenset()) -> EvaluationError:
+    """A raised Python exception as the CEL error it stands for.
+
+    The message never quotes a value the expression was evaluated on: a missing key
+    is named only when it is one of ``names`` (field names and string literals of
+    the expression's own text); Python's own exception texts, which quote values
+    (``invalid literal for int(): 'jane@example.com'``), are replaced by their kind.
+    """
     if isinstance(exc, EvaluationError):
         return exc
     if isinstance(exc, CelError):
         return EvaluationError(exc.message)
     if isinstance(exc, KeyError):
-        return EvaluationError(f"no such key: {exc.args[0]!r}" if exc.args else "no such key")
+        key = exc.args[0] if exc.args else None
+        if isinstance(key, str) and key in names:
+            return EvaluationError(f"no such key: {key!r}")
+        return EvaluationError("no such key")
     if isinstance(exc, ZeroDivisionError):
         return EvaluationError("division by zero")
     if isinstance(exc, IndexError):
@@ -80,8 +89,10 @@ def to_eval_error(exc: BaseException) -> EvaluationError:
     if isinstance(exc, RecursionError):
         return EvaluationError("expression too deep to evaluate")
     if isinstance(exc, (TypeError, AttributeError)):
-        return EvaluationError(f"no such overload ({exc})")
-    return EvaluationError(str(exc) or type(exc).__name__)
+        return EvaluationError(f"no such overload ({type(exc).__name__})")
+    if isinstance(exc, OverflowError):
+        return EvaluationError("value out of range")
+    return EvaluationError(f"evaluation error ({type(exc).__name__})")
 
 
 def no_overload(op: str, *args: Any) -> EvaluationError:
@@ -393,19 +404,19 @@ def list_index(items: Any, index: Any) -> Any:
     kind = kind_of(index)
     if kind == "double":
         if index != math.floor(index) or math.isinf(index):
-            raise EvaluationError(f"invalid list index {index!r}: not an integer")
+            raise EvaluationError("invalid list index: a double that is not an integer")
         index = int(index)
     elif kind != "int":
         raise no_overload("[]", items, index)
     if 0 <= index < len(items):
         return items[index]
-    raise EvaluationError(f"index out of range: {index} (list of size {len(items)})")
+    raise EvaluationError("index out of range")
 
 
 def map_index(mapping: Any, key: Any) -> Any:
     found, value = map_find(mapping, key)
     if not found:
-        raise EvaluationError(f"no such key: {key!r}")
+        raise KeyError(key)  # to_eval_error names it only if the expression's text does
     return value
 
 
@@ -436,10 +447,10 @@ def make_map(*pairs: tuple[Any, Any]) -> dict[Any, Any]:
         if kind_of(key) not in ("int", "bool", "string"):
             raise EvaluationError(f"unsupported key type '{kind_of(key)}' in map literal")
         if map_find(result, key)[0]:
-            raise EvaluationError(f"Failed with repeated key {key!r} in map literal")
+            raise EvaluationError(f"Failed with repeated key in map literal ({kind_of(key)})")
         if key in result:  # Python merges True/1 and False/0 as dict keys
             raise EvaluationError(
-                f"map literal mixes key {key!r} with an equal key of another type; "
+                "map literal mixes a bool key with an equal int key; "
                 "policyd maps cannot hold both true/false and 1/0 as keys"
             )
         result[key] = value
