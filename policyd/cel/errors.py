@@ -75,3 +75,8 @@ def _rebuild_compile_error(
 
 class EvaluationError(CelError):
     """A CEL runtime error while evaluating an expression against an activation."""
+
+
+class CostLimitExceeded(EvaluationError):
+    """The evaluation ran out of its cost budget. Unlike other errors, ``&&``, ``||``,
+    ``all`` and ``exists`` never absorb it: the whole expression fails."""
