@@ -27,6 +27,8 @@ kind: Policy
 metadata: {name: gateway, version: "7"}
 context:
   tenant: {id: string, tier: string}
+  user: {id: string}
+  plan: string
   feature: string
   tags: list<string>
 models:
@@ -46,6 +48,9 @@ routing:
     - name: shaky-feature
       when: request.feature == "shaky"
       tier: shaky
+    - name: vip-user
+      when: request.user.id == "vip"
+      tier: premium
   retry: {attempts: 3, backoff: none, on: [rate_limit, timeout, server_error]}
 guardrails:
   input:
@@ -60,6 +65,10 @@ guardrails:
       max_tokens: 2000
       action: block
       message: Too long
+    - name: no-banned
+      when: '"banned" in request.tags'
+      action: block
+      message: This key may not call models
   output:
     - name: pii-out
       pii: [email]
@@ -73,6 +82,8 @@ budgets:
     on_exceed: {action: block, message: One request a day}
 """
 
+# request.user.id is LiteLLM's end user (the body's `user`), request.tags LiteLLM's tags
+IDENTITY = {"user.id": "end_user", "tags": "tags"}
 EMAIL_TEXT = "my email is jane.doe@example.com"
 
 
@@ -87,8 +98,9 @@ def _config(bundle: Path, upstream: str, store: str, prefix: str) -> dict[str, A
                            "api_base": f"{upstream}/v1", "api_key": "sk-fake"},
     })  # fmt: skip
     config["guardrails"] = [
-        guardrail_entry(bundle, store, policy="gateway", store_options={"key_prefix": prefix})
-    ]
+        guardrail_entry(bundle, store, policy="gateway", store_options={"key_prefix": prefix},
+                        identity=IDENTITY, refuse_context=["plan"])
+    ]  # fmt: skip
     return config
 
 
