@@ -1,11 +1,10 @@
 """YAML 1.2 core-schema reading: one decoded file's text -> plain data, nodes and diagnostics.
 
-Owns composing PyYAML's parser events (libyaml's or PyYAML's pure parser, see
-:mod:`policyd.yamlevents`, give events only; composition, tag resolution and construction are
-done here), the numbers
-:class:`YamlInt` / :class:`YamlFloat`, and the YAML-level diagnostics PD001-PD003 and
-PD006-PD009.  Files, decoding and :class:`~policyd.loader.Document` live in
-:mod:`policyd.loader`.
+Owns composing parser events into nodes and data (the events come from libyaml or PyYAML's
+pure parser, chosen in :mod:`policyd.yamlevents`; scalar values are resolved by
+:mod:`policyd.yamlscalars`, which owns :class:`YamlInt` / :class:`YamlFloat`), and the
+YAML-level diagnostics PD001-PD003 and PD006-PD009.  Files, decoding and
+:class:`~policyd.loader.Document` live in :mod:`policyd.loader`.
 
 - booleans are only ``true``/``false`` (any of 3 casings); ``yes``/``on``/``no`` stay strings;
   null is ``~``, ``null`` or empty; ints are decimal, ``0o`` or ``0x``; floats include ``.inf``
@@ -22,7 +21,6 @@ PD006-PD009.  Files, decoding and :class:`~policyd.loader.Document` live in
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -39,123 +37,24 @@ from policyd.yamlevents import (
     c_events_may_differ,
     has_c_parser,
 )
+from policyd.yamlscalars import (
+    ALLOWED_TAGS,
+    BIG_INT,
+    MAX_INT_CHARS,
+    NO_VALUE,
+    SCALAR_TAGS,
+    STD,
+    YamlFloat,
+    YamlInt,
+    resolve_plain,
+    resolve_tagged,
+    short_tag,
+)
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "FileReader", "YamlFloat", "YamlInt"]
 
 MAX_ALIAS_NODES = 100_000
 MAX_DEPTH = 64
-
-
-class YamlInt(int):
-    """An integer read from YAML; ``raw`` is the text as written (``0x1F``, ``007``)."""
-
-    raw: str
-
-    def __new__(cls, value: int, raw: str) -> YamlInt:
-        obj = super().__new__(cls, value)
-        obj.raw = raw
-        return obj
-
-    def __reduce__(self) -> tuple[type[YamlInt], tuple[int, str]]:
-        return (YamlInt, (int(self), self.raw))
-
-
-class YamlFloat(float):
-    """A float read from YAML; ``raw`` is the text as written (``1.10`` stays ``"1.10"``)."""
-
-    raw: str
-
-    def __new__(cls, value: float, raw: str) -> YamlFloat:
-        obj = super().__new__(cls, value)
-        obj.raw = raw
-        return obj
-
-    def __reduce__(self) -> tuple[type[YamlFloat], tuple[float, str]]:
-        return (YamlFloat, (float(self), self.raw))
-
-
-# --- YAML 1.2 core schema ------------------------------------------------------------------
-
-_STD = "tag:yaml.org,2002:"
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
-_INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
-_NAN = re.compile(r"\.(?:nan|NaN|NAN)")
-_NO_VALUE = object()
-
-
-_MAX_INT_CHARS = 4000  # int("...") refuses more than 4,300 digits; check the length first
-_BIG_INT = object()  # an integer written with more than _MAX_INT_CHARS characters
-
-
-def _number(text: str) -> Any:
-    if _INT.fullmatch(text):
-        if len(text) > _MAX_INT_CHARS:
-            return _BIG_INT
-        if text.startswith(("0o", "0x")):
-            return YamlInt(int(text[2:], 8 if text[1] == "o" else 16), text)
-        return YamlInt(int(text, 10), text)
-    if _FLOAT.fullmatch(text):
-        return YamlFloat(float(text), text)
-    if _INF.fullmatch(text):
-        return YamlFloat(-math.inf if text.startswith("-") else math.inf, text)
-    if _NAN.fullmatch(text):
-        return YamlFloat(math.nan, text)
-    return _NO_VALUE
-
-
-# First characters of every plain scalar that is not a string: null, booleans, numbers.
-_NOT_STR_FIRST = frozenset("~nNtTfF0123456789+-.") | {""}
-
-
-def _resolve_plain(text: str) -> Any:
-    if text[:1] not in _NOT_STR_FIRST:
-        return text
-    if text in _NULLS:
-        return None
-    if text in _BOOLS:
-        return _BOOLS[text]
-    number = _number(text)
-    return text if number is _NO_VALUE else number
-
-
-def _resolve_tagged(tag: str, text: str) -> Any:
-    """Value of an explicitly tagged scalar, or _NO_VALUE if the text does not fit the tag."""
-    kind = tag.removeprefix(_STD)
-    if kind == "str":
-        return text
-    if kind == "null":
-        return None if text in _NULLS else _NO_VALUE
-    if kind == "bool":
-        return _BOOLS.get(text, _NO_VALUE)
-    number = _number(text)
-    if kind == "float" and (number is _BIG_INT or isinstance(number, YamlInt)):
-        return YamlFloat(_int_float(text), text)
-    if kind == "int" and number is _BIG_INT:
-        return _BIG_INT
-    if kind in ("int", "float") and isinstance(number, YamlInt if kind == "int" else YamlFloat):
-        return number
-    return _NO_VALUE
-
-
-def _int_float(text: str) -> float:
-    """``!!float`` of an integer's text, beyond float range as ``inf`` (like ``1e999``)."""
-    if not text.startswith(("0o", "0x")):
-        return float(text) or 0.0  # any number of decimal digits; an integer has no -0.0
-    try:
-        return float(int(text[2:], 8 if text[1] == "o" else 16))  # no digit limit in base 2**k
-    except OverflowError:
-        return math.inf
-
-
-_ALLOWED_TAGS = "!!str, !!int, !!float, !!bool, !!null, !!map, !!seq"
-_SCALAR_TAGS = frozenset(_STD + t for t in ("int", "float", "bool", "null"))
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
 
 
 # --- composing events into nodes and data --------------------------------------------------
@@ -316,22 +215,22 @@ class FileReader:
     def _scalar(self, event: ev.ScalarEvent, start: int, end: int, text_start: int) -> Node:
         tag, text = event.tag, event.value
         if tag is None and event.implicit[0]:
-            value = _resolve_plain(text)
-        elif tag is None or tag == "!" or tag == _STD + "str":
+            value = resolve_plain(text)
+        elif tag is None or tag == "!" or tag == STD + "str":
             value = text
-        elif tag in _SCALAR_TAGS:
-            value = _resolve_tagged(tag, text)
-            if value is _NO_VALUE:
-                message = f"{text!r} is not a valid {_short_tag(tag)}"
+        elif tag in SCALAR_TAGS:
+            value = resolve_tagged(tag, text)
+            if value is NO_VALUE:
+                message = f"{text!r} is not a valid {short_tag(tag)}"
                 self.error(start, "PD007", message, "fix the value or remove the tag")
         else:
             self._bad_tag(tag, start)
-            value = _NO_VALUE
-        if value is _BIG_INT:
-            message = f"number has more than {_MAX_INT_CHARS} digits"
+            value = NO_VALUE
+        if value is BIG_INT:
+            message = f"number has more than {MAX_INT_CHARS} digits"
             self.error(start, "PD006", message, "shorten it")
-            value = _NO_VALUE
-        if value is _NO_VALUE:
+            value = NO_VALUE
+        if value is NO_VALUE:
             self.failed = True
         node = ScalarNode(start, end, text_start, value, event.style)
         if text == "<<" and tag is None and event.implicit[0]:
@@ -342,11 +241,11 @@ class FileReader:
         return node
 
     def _bad_tag(self, tag: str, start: int) -> None:
-        hint = "policy files hold plain data; remove the tag (allowed: " + _ALLOWED_TAGS + ")"
-        self.error(start, "PD007", f"unsupported tag {_short_tag(tag)}", hint)
+        hint = "policy files hold plain data; remove the tag (allowed: " + ALLOWED_TAGS + ")"
+        self.error(start, "PD007", f"unsupported tag {short_tag(tag)}", hint)
 
     def _check_collection_tag(self, tag: str | None, kind: str, start: int) -> None:
-        if tag is not None and tag != "!" and tag != _STD + kind:
+        if tag is not None and tag != "!" and tag != STD + kind:
             self._bad_tag(tag, start)
             self.failed = True
 
@@ -362,7 +261,7 @@ class FileReader:
             hint = f"define &{name} earlier in the same document (anchors do not cross '---')"
         self.error(start, "PD001", message, hint)
         self.failed = True
-        return ScalarNode(start, start, start, _NO_VALUE, None)  # placeholder keeps keys paired
+        return ScalarNode(start, start, start, NO_VALUE, None)  # placeholder keeps keys paired
 
     def _entry(self, frame: _Frame, key: Node, node: Node) -> None:
         """Add ``key: node`` to the mapping of ``frame``: an entry, or a merge key's sources."""
@@ -400,7 +299,7 @@ class FileReader:
     def _key_name(self, key: Node) -> str | None:
         if isinstance(key, ScalarNode) and isinstance(key.value, str):
             return key.value
-        if isinstance(key, ScalarNode) and key.value is _NO_VALUE:
+        if isinstance(key, ScalarNode) and key.value is NO_VALUE:
             return None  # already reported
         if isinstance(key, ScalarNode):
             v = key.value
