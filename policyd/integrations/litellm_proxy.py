@@ -47,6 +47,7 @@ from litellm.integrations.custom_guardrail import CustomGuardrail
 from litellm.types.guardrails import GuardrailEventHooks
 
 from policyd.decision import Decision
+from policyd.errors import ConfigError, PolicydError
 from policyd.integrations._litellm_stream import (
     DEFAULT_OVERLAP,
     Blocked,
@@ -93,9 +94,9 @@ class PolicydGuardrail(CustomGuardrail):
         **kwargs: Any,
     ) -> None:
         if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int):
-            raise ValueError("policyd guardrail: stream_overlap must be a whole number")
+            raise ConfigError("policyd guardrail: stream_overlap must be a whole number")
         if stream_overlap < 1:
-            raise ValueError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
+            raise ConfigError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
         kwargs.setdefault("guardrail_name", "policyd")
         kwargs.setdefault(
             "event_hook", [GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call]
@@ -107,7 +108,7 @@ class PolicydGuardrail(CustomGuardrail):
 
             path = policy_path or os.environ.get("POLICYD_PATH")
             if not path:
-                raise ValueError(
+                raise ConfigError(
                     "policyd guardrail: set policy_path in the guardrail's litellm_params "
                     "(or the POLICYD_PATH environment variable) to the policy bundle"
                 )
@@ -319,7 +320,7 @@ def _seconds(start: Any, end: Any) -> float | None:
         return None
 
 
-class StreamBlockedError(Exception):
+class StreamBlockedError(PolicydError):
     """An output guardrail stopped a stream after some of it was sent: the proxy turns this
     into an SSE error event (``message``, ``type``, ``code``) ending the stream (an
     HTTPException raised at that point would cut the stream off without a word)."""
