@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from policyd.errors import RequestError
+from policyd.errors import ConfigError, RequestError
 from policyd.words import describe
 
 Checker = Callable[[Any, str], None]
@@ -56,7 +56,7 @@ class TokenCounter:
             self._encode = _tiktoken_encoder()
             self.name = "tiktoken:cl100k_base"
         elif kind != "estimate":
-            raise ValueError(f"unknown token counter {kind!r}: use 'estimate' or 'tiktoken'")
+            raise ConfigError(f"unknown token counter {kind!r}: use 'estimate' or 'tiktoken'")
 
     def count(self, messages: list[Any]) -> tuple[int, int]:
         chars, estimate = count_text(messages)

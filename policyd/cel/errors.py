@@ -9,6 +9,8 @@ it is raised, never turned silently into ``False``.
 
 from __future__ import annotations
 
+from policyd.errors import PolicydError
+
 # Diagnostic codes shared with policyd.validate.
 SYNTAX = "PD301"
 UNKNOWN_NAME = "PD302"
@@ -17,7 +19,7 @@ UNKNOWN_FUNCTION = "PD304"
 TOO_COMPLEX = "PD306"
 
 
-class CelError(Exception):
+class CelError(PolicydError):
     """Base of every error raised by :mod:`policyd.cel`."""
 
     def __init__(self, message: str) -> None:

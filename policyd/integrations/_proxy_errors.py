@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 from litellm.proxy._types import ProxyException
 
+from policyd.errors import PolicydError
 from policyd.integrations._litellm_support import PolicyBlockedError
 from policyd.verdict import OutputVerdict
 
@@ -39,7 +40,7 @@ def bad_request(message: str) -> Refusal:
     return Refusal(400, {"message": message, "type": "policyd_bad_request"})
 
 
-class StreamBlockedError(Exception):
+class StreamBlockedError(PolicydError):
     """An output guardrail stopped a stream after some of it was sent: the proxy turns this
     into an SSE error event (``message``, ``type``, ``code``) ending the stream (an
     HTTPException raised at that point would cut the stream off without a word)."""

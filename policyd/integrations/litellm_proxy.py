@@ -57,6 +57,7 @@ from litellm.litellm_core_utils.core_helpers import get_or_create_metadata_bucke
 from litellm.types.guardrails import GuardrailEventHooks
 
 from policyd.decision import Decision
+from policyd.errors import ConfigError
 from policyd.integrations._litellm_stream import (
     DEFAULT_OVERLAP,
     Blocked,
@@ -127,9 +128,9 @@ class PolicydGuardrail(CustomGuardrail):
         **kwargs: Any,
     ) -> None:
         if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int):
-            raise ValueError("policyd guardrail: stream_overlap must be a whole number")
+            raise ConfigError("policyd guardrail: stream_overlap must be a whole number")
         if stream_overlap < 1:
-            raise ValueError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
+            raise ConfigError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
         self.context_rules = ContextRules.parse(identity, refuse_context)
         self.allow_call_types = _allowed_call_types(unsupported_call_types)
         kwargs.setdefault("guardrail_name", "policyd")
@@ -144,7 +145,7 @@ class PolicydGuardrail(CustomGuardrail):
 
             path = policy_path or os.environ.get("POLICYD_PATH")
             if not path:
-                raise ValueError(
+                raise ConfigError(
                     "policyd guardrail: set policy_path in the guardrail's litellm_params "
                     "(or the POLICYD_PATH environment variable) to the policy bundle"
                 )
