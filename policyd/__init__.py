@@ -4,7 +4,10 @@ The public API lives here; everything else is an implementation module.
 ``import policyd`` stays fast: nothing here imports litellm, redis or watchfiles.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from policyd.bundle import Bundle, load_bundle
+from policyd.cel.errors import CelError, CompileError, EvaluationError
 from policyd.decision import (
     BudgetState,
     CacheDirective,
@@ -16,8 +19,31 @@ from policyd.decision import (
 )
 from policyd.diagnostics import Diagnostic, PolicyError, Severity
 from policyd.engine import Engine, Status
-from policyd.errors import OutcomeError, PolicydError, RequestError
+from policyd.errors import ConfigError, OutcomeError, PolicydError, RequestError, UsageError
 from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
+
+if TYPE_CHECKING:
+    from policyd.guardrails._core import GuardrailConfigError
+    from policyd.guardrails.plugins import PluginError
+    from policyd.stores.base import StoreError, StoreUnavailable
+
+# Exceptions whose modules ``import policyd`` does not load: imported on first use.
+_LAZY = {
+    "GuardrailConfigError": "policyd.guardrails._core",
+    "PluginError": "policyd.guardrails.plugins",
+    "StoreError": "policyd.stores.base",
+    "StoreUnavailable": "policyd.stores.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'policyd' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __version__ = "0.1.0"
 
@@ -25,13 +51,19 @@ __all__ = [
     "BudgetState",
     "Bundle",
     "CacheDirective",
+    "CelError",
+    "CompileError",
+    "ConfigError",
     "Decision",
     "Diagnostic",
     "Engine",
+    "EvaluationError",
+    "GuardrailConfigError",
     "OutcomeError",
     "OutputFinding",
     "OutputStep",
     "OutputVerdict",
+    "PluginError",
     "PolicyError",
     "PolicyRef",
     "PolicydError",
@@ -40,7 +72,10 @@ __all__ = [
     "RetryPolicy",
     "Severity",
     "Status",
+    "StoreError",
+    "StoreUnavailable",
     "TraceEntry",
+    "UsageError",
     "__version__",
     "load_bundle",
 ]

@@ -458,6 +458,9 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+from policyd.cli_diff import diff_command  # noqa: E402 - after main is defined
+
+main.add_command(diff_command)
 main.add_command(budgets_command)
 
 if __name__ == "__main__":  # pragma: no cover

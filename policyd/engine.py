@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,6 +89,7 @@ class Engine:
         self._last_error: tuple[Diagnostic, ...] = ()
         self._last_error_at: datetime | None = None
         self._watcher: Any = None
+        self._observer: Any = None  # policyd.observers.Observers when logging/tracing/shadowing
 
     # -- construction -----------------------------------------------------------------------
 
@@ -102,6 +104,10 @@ class Engine:
         watch: bool = False,
         debounce_ms: int = 200,
         reservation_ttl_s: float | None = None,
+        decision_log: Any = None,
+        otel: Any = None,
+        shadow: str | os.PathLike[str] | None = None,
+        shadow_rate: float = 1.0,
         **store_options: Any,
     ) -> Engine:
         """Load, validate and compile a bundle; raises PolicyError with every diagnostic.
@@ -113,6 +119,11 @@ class Engine:
         that is never settled keeps counting (default: the decision's timeout, 600 s
         without one, times its tries, plus backoff waits and 60 s). Other keyword
         arguments go to the store (``key_prefix``, ``command_timeout_s``, ``pool_size``, ...).
+
+        Observability (docs/observability.md): ``decision_log`` is a path (JSON Lines) or a
+        callable; ``otel`` is None (on when an OpenTelemetry SDK provider is installed),
+        True, False or a ``policyd.telemetry.Telemetry``; ``shadow`` is a candidate bundle
+        decided beside the live one for a ``shadow_rate`` share of requests.
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
         runtime.reservation_ttl_s = reservation_ttl_s
@@ -120,6 +131,11 @@ class Engine:
         bundle = load_bundle(path)
         compiled = compile_bundle(bundle, runtime, token_counter=counter)
         engine = cls(compiled, runtime, os.fspath(path), counter)
+        from policyd.observers import attach
+
+        engine._observer = attach(
+            engine, decision_log=decision_log, otel=otel, shadow=shadow, shadow_rate=shadow_rate
+        )
         if watch:
             engine.start_watching_thread(debounce_ms=debounce_ms)
         return engine
@@ -135,16 +151,23 @@ class Engine:
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""
         compiled = self._current.policy(policy)
+        observer = self._observer
+        started = time.perf_counter_ns() if observer is not None else 0
         state = self._start(compiled, request)
         for stage in compiled.stages:
             stage.run(state)
             if state.blocked_by is not None:
                 break
-        return finish(state, compiled.ref, compiled)
+        decision = finish(state, compiled.ref, compiled)
+        if observer is not None:
+            observer.decided(decision, state.now, started)
+        return decision
 
     async def adecide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Like decide(), with store I/O awaited instead of blocking the event loop."""
         compiled = self._current.policy(policy)
+        observer = self._observer
+        started = time.perf_counter_ns() if observer is not None else 0
         state = self._start(compiled, request)
         for stage in compiled.stages:
             arun = getattr(stage, "arun", None)
@@ -154,7 +177,10 @@ class Engine:
                 stage.run(state)
             if state.blocked_by is not None:
                 break
-        return finish(state, compiled.ref, compiled)
+        decision = finish(state, compiled.ref, compiled)
+        if observer is not None:
+            observer.decided(decision, state.now, started)
+        return decision
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -186,6 +212,8 @@ class Engine:
             hook = getattr(stage, "record", None)
             if hook is not None:
                 hook(decision, outcome)
+        if self._observer is not None:
+            self._observer.recorded(decision, outcome)
         if problem is not None:
             raise problem
 
@@ -205,6 +233,8 @@ class Engine:
         for stage in self._stages_for(decision):
             if getattr(stage, "name", None) == "routing":
                 stage.record(decision, outcome)
+        if self._observer is not None:
+            self._observer.attempted(decision, outcome)
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> None:
         """Like record(), with store I/O awaited."""
@@ -228,6 +258,8 @@ class Engine:
             result = hook(decision, outcome)
             if inspect.isawaitable(result):
                 await result
+        if self._observer is not None:
+            self._observer.recorded(decision, outcome)
         if problem is not None:
             raise problem
 
@@ -480,9 +512,17 @@ class Engine:
         if getattr(self, "_sighup_undo", None) is None:
             self._sighup_undo: Callable[[], None] | None = install_sighup(self)
 
+    def promote_shadow(self) -> bool:
+        """Make the shadow candidate the live revision (see docs/observability.md)."""
+        from policyd.shadow import promote
+
+        return promote(self)
+
     def close(self) -> None:
-        """Stop the watcher, remove the SIGHUP handler, close the store."""
+        """Stop the watcher, remove the SIGHUP handler, flush the decision log, close the store."""
         self.stop_watching()
+        if self._observer is not None:
+            self._observer.close()
         undo = getattr(self, "_sighup_undo", None)
         if undo is not None:
             self._sighup_undo = None

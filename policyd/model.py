@@ -382,6 +382,20 @@ class Reload(Strict):
     require_tests: bool = False
 
 
+class DecisionLogSpec(Strict):
+    """``log:``: what a decision log line keeps of each request (message text never)."""
+
+    request: list[Text] | None = Field(
+        None,
+        description="Request attributes (dotted paths, e.g. tenant.id) written to decision "
+        "logs; default: every declared context attribute plus model, max_tokens, "
+        "temperature and input_tokens",
+    )
+    messages: Literal["lengths", "count", "none"] = Field(
+        "lengths", description="lengths: count, roles and lengths of messages; count; none"
+    )
+
+
 # --------------------------------------------------------------------------- documents
 
 
@@ -398,6 +412,7 @@ class PolicySpec(Strict):
     prompts: dict[Name, Prompt] = Field(default_factory=dict)
     rollouts: list[Rollout] = Field(default_factory=list)
     reload: Reload | None = None
+    log: DecisionLogSpec | None = None
 
 
 class Policy(PolicySpec):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from policyd.diagnostics import Diagnostic, Severity
+from policyd.errors import ConfigError
 
 __all__ = ["INFORMATION_URI", "RULES", "Format", "render", "rule_description"]
 
@@ -112,7 +113,7 @@ def render(
         return "\n".join(_github(d) for d in diagnostics)
     if fmt == "sarif":
         return json.dumps(_sarif(diagnostics), indent=2, ensure_ascii=False)
-    raise ValueError(f"unknown format {fmt!r}: expected text, json, github or sarif")
+    raise ConfigError(f"unknown format {fmt!r}: expected text, json, github or sarif")
 
 
 # --- text ----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from policyd.checks.budgets import check_budgets
 from policyd.checks.context import BUILTIN_REQUEST, check_cache, check_context
 from policyd.checks.expressions import cel_fields, check_expressions
 from policyd.checks.guardrails import check_guardrails
+from policyd.checks.log import check_log
 from policyd.checks.models import check_model, check_windows
 from policyd.checks.prompts import check_prompts
 from policyd.checks.routing import check_routing, check_tiers
@@ -220,6 +221,7 @@ def _check_policy(
     check_budgets(policy, doc, models, checker)
     check_guardrails(policy, doc, checker)
     check_cache(policy, doc, declarations, checker)
+    check_log(policy, doc, declarations, checker)
     prompt_texts = check_prompts(policy, doc, checker)
     expressions = check_expressions(policy, doc, declarations, checker)
     return PolicyContext(policy, doc, models, declarations, expressions, prompt_texts)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from policyd.budgets.windows import Window
+from policyd.errors import ConfigError
 from policyd.money import MAX_MICROS
 
 #: Output tokens a reservation assumes when neither the request's max_tokens nor the
@@ -171,9 +172,9 @@ def check_lines(lines: Sequence[Line]) -> None:
             and 0 <= amount.tokens <= MAX_MICROS
             and 0 <= amount.requests <= MAX_MICROS
         ):
-            raise ValueError(f"budget {line.budget!r}: amount out of range: {amount}")
+            raise ConfigError(f"budget {line.budget!r}: amount out of range: {amount}")
     if len(lines) > 1 and len({(ln.budget, ln.key, ln.window) for ln in lines}) < len(lines):
-        raise ValueError("a budget and key appears twice in one call: one line per counter")
+        raise ConfigError("a budget and key appears twice in one call: one line per counter")
 
 
 @lru_cache(maxsize=4096)

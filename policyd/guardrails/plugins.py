@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from policyd.errors import ConfigError, PolicydError
 from policyd.guardrails._core import Finding, GuardrailConfigError
 
 PluginFn = Callable[[str, Mapping[str, Any]], Any]
@@ -51,7 +52,7 @@ class PluginVerdict:
         return None if self.allowed else Finding("plugin", -1, -1, "PLUGIN", None, self.message)
 
 
-class PluginError(Exception):
+class PluginError(PolicydError):
     """A plugin failed at run time; ``reason`` is ``timeout``, ``exception`` or
     ``invalid_return``. Handle it with the guardrail's ``on_error``."""
 
@@ -161,7 +162,7 @@ def _plugin_name(fn: PluginFn) -> str:
 
 def _check_timeout(timeout_s: float) -> None:
     if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        raise ConfigError(f"timeout_s must be > 0, got {timeout_s!r}")
 
 
 class _Call:

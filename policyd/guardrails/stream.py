@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from policyd.errors import ConfigError, UsageError
 from policyd.guardrails._core import (
     Check,
     CheckStream,
@@ -66,7 +67,7 @@ class StreamScanner:
         self, checks: Sequence[Check], *, overlap: int = 4096, context: int = 64, settle: int = 16
     ):
         if overlap < 0 or context < 0 or settle < 0:
-            raise ValueError("overlap, context and settle must be >= 0")
+            raise ConfigError("overlap, context and settle must be >= 0")
         flat = _flatten(checks)
         self._streams: list[CheckStream] = [
             c.open_stream(overlap) for c in flat if isinstance(c, StreamableCheck)
@@ -96,7 +97,7 @@ class StreamScanner:
     def feed(self, chunk: str) -> list[Finding]:
         """Add the next chunk; return findings that became visible (absolute offsets)."""
         if self.finished:
-            raise RuntimeError("feed() after finish()")
+            raise UsageError("feed() after finish()")
         if not chunk:
             return []
         offset = self._total

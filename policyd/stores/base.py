@@ -16,11 +16,12 @@ from typing import Protocol, runtime_checkable
 
 from policyd.budgets.ledger import Amount, Line, ReserveResult
 from policyd.budgets.windows import Window
+from policyd.errors import PolicydError
 
 DEFAULT_KEY_PREFIX = "policyd:"
 
 
-class StoreError(Exception):
+class StoreError(PolicydError):
     """A store is misconfigured (bad URL, bad option): a user error, with a fix."""
 
 

@@ -1,8 +1,9 @@
 """The CEL specification's conformance cases, run through policyd.cel and cel-python.
 
 Prints a pass/fail/skip table for both engines (visible without ``-s``), requires
-at least 97% of the applicable cases to pass on policyd, and every skipped case
-to carry a stated reason. The same figures are recorded in docs/cel.md.
+every applicable case to pass on policyd except those listed in ``KNOWN_FAILURES``
+(and each listed one to still fail, so the list cannot go stale), and every skipped
+case to carry a stated reason. The same figures are recorded in docs/cel.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 from cel_conformance import Case, Tally, load_cases, run_all
 
-MIN_PASS_RATE = 0.97
+# Case ids (``file/section/name``) that policyd.cel is known to get wrong, each with the
+# reason on its line. Empty: all 704 applicable cases pass. A regression fails the test
+# with the case named; to accept one knowingly, list it here with why.
+KNOWN_FAILURES: frozenset[str] = frozenset()
 SKIP_REASONS = {
     "protobuf messages",
     "uint (policyd has no unsigned integers)",
@@ -37,6 +41,7 @@ def test_conformance(cases: list[Case], capsys: pytest.CaptureFixture[str]) -> N
     per_file: dict[str, Tally] = {}
     reasons: Counter[str] = Counter()
     failures: list[str] = []
+    failed_ids: set[str] = set()
     for case, mine, celpy in run_all(cases):
         file_tally = per_file.setdefault(case.file, Tally())
         for tally, (status, _) in ((ours, mine), (theirs, celpy), (file_tally, mine)):
@@ -49,7 +54,9 @@ def test_conformance(cases: list[Case], capsys: pytest.CaptureFixture[str]) -> N
         if mine[0] == "skip":
             reasons[mine[1]] += 1
         elif mine[0] == "fail":
-            failures.append(f"{case.id}: {case.expr!r}: {mine[1]}")
+            failed_ids.add(case.id)
+            if case.id not in KNOWN_FAILURES:
+                failures.append(f"{case.id}: {case.expr!r}: {mine[1]}")
 
     lines = ["", "CEL conformance (../shared/cel-conformance)", ""]
     lines.append(f"{'file':<14}{'pass':>6}{'fail':>6}{'skip':>6}")
@@ -68,7 +75,11 @@ def test_conformance(cases: list[Case], capsys: pytest.CaptureFixture[str]) -> N
 
     assert set(reasons) <= SKIP_REASONS, f"skips without a known reason: {set(reasons)}"
     assert ours.applicable > 650
-    assert ours.rate >= MIN_PASS_RATE, "\n".join(failures)
+    assert not failures, f"{len(failures)} case(s) not in KNOWN_FAILURES fail:\n" + "\n".join(
+        failures
+    )
+    fixed = KNOWN_FAILURES - failed_ids
+    assert not fixed, f"listed in KNOWN_FAILURES but passing now, drop them: {sorted(fixed)}"
 
 
 def test_every_case_is_classified(cases: list[Case]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import textwrap
 import threading
 import time
@@ -25,6 +26,7 @@ from policyd.guardrails import (
 PLUGIN_SOURCE = textwrap.dedent(
     """
     import asyncio
+    import threading
     import time
 
     def no_secrets(text, request):
@@ -33,6 +35,11 @@ PLUGIN_SOURCE = textwrap.dedent(
     async def async_check(text, request):
         await asyncio.sleep(0)
         return {"allowed": request.get("tier") != "free", "message": "paid only"}
+
+    GATE = threading.Event()
+
+    def gated(text, request):
+        return True if GATE.wait(60) else "the gate never opened"
 
     def slow(text, request):
         time.sleep(float(text))
@@ -87,19 +94,16 @@ def test_async_plugin_runs_from_sync_and_async_code(plugin_module: str) -> None:
 
 
 async def test_sync_plugin_from_async_code_does_not_block_the_loop(plugin_module: str) -> None:
-    fn = load_plugin(f"{plugin_module}:slow")
-    ticks = 0
+    fn = load_plugin(f"{plugin_module}:gated")
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
+    async def ticker() -> None:  # only runs if the loop is free while the plugin waits
+        for _ in range(5):
             await asyncio.sleep(0.01)
-            ticks += 1
+        sys.modules[plugin_module].GATE.set()
 
     task = asyncio.create_task(ticker())
-    assert await arun_plugin(fn, "0.2", {}, 2.0) == PluginVerdict(True)
-    task.cancel()
-    assert ticks >= 5
+    assert await arun_plugin(fn, "", {}, 120.0) == PluginVerdict(True)
+    await task
 
 
 def test_class_attribute_path(plugin_module: str) -> None:
@@ -113,9 +117,9 @@ def test_slow_plugin_times_out(plugin_module: str, name: str) -> None:
     fn = load_plugin(f"{plugin_module}:{name}")
     t0 = time.perf_counter()
     with pytest.raises(PluginError) as err:
-        run_plugin(fn, "2", {}, 0.1)
+        run_plugin(fn, "5", {}, 0.1)
     assert err.value.reason == "timeout"
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 4.0  # gave up long before the plugin's 5 s ended
 
 
 @pytest.mark.parametrize("name", ["slow", "async_slow"])
@@ -123,9 +127,9 @@ async def test_slow_plugin_times_out_in_async_code(plugin_module: str, name: str
     fn = load_plugin(f"{plugin_module}:{name}")
     t0 = time.perf_counter()
     with pytest.raises(PluginError) as err:
-        await arun_plugin(fn, "2", {}, 0.1)
+        await arun_plugin(fn, "5", {}, 0.1)
     assert err.value.reason == "timeout"
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 4.0  # gave up long before the plugin's 5 s ended
 
 
 @pytest.mark.parametrize("runner", ["sync", "async"])
@@ -233,10 +237,14 @@ def test_hung_plugins_use_up_slots_then_calls_fail_fast(
     from policyd.guardrails import plugins
 
     monkeypatch.setattr(plugins, "_SLOTS", threading.BoundedSemaphore(1))
-    fn = load_plugin(f"{plugin_module}:slow")
+    gated = load_plugin(f"{plugin_module}:gated")
     with pytest.raises(PluginError, match="did not answer"):
-        run_plugin(fn, "0.3", {}, 0.05)  # keeps its slot for 0.3 s
+        run_plugin(gated, "", {}, 0.05)  # keeps its slot until the gate opens
+    fn = load_plugin(f"{plugin_module}:slow")
     with pytest.raises(PluginError, match="slots are busy"):
         asyncio.run(arun_plugin(fn, "0", {}, 1.0))
-    time.sleep(0.4)  # the hung call returns and frees its slot
+    sys.modules[plugin_module].GATE.set()
+    slots = plugins._SLOTS
+    assert slots.acquire(timeout=30)  # the hung call returns and frees its slot
+    slots.release()
     assert run_plugin(fn, "0", {}, 1.0).allowed

@@ -106,7 +106,7 @@ routing:
   default: main
   retry: {attempts: 2, backoff: constant, base: 50ms, max: 50ms, jitter: none,
           on: [rate_limit, timeout, server_error]}
-  timeout: 300ms
+  timeout: 2s  # generous: a mock answer on a loaded machine can take a few hundred ms
 """
 
 CONTEXT = {"tenant": {"id": "acme", "tier": "pro"}, "user": {"id": "u1"}, "feature": "chat"}

@@ -90,7 +90,7 @@ def test_the_cli_writes_the_file(bundle: Path, tmp_path: Path) -> None:
     # lean-a's policy price differs from LiteLLM's map, lean-b's does not
     assert lean_a["litellm_params"]["input_cost_per_token"] == pytest.approx(0.2e-6)
     assert "input_cost_per_token" not in lean_b["litellm_params"]
-    assert config["router_settings"]["timeout"] == pytest.approx(0.3)
+    assert config["router_settings"]["timeout"] == pytest.approx(2.0)
 
 
 def test_an_unknown_policy_name_is_a_request_error(bundle: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = WAIT_S) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path``'s content in one rename, as deploy tools do.
+
+    ``Path.write_text`` truncates first: a watcher whose debounce ends between the
+    truncation and the write loads an empty file, which makes a test see an extra rejection.
+    """
+    scratch = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    scratch.write_text(text)
+    os.replace(scratch, path)
 
 
 def revision(n: int, *, broken: bool = False) -> str:

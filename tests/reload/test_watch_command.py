@@ -15,7 +15,7 @@ import pytest
 
 from policyd.reload import run_watch
 
-from .conftest import WAIT_S, revision, wait_for
+from .conftest import WAIT_S, revision, wait_for, write_atomically
 
 
 class Tail:
@@ -45,19 +45,18 @@ def test_watch_prints_revisions_and_rejections(rev_dir: Path) -> None:
     try:
         assert tail.wait("serving  revision")
         assert any(line.strip().startswith("p r0 (sha256:") for line in tail.lines)
-        time.sleep(0.3)  # past the watcher's first check
-
-        (rev_dir / "p.yaml").write_text(revision(1))
+        # No wait needed: the watcher's catch-up check loads a change made while it starts.
+        write_atomically(rev_dir / "p.yaml", revision(1))
         assert tail.wait("accepted revision")
         assert tail.wait("~ policy p r0 -> r1")
 
-        (rev_dir / "p.yaml").write_text(revision(2, broken=True))
+        write_atomically(rev_dir / "p.yaml", revision(2, broken=True))
         assert tail.wait("REJECTED revision")
         assert tail.wait("p.yaml:10:1: PD001 YAML syntax error")
         rejected = next(line for line in tail.lines if "REJECTED" in line)
         assert "still serving" in rejected
 
-        (rev_dir / "p.yaml").write_text(revision(3))
+        write_atomically(rev_dir / "p.yaml", revision(3))
         assert tail.wait("accepted revision", 2)
         assert tail.wait("~ policy p r1 -> r3")
     finally:
@@ -70,12 +69,15 @@ def test_watch_waits_for_a_broken_bundle_to_be_fixed(rev_dir: Path) -> None:
     tail = Tail(rev_dir)
     try:
         assert tail.wait("REJECTED revision; still serving nothing yet")
-        time.sleep(0.3)
-        (rev_dir / "p.yaml").write_text(revision(4))
+        write_atomically(rev_dir / "p.yaml", revision(4))
         assert tail.wait("serving  revision")
         assert tail.wait("p r4 (sha256:")
     finally:
         assert tail.close() == 0
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
@@ -87,6 +89,9 @@ def test_cli_watch_runs_until_ctrl_c(rev_dir: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        # A runner started in the background (nohup, `cmd &` in a script) passes SIGINT on
+        # as ignored, and Python then installs no Ctrl-C handler: give the child the default.
+        preexec_fn=_default_sigint,
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()], daemon=True)
@@ -105,8 +110,7 @@ def test_cli_watch_runs_until_ctrl_c(rev_dir: Path) -> None:
 
     try:
         expect("serving  revision")
-        time.sleep(0.3)
-        (rev_dir / "p.yaml").write_text(revision(1))
+        write_atomically(rev_dir / "p.yaml", revision(1))
         assert "(was " in expect("accepted revision")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(WAIT_S) == 0

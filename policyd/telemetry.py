@@ -1,0 +1,231 @@
+"""OpenTelemetry for decisions: a span per decide()/record(), and the policyd metrics.
+
+Imported only when telemetry is on, so ``import policyd`` never imports OpenTelemetry.
+Attributes follow the GenAI semantic conventions where one exists (``gen_ai.request.model``,
+``gen_ai.response.model``, ``gen_ai.usage.input_tokens``/``output_tokens``, ``error.type``)
+and use ``policyd.*`` for the rest. Why spans and not events: see docs/observability.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from policyd import __version__
+from policyd.decision import Decision
+
+SCOPE = "policyd"
+
+
+def _sdk_installed() -> bool:
+    """True when the app installed a real (SDK) tracer or meter provider globally."""
+    trace = sys.modules.get("opentelemetry.trace")
+    metrics = sys.modules.get("opentelemetry.metrics")
+    if trace is None or metrics is None:
+        return False  # the app never imported OpenTelemetry: nothing can be configured
+    tracer_provider = trace.get_tracer_provider()
+    meter_provider = metrics.get_meter_provider()
+    return not (
+        type(tracer_provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider")
+        and type(meter_provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider")
+    )
+
+
+def from_option(option: Any) -> Telemetry | None:
+    """``Engine.from_path(otel=...)``: None = on when a provider is installed; True; False;
+    or a ready :class:`Telemetry` (e.g. with explicit providers)."""
+    if option is False:
+        return None
+    if isinstance(option, Telemetry):
+        return option
+    if option is None and not _sdk_installed():
+        return None
+    return Telemetry()
+
+
+class Telemetry:
+    """Spans and metrics for one engine (providers default to the global ones)."""
+
+    def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        from opentelemetry import metrics, trace
+
+        self._trace = trace
+        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        self.decisions = meter.create_counter(
+            "policyd.decisions", "{decision}", "Decisions by policy, outcome and blocking rule"
+        )
+        self.duration = meter.create_histogram("policyd.decide.duration", "s", "Time decide() took")
+        self.spend = meter.create_counter(
+            "policyd.budget.spend", "USD", "Spend reported with record(), per policy and model"
+        )
+        self.reservations = meter.create_counter(
+            "policyd.budget.reservations", "{reservation}", "Budget checks by budget and state"
+        )
+        self.store_errors = meter.create_counter(
+            "policyd.store.errors", "{error}", "Decisions whose budget store could not be reached"
+        )
+        self.reloads = meter.create_counter(
+            "policyd.reloads", "{reload}", "Revisions accepted or rejected by reload()"
+        )
+        self.shadow = meter.create_counter(
+            "policyd.shadow.comparisons", "{decision}", "Shadow decisions, changed or not"
+        )
+        self._meter = meter
+        self._logs: list[Any] = []
+
+    def watch_log(self, decision_log: Any) -> None:
+        """Report a decision log's dropped lines as ``policyd.decision_log.dropped``."""
+        from opentelemetry.metrics import Observation
+
+        self._logs.append(decision_log)
+        if len(self._logs) == 1:
+            self._meter.create_observable_counter(
+                "policyd.decision_log.dropped",
+                [lambda options: [Observation(sum(log.dropped for log in self._logs))]],
+                "{line}",
+                "Decision log lines dropped because the writer fell behind",
+            )
+
+    # -- decide -----------------------------------------------------------------------------
+
+    def decided(self, decision: Decision, started_ns: int, index: Any) -> None:
+        took_ns = time.perf_counter_ns() - started_ns
+        end = time.time_ns()
+        policy = decision.policy
+        attributes: dict[str, Any] = {
+            "policyd.policy.name": policy.name,
+            "policyd.policy.digest": policy.digest,
+            "policyd.decision.id": decision.id,
+            "policyd.allowed": decision.allowed,
+        }
+        if policy.version:
+            attributes["policyd.policy.version"] = policy.version
+        revision = index.revision(decision)
+        if revision:
+            attributes["policyd.revision"] = revision
+        if decision.allowed:
+            attributes["gen_ai.request.model"] = decision.litellm_model or decision.model or ""
+            attributes["policyd.model"] = decision.model or ""
+            attributes["policyd.tier"] = decision.tier or ""
+            if decision.fallbacks:
+                attributes["policyd.fallbacks"] = list(decision.fallbacks)
+            rule = next(
+                (t.rule for t in decision.trace if t.stage == "routing" and t.outcome == "match"),
+                None,
+            )
+            if rule:
+                attributes["policyd.rule"] = rule
+            if decision.cache is not None:
+                attributes["policyd.cache.ttl_s"] = decision.cache.ttl_s
+                attributes["policyd.cache.rule"] = decision.cache.rule
+            if decision.prompts:
+                attributes["policyd.prompt.versions"] = [
+                    f"{name}={c.version}" for name, c in decision.prompts.items()
+                ]
+        else:
+            attributes["policyd.blocked_by"] = decision.blocked_by or ""
+        if decision.budgets:
+            attributes["policyd.budget.states"] = [f"{b.name}={b.state}" for b in decision.budgets]
+        if decision.redacted:
+            attributes["policyd.redacted"] = True
+        if decision.warnings:
+            attributes["policyd.warnings"] = len(decision.warnings)
+        span = self.tracer.start_span(
+            f"policyd.decide {policy.name}",
+            kind=self._trace.SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=end - took_ns,
+        )
+        span.end(end_time=end)
+
+        labels = {
+            "policyd.policy": policy.name,
+            "policyd.outcome": "allowed" if decision.allowed else "blocked",
+        }
+        if not decision.allowed:
+            labels["policyd.blocked_by"] = decision.blocked_by or ""
+        self.decisions.add(1, labels)
+        self.duration.record(took_ns / 1e9, {"policyd.policy": policy.name})
+        store_errors = 0
+        for budget in decision.budgets:
+            self.reservations.add(
+                1,
+                {
+                    "policyd.policy": policy.name,
+                    "policyd.budget": budget.name,
+                    "policyd.budget.state": budget.state,
+                },
+            )
+            store_errors += budget.state == "store_error"
+        if store_errors:
+            self.store_errors.add(1, {"policyd.policy": policy.name})
+
+    # -- record -----------------------------------------------------------------------------
+
+    def recorded(self, decision: Decision, outcome: Any, attempts: int) -> None:
+        policy = decision.policy
+        attributes: dict[str, Any] = {
+            "policyd.policy.name": policy.name,
+            "policyd.decision.id": decision.id,
+            "policyd.attempts": attempts,
+        }
+        if outcome.model:
+            attributes["gen_ai.response.model"] = outcome.model
+        if outcome.input_tokens is not None:
+            attributes["gen_ai.usage.input_tokens"] = outcome.input_tokens
+        if outcome.output_tokens is not None:
+            attributes["gen_ai.usage.output_tokens"] = outcome.output_tokens
+        cost = _cost(decision, outcome)
+        if cost is not None:
+            attributes["policyd.cost_usd"] = cost
+        if outcome.latency_s is not None:
+            attributes["policyd.latency_s"] = outcome.latency_s
+        if outcome.error:
+            # the exception's class only: its message may quote the request
+            attributes["error.type"] = outcome.error.split(":", 1)[0]
+        span = self.tracer.start_span(
+            f"policyd.record {policy.name}",
+            kind=self._trace.SpanKind.INTERNAL,
+            attributes=attributes,
+        )
+        if outcome.error:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR))
+        span.end()
+        if cost:
+            self.spend.add(
+                cost, {"policyd.policy": policy.name, "policyd.model": outcome.model or ""}
+            )
+
+    # -- engine events ------------------------------------------------------------------------
+
+    def event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "reloaded":
+            self.reloads.add(1, {"policyd.result": "accepted"})
+        elif kind == "reload_rejected":
+            self.reloads.add(1, {"policyd.result": "rejected"})
+
+    def compared(self, policy: str, changed: tuple[str, ...]) -> None:
+        self.shadow.add(
+            1,
+            {
+                "policyd.policy": policy,
+                "policyd.changed": bool(changed),
+                "policyd.fields": ",".join(changed),
+            },
+        )
+
+
+def _cost(decision: Decision, outcome: Any) -> float | None:
+    """Reported cost, else priced from the tokens and the serving model's price."""
+    if outcome.cost_usd is not None:
+        return float(outcome.cost_usd)
+    if outcome.input_tokens is None and outcome.output_tokens is None:
+        return None
+    models = getattr(decision.revision, "models", {})
+    info = models.get(outcome.model or decision.model or "")
+    if info is None or not info.priced:
+        return None
+    return float(info.cost_micros(outcome.input_tokens or 0, outcome.output_tokens or 0)) / 1e6
