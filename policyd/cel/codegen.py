@@ -43,6 +43,7 @@ HELPERS = [
     "select", "has", "make_map", "size", "contains", "starts_with", "ends_with", "matches",
     "lower_ascii", "upper_ascii", "to_int", "to_double", "to_string", "to_bool", "to_bytes",
     "to_timestamp", "to_duration", "type_of", "raise_", "to_eval_error", "charge",
+    "take_each",
 ]  # fmt: skip
 
 
@@ -137,6 +138,19 @@ def is_bool_producer(node: Node) -> bool:
     return False
 
 
+def _reads(node: Node, var: str) -> bool:
+    """Does ``node`` read the macro variable ``var`` (or hold a macro)?"""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Ident) and current.ref == "local" and current.name == var:
+            return True
+        if isinstance(current, Comprehension):
+            return True  # conservative: charged per iteration
+        stack.extend(children(current))
+    return False
+
+
 def _reads_outside(node: Node, var: str) -> bool:
     """Does ``node`` read anything but the macro variable ``var`` and literals (the
     request, an outer macro's variable, a nested macro)?"""
@@ -160,13 +174,23 @@ class CodeGen:
         self.consts = consts
         self.budget = budget
         self.loop_vars: list[str] = []  # the macros' variables, innermost last
+        self.invariant: list[list[str]] = []  # per macro: loop-invariant metered operands
 
     def metered(self, code: str, node: Node) -> str:
         """``code`` charged to the budget when it is the operand of a linear operation
         that a macro body repeats (see runtime.charge). An operand built from the
         innermost macro's variable and literals is not charged: each element is scanned
-        once per iteration, which is linear in the input overall."""
-        if not (self.budget and self.loop_vars) or not _reads_outside(node, self.loop_vars[-1]):
+        once per iteration, which is linear in the input overall. An operand that does
+        not read that variable (``request.tags`` in ``t in request.tags``) is the same
+        in every iteration: it is weighed once, where the macro starts (runtime.take_each),
+        instead of in every iteration."""
+        if not (self.budget and self.loop_vars):
+            return code
+        var = self.loop_vars[-1]
+        if not _reads_outside(node, var):
+            return code
+        if not _reads(node, var):
+            self.invariant[-1].append(code)
             return code
         return f"_charge(_n, {code})"
 
@@ -235,13 +259,22 @@ class CodeGen:
         rng = self.expr(node.range)
         if _kind(node.range) not in ("list", "map", "record"):
             rng = f"_iter_range({rng})"
-        if self.budget:
-            rng = f"_take(_n, {rng})"
-        self.loop_vars.append(node.var)
-        try:
+        if not self.budget:
             return self.macro(node, rng)
+        placeholder = f"\x00{len(self.loop_vars)}\x00"
+        self.loop_vars.append(node.var)
+        self.invariant.append([])
+        try:
+            code = self.macro(node, placeholder)
         finally:
             self.loop_vars.pop()
+            operands = self.invariant.pop()
+        if operands:
+            weighed = "lambda: (" + "".join(f"{o}, " for o in dict.fromkeys(operands)) + ")"
+            rng = f"_take_each(_n, {rng}, {weighed})"
+        else:
+            rng = f"_take(_n, {rng})"
+        return code.replace(placeholder, rng)
 
     def macro(self, node: Comprehension, rng: str) -> str:
         var = f"v_{node.var}"
