@@ -233,6 +233,10 @@ def _read_request(text: str, name: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
+    except RecursionError:
+        raise click.BadParameter(
+            "the request is nested too deeply", param_hint="--request"
+        ) from None
     loaded = load_text(text, name)
     if loaded.diagnostics:
         first = loaded.diagnostics[0]
