@@ -35,10 +35,12 @@ models:
   fast: {litellm: openai/gpt-4o-mini}
   smart: {litellm: openai/gpt-4o}
   flaky: {litellm: openai/gpt-4.1-limited, price: {input_per_mtok: 0.4, output_per_mtok: 1.6}}
+  flaky2: {litellm: openai/o3-limited, price: {input_per_mtok: 0.4, output_per_mtok: 1.6}}
 tiers:
   economy: {targets: [{model: fast}]}
   premium: {targets: [{model: smart}], fallback: [fast]}
   shaky: {targets: [{model: flaky}], fallback: [fast]}
+  broken: {targets: [{model: flaky}], fallback: [flaky2]}
 routing:
   default: economy
   rules:
@@ -48,6 +50,9 @@ routing:
     - name: shaky-feature
       when: request.feature == "shaky"
       tier: shaky
+    - name: broken-feature
+      when: request.feature == "broken"
+      tier: broken
     - name: vip-user
       when: request.user.id == "vip"
       tier: premium
