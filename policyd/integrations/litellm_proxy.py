@@ -52,6 +52,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from litellm.constants import RETURN_RAW_MODEL_NAME_METADATA_KEY
 from litellm.integrations.custom_guardrail import CustomGuardrail
 from litellm.litellm_core_utils.core_helpers import get_or_create_metadata_bucket
 from litellm.types.guardrails import GuardrailEventHooks
@@ -76,7 +77,12 @@ from policyd.integrations._litellm_support import (
     usage_tokens,
 )
 from policyd.integrations._proxy_context import ContextRefused, ContextRules
-from policyd.integrations._proxy_errors import Refusal, bad_request, output_blocked
+from policyd.integrations._proxy_errors import (
+    Refusal,
+    StreamBlockedError,
+    bad_request,
+    output_blocked,
+)
 from policyd.integrations._proxy_errors import blocked as blocked_error
 from policyd.integrations._proxy_report import (
     SUMMARY_KEY,
@@ -97,7 +103,7 @@ from policyd.integrations._proxy_routes import (
 )
 from policyd.verdict import OutputVerdict
 
-__all__ = ["PolicydGuardrail"]
+__all__ = ["PolicydGuardrail", "StreamBlockedError"]
 
 log = logging.getLogger("policyd")
 
@@ -239,6 +245,8 @@ class PolicydGuardrail(CustomGuardrail):
             chain = chain_of(decision)
             data["fallbacks"] = [{"model": m, "num_retries": 0} for m in chain[1 : retry.attempts]]
             data["num_retries"] = max(0, retry.attempts - len(chain))
+            # the answer's `model` says which model served, not the name the client asked for
+            bucket[RETURN_RAW_MODEL_NAME_METADATA_KEY] = True
         if decision.timeout_s is not None:
             data["timeout"] = decision.timeout_s
         directive = decision.cache
@@ -506,7 +514,7 @@ def _log_to_stderr(level: str | None) -> None:
     if level is None or log.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s - policyd:%(levelname)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     log.propagate = False
