@@ -137,7 +137,7 @@ def _config(bundle: Path, upstream: str, store: str, prefix: str) -> dict[str, A
     })  # fmt: skip
     config["guardrails"] = [
         guardrail_entry(bundle, store, policy="gateway", store_options={"key_prefix": prefix},
-                        identity=IDENTITY, refuse_context=["plan"])
+                        identity=IDENTITY, refuse_context=["plan"], stream_overlap=64)
     ]  # fmt: skip
     config["litellm_settings"] = {"callbacks": ["policyd_recorder.recorder"]}
     return config
