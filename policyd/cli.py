@@ -443,11 +443,11 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     """Write a LiteLLM proxy config.yaml (model_list, router_settings) from a policy."""
     from policyd.diagnostics import PolicyError
     from policyd.errors import RequestError
-    from policyd.integrations.litellm_export import export_config_yaml
+    from policyd.integrations.litellm_export import export_litellm
     from policyd.render import render
 
     try:
-        text = export_config_yaml(path, policy)
+        text, missing = export_litellm(path, policy)
     except PolicyError as exc:
         errors = [d for d in exc.diagnostics if d.is_error]
         click.echo(render(errors, "text", load_bundle(path).files), err=True)
@@ -455,6 +455,8 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     except RequestError as exc:
         click.echo(f"policyd export: {exc}", err=True)
         sys.exit(2)
+    for line in missing:  # also in the file's header
+        click.echo(f"policyd export: not expressed in the LiteLLM config: {line}", err=True)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
