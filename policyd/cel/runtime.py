@@ -423,7 +423,7 @@ def neg(a: Any) -> Any:
 def list_index(items: Any, index: Any) -> Any:
     kind = kind_of(index)
     if kind == "double":
-        if index != math.floor(index) or math.isinf(index):
+        if not math.isfinite(index) or index != math.floor(index):  # floor(inf) raises
             raise EvaluationError("invalid list index: a double that is not an integer")
         index = int(index)
     elif kind != "int":
