@@ -50,14 +50,14 @@ def compare(base: Decision, head: Decision) -> dict[str, tuple[str, str]]:
     return {k: (a.get(k, "-"), b.get(k, "-")) for k in {**a, **b} if a.get(k, "-") != b.get(k, "-")}
 
 
-def responsible(base: Decision, head: Decision) -> set[str]:
+def responsible(base: Decision, head: Decision) -> list[str]:
     """Trace steps on one side only (which rules made the difference), e.g.
     ``+ routing enterprise-code match`` (HEAD only) or ``- guardrails pii redact``."""
     a = {(t.stage, t.rule, t.outcome) for t in base.trace if t.outcome != "model"}
     b = {(t.stage, t.rule, t.outcome) for t in head.trace if t.outcome != "model"}
     out = {f"+ {s} {r or '-'} {o}" for s, r, o in b - a}
     out |= {f"- {s} {r or '-'} {o}" for s, r, o in a - b}
-    return out
+    return sorted(out)  # head-only steps first, in a stable order
 
 
 # --------------------------------------------------------------------------- replay input
@@ -215,10 +215,14 @@ class DiffReport:
     rollout_keys: dict[str, set[str]] = field(default_factory=dict)
     examples: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
 
-    def add(self, base: Decision, head: Decision) -> dict[str, tuple[str, str]]:
-        """Count one compared pair; returns its changes."""
+    def add(
+        self, base: Decision, head: Decision, ignore: frozenset[str] = frozenset()
+    ) -> dict[str, tuple[str, str]]:
+        """Count one compared pair (leaving out fields in ``ignore``); returns its changes."""
         self.decided += 1
         changes = compare(base, head)
+        for name in ignore:
+            changes.pop(name, None)
         if not changes:
             return changes
         self.changed += 1

@@ -486,6 +486,11 @@ class Engine:
 
         return promote(self)
 
+    def shadow_report(self) -> dict[str, Any] | None:
+        """What the shadow candidate decided differently so far (None without a shadow)."""
+        shadow = self._observer.shadow if self._observer is not None else None
+        return shadow.summary() if shadow is not None else None
+
     def close(self) -> None:
         """Stop the watcher, remove the SIGHUP handler, flush the decision log, close the store."""
         self.stop_watching()
