@@ -85,6 +85,13 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
 @click.option("--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}.")
 @click.option("--now", help="Clock for requests without a logged time (ISO-8601; default now).")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=min(4, os.cpu_count() or 1),
+    show_default=True,
+    help="Processes to replay in (one when a side has budgets: their order matters).",
+)
 def diff_command(
     base: str,
     head: str,
@@ -94,6 +101,7 @@ def diff_command(
     fail_on: tuple[str, ...],
     now: str | None,
     top: int,
+    jobs: int,
 ) -> None:
     """Decide recorded requests under BASE and HEAD and report what changes.
 
@@ -115,7 +123,7 @@ def diff_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--now") from None
     try:
-        items = replays(read_lines(requests_file))
+        items = replays(read_lines(requests_file, summaries=False))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--requests") from None
     with tempfile.TemporaryDirectory(prefix="policyd-diff-") as scratch:
@@ -131,7 +139,7 @@ def diff_command(
                 click.echo(f"policyd diff: {name} {label} does not compile:", err=True)
                 click.echo(render_diagnostics(errors, "text", {}), err=True)
                 sys.exit(1)
-        report = run_diff(sides[0], sides[1], items, policy=policy, now=clock)
+        report = run_diff(sides[0], sides[1], items, policy=policy, now=clock, jobs=jobs)
     try:
         failed = failures(report, fail_on)
     except ValueError as exc:

@@ -9,9 +9,9 @@ is touched. :func:`compare` is shared with shadow revisions.
 
 from __future__ import annotations
 
-import random
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -148,6 +148,25 @@ def replays(lines: Iterable[tuple[int, dict[str, Any]]]) -> list[Replay]:
 # --------------------------------------------------------------------------- one revision
 
 
+class _Draws:
+    """Stands in for the ``random`` module in routing during a replay: the same numbers
+    for the same decision id on both sides (reseeding ``random`` costs more than a decision
+    stage)."""
+
+    def __init__(self) -> None:
+        self._state = 1
+
+    def reset(self, decision_id: str) -> None:
+        self._state = zlib.crc32(decision_id.encode()) | 1
+
+    def random(self) -> float:
+        self._state = (self._state * 6364136223846793005 + 1442695040888963407) % 2**64
+        return (self._state >> 11) / float(1 << 53)
+
+
+_DRAWS = _Draws()
+
+
 class Side:
     """One revision, compiled on its own runtime with an in-memory budget store."""
 
@@ -166,10 +185,14 @@ class Side:
     def digest(self) -> str:
         return self.bundle.digest
 
+    @property
+    def has_budgets(self) -> bool:
+        return any("budgets" in p.stage_by_name for p in self.bundle.policies.values())
+
     def decide(
         self, policy: CompiledPolicy, item: Replay, now: datetime
     ) -> tuple[Decision, DecisionState]:
-        random.seed(item.id)  # weighted routing without a sticky key: same draw both sides
+        _DRAWS.reset(item.id)  # weighted routing without a sticky key: same draw both sides
         state = DecisionState(policy.shape.prepare(item.request), now, item.id, self.counter.name)
         for stage in policy.stages:
             stage.run(state)
@@ -240,6 +263,24 @@ class DiffReport:
         for step in responsible(base, head):
             self.rules[step] += 1
         return changes
+
+    def merge(self, other: DiffReport) -> None:
+        """Add the counts of a report on other requests (a parallel worker's)."""
+        for name in ("requests", "decided", "changed", "newly_blocked", "newly_allowed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("base_micros", "head_micros", "priced", "unpriced"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.update(other.errors)
+        self.by_field.update(other.by_field)
+        self.transitions.update(other.transitions)
+        self.rules.update(other.rules)
+        for rollout, moves in other.rollouts.items():
+            self.rollouts.setdefault(rollout, Counter()).update(moves)
+        for rollout, keys in other.rollout_keys.items():
+            self.rollout_keys.setdefault(rollout, set()).update(keys)
+        for key, ids in other.examples.items():
+            mine = self.examples.setdefault(key, [])
+            mine.extend(ids[: max(0, 3 - len(mine))])
 
     @property
     def cost_delta_pct(self) -> float | None:
@@ -323,9 +364,65 @@ def _rollout_shift(
 
 
 def run_diff(
-    base: Side, head: Side, items: Iterable[Replay], *, policy: str | None, now: datetime
+    base: Side,
+    head: Side,
+    items: Sequence[Replay],
+    *,
+    policy: str | None,
+    now: datetime,
+    jobs: int = 1,
 ) -> DiffReport:
-    """Decide every item under both sides and count the differences."""
+    """Decide every item under both sides and count the differences.
+
+    ``jobs > 1`` splits the items over that many forked processes, unless a side has
+    budgets (their spend depends on the order of the requests, so one process replays all).
+    """
+    from policyd.stages import routing
+
+    saved = routing.random
+    routing.random = _DRAWS  # type: ignore[assignment]
+    try:
+        jobs = min(jobs, len(items) // _MIN_CHUNK)
+        if jobs <= 1 or base.has_budgets or head.has_budgets:
+            return _run(base, head, items, policy, now)
+        return _run_parallel(base, head, items, policy, now, jobs)
+    finally:
+        routing.random = saved
+
+
+_MIN_CHUNK = 2000
+_WORK: tuple[Side, Side, Sequence[Replay], str | None, datetime] | None = None
+
+
+def _chunk(bounds: tuple[int, int]) -> DiffReport:
+    assert _WORK is not None
+    base, head, items, policy, now = _WORK
+    return _run(base, head, items[bounds[0] : bounds[1]], policy, now)
+
+
+def _run_parallel(
+    base: Side, head: Side, items: Sequence[Replay], policy: str | None, now: datetime, jobs: int
+) -> DiffReport:
+    import multiprocessing
+
+    global _WORK
+    _WORK = (base, head, items, policy, now)  # inherited by the forked workers, not pickled
+    step = -(-len(items) // jobs)
+    bounds = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            parts = pool.map(_chunk, bounds)
+    finally:
+        _WORK = None
+    report = DiffReport(base.label, head.label, base.digest, head.digest)
+    for part in parts:
+        report.merge(part)
+    return report
+
+
+def _run(
+    base: Side, head: Side, items: Iterable[Replay], policy: str | None, now: datetime
+) -> DiffReport:
     report = DiffReport(base.label, head.label, base.digest, head.digest)
     for item in items:
         report.requests += 1

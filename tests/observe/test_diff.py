@@ -238,3 +238,24 @@ def test_the_github_actions_example_diffs_base_and_head_and_posts_markdown():
     assert "--format markdown" in script
     assert "gh pr comment" in script
     assert steps[0]["with"]["fetch-depth"] == 0
+
+
+def test_parallel_replay_gives_the_report_of_one_process(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from policyd import diff as diff_module
+
+    head = tmp_path / "head"
+    subprocess.run(["cp", "-r", str(bundle), str(head)], check=True)
+    edit(head, "request.input_tokens > 60000", "request.input_tokens > 1000")
+    edit(head, "{v3: 90, v4: 10}", "{v3: 50, v4: 50}")
+    reqs = write_requests(tmp_path / "r.jsonl", traffic(60))
+    items = replays(read_lines(reqs))
+    base_side = Side(str(bundle), "base", fixed_clock())
+    head_side = Side(str(head), "head", fixed_clock())
+    monkeypatch.setattr(diff_module, "_MIN_CHUNK", 10)
+    args = {"policy": "support-bot", "now": fixed_clock()}
+    one = diff_module.run_diff(base_side, head_side, items, jobs=1, **args)
+    two = diff_module.run_diff(base_side, head_side, items, jobs=3, **args)
+    assert one.changed > 0
+    assert two.to_dict() == one.to_dict()
