@@ -172,7 +172,9 @@ class Telemetry:
             "policyd.attempts": attempts,
         }
         if outcome.model:
-            attributes["gen_ai.response.model"] = outcome.model
+            info = getattr(decision.revision, "models", {}).get(outcome.model)
+            attributes["gen_ai.response.model"] = info.litellm if info else outcome.model
+            attributes["policyd.model"] = outcome.model
         if outcome.input_tokens is not None:
             attributes["gen_ai.usage.input_tokens"] = outcome.input_tokens
         if outcome.output_tokens is not None:

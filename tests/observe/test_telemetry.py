@@ -91,7 +91,8 @@ def test_record_is_a_span_with_usage_and_error_type_only(bundle: Path, otel: Ote
     ok, failed = [s for s in otel.spans.get_finished_spans() if s.name.startswith("policyd.record")]
     assert ok.attributes["gen_ai.usage.input_tokens"] == 1000
     assert ok.attributes["gen_ai.usage.output_tokens"] == 200
-    assert ok.attributes["gen_ai.response.model"] == decision.model
+    assert ok.attributes["gen_ai.response.model"] == decision.litellm_model
+    assert ok.attributes["policyd.model"] == decision.model
     assert ok.attributes["policyd.cost_usd"] > 0
     assert failed.attributes["error.type"] == "ValueError"
     assert failed.status.status_code is trace.StatusCode.ERROR
