@@ -278,6 +278,13 @@ class Shadow:
         self._thread.join(timeout)
 
 
+def report(engine: Engine) -> dict[str, Any] | None:
+    """``engine.shadow_report()``: the shadow's counts so far, None without a shadow."""
+    observers = engine._observer
+    shadow = observers.shadow if observers is not None else None
+    return shadow.summary() if shadow is not None else None
+
+
 def promote(engine: Engine) -> bool:
     """Make the shadow candidate live (compiled again on the live runtime and store); the
     engine then reloads from the candidate's path. False when there is no shadow."""

@@ -165,3 +165,13 @@ def test_import_policyd_and_a_logging_engine_do_not_import_opentelemetry(bundle:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_adecide_and_arecord_are_logged_too(bundle: Path):
+    seen: list[dict[str, Any]] = []
+    with Engine.from_path(bundle, clock=fixed_clock, decision_log=seen.append) as engine:
+        d = await engine.adecide(request(), policy="support-bot")
+        await engine.arecord(d, input_tokens=5, output_tokens=7)
+        flush(engine)
+    assert [(x["kind"], x["id"]) for x in seen] == [("decision", d.id), ("outcome", d.id)]
+    assert seen[1]["outcome"]["output_tokens"] == 7
