@@ -238,7 +238,7 @@ class DecisionLog:
         capacity: int = 10_000,
         max_bytes: int = 100 * 1024 * 1024,
         backups: int = 5,
-        describe: Callable[[Decision], tuple[str | None, RequestFields]] | None = None,
+        describe: Callable[[Decision], tuple[str, RequestFields] | None] | None = None,
     ) -> None:
         self._file: RotatingFile | None = None
         self._callable: Sink | None = None
@@ -247,7 +247,10 @@ class DecisionLog:
         else:
             self._file = RotatingFile(sink, max_bytes, backups)
         self.capacity = capacity
-        self.describe = describe or _describe_default
+        # how to find a decision's revision and logged fields: one per engine writing here
+        self.describers: list[Callable[[Decision], tuple[str, RequestFields] | None]] = (
+            [describe] if describe is not None else []
+        )
         self.dropped = 0
         self.written = 0
         self.failed = 0
@@ -347,6 +350,15 @@ class DecisionLog:
                 self._wake.clear()
                 self._idle = False
 
+    def describe(self, decision: Decision) -> tuple[str | None, RequestFields]:
+        """The bundle revision that made ``decision`` and what its policy logs of a request
+        (unknown: no revision, and only the message summary)."""
+        for describer in self.describers:
+            found = describer(decision)
+            if found is not None:
+                return found
+        return None, RequestFields((), "lengths")
+
     def _line(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if self._scrub is None:
             self._scrub = Scrubber()
@@ -360,10 +372,6 @@ class DecisionLog:
                 line = outcome_line(item[1], item[2], item[3], revision)
         self._scrub.line(line, _ALWAYS_SCRUB)
         return line
-
-
-def _describe_default(decision: Decision) -> tuple[str | None, RequestFields]:
-    return None, RequestFields((), "lengths")
 
 
 def _head(kind: str, decision: Decision, time: datetime, revision: str | None) -> dict[str, Any]:
