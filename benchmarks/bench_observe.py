@@ -121,8 +121,8 @@ def _cpu() -> float:
 
 
 def diff_throughput(n: int, jobs_list: list[int]) -> list[tuple[int, float, float, int, int]]:
-    from policyd.decision_log import DecisionLog, read_lines
-    from policyd.diff import Side, replays, run_diff
+    from policyd.decision_log import DecisionLog
+    from policyd.diff import Side, diff_file
 
     scratch = Path(tempfile.mkdtemp(prefix="policyd-bench-"))
     log = scratch / "decisions.jsonl"
@@ -151,8 +151,7 @@ def diff_throughput(n: int, jobs_list: list[int]) -> list[tuple[int, float, floa
     for jobs in jobs_list:
         t0 = time.perf_counter()
         cpu0 = _cpu()
-        items = replays(read_lines(log, summaries=False))
-        report = run_diff(base, changed, items, policy=None, now=NOW, jobs=jobs)
+        report = diff_file(base, changed, str(log), policy=None, now=NOW, jobs=jobs)
         took = time.perf_counter() - t0
         results.append((jobs, took, _cpu() - cpu0, report.requests, report.changed))
     shutil.rmtree(scratch)

@@ -110,9 +110,8 @@ def diff_command(
     and decision id; budgets run on a fresh in-memory store per side. Exit 0, or 1 when a
     --fail-on condition holds, 2 on usage errors.
     """
-    from policyd.decision_log import read_lines
     from policyd.diagnostics import PolicyError
-    from policyd.diff import Side, replays, run_diff
+    from policyd.diff import Side, diff_file
     from policyd.diff_report import failures, render
     from policyd.fields import parse_timestamp
 
@@ -122,10 +121,6 @@ def diff_command(
             clock = parse_timestamp(now)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--now") from None
-    try:
-        items = replays(read_lines(requests_file, summaries=False))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--requests") from None
     with tempfile.TemporaryDirectory(prefix="policyd-diff-") as scratch:
         sides = []
         for spec, other, name in ((base, head, "BASE"), (head, base, "HEAD")):
@@ -139,7 +134,12 @@ def diff_command(
                 click.echo(f"policyd diff: {name} {label} does not compile:", err=True)
                 click.echo(render_diagnostics(errors, "text", {}), err=True)
                 sys.exit(1)
-        report = run_diff(sides[0], sides[1], items, policy=policy, now=clock, jobs=jobs)
+        try:
+            report = diff_file(
+                sides[0], sides[1], requests_file, policy=policy, now=clock, jobs=jobs
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--requests") from None
     try:
         failed = failures(report, fail_on)
     except ValueError as exc:

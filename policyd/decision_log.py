@@ -412,34 +412,40 @@ def outcome_line(
 
 
 _SUMMARY = ', "decision": {'
+_DECISION = '{"v": 1, "kind": "decision"'
+
+
+def parse_line(
+    text: str, path: str | os.PathLike[str], number: int, *, summaries: bool = True
+) -> dict[str, Any]:
+    """One JSON Lines line as a dict; ValueError naming ``path:number`` when it is not a
+    JSON object. ``summaries=False`` leaves out the decision summary of a decision-log line
+    (the last key policyd writes, and most of the line), for readers that only replay."""
+    if not summaries and text.startswith(_DECISION):
+        cut = text.rfind(_SUMMARY)
+        if cut > 0:
+            try:
+                value = json.loads(text[:cut] + "}")
+            except ValueError:
+                pass  # not policyd's own layout: parse it whole
+            else:
+                if isinstance(value, dict):
+                    return value
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)}:{number}: not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{os.fspath(path)}:{number}: expected a JSON object per line")
+    return value
 
 
 def read_lines(
     path: str | os.PathLike[str], *, summaries: bool = True
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, parsed line) of a JSON Lines file; blank lines skipped.
-
-    ``summaries=False`` skips parsing the decision summary of decision-log lines (the last
-    key policyd writes, and most of a line), for readers that only replay requests.
-    Raises ValueError naming the line for a line that is not a JSON object.
-    """
-    loads = json.loads
+    """(line number, parsed line) of a JSON Lines file; blank lines skipped (see
+    :func:`parse_line`)."""
     with open(path, encoding="utf-8") as fh:
         for number, text in enumerate(fh, 1):
-            if not text.strip():
-                continue
-            if not summaries and text.startswith('{"v": 1, "kind": "decision"'):
-                cut = text.rfind(_SUMMARY)
-                if cut > 0:
-                    try:
-                        yield number, loads(text[:cut] + "}")
-                        continue
-                    except ValueError:
-                        pass  # not policyd's own layout: parse it whole
-            try:
-                value = loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{os.fspath(path)}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise ValueError(f"{os.fspath(path)}:{number}: expected a JSON object per line")
-            yield number, value
+            if text.strip():
+                yield number, parse_line(text, path, number, summaries=summaries)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
+from policyd.diff_input import Replay, read_share, replays
 from policyd.errors import RequestError
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, Outcome, Runtime, evaluate, finish
@@ -58,91 +59,6 @@ def responsible(base: Decision, head: Decision) -> list[str]:
     out = {f"+ {s} {r or '-'} {o}" for s, r, o in b - a}
     out |= {f"- {s} {r or '-'} {o}" for s, r, o in a - b}
     return sorted(out)  # head-only steps first, in a stable order
-
-
-# --------------------------------------------------------------------------- replay input
-
-
-@dataclass
-class Replay:
-    """One recorded request: what to decide and with which clock, id and token counts."""
-
-    line: int
-    request: dict[str, Any]
-    policy: str | None
-    now: datetime | None
-    id: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-def rebuild_request(logged: Mapping[str, Any]) -> dict[str, Any]:
-    """A decidable request from a logged one: the message summary becomes placeholder
-    messages of the logged roles and lengths (text guardrails see no real text)."""
-    request = dict(logged)
-    summary = request.get("messages")
-    if isinstance(summary, Mapping):
-        count = int(summary.get("count", 0))
-        roles = list(summary.get("roles") or ["user"] * count)
-        chars = list(summary.get("chars") or [0] * count)
-        request["messages"] = [
-            {"role": role, "content": "x" * int(n)} for role, n in zip(roles, chars, strict=False)
-        ]
-    return request
-
-
-def parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def replays(lines: Iterable[tuple[int, dict[str, Any]]]) -> list[Replay]:
-    """Decision-log lines (joined with their outcome lines) or plain request lines."""
-    items: list[Replay] = []
-    outcomes: dict[str, tuple[Any, Any]] = {}
-    for number, line in lines:
-        kind = line.get("kind")
-        if kind == "outcome":
-            outcome = line.get("outcome") or {}
-            outcomes[str(line.get("id"))] = (
-                outcome.get("input_tokens"),
-                outcome.get("output_tokens"),
-            )
-        elif kind == "decision":
-            policy = line.get("policy")
-            items.append(
-                Replay(
-                    number,
-                    rebuild_request(line.get("request") or {}),
-                    policy.get("name") if isinstance(policy, Mapping) else None,
-                    parse_time(line.get("time")),
-                    str(line.get("id") or f"line-{number}"),
-                )
-            )
-        elif kind is None:
-            wrapped = isinstance(line.get("request"), Mapping)
-            request = dict(line["request"]) if wrapped else line
-            items.append(
-                Replay(
-                    number,
-                    rebuild_request(request),
-                    line.get("policy") if wrapped and isinstance(line.get("policy"), str) else None,
-                    parse_time(line.get("time")) if wrapped else None,
-                    str(line.get("id") if wrapped and line.get("id") else f"line-{number}"),
-                    line.get("input_tokens") if wrapped else None,
-                    line.get("output_tokens") if wrapped else None,
-                )
-            )
-    for item in items:
-        tokens = outcomes.get(item.id)
-        if tokens is not None:
-            item.input_tokens, item.output_tokens = tokens
-    return items
 
 
 # --------------------------------------------------------------------------- one revision
@@ -364,60 +280,57 @@ def _rollout_shift(
 
 
 def run_diff(
-    base: Side,
-    head: Side,
-    items: Sequence[Replay],
-    *,
-    policy: str | None,
-    now: datetime,
-    jobs: int = 1,
+    base: Side, head: Side, items: Iterable[Replay], *, policy: str | None, now: datetime
 ) -> DiffReport:
-    """Decide every item under both sides and count the differences.
-
-    ``jobs > 1`` splits the items over that many forked processes, unless a side has
-    budgets (their spend depends on the order of the requests, so one process replays all).
-    """
+    """Decide every item under both sides and count the differences."""
     from policyd.stages import routing
 
     saved = routing.random
     routing.random = _DRAWS  # type: ignore[assignment]
     try:
-        jobs = min(jobs, len(items) // _MIN_CHUNK)
-        if jobs <= 1 or base.has_budgets or head.has_budgets:
-            return _run(base, head, items, policy, now)
-        return _run_parallel(base, head, items, policy, now, jobs)
+        return _run(base, head, items, policy, now)
     finally:
         routing.random = saved
 
 
-_MIN_CHUNK = 2000
-_WORK: tuple[Side, Side, Sequence[Replay], str | None, datetime] | None = None
-
-
-def _chunk(bounds: tuple[int, int]) -> DiffReport:
-    assert _WORK is not None
-    base, head, items, policy, now = _WORK
-    return _run(base, head, items[bounds[0] : bounds[1]], policy, now)
-
-
-def _run_parallel(
-    base: Side, head: Side, items: Sequence[Replay], policy: str | None, now: datetime, jobs: int
+def diff_file(
+    base: Side, head: Side, path: str, *, policy: str | None, now: datetime, jobs: int = 1
 ) -> DiffReport:
+    """``run_diff`` on a requests file. ``jobs > 1`` forks that many processes, each
+    reading and replaying every jobs-th request of the file (so none inherits a large
+    heap), unless a side has budgets: their spend depends on the order of all requests."""
+    import os
+
+    from policyd.decision_log import read_lines
+
+    small = os.path.getsize(path) < _PARALLEL_BYTES
+    if jobs <= 1 or small or base.has_budgets or head.has_budgets:
+        return run_diff(
+            base, head, replays(read_lines(path, summaries=False)), policy=policy, now=now
+        )
     import multiprocessing
 
     global _WORK
-    _WORK = (base, head, items, policy, now)  # inherited by the forked workers, not pickled
-    step = -(-len(items) // jobs)
-    bounds = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
+    _WORK = (base, head, path, policy, now, jobs)  # inherited by the forked workers
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            parts = pool.map(_chunk, bounds)
+            parts = pool.map(_share, range(jobs))
     finally:
         _WORK = None
     report = DiffReport(base.label, head.label, base.digest, head.digest)
     for part in parts:
         report.merge(part)
     return report
+
+
+_PARALLEL_BYTES = 4 << 20  # smaller files are replayed in one process: forking costs more
+_WORK: tuple[Side, Side, str, str | None, datetime, int] | None = None
+
+
+def _share(worker: int) -> DiffReport:
+    assert _WORK is not None
+    base, head, path, policy, now, jobs = _WORK
+    return run_diff(base, head, read_share(path, worker, jobs), policy=policy, now=now)
 
 
 def _run(
