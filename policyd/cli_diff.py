@@ -84,7 +84,13 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
 )
 @click.option("--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}.")
 @click.option("--now", help="Clock for requests without a logged time (ISO-8601; default now).")
-@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--top",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="How many transitions and rules to show.",
+)
 @click.option(
     "--jobs",
     type=click.IntRange(1, 64),

@@ -270,3 +270,14 @@ def test_parallel_replay_gives_the_report_of_one_process(
     for report in (a, b):
         report.pop("transitions"), report.pop("rules")
     assert a == b
+
+
+def test_a_policy_the_change_does_not_touch_is_reported_unchanged(bundle: Path, tmp_path: Path):
+    head = tmp_path / "head"
+    subprocess.run(["cp", "-r", str(bundle), str(head)], check=True)
+    code_policy = head / "code-assistant.yaml"
+    code_policy.write_text(code_policy.read_text().replace("> 500", "> 50"))
+    reqs = write_requests(tmp_path / "r.jsonl", traffic(10))
+    code, out = diff(str(bundle), str(head), "--requests", str(reqs), "--policy", "support-bot")
+    assert code == 0, out
+    assert "10 requests replayed, 0 decisions changed" in out
