@@ -13,6 +13,7 @@ parser's in every case.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -35,8 +36,9 @@ class EventsDiffer(Exception):
 
 
 def has_c_parser() -> bool:
-    """Whether libyaml's C parser is available (``yaml.__with_libyaml__``)."""
-    return _CParser is not None
+    """Whether libyaml's C parser is available (``yaml.__with_libyaml__``) and not turned
+    off with ``POLICYD_PURE_YAML=1`` (every file read by the pure parser, as before #17)."""
+    return _CParser is not None and os.environ.get("POLICYD_PURE_YAML", "") in ("", "0")
 
 
 class PureEvents(Reader, Scanner, Parser):
