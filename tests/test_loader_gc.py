@@ -54,3 +54,24 @@ def test_concurrent_loads_resume_once_the_last_ends() -> None:
     release.set()
     thread.join()
     assert gc.isenabled()
+
+
+def test_what_was_read_skips_the_young_generations() -> None:
+    gc.collect()
+    bundle = load_bundle(POLICIES)
+    young = {id(o) for o in gc.get_objects(generation=0)} | {
+        id(o) for o in gc.get_objects(generation=1)
+    }
+    docs = [doc for _, doc in bundle.catalogs]
+    assert docs and all(id(doc.data) not in young for doc in docs if gc.is_tracked(doc.data))
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def test_objects_the_application_froze_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert load_bundle(POLICIES).ok
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
