@@ -41,6 +41,7 @@ class Bundle:
         return [d for d in self.diagnostics if d.is_error]
 
 
+@loader.gc_paused()
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Load, structure-check and validate every policy file under ``path``."""
     loaded = loader.load_path(path)
