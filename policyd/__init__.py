@@ -4,7 +4,7 @@ The public API lives here; everything else is an implementation module.
 ``import policyd`` stays fast: nothing here imports litellm, redis or watchfiles.
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from policyd.bundle import Bundle, load_bundle
 from policyd.cel.errors import CelError, CompileError, EvaluationError
@@ -22,7 +22,7 @@ from policyd.engine import Engine, Status
 from policyd.errors import ConfigError, PolicydError, RequestError, UsageError
 from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from policyd.guardrails._core import GuardrailConfigError
     from policyd.guardrails.plugins import PluginError
     from policyd.stores.base import StoreError, StoreUnavailable
@@ -36,7 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'policyd' has no attribute {name!r}")
@@ -78,3 +78,7 @@ __all__ = [
     "__version__",
     "load_bundle",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

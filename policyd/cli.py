@@ -22,8 +22,11 @@ FORMATS = ("text", "json", "github", "sarif")
 CheckFormat = Literal["text", "json", "github", "sarif"]
 
 
-def _load_all(paths: Sequence[str]) -> tuple[list[Bundle], list[Diagnostic], dict[str, str]]:
-    bundles = [load_bundle(p) for p in paths]
+def _load_all(
+    paths: Sequence[str], each: bool = False
+) -> tuple[list[Bundle], list[Diagnostic], dict[str, str]]:
+    """All paths as one bundle, or (``each``) every path as its own bundle."""
+    bundles = [load_bundle(p) for p in paths] if each else [load_bundle(*paths)]
     diagnostics = sort_diagnostics(d for b in bundles for d in b.diagnostics)
     files: dict[str, str] = {}
     for bundle in bundles:
@@ -57,20 +60,30 @@ def main() -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only errors.")
 @click.option(
+    "--each",
+    is_flag=True,
+    help="Treat every PATH as a bundle of its own (by default all PATHs are one bundle).",
+)
+@click.option(
     "--show-info/--no-info",
     default=False,
     show_default=True,
     help="Also show info notes (e.g. expressions on the slow CEL path).",
 )
-def check(paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: bool) -> None:
-    """Validate policy bundles (files or directories of YAML), reporting every problem.
+def check(
+    paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: bool, each: bool
+) -> None:
+    """Validate a policy bundle (files or directories of YAML), reporting every problem.
+
+    All PATHs together are one bundle (a policy may use a catalog named separately,
+    e.g. policyd check policies/*.yaml); --each checks every PATH on its own.
 
     Each problem has a file:line:column, a stable code (PDxxx), a message and a hint.
     Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
     """
     from policyd.render import render
 
-    _, diagnostics, files = _load_all(paths)
+    _, diagnostics, files = _load_all(paths, each)
     shown = [d for d in diagnostics if show_info or d.severity is not Severity.INFO]
     output = render(shown, fmt, files, color=fmt == "text" and sys.stdout.isatty())
     if output:
@@ -97,8 +110,15 @@ def check(paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: boo
     show_default=True,
     help="Output format.",
 )
-def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
-    """Run the PolicyTest cases in the bundles; exit 1 if any case fails.
+@click.option(
+    "--each",
+    is_flag=True,
+    help="Treat every PATH as a bundle of its own (by default all PATHs are one bundle).",
+)
+def test_command(paths: tuple[str, ...], coverage: bool, fmt: str, each: bool) -> None:
+    """Run the PolicyTest cases of a bundle; exit 1 if any case fails or there is none.
+
+    All PATHs together are one bundle; --each runs every PATH as its own.
 
     A case's expect keys are dotted paths into the decision's to_dict(), e.g.
     tier, fallbacks, cache.ttl_s, prompts.support-system.version. A case with an
@@ -108,7 +128,7 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
     from policyd.render import render
     from policyd.testing import run_tests
 
-    bundles, diagnostics, files = _load_all(paths)
+    bundles, diagnostics, files = _load_all(paths, each)
     errors = [d for d in diagnostics if d.is_error]
     if errors:
         click.echo(render(errors, "text", files), err=True)
