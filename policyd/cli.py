@@ -153,7 +153,11 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str, each: bool) -
     else:
         _print_test_text(results, missed if coverage else None)
     if not results:
-        click.echo("policyd test: no PolicyTest cases found", err=True)
+        click.echo(
+            "policyd test: no PolicyTest cases found: add a kind: PolicyTest document "
+            "with cases (see the README, kind: PolicyTest)",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(1 if failed else 0)
 
@@ -161,7 +165,8 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str, each: bool) -
 def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]] | None) -> None:
     for r in results:
         mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {r.policy}: {r.case}  ({r.file}:{r.line})")
+        run = f", run {r.run}" if r.run > 1 else ""
+        click.echo(f"{mark} {r.policy}: {r.case}  ({r.file}:{r.line}{run})")
         if r.error:
             click.echo(f"     error: {r.error}")
         for m in r.mismatches:
@@ -169,6 +174,10 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
             click.echo(f"     {m.path}:")
             click.echo(f"       expected: {json.dumps(m.expected, default=str)}")
             click.echo(f"       actual:   {actual}")
+        if r.why:
+            click.echo("     why:")
+            for line in r.why:
+                click.echo(f"       {line}")
     if missed is not None:
         if missed:
             click.echo("\nNot covered by any case:")
