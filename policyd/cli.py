@@ -7,6 +7,7 @@ errors (bad option, missing path, unreadable request file).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -212,7 +213,12 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
     is_flag=True,
     help="Print the decision's to_dict() as JSON (without the redacted messages).",
 )
-@click.option("--explain", is_flag=True, help="Show the trace as a table.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show every stage's rules as a table: what matched, blocked or redacted, and the "
+    "routing rules and input guardrails that did not fire.",
+)
 def eval_command(
     path: str, request_file: Any, policy: str | None, now: str | None, as_json: bool, explain: bool
 ) -> None:
@@ -250,7 +256,10 @@ def eval_command(
     else:
         _print_decision(decision.to_dict(), decision.messages if decision.redacted else None)
     if explain:
-        _print_trace(decision.to_dict()["trace"])
+        from policyd.explain import explain_rows
+
+        compiled = load_bundle(path).policies[decision.policy.name].policy
+        _print_trace(explain_rows(compiled, decision.to_dict()["trace"]))
 
 
 def _read_request(text: str, name: str) -> Any:
@@ -362,9 +371,8 @@ def _print_messages(messages: Sequence[Mapping[str, Any]], trace: list[dict[str,
             click.echo(" " * len(head) + more)
 
 
-def _print_trace(trace: list[dict[str, Any]]) -> None:
-    rows = [("stage", "rule", "outcome", "detail")]
-    rows += [(t["stage"], t["rule"] or "-", t["outcome"], t["detail"]) for t in trace]
+def _print_trace(trace: list[tuple[str, str, str, str]]) -> None:
+    rows = [("stage", "rule", "outcome", "detail"), *trace]
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     click.echo("")
     for i, row in enumerate(rows):
@@ -389,11 +397,27 @@ def schema(output: str | None) -> None:
     from policyd.model import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
-    if output:
+    _write_or_echo("schema", output, text)
+
+
+def _write_or_echo(command: str, output: str | None, text: str) -> None:
+    """Write ``text`` to ``output`` (exit 2 with a message, never a traceback, when the
+    file cannot be written), or print it."""
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
-    else:
-        click.echo(text, nl=False)
+    except OSError as exc:
+        parent = os.path.dirname(output) or "."
+        hint = (
+            f"create the directory first (mkdir -p {parent})"
+            if not os.path.isdir(parent)
+            else "check the path and its permissions"
+        )
+        click.echo(f"policyd {command}: cannot write {output}: {exc.strerror}; {hint}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -437,8 +461,14 @@ def bench(path: str, policy: str | None, calls: int) -> None:
     empty request.
     """
     from policyd.benchmark import run_bench
+    from policyd.words import suggest
 
     engine = _engine_or_exit(path, None, _engine_class())
+    if policy is not None and policy not in engine.policies:
+        known = ", ".join(sorted(engine.policies))
+        hint = suggest(policy, engine.policies) or f"policies: {known}"
+        click.echo(f"policyd bench: unknown policy {policy!r} ({hint})", err=True)
+        sys.exit(2)
     for line in run_bench(engine, load_bundle(path), policy=policy, calls=calls):
         click.echo(line)
 
@@ -479,11 +509,7 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     except RequestError as exc:
         click.echo(f"policyd export: {exc}", err=True)
         sys.exit(2)
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        click.echo(text, nl=False)
+    _write_or_echo("export", output, text)
 
 
 if __name__ == "__main__":  # pragma: no cover
