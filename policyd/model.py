@@ -437,6 +437,18 @@ class ModelCatalog(Strict):
 _OUTPUT_PATH = r"^output(\.|$)"
 
 
+class RecordedOutcome(Strict):
+    """What happened on the call a test case's decision led to: ``engine.record(...)``."""
+
+    input_tokens: int | None = Field(None, ge=0, description="Default: the decision's count")
+    output_tokens: int = Field(0, ge=0)
+    cost_usd: Usd | None = Field(None, description="Default: priced from the model's price")
+    error: Text | None = Field(
+        None, description="The call failed (feeds cooldowns): e.g. rate_limit, timeout"
+    )
+    model: Name | None = Field(None, description="The model that was called; default the decided")
+
+
 class TestCase(Strict):
     # expect naming an output.* path needs an output (the validator below, for editors)
     model_config = ConfigDict(
@@ -464,6 +476,12 @@ class TestCase(Strict):
         description="Dotted paths into decision.to_dict(); output.* paths into "
         "check_output(...).to_dict() plus text",
     )
+    record: RecordedOutcome | None = Field(
+        None,
+        description="Record this outcome of the call after the case (engine.record), so "
+        "later cases see the spend, tokens or failure",
+    )
+    repeat: int = Field(1, ge=1, le=10_000, description="Run the case this many times in a row")
 
     @model_validator(mode="after")
     def _output_for_output_paths(self) -> TestCase:
