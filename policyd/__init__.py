@@ -100,7 +100,3 @@ __all__ = [
     "__version__",
     "load_bundle",
 ]
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
