@@ -330,8 +330,10 @@ class RuleCursor:
             buf.text += more
             buf.data += more.encode("utf-8", "surrogatepass")
         n = buf.end
-        hard = n if final else n - LOOKAHEAD
         for cursor in self._cursors:
+            # a validator may read LOOKAHEAD bytes past a candidate; RE2 one character
+            ahead = LOOKAHEAD if cursor.rule.validate is not None else 4
+            hard = n if final else n - ahead
             while (spans := cursor.next(buf, hard, final)) is not None:
                 self._found(cursor, spans)
         frontier = n if final else min((c.pos for c in self._cursors), default=n)
