@@ -13,7 +13,7 @@ from typing import Any
 
 from policyd.guardrails._core import Check, Finding, sort_findings
 from policyd.guardrails._regex import PatternSet, ScanText
-from policyd.guardrails._scan import RuleCursor, scan_rules
+from policyd.guardrails._scan import Gates, RuleCursor, scan_rules
 from policyd.guardrails._shape import Shape, shape_of
 from policyd.guardrails._validators import Validator
 
@@ -57,9 +57,10 @@ class RuleSetCheck:
     the secret); partial overlaps are kept: redaction merges them.
     """
 
-    __slots__ = ("_set", "rules", "shapes")
+    __slots__ = ("_gates", "_set", "rules", "shapes")
 
     def __init__(self, rules: Sequence[Rule]):
+        self._gates: Gates | None = None
         self.rules = tuple(rules)
         self.shapes: tuple[Shape, ...] = tuple(shape_of(r.regex.pattern) for r in self.rules)
         self._set = PatternSet([r.regex for r in self.rules])
@@ -76,7 +77,9 @@ class RuleSetCheck:
 
     def open_cursor(self) -> RuleCursor:
         """A scan of a text that arrives in pieces; finds what :meth:`scan` finds."""
-        return RuleCursor(self.rules, self.shapes, range(len(self.rules)))
+        if self._gates is None:
+            self._gates = Gates(self.rules, self.shapes)
+        return RuleCursor(self.rules, self.shapes, range(len(self.rules)), self._gates)
 
 
 @dataclass(frozen=True, slots=True)

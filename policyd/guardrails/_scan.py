@@ -131,6 +131,7 @@ class _RegexCursor:
     """Where one rule's scan is, and how to take its next step (see the module doc)."""
 
     __slots__ = (
+        "_breakers",
         "_brk",
         "_brk_at",
         "_brk_to",
@@ -140,6 +141,10 @@ class _RegexCursor:
         "_regex",
         "coarse_after",
         "count",
+        "fresh",
+        "fresh_from",
+        "idle",
+        "idle_until",
         "pos",
         "rule",
         "shape",
@@ -151,6 +156,12 @@ class _RegexCursor:
         self._regex = rule.regex._regexp
         self.pos = 0
         self.count = 0
+        # waiting for a byte the pattern cannot contain (or a full window): which bytes
+        self.idle: frozenset[int] | None = None
+        self.idle_until = 0
+        self.fresh: frozenset[int] | None = None  # bytes new since the last step (a stream)
+        self.fresh_from = 0  # ... from this offset on
+        self._breakers = frozenset(range(256)) - shape.cont if shape.cont is not None else None
         plain = rule.validate is None and not rule.pem and rule.name_of is None
         self.coarse_after = MAX_FINDINGS if plain else -1
         self._brk = _last_of(shape.cont) if shape.cont is not None else None
@@ -171,6 +182,11 @@ class _RegexCursor:
         if self._brk is None:
             return -1
         start = max(pos, self._brk_to, buf.bbase)
+        fresh = self.fresh
+        breakers = self._breakers
+        if fresh is not None and start >= self.fresh_from and fresh.isdisjoint(breakers or ()):
+            self._brk_to = max(self._brk_to, hard)  # no new breaker: the last one stands
+            start = hard
         if start < hard:
             found = buf.search(self._brk, _AT, start, hard)
             if found:
@@ -186,9 +202,10 @@ class _RegexCursor:
             return found[0][0]
         return limit if final else max(pos, limit - self._pre_len + 1)
 
-    def next(self, buf: _Buf, hard: int, final: bool) -> Spans | None:
+    def next(self, buf: _Buf, hard: int, final: bool, nohit: bool = False) -> Spans | None:
         """The next match's group spans (absolute bytes), or None: more text needed, or
-        (when ``final``) no more matches."""
+        (when ``final``) no more matches. ``nohit``: the rule matches nowhere in the text
+        from ``pos`` on (a set pass said so), so every step only moves ``pos``."""
         window = self.rule.window
         n = buf.end
         top = n if final else hard
@@ -211,8 +228,10 @@ class _RegexCursor:
                 if maxw is not None and maxw <= window and hard - maxw + 1 > bound:
                     wend, bound = hard, hard - maxw + 1
                 if bound <= pos:
+                    if self._pre is None and (maxw is None or maxw > window):
+                        self.idle, self.idle_until = self._breakers, pos + 2 * window
                     return None
-            found = buf.search(self._regex, _UN, pos, wend)
+            found = [] if nohit else buf.search(self._regex, _UN, pos, wend)
             if not found or found[0][0] >= bound:
                 self.pos = bound
                 continue
@@ -257,9 +276,9 @@ class _PemCursor:
     def pos(self) -> int:
         return self._hdr[0] if self._hdr is not None else self._head.pos
 
-    def next(self, buf: _Buf, hard: int, final: bool) -> Spans | None:
+    def next(self, buf: _Buf, hard: int, final: bool, nohit: bool = False) -> Spans | None:
         if self._hdr is None:
-            spans = self._head.next(buf, hard, final)
+            spans = self._head.next(buf, hard, final, nohit)
             if spans is None:
                 return None
             self._hdr = spans[0]
@@ -289,12 +308,72 @@ class _PemCursor:
 Cursor = _RegexCursor | _PemCursor
 
 
+class Gates:
+    """Two RE2 set passes a stream makes per chunk over the text still in play: which rules
+    match anywhere in it, and which rules' start (prefix or trigger) occurs in it. A rule
+    in neither moves on without a search of its own."""
+
+    __slots__ = ("_prefix_rule", "_prefixes", "_rules")
+
+    def __init__(self, rules: Sequence[Rule], shapes: Sequence[Shape]):
+        self._rules = re2.Set.SearchSet(options())
+        for rule in rules:
+            self._rules.Add(rule.regex.pattern)
+        self._rules.Compile()
+        self._prefixes = re2.Set.SearchSet(options())
+        self._prefix_rule: list[int] = []
+        for i, (rule, shape) in enumerate(zip(rules, shapes, strict=True)):
+            pattern = _prefix_pattern(rule, shape)
+            if pattern is not None:
+                self._prefixes.Add(pattern)
+                self._prefix_rule.append(i)
+        if self._prefix_rule:
+            self._prefixes.Compile()
+
+    def hits(self, data: bytes) -> tuple[set[int], set[int]]:
+        """(rules matching in ``data``, rules whose prefix occurs in it)."""
+        rules = set(self._rules.Match(data) or ())
+        prefixes = (
+            {self._prefix_rule[i] for i in self._prefixes.Match(data) or ()}
+            if self._prefix_rule
+            else set()
+        )
+        return rules, prefixes
+
+
+def _prefix_pattern(rule: Rule, shape: Shape) -> str | None:
+    if rule.trigger:
+        return rule.trigger
+    if shape.prefix:
+        return ("(?i)" if shape.icase else "") + re2.escape(shape.prefix)
+    return None
+
+
 class RuleCursor:
     """One scan of a rule set over a text fed in pieces (see the module docstring)."""
 
-    __slots__ = ("_buf", "_cursors", "_more", "_pending", "_reach", "_safe", "_total")
+    __slots__ = (
+        "_buf",
+        "_cursors",
+        "_gates",
+        "_index",
+        "_more",
+        "_pending",
+        "_reach",
+        "_safe",
+        "_seen",
+        "_total",
+    )
 
-    def __init__(self, rules: Sequence[Rule], shapes: Sequence[Shape], active: Sequence[int]):
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        shapes: Sequence[Shape],
+        active: Sequence[int],
+        gates: Gates | None = None,
+    ):
+        self._gates = gates
+        self._index = list(active)
         self._cursors: list[Cursor] = [
             _PemCursor(rules[i], shapes[i]) if rules[i].pem else _RegexCursor(rules[i], shapes[i])
             for i in active
@@ -304,6 +383,7 @@ class RuleCursor:
         self._pending: list[tuple[int, int, Rule, str | None]] = []
         self._reach = -1
         self._safe = 0
+        self._seen = 0
         self._total = 0
 
     @property
@@ -330,11 +410,31 @@ class RuleCursor:
             buf.text += more
             buf.data += more.encode("utf-8", "surrogatepass")
         n = buf.end
-        for cursor in self._cursors:
+        # bytes that reached a cursor's range since the last advance
+        fresh_from = max(self._seen - LOOKAHEAD, buf.bbase)
+        fresh = frozenset(buf.data[fresh_from - buf.bbase :])
+        self._seen = n
+        hits: set[int] | None = None
+        starts: set[int] = set()
+        if self._gates is not None and not final and self._cursors:
+            low = max(min(c.pos for c in self._cursors) - 1 - buf.bbase, 0)
+            hits, starts = self._gates.hits(buf.data[low:])
+        for index, cursor in zip(self._index, self._cursors, strict=True):
             # a validator may read LOOKAHEAD bytes past a candidate; RE2 one character
             ahead = LOOKAHEAD if cursor.rule.validate is not None else 4
             hard = n if final else n - ahead
-            while (spans := cursor.next(buf, hard, final)) is not None:
+            nohit = hits is not None and index not in hits
+            if isinstance(cursor, _RegexCursor):
+                if nohit and cursor._pre is not None and index not in starts:
+                    # no match and no start in the text in play: skip all but its tail
+                    cursor.pos = max(cursor.pos, hard - cursor._pre_len + 1)
+                    continue
+                cursor.fresh, cursor.fresh_from = (None if final else fresh), fresh_from
+                if cursor.idle is not None:
+                    if not final and hard < cursor.idle_until and fresh.isdisjoint(cursor.idle):
+                        continue  # nothing it waits for arrived: its next step is the same
+                    cursor.idle = None
+            while (spans := cursor.next(buf, hard, final, nohit)) is not None:
                 self._found(cursor, spans)
         frontier = n if final else min((c.pos for c in self._cursors), default=n)
         frontier = min(frontier, n)

@@ -74,8 +74,11 @@ class StreamScanner:
         self._streams: list[CheckStream] = [
             c.open_stream(overlap) for c in flat if isinstance(c, StreamableCheck)
         ]
-        rules: list[Rule] = [r for c in flat if isinstance(c, RuleSetCheck) for r in c.rules]
-        self._cursor: RuleCursor | None = RuleSetCheck(rules).open_cursor() if rules else None
+        rule_sets = [c for c in flat if isinstance(c, RuleSetCheck)]
+        if len(rule_sets) > 1:  # one cursor: exclusive findings are judged across all
+            rules: list[Rule] = [r for c in rule_sets for r in c.rules]
+            rule_sets = [RuleSetCheck(rules)]
+        self._cursor: RuleCursor | None = rule_sets[0].open_cursor() if rule_sets else None
         # each other window check as "scan(text, min_end)": incremental ones skip settled text
         self._window_scans = [
             c.scan_after if isinstance(c, IncrementalCheck) else _full_scan(c)

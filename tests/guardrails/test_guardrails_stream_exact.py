@@ -158,5 +158,5 @@ def test_text_is_released_a_few_characters_behind_the_stream(engine: Engine) -> 
         sent += len(chunk)
         released += len(checker.feed(chunk).text)
         lags.append(sent - released)
-    assert max(lags[20:]) <= 64, max(lags)
+    assert max(lags[20:]) <= 80, max(lags)  # was 4,160 (stream_overlap + 64)
     assert released + len(checker.finish().text) == len(words)
