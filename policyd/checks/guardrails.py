@@ -131,6 +131,11 @@ def _check_guardrail(
         if invalid:
             hint = "write a JSON Schema (draft 2020-12), e.g. {type: object, required: [name]}"
             shape(("json_schema",), invalid, hint)
+        else:
+            from policyd.guardrails.structured import schema_pattern_problems
+
+            for where, message, fix in schema_pattern_problems(guard.json_schema):
+                checker.add(doc, (*base, "json_schema", *where), REGEX, message, fix)
     if guard.plugin is not None:
         from policyd.guardrails import GuardrailConfigError, load_plugin
 
