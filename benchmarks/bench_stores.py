@@ -4,10 +4,14 @@ Run: ``python benchmarks/bench_stores.py [--redis URL] [--seconds 2] [--clients 
 
 Each operation is one decision's reserve (three budgets: a tenant month, a user
 day and a global 1-minute rolling rate, like the reference policy) followed by
-its settle. Clients are separate processes, each with its own store and
-connection, all sharing the same counters. Latencies are per call, measured
-inside the clients; the "added" rows subtract the memory store's figures
-measured in the same run. Figures vary with the machine; read the ratios.
+its settle. A second table gives the Redis **server** time per reserve and per
+settle (from ``INFO commandstats``, on a private ``redis-server`` the benchmark
+starts and stops, so other clients do not blur it) for 1 and 3 budgets, with
+and without a concurrency limit: the cost of one Redis core per decision.
+Clients are separate processes, each with its own store and connection, all
+sharing the same counters. Latencies are per call, measured inside the clients;
+the "added" rows subtract the memory store's figures measured in the same run.
+Figures vary with the machine; read the ratios.
 """
 
 from __future__ import annotations
@@ -106,6 +110,100 @@ def measure(spec: str, prefix: str, clients: int, seconds: float) -> dict[str, f
     }
 
 
+def in_flight_line() -> Line:
+    """A concurrency limit's line (``limit: {concurrent: N}``) on the tenant key."""
+    return Line(
+        "tenant-monthly#in_flight",
+        "acme",
+        Window("in_flight"),
+        Limit(requests=BIG),
+        Amount(0, 0, 1),
+        True,
+    )
+
+
+def evalsha_usec(client: Any) -> tuple[float, int]:
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return float(stats.get("usec", 0)), int(stats.get("calls", 0))
+
+
+def server_time(url: str, n_budgets: int, concurrent: bool, n: int) -> tuple[float, float]:
+    """Redis server µs per reserve and per settle (mean over ``n`` decisions)."""
+    import redis
+
+    store = open_store(url, key_prefix=f"st{n_budgets}{int(concurrent)}:", command_timeout_s=5)
+    client = redis.Redis.from_url(url)
+
+    def lines(i: int) -> list[Line]:
+        chosen = lines_for(0, i)[:n_budgets]
+        return [*chosen, in_flight_line()] if concurrent else chosen
+
+    now = datetime.now(UTC)
+    store.reserve("warm", lines(0), now, 60)
+    usec0, calls0 = evalsha_usec(client)
+    results = [store.reserve(f"d{i}", lines(i), now, 60) for i in range(n)]
+    usec1, calls1 = evalsha_usec(client)
+    actual = Amount(usd_micros=1_234, tokens=800, requests=1)
+    for result in results:
+        store.settle(result, actual, now)
+    usec2, calls2 = evalsha_usec(client)
+    store.close()
+    client.close()
+    return (usec1 - usec0) / max(1, calls1 - calls0), (usec2 - usec1) / max(1, calls2 - calls1)
+
+
+def private_redis() -> tuple[Any, str] | None:
+    """A throwaway redis-server on a free loopback port (stopped by its PID), or None."""
+    import shutil
+    import socket
+    import subprocess
+
+    import redis
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis.from_url(url, socket_timeout=0.2).ping()
+            return process, url
+        except redis.RedisError:
+            time.sleep(0.05)
+    process.kill()
+    return None
+
+
+def server_table(n: int) -> None:
+    started = private_redis()
+    if started is None:
+        print("\nserver time: skipped (no redis-server on PATH)")
+        return
+    process, url = started
+    try:
+        print(
+            f"\nRedis server time per call (INFO commandstats, private server, "
+            f"mean of {n} decisions)"
+        )
+        header = f"{'budgets':>8}{'concurrent':>12}{'reserve':>12}{'settle':>12}"
+        print(header)
+        print("-" * len(header))
+        for n_budgets in (1, 3):
+            for concurrent in (False, True):
+                reserve, settle = server_time(url, n_budgets, concurrent, n)
+                flag = "yes" if concurrent else "no"
+                print(f"{n_budgets:>8}{flag:>12}{reserve:>10.1f}µs{settle:>10.1f}µs")
+    finally:
+        process.kill()
+        process.wait()
+
+
 def cleanup(url: str, prefix: str) -> None:
     import redis
 
@@ -124,6 +222,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; the median is kept")
+    parser.add_argument(
+        "--server-decisions", type=int, default=2000, help="decisions per server-time row"
+    )
     options = parser.parse_args()
     prefix = f"policyd-bench:{uuid.uuid4().hex[:8]}:"
 
@@ -163,6 +264,7 @@ def main() -> None:
         f"p50 {added_p50:.1f}µs, p99 {added_p99:.1f}µs "
         f"(memory does {memory['ops'] / redis_one['ops']:.1f}x the single-client Redis rate)"
     )
+    server_table(options.server_decisions)
 
 
 if __name__ == "__main__":

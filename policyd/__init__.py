@@ -1,36 +1,90 @@
 """policyd: declarative, versioned, hot-reloaded policies for production LLM applications.
 
 The public API lives here; everything else is an implementation module.
-``import policyd`` stays fast: nothing here imports litellm, redis or watchfiles.
+``import policyd`` is nearly free: each public name is imported from its module on first use
+(PEP 562), so ``policyd check`` never loads the engine, and nothing here imports litellm,
+redis or watchfiles. The exception tree is drawn in :mod:`policyd.errors`.
 """
 
-from policyd.bundle import Bundle, load_bundle
-from policyd.decision import (
-    BudgetState,
-    CacheDirective,
-    Decision,
-    PolicyRef,
-    PromptChoice,
-    RetryPolicy,
-    TraceEntry,
-)
-from policyd.diagnostics import Diagnostic, PolicyError, Severity
-from policyd.engine import Engine, Status
-from policyd.errors import PolicydError, RequestError
-from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from policyd.bundle import Bundle, load_bundle
+    from policyd.cel.errors import CelError, CompileError, EvaluationError
+    from policyd.decision import (
+        BudgetState,
+        CacheDirective,
+        Decision,
+        PolicyRef,
+        PromptChoice,
+        RetryPolicy,
+        TraceEntry,
+    )
+    from policyd.diagnostics import Diagnostic, PolicyError, Severity
+    from policyd.engine import Engine, Status
+    from policyd.errors import ConfigError, OutcomeError, PolicydError, RequestError, UsageError
+    from policyd.guardrails._core import GuardrailConfigError
+    from policyd.guardrails.plugins import PluginError
+    from policyd.stores.base import StoreError, StoreUnavailable
+    from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "policyd.bundle": ("Bundle", "load_bundle"),
+    "policyd.cel.errors": ("CelError", "CompileError", "EvaluationError"),
+    "policyd.decision": (
+        "BudgetState",
+        "CacheDirective",
+        "Decision",
+        "PolicyRef",
+        "PromptChoice",
+        "RetryPolicy",
+        "TraceEntry",
+    ),
+    "policyd.diagnostics": ("Diagnostic", "PolicyError", "Severity"),
+    "policyd.engine": ("Engine", "Status"),
+    "policyd.errors": ("ConfigError", "OutcomeError", "PolicydError", "RequestError", "UsageError"),
+    "policyd.guardrails._core": ("GuardrailConfigError",),
+    "policyd.guardrails.plugins": ("PluginError",),
+    "policyd.stores.base": ("StoreError", "StoreUnavailable"),
+    "policyd.verdict": ("OutputFinding", "OutputStep", "OutputVerdict"),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name from its module the first time it is used."""
+    module = _HOME.get(name)
+    if module is None:  # not ours: `from policyd import model` then imports the submodule
+        raise AttributeError(f"module 'policyd' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "BudgetState",
     "Bundle",
     "CacheDirective",
+    "CelError",
+    "CompileError",
+    "ConfigError",
     "Decision",
     "Diagnostic",
     "Engine",
+    "EvaluationError",
+    "GuardrailConfigError",
+    "OutcomeError",
     "OutputFinding",
     "OutputStep",
     "OutputVerdict",
+    "PluginError",
     "PolicyError",
     "PolicyRef",
     "PolicydError",
@@ -39,7 +93,10 @@ __all__ = [
     "RetryPolicy",
     "Severity",
     "Status",
+    "StoreError",
+    "StoreUnavailable",
     "TraceEntry",
+    "UsageError",
     "__version__",
     "load_bundle",
 ]

@@ -97,7 +97,7 @@ class BudgetState:
 
     name: str
     key: str
-    state: str  # ok | warn | exceeded | downgraded | blocked | store_error | skipped
+    state: str  # ok | warn | exceeded | downgraded | blocked | too_large | store_error | skipped
     spent_usd: float | None = None
     limit_usd: float | None = None
     remaining_usd: float | None = None

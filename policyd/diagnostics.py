@@ -12,6 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from policyd.errors import PolicyError
+
+__all__ = ["Diagnostic", "PolicyError", "Severity", "has_errors", "sort_diagnostics"]
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -72,14 +76,3 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.is_error for d in diagnostics)
-
-
-class PolicyError(Exception):
-    """A bundle could not be loaded: carries every diagnostic found, not just the first."""
-
-    def __init__(self, diagnostics: Iterable[Diagnostic]):
-        self.diagnostics = sort_diagnostics(diagnostics)
-        errors = [d for d in self.diagnostics if d.is_error]
-        head = "\n".join(str(d) for d in errors[:20])
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(f"{len(errors)} error(s) in policy bundle:\n{head}{more}")

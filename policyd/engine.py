@@ -11,11 +11,14 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from policyd.budgets.outcome import check_outcome
+from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
@@ -86,6 +89,7 @@ class Engine:
         self._last_error: tuple[Diagnostic, ...] = ()
         self._last_error_at: datetime | None = None
         self._watcher: Any = None
+        self._observer: Any = None  # policyd.observers.Observers when logging/tracing/shadowing
 
     # -- construction -----------------------------------------------------------------------
 
@@ -100,6 +104,10 @@ class Engine:
         watch: bool = False,
         debounce_ms: int = 200,
         reservation_ttl_s: float | None = None,
+        decision_log: Any = None,
+        otel: Any = None,
+        shadow: str | os.PathLike[str] | None = None,
+        shadow_rate: float = 1.0,
         **store_options: Any,
     ) -> Engine:
         """Load, validate and compile a bundle; raises PolicyError with every diagnostic.
@@ -108,9 +116,12 @@ class Engine:
         ``token_counter`` is ``"estimate"`` (default, offline) or ``"tiktoken"``.
         ``watch=True`` hot-reloads the bundle when its files change (``debounce_ms``
         after the last change). ``reservation_ttl_s`` is how long a budget reservation
-        that is never settled keeps counting (default: the decision's timeout plus 60 s,
-        or 660 s without a timeout). Other keyword arguments go to the store
-        (``key_prefix``, ``connect_timeout_s``, ``command_timeout_s``, ...).
+        that is never settled keeps counting (default: the decision's timeout, 600 s
+        without one, times its tries, plus backoff waits and 60 s). Other keyword
+        arguments go to the store (``key_prefix``, ``command_timeout_s``, ``pool_size``, ...).
+
+        ``decision_log`` (path or callable), ``otel`` (None: on with an SDK provider) and
+        ``shadow``/``shadow_rate`` (a candidate bundle): see docs/observability.md.
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
         runtime.reservation_ttl_s = reservation_ttl_s
@@ -118,6 +129,11 @@ class Engine:
         bundle = load_bundle(path)
         compiled = compile_bundle(bundle, runtime, token_counter=counter)
         engine = cls(compiled, runtime, os.fspath(path), counter)
+        from policyd.observers import attach
+
+        engine._observer = attach(
+            engine, decision_log=decision_log, otel=otel, shadow=shadow, shadow_rate=shadow_rate
+        )
         if watch:
             engine.start_watching_thread(debounce_ms=debounce_ms)
         return engine
@@ -133,16 +149,23 @@ class Engine:
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""
         compiled = self._current.policy(policy)
+        observer = self._observer
+        started = time.perf_counter_ns() if observer is not None else 0
         state = self._start(compiled, request)
         for stage in compiled.stages:
             stage.run(state)
             if state.blocked_by is not None:
                 break
-        return finish(state, compiled.ref, compiled)
+        decision = finish(state, compiled.ref, compiled)
+        if observer is not None:
+            observer.decided(decision, state.now, started)
+        return decision
 
     async def adecide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Like decide(), with store I/O awaited instead of blocking the event loop."""
         compiled = self._current.policy(policy)
+        observer = self._observer
+        started = time.perf_counter_ns() if observer is not None else 0
         state = self._start(compiled, request)
         for stage in compiled.stages:
             arun = getattr(stage, "arun", None)
@@ -152,7 +175,10 @@ class Engine:
                 stage.run(state)
             if state.blocked_by is not None:
                 break
-        return finish(state, compiled.ref, compiled)
+        decision = finish(state, compiled.ref, compiled)
+        if observer is not None:
+            observer.decided(decision, state.now, started)
+        return decision
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -170,8 +196,13 @@ class Engine:
         """Report what happened on the call a decision led to.
 
         Settles budget reservations (actual tokens and cost) and feeds cooldowns
-        (``error`` marks a failure of ``model``, default the decided model).
+        (``error`` marks a failure of ``model``, default the decided model). A figure
+        no store can count (negative, NaN, infinite, too large) raises OutcomeError
+        naming it, after the reservation was settled as if no figures were reported.
         """
+        problem = check_outcome(input_tokens, output_tokens, cost_usd)
+        if problem is not None:
+            input_tokens = output_tokens = cost_usd = None
         outcome = self._outcome(
             decision, input_tokens, output_tokens, cost_usd, error, latency_s, model
         )
@@ -179,6 +210,10 @@ class Engine:
             hook = getattr(stage, "record", None)
             if hook is not None:
                 hook(decision, outcome)
+        if self._observer is not None:
+            self._observer.recorded(decision, outcome)
+        if problem is not None:
+            raise problem
 
     def record_attempt(
         self,
@@ -196,14 +231,20 @@ class Engine:
         for stage in self._stages_for(decision):
             if getattr(stage, "name", None) == "routing":
                 stage.record(decision, outcome)
+        if self._observer is not None:
+            self._observer.attempted(decision, outcome)
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> None:
         """Like record(), with store I/O awaited."""
+        figures = [kwargs.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")]
+        problem = check_outcome(*figures)
+        if problem is not None:
+            figures = [None, None, None]
         outcome = self._outcome(
             decision,
-            kwargs.get("input_tokens"),
-            kwargs.get("output_tokens"),
-            kwargs.get("cost_usd"),
+            figures[0],
+            figures[1],
+            figures[2],
             kwargs.get("error"),
             kwargs.get("latency_s"),
             kwargs.get("model"),
@@ -215,6 +256,10 @@ class Engine:
             result = hook(decision, outcome)
             if inspect.isawaitable(result):
                 await result
+        if self._observer is not None:
+            self._observer.recorded(decision, outcome)
+        if problem is not None:
+            raise problem
 
     def _outcome(
         self,
@@ -249,6 +294,23 @@ class Engine:
     def _stages_for(self, decision: Decision) -> tuple[Any, ...]:
         compiled = self._compiled_for(decision)
         return compiled.stages if compiled is not None else ()
+
+    # -- budgets -----------------------------------------------------------------------------
+
+    def usage(self, policy: str | None, budget: str, key: str) -> BudgetUsage:
+        """Spent, reserved, limit, reset time and fired alerts of one budget × key now.
+
+        Read-only (no reservation, no alert). Raises RequestError for an unknown policy,
+        UnknownBudget for an unknown budget, StoreUnavailable when the store is down.
+        """
+        compiled = self._current.policy(policy)
+        return budget_usage(compiled, self._runtime.store, budget, key, self._runtime.clock())
+
+    async def ausage(self, policy: str | None, budget: str, key: str) -> BudgetUsage:
+        """Like usage(), with store I/O awaited."""
+        compiled = self._current.policy(policy)
+        store, now = self._runtime.store, self._runtime.clock()
+        return await abudget_usage(compiled, store, budget, key, now)
 
     # -- output guardrails -------------------------------------------------------------------
 
@@ -448,9 +510,23 @@ class Engine:
         if getattr(self, "_sighup_undo", None) is None:
             self._sighup_undo: Callable[[], None] | None = install_sighup(self)
 
+    def promote_shadow(self) -> bool:
+        """Make the shadow candidate the live revision (see docs/observability.md)."""
+        from policyd.shadow import promote
+
+        return promote(self)
+
+    def shadow_report(self) -> dict[str, Any] | None:
+        """What the shadow candidate decided differently so far (None without a shadow)."""
+        from policyd.shadow import report
+
+        return report(self)
+
     def close(self) -> None:
-        """Stop the watcher, remove the SIGHUP handler, close the store."""
+        """Stop the watcher, remove the SIGHUP handler, flush the decision log, close the store."""
         self.stop_watching()
+        if self._observer is not None:
+            self._observer.close()
         undo = getattr(self, "_sighup_undo", None)
         if undo is not None:
             self._sighup_undo = None

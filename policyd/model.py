@@ -24,13 +24,17 @@ from policyd.fields import (
     CelKey,
     Condition,
     Duration,
+    LimitCount,
     Name,
     Percent,
+    PricePerMtok,
     Strict,
     Text,
     Timestamp,
+    TokenCount,
     TypeDecl,
     Usd,
+    at_most,
     problem,
 )
 
@@ -48,14 +52,14 @@ class Metadata(Strict):
 
 
 class Price(Strict):
-    input_per_mtok: Usd = Field(description="USD per million input tokens")
-    output_per_mtok: Usd = Field(description="USD per million output tokens")
+    input_per_mtok: PricePerMtok = Field(description="USD per million input tokens")
+    output_per_mtok: PricePerMtok = Field(description="USD per million output tokens")
 
 
 class ModelSpec(Strict):
     litellm: Text = Field(min_length=1, description="Model string handed to LiteLLM")
-    context_window: int | None = Field(None, gt=0, description="Max input+output tokens")
-    max_output_tokens: int | None = Field(None, gt=0, description="Max output tokens")
+    context_window: TokenCount | None = Field(None, description="Max input+output tokens")
+    max_output_tokens: TokenCount | None = Field(None, description="Max output tokens")
     price: Price | None = None
 
 
@@ -64,7 +68,9 @@ class ModelSpec(Strict):
 
 class Target(Strict):
     model: Name
-    weight: int = Field(1, ge=0, description="Relative weight for the weighted strategy")
+    weight: Annotated[int, at_most(1_000_000, "a weight")] = Field(
+        1, ge=0, description="Relative weight for the weighted strategy"
+    )
 
 
 class Tier(Strict):
@@ -98,7 +104,7 @@ class Retry(Strict):
 
 
 class Cooldown(Strict):
-    after_failures: int = Field(ge=1)
+    after_failures: Annotated[int, at_most(1_000_000, "a failure count")] = Field(ge=1)
     for_: Duration = Field(alias="for")
 
 
@@ -128,18 +134,31 @@ def _one_of_set(*names: str, exactly: bool = False) -> dict[str, Any]:
 
 
 class Limit(Strict):
-    model_config = ConfigDict(json_schema_extra=_one_of_set("usd", "tokens", "requests"))
+    model_config = ConfigDict(
+        json_schema_extra=_one_of_set("usd", "tokens", "requests", "concurrent")
+    )
 
     usd: Usd | None = None
-    tokens: int | None = Field(None, ge=0)
-    requests: int | None = Field(None, ge=0)
+    tokens: LimitCount | None = None
+    requests: LimitCount | None = None
+    concurrent: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Calls in flight at once per key: from decide() until record() or expiry",
+    )
 
     @model_validator(mode="after")
     def _one_limit(self) -> Limit:
-        if self.usd is None and self.tokens is None and self.requests is None:
+        if (
+            self.usd is None
+            and self.tokens is None
+            and self.requests is None
+            and self.concurrent is None
+        ):
             raise problem(
                 "limit",
-                "a limit needs at least one of usd, tokens, requests",
+                "a limit needs at least one of usd, tokens, requests, concurrent",
                 "for example {usd: 500} or {requests: 600, tokens: 200000}",
             )
         return self
@@ -175,6 +194,15 @@ class OnExceed(Strict):
         return self
 
 
+class ReserveCap(Strict):
+    output_tokens: int = Field(
+        ge=1,
+        le=2**53 - 1,
+        description="Output tokens a reservation assumes at most (the request's max_tokens "
+        "when lower); the settle corrects to the actual cost",
+    )
+
+
 class Budget(Strict):
     name: Name
     key: CelKey
@@ -185,6 +213,11 @@ class Budget(Strict):
     on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block", tier=None))
     alerts: list[float] = Field(default_factory=list)
     on_store_error: Literal["allow", "block"] = "allow"
+    reserve: Literal["worst_case"] | ReserveCap = Field(
+        "worst_case",
+        description="How a reservation is priced: worst_case (max_tokens or the model's "
+        "output limit) or a cap {output_tokens: N}",
+    )
 
 
 # --------------------------------------------------------------------------- guardrails
@@ -355,6 +388,20 @@ class Reload(Strict):
     require_tests: bool = False
 
 
+class DecisionLogSpec(Strict):
+    """``log:``: what a decision log line keeps of each request (message text never)."""
+
+    request: list[Text] | None = Field(
+        None,
+        description="Request attributes (dotted paths, e.g. tenant.id) written to decision "
+        "logs; default: every declared context attribute plus model, max_tokens, "
+        "temperature and input_tokens",
+    )
+    messages: Literal["lengths", "count", "none"] = Field(
+        "lengths", description="lengths: count, roles and lengths of messages; count; none"
+    )
+
+
 # --------------------------------------------------------------------------- documents
 
 
@@ -371,6 +418,7 @@ class PolicySpec(Strict):
     prompts: dict[Name, Prompt] = Field(default_factory=dict)
     rollouts: list[Rollout] = Field(default_factory=list)
     reload: Reload | None = None
+    log: DecisionLogSpec | None = None
 
 
 class Policy(PolicySpec):
@@ -387,6 +435,18 @@ class ModelCatalog(Strict):
 
 
 _OUTPUT_PATH = r"^output(\.|$)"
+
+
+class RecordedOutcome(Strict):
+    """What happened on the call a test case's decision led to: ``engine.record(...)``."""
+
+    input_tokens: int | None = Field(None, ge=0, description="Default: the decision's count")
+    output_tokens: int = Field(0, ge=0)
+    cost_usd: Usd | None = Field(None, description="Default: priced from the model's price")
+    error: Text | None = Field(
+        None, description="The call failed (feeds cooldowns): e.g. rate_limit, timeout"
+    )
+    model: Name | None = Field(None, description="The model that was called; default the decided")
 
 
 class TestCase(Strict):
@@ -416,6 +476,12 @@ class TestCase(Strict):
         description="Dotted paths into decision.to_dict(); output.* paths into "
         "check_output(...).to_dict() plus text",
     )
+    record: RecordedOutcome | None = Field(
+        None,
+        description="Record this outcome of the call after the case (engine.record), so "
+        "later cases see the spend, tokens or failure",
+    )
+    repeat: int = Field(1, ge=1, le=10_000, description="Run the case this many times in a row")
 
     @model_validator(mode="after")
     def _output_for_output_paths(self) -> TestCase:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from policyd.errors import ConfigError
+
 MICROS_PER_USD = 1_000_000
 #: Largest amount any store accepts: integers up to 2**53 stay exact in every
 #: store (Redis Lua numbers are doubles). That is about nine billion dollars.
@@ -26,13 +28,13 @@ def usd_to_micros(value: int | float | str | Decimal) -> int:
     booleans, text that is not a number, NaN and infinities.
     """
     if isinstance(value, bool):
-        raise ValueError(f"a USD amount must be a number, not {value!r}")
+        raise ConfigError(f"a USD amount must be a number, not {value!r}")
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValueError(f"a USD amount must be a number, got {value!r}") from None
+        raise ConfigError(f"a USD amount must be a number, got {value!r}") from None
     if not amount.is_finite():
-        raise ValueError(f"a USD amount must be finite, got {value!r}")
+        raise ConfigError(f"a USD amount must be finite, got {value!r}")
     return int((amount * MICROS_PER_USD).quantize(_ONE, rounding=ROUND_HALF_UP))
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from policyd.diagnostics import Diagnostic, Severity
+from policyd.errors import ConfigError
 
 __all__ = ["INFORMATION_URI", "RULES", "Format", "render", "rule_description"]
 
@@ -57,6 +58,9 @@ RULES: dict[str, str] = {
     "PD211": "A name clashes with a built-in attribute or a model",
     "PD212": "A context attribute has an unknown CEL type",
     "PD213": "A cache key names an unknown request attribute",
+    "PD214": "A prompt template placeholder names an unknown request attribute",
+    "PD215": "A PolicyTest request has a value of the wrong type",
+    "PD216": "A PolicyTest expect path no decision can have",
     "PD301": "A CEL expression does not parse",
     "PD302": "A CEL expression reads an unknown variable or attribute",
     "PD303": "A CEL expression applies an operator or function to the wrong types",
@@ -72,8 +76,12 @@ RULES: dict[str, str] = {
     "PD406": "A weighted tier has no positive weight",
     "PD407": "A guardrail's checks do not fit together",
     "PD408": "A guardrail's action does not fit its checks",
+    "PD409": "A guardrail names an unknown message role",
+    "PD410": "A USD budget limit applies to a model without a price",
     "PD501": "A routing rule can never match",
-    "PD502": "A model's price or context window is unknown",
+    "PD502": "A missing price or context window changes routing",
+    "PD503": "A PolicyTest request attribute is not declared",
+    "PD504": "A block budget can never admit a request without max_tokens to the default tier",
     "PD601": "A test case failed and the policy sets reload.require_tests",
     "PD602": "reload.require_tests is set but no PolicyTest covers the policy",
     "PD690": "A new revision could not be built at reload",
@@ -111,7 +119,7 @@ def render(
         return "\n".join(_github(d) for d in diagnostics)
     if fmt == "sarif":
         return json.dumps(_sarif(diagnostics), indent=2, ensure_ascii=False)
-    raise ValueError(f"unknown format {fmt!r}: expected text, json, github or sarif")
+    raise ConfigError(f"unknown format {fmt!r}: expected text, json, github or sarif")
 
 
 # --- text ----------------------------------------------------------------------------------

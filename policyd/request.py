@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from policyd.errors import RequestError
+from policyd.errors import ConfigError, RequestError
+from policyd.fields import MAX_TOKENS
 from policyd.words import describe
 
 Checker = Callable[[Any, str], None]
@@ -56,7 +57,7 @@ class TokenCounter:
             self._encode = _tiktoken_encoder()
             self.name = "tiktoken:cl100k_base"
         elif kind != "estimate":
-            raise ValueError(f"unknown token counter {kind!r}: use 'estimate' or 'tiktoken'")
+            raise ConfigError(f"unknown token counter {kind!r}: use 'estimate' or 'tiktoken'")
 
     def count(self, messages: list[Any]) -> tuple[int, int]:
         chars, estimate = count_text(messages)
@@ -183,6 +184,151 @@ _SCALARS: dict[str, tuple[tuple[type, ...], str]] = {
 
 _kind = describe
 
+#: Bounds on a request's structure, so that no stage meets a value it cannot
+#: hash, encode, serialize or count (listed in the README, "Using the engine...").
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
+#: Largest token count a request may give in ``max_tokens`` or ``input_tokens``:
+#: far above any context window, and small enough that tokens x price stays exact.
+MAX_REQUEST_TOKENS = MAX_TOKENS
+_INT64 = (-(2**63), 2**63 - 1)
+_LEAVES = (float, bool, type(None), datetime, timedelta, bytes)
+
+
+class _Refused(Exception):
+    """A value scan_values refuses; ``path`` collects the field's steps, innermost first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str | int] = []
+
+
+def _field(path: list[str | int]) -> str | None:
+    text = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in reversed(path))
+    return (text[1:] if text.startswith(".") else text) or None
+
+
+def _bad_text(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_SURROGATE = "is not valid Unicode text (it contains a lone surrogate)"
+_PLAIN = frozenset([float, bool, type(None)])
+
+
+def _leaf(value: Any) -> None:
+    """Check a value that is not a plain list or dict (those are walked by _walk)."""
+    cls = value.__class__
+    if cls is str or isinstance(value, str):
+        if _bad_text(value):
+            raise _Refused(_SURROGATE)
+    elif cls is int or (isinstance(value, int) and not isinstance(value, bool)):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise _Refused("integer does not fit 64 bits")
+    elif not isinstance(value, _LEAVES):
+        raise _Refused(
+            "must be a JSON value (string, number, boolean, null, list or mapping), "
+            f"not {_kind(value)}"
+        )
+
+
+def _walk(value: Any, depth: int, budget: list[int]) -> None:
+    if depth >= MAX_DEPTH:
+        raise _Refused(f"is nested more than {MAX_DEPTH} levels deep (or refers to itself)")
+    budget[0] -= len(value)
+    if budget[0] < 0:
+        raise _Refused(f"the request holds more than {MAX_VALUES:,} values")
+    if value.__class__ is dict or (value.__class__ is not list and isinstance(value, Mapping)):
+        for key, item in value.items():
+            if key.__class__ is not str:
+                raise _Refused(f"has a key that is {_kind(key)}, not a string")
+            if not key.isascii() and _bad_text(key):
+                raise _Refused("has a key that is not valid Unicode text (a lone surrogate)")
+            cls = item.__class__
+            if (cls is str and item.isascii()) or cls in _PLAIN:
+                continue
+            if cls is int and _INT64[0] <= item <= _INT64[1]:
+                continue
+            try:
+                if cls is dict or cls is list or isinstance(item, Mapping | list | tuple):
+                    _walk(item, depth + 1, budget)
+                else:
+                    _leaf(item)
+            except _Refused as refused:
+                refused.path.append(key)
+                raise
+        return
+    for i, item in enumerate(value):
+        cls = item.__class__
+        if (cls is str and item.isascii()) or cls in _PLAIN:
+            continue
+        if cls is int and _INT64[0] <= item <= _INT64[1]:
+            continue
+        try:
+            if cls is dict or cls is list or isinstance(item, Mapping | list | tuple):
+                _walk(item, depth + 1, budget)
+            else:
+                _leaf(item)
+        except _Refused as refused:
+            refused.path.append(i)
+            raise
+
+
+def scan_values(request: Mapping[str, Any]) -> None:
+    """Refuse what no stage can handle, in one pass linear in the request's size.
+
+    Keys must be strings; strings must be valid Unicode (no lone surrogates);
+    integers must fit 64 bits; values must be JSON values (or the CEL scalars a
+    policy can declare: timestamps, durations, bytes); nesting is at most
+    :data:`MAX_DEPTH` deep (which also refuses cyclic structures) and there are
+    at most :data:`MAX_VALUES` values. Errors name the field, never its value.
+    """
+    try:
+        _walk(request, 0, [MAX_VALUES])
+    except _Refused as refused:
+        raise RequestError(refused.message, _field(refused.path)) from None
+    except RecursionError:  # a deep structure below a low recursion limit
+        raise RequestError(f"is nested more than {MAX_DEPTH} levels deep") from None
+
+
+def _check_message(message: Any, i: int) -> None:
+    """The OpenAI chat shape where stages rely on it: role text, content text or parts."""
+    if message.__class__ is not dict and not isinstance(message, Mapping):
+        raise RequestError("must be a mapping with role and content", f"messages[{i}]")
+    role = message.get("role")
+    if role is not None and not isinstance(role, str):
+        raise RequestError(f"must be a string, not {_kind(role)}", f"messages[{i}].role")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise RequestError(
+            f"must be a string or a list of parts, not {_kind(content)}",
+            f"messages[{i}].content",
+        )
+    for j, part in enumerate(content):
+        where = f"messages[{i}].content[{j}]"
+        if not isinstance(part, Mapping):
+            raise RequestError(f"must be a content part (a mapping), not {_kind(part)}", where)
+        text = part.get("text")
+        if text is not None and not isinstance(text, str):
+            raise RequestError(f"must be a string, not {_kind(text)}", f"{where}.text")
+
+
+def _check_tokens(request: Mapping[str, Any], name: str) -> None:
+    value = request.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_REQUEST_TOKENS:
+        raise RequestError(
+            f"must be at most {MAX_REQUEST_TOKENS:,} tokens", name, hint="no model takes more"
+        )
+
 
 class RequestShape:
     """The declared request attributes of one policy, compiled to checkers."""
@@ -202,6 +348,7 @@ class RequestShape:
                 f"a request must be a mapping (dict), not {_kind(request)}",
                 hint="pass e.g. {'messages': [...], 'user': {'id': 'u1'}}",
             )
+        scan_values(request)
         out = dict(request)
         messages = out.get("messages")
         if messages is None:
@@ -211,15 +358,10 @@ class RequestShape:
                 raise RequestError(f"must be a list of messages, not {_kind(messages)}", "messages")
             messages = list(messages)
         for i, message in enumerate(messages):
-            if message.__class__ is not dict and not isinstance(message, Mapping):
-                raise RequestError("must be a mapping with role and content", f"messages[{i}]")
-            content = message.get("content")
-            if content is not None and not isinstance(content, str | list):
-                raise RequestError(
-                    f"must be a string or a list of parts, not {_kind(content)}",
-                    f"messages[{i}].content",
-                )
+            _check_message(message, i)
         out["messages"] = messages
+        _check_tokens(out, "max_tokens")
+        _check_tokens(out, "input_tokens")
         for name, check in self._checks:
             value = out.get(name)
             if value is not None:

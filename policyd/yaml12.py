@@ -1,10 +1,10 @@
 """YAML 1.2 core-schema reading: one decoded file's text -> plain data, nodes and diagnostics.
 
-Owns composing PyYAML's parser events (PyYAML's pure-Python reader, scanner and parser are used
-for events only; composition, tag resolution and construction are done here), the numbers
-:class:`YamlInt` / :class:`YamlFloat`, and the YAML-level diagnostics PD001-PD003 and
-PD006-PD009.  Files, decoding and :class:`~policyd.loader.Document` live in
-:mod:`policyd.loader`.
+Owns composing parser events into nodes and data (the events come from libyaml or PyYAML's
+pure parser, chosen in :mod:`policyd.yamlevents`; scalar values are resolved by
+:mod:`policyd.yamlscalars`, which owns :class:`YamlInt` / :class:`YamlFloat`), and the
+YAML-level diagnostics PD001-PD003 and PD006-PD009.  Files, decoding and
+:class:`~policyd.loader.Document` live in :mod:`policyd.loader`.
 
 - booleans are only ``true``/``false`` (any of 3 casings); ``yes``/``on``/``no`` stay strings;
   null is ``~``, ``null`` or empty; ints are decimal, ``0o`` or ``0x``; floats include ``.inf``
@@ -21,19 +21,35 @@ PD006-PD009.  Files, decoding and :class:`~policyd.loader.Document` live in
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml import events as ev
-from yaml.parser import Parser
-from yaml.reader import Reader, ReaderError
-from yaml.scanner import Scanner
+from yaml.reader import ReaderError
 
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.sourcemap import Lines, MapNode, Node, ScalarNode, SeqNode, SourceMap
+from policyd.yamlevents import (
+    CEvents,
+    EventsDiffer,
+    PureEvents,
+    c_events_may_differ,
+    has_c_parser,
+)
+from policyd.yamlscalars import (
+    ALLOWED_TAGS,
+    BIG_INT,
+    MAX_INT_CHARS,
+    NO_VALUE,
+    SCALAR_TAGS,
+    STD,
+    YamlFloat,
+    YamlInt,
+    resolve_plain,
+    resolve_tagged,
+    short_tag,
+)
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "FileReader", "YamlFloat", "YamlInt"]
 
@@ -41,124 +57,28 @@ MAX_ALIAS_NODES = 100_000
 MAX_DEPTH = 64
 
 
-class YamlInt(int):
-    """An integer read from YAML; ``raw`` is the text as written (``0x1F``, ``007``)."""
-
-    raw: str
-
-    def __new__(cls, value: int, raw: str) -> YamlInt:
-        obj = super().__new__(cls, value)
-        obj.raw = raw
-        return obj
-
-    def __reduce__(self) -> tuple[type[YamlInt], tuple[int, str]]:
-        return (YamlInt, (int(self), self.raw))
-
-
-class YamlFloat(float):
-    """A float read from YAML; ``raw`` is the text as written (``1.10`` stays ``"1.10"``)."""
-
-    raw: str
-
-    def __new__(cls, value: float, raw: str) -> YamlFloat:
-        obj = super().__new__(cls, value)
-        obj.raw = raw
-        return obj
-
-    def __reduce__(self) -> tuple[type[YamlFloat], tuple[float, str]]:
-        return (YamlFloat, (float(self), self.raw))
-
-
-# --- YAML 1.2 core schema ------------------------------------------------------------------
-
-_STD = "tag:yaml.org,2002:"
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
-_INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
-_NAN = re.compile(r"\.(?:nan|NaN|NAN)")
-_NO_VALUE = object()
-
-
-def _number(text: str) -> Any:
-    if _INT.fullmatch(text):
-        if text.startswith(("0o", "0x")):
-            return YamlInt(int(text[2:], 8 if text[1] == "o" else 16), text)
-        return YamlInt(int(text, 10), text)
-    if _FLOAT.fullmatch(text):
-        return YamlFloat(float(text), text)
-    if _INF.fullmatch(text):
-        return YamlFloat(-math.inf if text.startswith("-") else math.inf, text)
-    if _NAN.fullmatch(text):
-        return YamlFloat(math.nan, text)
-    return _NO_VALUE
-
-
-def _resolve_plain(text: str) -> Any:
-    if text in _NULLS:
-        return None
-    if text in _BOOLS:
-        return _BOOLS[text]
-    number = _number(text)
-    return text if number is _NO_VALUE else number
-
-
-def _resolve_tagged(tag: str, text: str) -> Any:
-    """Value of an explicitly tagged scalar, or _NO_VALUE if the text does not fit the tag."""
-    kind = tag.removeprefix(_STD)
-    if kind == "str":
-        return text
-    if kind == "null":
-        return None if text in _NULLS else _NO_VALUE
-    if kind == "bool":
-        return _BOOLS.get(text, _NO_VALUE)
-    number = _number(text)
-    if kind == "float" and isinstance(number, YamlInt):
-        return YamlFloat(float(number), text)
-    if kind in ("int", "float") and isinstance(number, YamlInt if kind == "int" else YamlFloat):
-        return number
-    return _NO_VALUE
-
-
-_ALLOWED_TAGS = "!!str, !!int, !!float, !!bool, !!null, !!map, !!seq"
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
-
-
 # --- composing events into nodes and data --------------------------------------------------
 
 
-class _Events(Reader, Scanner, Parser):
-    """PyYAML's reader, scanner and parser; remembers where each scalar token starts."""
-
-    def __init__(self, text: str) -> None:
-        Reader.__init__(self, text)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        self.scalar_starts: dict[int, int] = {}
-
-    def get_token(self) -> Any:
-        token = Scanner.get_token(self)
-        if isinstance(token, yaml.ScalarToken):
-            self.scalar_starts[token.end_mark.index] = token.start_mark.index
-        return token
+_Source = CEvents | PureEvents
 
 
 class _Limit(Exception):
     pass
 
 
-@dataclass
 class _Frame:
-    node: SeqNode | MapNode
-    anchor: str | None
-    flow: bool
-    key: Node | None = None
-    explicit: dict[str, Node] = field(default_factory=dict)  # key -> key node
-    order: list[tuple[str, Any]] = field(default_factory=list)  # ("key", k) | ("merge", nodes)
+    """A collection being composed; ``order`` (keys and merges in file order) only once a
+    merge key is seen, since without one the written entries are already in order."""
+
+    __slots__ = ("anchor", "flow", "key", "node", "order")
+
+    def __init__(self, node: SeqNode | MapNode, anchor: str | None, flow: bool) -> None:
+        self.node = node
+        self.anchor = anchor
+        self.flow = flow
+        self.key: Node | None = None
+        self.order: list[tuple[str, Any]] | None = None  # ("key", k) | ("merge", nodes)
 
 
 class FileReader:
@@ -190,8 +110,27 @@ class FileReader:
         self.diagnostics.append(diagnostic)
 
     def run(self) -> None:
+        """Read the file: with libyaml's events when they are the pure parser's, else pure."""
+        if has_c_parser() and not c_events_may_differ(self.lines.text):
+            try:
+                self.run_c()
+                return
+            except (yaml.YAMLError, EventsDiffer, UnicodeError):  # libyaml's error or difference
+                self.diagnostics, self.documents, self.nonempty = [], [], 0
+        self.run_pure()
+
+    def run_c(self) -> None:
+        """Read with libyaml's events only; raises where :meth:`run` falls back to pure."""
+        source = CEvents(self.lines.text)
         try:
-            source = _Events(self.lines.text)
+            self._stream(source)
+        finally:
+            source.dispose()
+
+    def run_pure(self) -> None:
+        """Read with PyYAML's pure parser only: the reference, and the one for syntax errors."""
+        try:
+            source = PureEvents(self.lines.text)
         except ReaderError as exc:
             char = exc.character if isinstance(exc.character, int) else 0
             hint = 'remove it; in a double-quoted string it can be written as an escape ("\\x..")'
@@ -204,89 +143,109 @@ class FileReader:
         finally:
             source.dispose()
 
-    def _stream(self, source: _Events) -> None:
+    def _stream(self, source: _Source) -> None:
         index = -1
         while not isinstance(event := source.get_event(), ev.StreamEndEvent):
             if isinstance(event, ev.DocumentStartEvent):
                 index += 1
                 self._document(source, index)
 
-    def _document(self, source: _Events, index: int) -> None:
+    def _document(self, source: _Source, index: int) -> None:
         self.anchors, self.building, self.aliases = {}, set(), []
         self.composed, self.failed = 0, False
         stack: list[_Frame] = []
         self.stack = stack  # for syntax errors: which brackets are still open
         root: Node | None = None
+        get_event, scalar_start = source.get_event, source.scalar_start
         while True:
-            event = source.get_event()
-            if isinstance(event, ev.DocumentEndEvent):
-                break
-            start, end = _index(event.start_mark), _index(event.end_mark)
-            if isinstance(event, ev.ScalarEvent):
-                node = self._scalar(event, source.scalar_starts.get(end, start))
-            elif isinstance(event, ev.AliasEvent):
-                node = self._alias(event.anchor or "", start)
-            elif isinstance(event, ev.SequenceStartEvent | ev.MappingStartEvent):
-                is_map = isinstance(event, ev.MappingStartEvent)
-                self._check_collection_tag(event.tag, "map" if is_map else "seq", start)
-                if len(stack) + 1 > MAX_DEPTH and not self.failed:
-                    hint = "flatten the structure; policies never need this depth"
-                    self.error(start, "PD006", f"nesting deeper than {MAX_DEPTH} levels", hint)
-                    self.failed = True
-                node = MapNode(start) if is_map else SeqNode(start)
-                stack.append(_Frame(node, event.anchor, bool(event.flow_style)))
-                self.composed += 1
-                if event.anchor:
-                    self.building.add(event.anchor)
+            event: Any = get_event()
+            kind = type(event)
+            start, end = event.start_mark.index, event.end_mark.index
+            if kind is ev.ScalarEvent:
+                in_flow = bool(stack) and stack[-1].flow
+                text_start = scalar_start(event, start, end, in_flow)
+                node: Node = self._scalar(event, start, end, text_start)
+            elif kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                self._open(source, event, start, stack)
                 continue
-            else:  # collection end
+            elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
                 frame = stack.pop()
                 node = frame.node
                 node.end = end
-                if isinstance(node, MapNode):
-                    self._finish_map(frame)
+                if frame.order is not None:
+                    self._merge(frame)
+                if frame.key is not None:  # cannot happen with well-formed events
+                    self.failed = True
                 if frame.anchor:
                     self.building.discard(frame.anchor)
                     self.anchors[frame.anchor] = node
-            if stack:
-                self._add(stack[-1], node)
-            else:
+            elif kind is ev.AliasEvent:
+                node = self._alias(event.anchor or "", start)
+            else:  # the document's end
+                break
+            if not stack:
                 root = node
+                continue
+            frame = stack[-1]
+            collection = frame.node
+            if type(collection) is SeqNode:
+                collection.items.append(node)
+            elif frame.key is None:
+                frame.key = node
+            else:
+                key, frame.key = frame.key, None
+                self._entry(frame, key, node)
         if root is not None:
             self._finish_document(root, index)
 
-    def _scalar(self, event: ev.ScalarEvent, text_start: int) -> Node:
-        start, tag, text = _index(event.start_mark), event.tag, event.value
+    def _open(self, source: _Source, event: Any, start: int, stack: list[_Frame]) -> None:
+        is_map = type(event) is ev.MappingStartEvent
+        source.check_collection(event)
+        self._check_collection_tag(event.tag, "map" if is_map else "seq", start)
+        if len(stack) + 1 > MAX_DEPTH and not self.failed:
+            hint = "flatten the structure; policies never need this depth"
+            self.error(start, "PD006", f"nesting deeper than {MAX_DEPTH} levels", hint)
+            self.failed = True
+        node = MapNode(start) if is_map else SeqNode(start)
+        stack.append(_Frame(node, event.anchor, bool(event.flow_style)))
+        self.composed += 1
+        if event.anchor:
+            self.building.add(event.anchor)
+
+    def _scalar(self, event: ev.ScalarEvent, start: int, end: int, text_start: int) -> Node:
+        tag, text = event.tag, event.value
         if tag is None and event.implicit[0]:
-            value = _resolve_plain(text)
-        elif tag is None or tag == "!" or tag == _STD + "str":
+            value = resolve_plain(text)
+        elif tag is None or tag == "!" or tag == STD + "str":
             value = text
-        elif tag in {_STD + t for t in ("int", "float", "bool", "null")}:
-            value = _resolve_tagged(tag, text)
-            if value is _NO_VALUE:
-                message = f"{text!r} is not a valid {_short_tag(tag)}"
+        elif tag in SCALAR_TAGS:
+            value = resolve_tagged(tag, text)
+            if value is NO_VALUE:
+                message = f"{text!r} is not a valid {short_tag(tag)}"
                 self.error(start, "PD007", message, "fix the value or remove the tag")
         else:
             self._bad_tag(tag, start)
-            value = _NO_VALUE
-        if isinstance(value, YamlInt) and len(text) > 4000:
-            self.error(start, "PD006", "number has more than 4000 digits", "shorten it")
-            value = _NO_VALUE
-        if value is _NO_VALUE:
+            value = NO_VALUE
+        if value is BIG_INT:
+            message = f"number has more than {MAX_INT_CHARS} digits"
+            self.error(start, "PD006", message, "shorten it")
+            value = NO_VALUE
+        if value is NO_VALUE:
             self.failed = True
-        node = ScalarNode(start, _index(event.end_mark), text_start, value, event.style)
-        node.merge = text == "<<" and tag is None and bool(event.implicit[0])
+        node = ScalarNode(start, end, text_start, value, event.style)
+        if text == "<<" and tag is None and event.implicit[0]:
+            node.merge = True
         self.composed += 1
         if event.anchor:
             self.anchors[event.anchor] = node
         return node
 
     def _bad_tag(self, tag: str, start: int) -> None:
-        hint = "policy files hold plain data; remove the tag (allowed: " + _ALLOWED_TAGS + ")"
-        self.error(start, "PD007", f"unsupported tag {_short_tag(tag)}", hint)
+        hint = "policy files hold plain data; remove the tag (allowed: " + ALLOWED_TAGS + ")"
+        self.error(start, "PD007", f"unsupported tag {short_tag(tag)}", hint)
 
     def _check_collection_tag(self, tag: str | None, kind: str, start: int) -> None:
-        if tag is not None and tag != "!" and tag != _STD + kind:
+        if tag is not None and tag != "!" and tag != STD + kind:
             self._bad_tag(tag, start)
             self.failed = True
 
@@ -302,20 +261,16 @@ class FileReader:
             hint = f"define &{name} earlier in the same document (anchors do not cross '---')"
         self.error(start, "PD001", message, hint)
         self.failed = True
-        return ScalarNode(start, start, start, _NO_VALUE, None)  # placeholder keeps keys paired
+        return ScalarNode(start, start, start, NO_VALUE, None)  # placeholder keeps keys paired
 
-    def _add(self, frame: _Frame, node: Node) -> None:
-        if isinstance(frame.node, SeqNode):
-            frame.node.items.append(node)
-            return
-        key = frame.key
-        if key is None:
-            frame.key = node
-            return
-        frame.key = None
-        if isinstance(key, ScalarNode) and key.merge:
+    def _entry(self, frame: _Frame, key: Node, node: Node) -> None:
+        """Add ``key: node`` to the mapping of ``frame``: an entry, or a merge key's sources."""
+        entries = frame.node.entries  # type: ignore[union-attr]
+        if type(key) is ScalarNode and key.merge:
             sources = node.items if isinstance(node, SeqNode) else [node]
             if all(isinstance(s, MapNode) for s in sources):
+                if frame.order is None:
+                    frame.order = [("key", k) for k in entries]
                 frame.order.append(("merge", sources))
             else:
                 message = "merge key '<<' needs a mapping or a list of mappings"
@@ -323,11 +278,13 @@ class FileReader:
                 self.error(node.start, "PD009", message, hint)
                 self.failed = True
             return
-        name = self._key_name(key)
+        name = key.value if type(key) is ScalarNode and type(key.value) is str else None
+        if name is None:
+            name = self._key_name(key)
         if name is None:
             self.failed = True
-        elif name in frame.explicit:
-            first = self.lines.position(frame.explicit[name].start)
+        elif name in entries:
+            first = self.lines.position(entries[name][0].start)
             hint = (
                 f"{name!r} is already set at line {first.line}, column {first.column}; "
                 "YAML keeps only one of them, so remove or rename one"
@@ -335,14 +292,14 @@ class FileReader:
             self.error(key.start, "PD002", f"duplicate key {name!r}", hint)
             self.failed = True
         else:
-            frame.explicit[name] = key
-            frame.order.append(("key", name))
-            frame.node.entries[name] = (key, node)
+            entries[name] = (key, node)
+            if frame.order is not None:
+                frame.order.append(("key", name))
 
     def _key_name(self, key: Node) -> str | None:
         if isinstance(key, ScalarNode) and isinstance(key.value, str):
             return key.value
-        if isinstance(key, ScalarNode) and key.value is _NO_VALUE:
+        if isinstance(key, ScalarNode) and key.value is NO_VALUE:
             return None  # already reported
         if isinstance(key, ScalarNode):
             v = key.value
@@ -356,11 +313,10 @@ class FileReader:
         self.error(key.start, "PD009", message, hint)
         return None
 
-    def _finish_map(self, frame: _Frame) -> None:
+    def _merge(self, frame: _Frame) -> None:
+        """Apply merge keys: written keys win, then earlier merge sources over later ones."""
         node = frame.node
-        assert isinstance(node, MapNode)
-        if frame.key is not None:  # cannot happen with well-formed events
-            self.failed = True
+        assert isinstance(node, MapNode) and frame.order is not None
         explicit = node.entries
         entries: dict[str, tuple[Node, Node]] = {}
         for kind, item in frame.order:

@@ -86,10 +86,10 @@ routing:
       tire: premium
 """,
     )
-    # 'tier' is also missing: both are reported, in file order.
-    assert where(diagnostics) == [("PD103", 8, 7), ("PD101", 10, 7)]
-    assert diagnostics[0].message == "item 1 of 'rules' is missing required key 'tier'"
-    assert diagnostics[1].hint == "did you mean 'tier'?"
+    # 'tier' is also missing, but one misspelt key is one error: the unknown key, whose
+    # hint names the missing one.
+    assert where(diagnostics) == [("PD101", 10, 7)]
+    assert diagnostics[0].hint == "did you mean 'tier'?"
 
 
 def test_unknown_key_in_metadata_of_a_policy_test(tmp_path: Path) -> None:
@@ -343,7 +343,9 @@ prompts:
     )
     assert where(diagnostics) == [("PD104", 9, 12), ("PD104", 10, 16), ("PD104", 12, 22)]
     limit, downgrade, prompt = diagnostics
-    assert limit.message == "'limit': a limit needs at least one of usd, tokens, requests"
+    assert (
+        limit.message == "'limit': a limit needs at least one of usd, tokens, requests, concurrent"
+    )
     assert limit.hint == "for example {usd: 500} or {requests: 600, tokens: 200000}"
     assert downgrade.hint == "add tier: <name of a cheaper tier>"
     assert prompt.message == "'v1': a prompt version needs exactly one of file or template"

@@ -16,12 +16,15 @@ decision that touched it:
   same decision is recognised and ignored.
 
 Times are integer milliseconds from the caller's clock; amounts are integers.
+Every counter field is kept within [0, MAX_AMOUNT] (saturating), exactly as the
+Lua script does, so a hostile amount can neither wrap nor drive a counter negative.
 """
 
 from __future__ import annotations
 
 import heapq
 
+from policyd.budgets.ledger import clamp
 from policyd.budgets.windows import Window
 
 Triple = list[int]  # [usd_micros, tokens, requests]
@@ -111,7 +114,7 @@ class Counter:
 
     def spent(self) -> tuple[int, int, int]:
         s, v = self.total_settled, self.total_reserved
-        return (s[0] + v[0], s[1] + v[1], s[2] + v[2])
+        return (clamp(s[0] + v[0]), clamp(s[1] + v[1]), clamp(s[2] + v[2]))
 
     def retry_after_ms(
         self,
@@ -121,7 +124,8 @@ class Counter:
         now_ms: int,
     ) -> int:
         """Rolling only: ms until enough old buckets slide out for ``amount`` to fit."""
-        need = [before[i] + amount[i] - limit[i] if limit[i] >= 0 else 0 for i in range(3)]
+        # (before - limit) + amount, clamped: the order and bounds the Lua script uses
+        need = [clamp(before[i] - limit[i] + amount[i]) if limit[i] >= 0 else 0 for i in range(3)]
         assert self.hi is not None
         for bucket in range(self.live_from(), self.hi + 1):
             s = self.settled.get(bucket, (0, 0, 0))
@@ -214,10 +218,10 @@ class Counter:
         if row is None:
             row = buckets[bucket] = [0, 0, 0]
         for i in range(3):
-            row[i] += sign * amount[i]
-            total[i] += sign * amount[i]
+            row[i] = clamp(row[i] + sign * amount[i])
+            total[i] = clamp(total[i] + sign * amount[i])
 
 
 def _sub(total: Triple, row: Triple) -> None:
     for i in range(3):
-        total[i] -= row[i]
+        total[i] = clamp(total[i] - row[i])

@@ -17,10 +17,25 @@ from decimal import Decimal
 from functools import lru_cache
 
 from policyd.budgets.windows import Window
+from policyd.errors import ConfigError
 from policyd.money import MAX_MICROS
 
+#: Output tokens a reservation assumes when neither the request's max_tokens nor the
+#: model's output limit is known: a reservation must assume something.
+DEFAULT_MAX_OUTPUT = 4096
 #: The counter that a budget key goes to when its expression errors or is null.
 MISSING_KEY = "_missing"
+#: Largest value of any dimension of one amount, and of any counter field, in every
+#: store: 2**53 - 1 (exact as a Lua number in Redis; about 9 billion USD in
+#: micro-dollars). Settled amounts are clamped to [0, MAX_AMOUNT] and counters
+#: saturate at MAX_AMOUNT (and never go below 0), the same way in memory and Redis,
+#: so no counter can wrap.
+MAX_AMOUNT = MAX_MICROS
+
+
+def clamp(value: int) -> int:
+    """``value`` within [0, MAX_AMOUNT]: the bounded arithmetic every store shares."""
+    return 0 if value < 0 else MAX_AMOUNT if value > MAX_AMOUNT else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +55,10 @@ class Amount:
             self.tokens + other.tokens,
             self.requests + other.requests,
         )
+
+    def clamped(self) -> Amount:
+        """Each dimension within [0, MAX_AMOUNT] (what a store settles, whatever it is given)."""
+        return Amount(clamp(self.usd_micros), clamp(self.tokens), clamp(self.requests))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,24 @@ class ReserveResult:
     ok: bool
     lines: tuple[LineResult, ...]
     store_error: str | None = None
+    #: when the reservation stops counting (caller's clock, epoch ms; 0: unknown). A
+    #: settle uses it to tell a reservation lost by the store from a late settle.
+    deadline_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CounterUsage:
+    """One counter's current window, read without changing it: settled spend, live
+    reservations, and the alert thresholds (names such as ``'0.8'``) fired and live."""
+
+    settled: Amount
+    reserved: Amount
+    alerts: tuple[str, ...] = ()
+
+    @property
+    def spent(self) -> Amount:
+        """What a reservation is checked against: settled plus reserved (bounded)."""
+        return (self.settled + self.reserved).clamped()
 
 
 def check_lines(lines: Sequence[Line]) -> None:
@@ -128,9 +165,9 @@ def check_lines(lines: Sequence[Line]) -> None:
             and 0 <= amount.tokens <= MAX_MICROS
             and 0 <= amount.requests <= MAX_MICROS
         ):
-            raise ValueError(f"budget {line.budget!r}: amount out of range: {amount}")
+            raise ConfigError(f"budget {line.budget!r}: amount out of range: {amount}")
     if len(lines) > 1 and len({(ln.budget, ln.key, ln.window) for ln in lines}) < len(lines):
-        raise ValueError("a budget and key appears twice in one call: one line per counter")
+        raise ConfigError("a budget and key appears twice in one call: one line per counter")
 
 
 @lru_cache(maxsize=4096)

@@ -16,8 +16,20 @@ from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WindowKind = Literal["calendar_day", "calendar_week", "calendar_month", "rolling"]
-WINDOW_KINDS: tuple[str, ...] = ("calendar_day", "calendar_week", "calendar_month", "rolling")
+from policyd.errors import ConfigError
+
+WindowKind = Literal["calendar_day", "calendar_week", "calendar_month", "rolling", "in_flight"]
+WINDOW_KINDS: tuple[str, ...] = (
+    "calendar_day",
+    "calendar_week",
+    "calendar_month",
+    "rolling",
+    "in_flight",
+)
+#: The window of a concurrency limit: one period that never ends. Its counter holds
+#: only live reservations (a settle releases instead of recording spend), so its
+#: reserved requests are the calls in flight.
+IN_FLIGHT_ID = "f"
 ROLLING_BUCKETS = 60
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -26,7 +38,7 @@ _MS = timedelta(milliseconds=1)
 def epoch_ms(now: datetime) -> int:
     """Milliseconds since the Unix epoch of an aware datetime, exactly (no float)."""
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"the clock must give timezone-aware datetimes, got naive {now!r}")
+        raise ConfigError(f"the clock must give timezone-aware datetimes, got naive {now!r}")
     return (now - EPOCH) // _MS
 
 
@@ -40,21 +52,21 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.kind not in WINDOW_KINDS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown budget window {self.kind!r}; use one of "
                 "calendar_day, calendar_week, calendar_month or {rolling: <duration>}"
             )
         if self.kind == "rolling":
             if not isinstance(self.rolling_s, int) or isinstance(self.rolling_s, bool):
-                raise ValueError("a rolling window needs a whole number of seconds (e.g. 60)")
+                raise ConfigError("a rolling window needs a whole number of seconds (e.g. 60)")
             if self.rolling_s < 1:
-                raise ValueError(f"a rolling window must last at least 1s, got {self.rolling_s}s")
+                raise ConfigError(f"a rolling window must last at least 1s, got {self.rolling_s}s")
         elif self.rolling_s is not None:
-            raise ValueError(f"rolling_s only applies to rolling windows, not {self.kind}")
+            raise ConfigError(f"rolling_s only applies to rolling windows, not {self.kind}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
+            raise ConfigError(
                 f"unknown timezone {self.timezone!r}; use an IANA name such as "
                 "'UTC', 'Europe/Berlin' or 'America/New_York'"
             ) from None
@@ -62,6 +74,10 @@ class Window:
     @property
     def is_rolling(self) -> bool:
         return self.kind == "rolling"
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.kind == "in_flight"
 
     @cached_property
     def bucket_ms(self) -> int:
@@ -141,8 +157,10 @@ def current_window(window: Window, now: datetime) -> WindowSlot:
         bucket = epoch_ms(now) // window.bucket_ms
         start = now - timedelta(seconds=window.rolling_s)
         return WindowSlot(id=f"r{bucket}", start=start, reset_at=None, bucket=bucket)
+    if window.kind == "in_flight":
+        return WindowSlot(id=IN_FLIGHT_ID, start=EPOCH, reset_at=None)
     if now.tzinfo is None:
-        raise ValueError(f"the clock must give timezone-aware datetimes, got naive {now!r}")
+        raise ConfigError(f"the clock must give timezone-aware datetimes, got naive {now!r}")
     cached = _cache.get(window)
     if cached is not None and cached.reset_at is not None and cached.start <= now < cached.reset_at:
         return cached

@@ -14,7 +14,7 @@ over plain Python values on every request::
 See docs/cel.md for the supported language, the semantics and the limits.
 """
 
-from policyd.cel.errors import CelError, CompileError, EvaluationError
+from policyd.cel.errors import CelError, CompileError, CostLimitExceeded, EvaluationError
 from policyd.cel.expression import Expression, compile
 from policyd.cel.types import CelType, TypeDecl, TypeValue, parse_type
 
@@ -22,6 +22,7 @@ __all__ = [
     "CelError",
     "CelType",
     "CompileError",
+    "CostLimitExceeded",
     "EvaluationError",
     "Expression",
     "TypeDecl",

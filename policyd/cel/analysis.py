@@ -73,6 +73,23 @@ def cost(node: Node) -> int:
     return own + sum(cost(child) for child in children(node))
 
 
+def text_names(root: Node) -> frozenset[str]:
+    """Names and string literals written in the expression: the only keys a run-time
+    error message may quote (anything else may be a value from the request)."""
+    found: set[str] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Select):
+            found.add(node.field)
+        elif isinstance(node, Ident):
+            found.add(node.name)
+        elif isinstance(node, Literal) and node.kind == "string":
+            found.add(node.value)
+        stack.extend(children(node))
+    return frozenset(found)
+
+
 def comprehensions(root: Node) -> int:
     count = 0
     stack = [root]

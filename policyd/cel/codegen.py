@@ -18,9 +18,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from policyd.cel import runtime, stdlib, timeutil
-from policyd.cel.errors import EvaluationError
-from policyd.cel.syntax import Call, Comprehension, Ident, ListLit, Literal, MapLit, Node, Select
+from policyd.cel import analysis, runtime, stdlib, timeutil
+from policyd.cel.errors import CostLimitExceeded, EvaluationError
+from policyd.cel.syntax import (
+    Call,
+    Comprehension,
+    Ident,
+    ListLit,
+    Literal,
+    MapLit,
+    Node,
+    Select,
+    children,
+)
 from policyd.cel.types import TYPE_VALUES, CelType
 
 # Iterations of all/exists/map/filter allowed in one evaluation (see runtime.take).
@@ -32,7 +42,8 @@ HELPERS = [
     "float_div", "add", "sub", "mul", "div", "mod", "neg", "list_index", "map_index", "index",
     "select", "has", "make_map", "size", "contains", "starts_with", "ends_with", "matches",
     "lower_ascii", "upper_ascii", "to_int", "to_double", "to_string", "to_bool", "to_bytes",
-    "to_timestamp", "to_duration", "type_of", "raise_", "to_eval_error",
+    "to_timestamp", "to_duration", "type_of", "raise_", "to_eval_error", "charge",
+    "take_each",
 ]  # fmt: skip
 
 
@@ -45,6 +56,7 @@ def namespace() -> dict[str, Any]:
         f"_{name}": getattr(runtime, name, None) or getattr(stdlib, name) for name in HELPERS
     }
     ns["_E"] = runtime.ERRORS
+    ns["_Cost"] = CostLimitExceeded
     ns["_add_timestamp"] = timeutil.add_timestamp
     ns["_sub_timestamps"] = timeutil.sub_timestamps
     ns["_check_duration"] = timeutil.check_duration
@@ -126,6 +138,34 @@ def is_bool_producer(node: Node) -> bool:
     return False
 
 
+def _reads(node: Node, var: str) -> bool:
+    """Does ``node`` read the macro variable ``var`` (or hold a macro)?"""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Ident) and current.ref == "local" and current.name == var:
+            return True
+        if isinstance(current, Comprehension):
+            return True  # conservative: charged per iteration
+        stack.extend(children(current))
+    return False
+
+
+def _reads_outside(node: Node, var: str) -> bool:
+    """Does ``node`` read anything but the macro variable ``var`` and literals (the
+    request, an outer macro's variable, a nested macro)?"""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Ident):
+            if current.ref == "var" or (current.ref == "local" and current.name != var):
+                return True
+        elif isinstance(current, Comprehension):
+            return True  # conservative
+        stack.extend(children(current))
+    return False
+
+
 class CodeGen:
     """Emits Python expression text for AST nodes; constants go into ``consts``."""
 
@@ -133,6 +173,26 @@ class CodeGen:
         self.absorbing = absorbing
         self.consts = consts
         self.budget = budget
+        self.loop_vars: list[str] = []  # the macros' variables, innermost last
+        self.invariant: list[list[str]] = []  # per macro: loop-invariant metered operands
+
+    def metered(self, code: str, node: Node) -> str:
+        """``code`` charged to the budget when it is the operand of a linear operation
+        that a macro body repeats (see runtime.charge). An operand built from the
+        innermost macro's variable and literals is not charged: each element is scanned
+        once per iteration, which is linear in the input overall. An operand that does
+        not read that variable (``request.tags`` in ``t in request.tags``) is the same
+        in every iteration: it is weighed once, where the macro starts (runtime.take_each),
+        instead of in every iteration."""
+        if not (self.budget and self.loop_vars):
+            return code
+        var = self.loop_vars[-1]
+        if not _reads_outside(node, var):
+            return code
+        if not _reads(node, var):
+            self.invariant[-1].append(code)
+            return code
+        return f"_charge(_n, {code})"
 
     def const(self, value: Any) -> str:
         for name, existing in self.consts.items():
@@ -199,8 +259,24 @@ class CodeGen:
         rng = self.expr(node.range)
         if _kind(node.range) not in ("list", "map", "record"):
             rng = f"_iter_range({rng})"
-        if self.budget:
+        if not self.budget:
+            return self.macro(node, rng)
+        placeholder = f"\x00{len(self.loop_vars)}\x00"
+        self.loop_vars.append(node.var)
+        self.invariant.append([])
+        try:
+            code = self.macro(node, placeholder)
+        finally:
+            self.loop_vars.pop()
+            operands = self.invariant.pop()
+        if operands:
+            weighed = "lambda: (" + "".join(f"{o}, " for o in dict.fromkeys(operands)) + ")"
+            rng = f"_take_each(_n, {rng}, {weighed})"
+        else:
             rng = f"_take(_n, {rng})"
+        return code.replace(placeholder, rng)
+
+    def macro(self, node: Comprehension, rng: str) -> str:
         var = f"v_{node.var}"
         macro = node.macro
         if macro in ("all", "exists"):
@@ -241,15 +317,16 @@ class CodeGen:
             return f"({self.expr(yes)} if {self.cond(cond)} else {self.expr(no)})"
         if name in ("_==_", "_!=_"):
             return self.equality(node, negate=name == "_!=_")
-        args = [
-            self.expr(a) for a in ([node.target] if node.target is not None else []) + node.args
-        ]
+        operands = ([node.target] if node.target is not None else []) + node.args
+        args = [self.expr(a) for a in operands]
         overload = node.overload
         if name in _CMP_SYMBOL:
+            left = self.metered(args[0], operands[0])
             if overload in _PLAIN_CMP:
-                return f"({args[0]} {_CMP_SYMBOL[name]} {args[1]})"
-            return f"{_CMP_HELPER[name]}({args[0]}, {args[1]})"
+                return f"({left} {_CMP_SYMBOL[name]} {args[1]})"
+            return f"{_CMP_HELPER[name]}({left}, {args[1]})"
         if name in _GENERIC or name == "-_":
+            args = [self.metered(a, n) for a, n in zip(args, operands, strict=True)]
             if overload in _BINARY:
                 return _BINARY[overload].format(*args)
             if overload == "neg_int":
@@ -263,6 +340,8 @@ class CodeGen:
             return self.indexing(node, args)
         if name == "size":
             return f"len({args[0]})" if overload else f"_size({args[0]})"
+        if name in _STRING_METHODS or name in ("matches", "lowerAscii", "upperAscii"):
+            args = [self.metered(a, n) for a, n in zip(args, operands, strict=True)]
         if name in _STRING_METHODS:
             plain, helper = _STRING_METHODS[name]
             return plain.format(*args) if overload else f"{helper}({args[0]}, {args[1]})"
@@ -279,7 +358,9 @@ class CodeGen:
             if overload in _IDENTITY:
                 return args[0]
             folded = self.fold(node)
-            return folded if folded is not None else f"{_CONVERSIONS[name]}({args[0]})"
+            if folded is not None:
+                return folded
+            return f"{_CONVERSIONS[name]}({self.metered(args[0], operands[0])})"
         if name == "dyn":
             return args[0]
         if name == "type":
@@ -307,6 +388,9 @@ class CodeGen:
         left, right = node.args
         lk, rk = _kind(left), _kind(right)
         a, b = self.expr(left), self.expr(right)
+        scalar = ("int", "double", "bool", "null_type", "timestamp", "duration")
+        if lk not in scalar and not isinstance(left, Literal) and not isinstance(right, Literal):
+            a = self.metered(a, left)  # a literal operand bounds the comparison by its size
         if "null_type" in (lk, rk):
             other_node, other = (left, a) if rk == "null_type" else (right, b)
             if isinstance(other_node, Literal):  # null == 'x' is decided here
@@ -330,14 +414,14 @@ class CodeGen:
                 ):  # a constant list: test membership in a set built once, here
                     values = frozenset(i.value for i in container.items if isinstance(i, Literal))
                     return f"({args[0]} in {self.const(values)})"
-                return f"({args[0]} in {args[1]})"
-            return f"_in_list({args[0]}, {args[1]})"
+                return f"({args[0]} in {self.metered(args[1], container)})"
+            return f"_in_list({args[0]}, {self.metered(args[1], container)})"
         if node.overload == "in_map":
             key_kind = "string" if ct.kind == "record" else ct.params[0].kind
             if ik == "string" and key_kind == "string":
                 return f"({args[0]} in {args[1]})"
             return f"_in_map({args[0]}, {args[1]})"
-        return f"_in_({args[0]}, {args[1]})"
+        return f"_in_({args[0]}, {self.metered(args[1], container)})"
 
     def indexing(self, node: Call, args: list[str]) -> str:
         container, key = node.args
@@ -354,23 +438,24 @@ class CodeGen:
 
 def generate(root: Node, absorbing_needed: bool, budget: bool) -> tuple[str, dict[str, Any]]:
     """Python source defining ``_evaluate(_a)``, and the constants it refers to."""
-    consts: dict[str, Any] = {}
+    consts: dict[str, Any] = {"_names": analysis.text_names(root)}
     fast = CodeGen(absorbing=False, consts=consts, budget=budget).expr(root)
     setup = f"    _n = [{MAX_ITERATIONS}]\n" if budget else ""
     if not absorbing_needed:
         source = (
             f"def _evaluate(_a):\n{setup}"
             f"    try:\n        return {fast}\n"
-            f"    except _E as _e:\n        raise _to_eval_error(_e) from None\n"
+            f"    except _E as _e:\n        raise _to_eval_error(_e, _names) from None\n"
         )
         return source, consts
     slow = CodeGen(absorbing=True, consts=consts, budget=budget).expr(root)
     source = (
         f"def _slow(_a):\n{setup}"
         f"    try:\n        return {slow}\n"
-        f"    except _E as _e:\n        raise _to_eval_error(_e) from None\n\n"
+        f"    except _E as _e:\n        raise _to_eval_error(_e, _names) from None\n\n"
         f"def _evaluate(_a):\n{setup}"
         f"    try:\n        return {fast}\n"
+        f"    except _Cost:\n        raise\n"
         f"    except _E:\n        return _slow(_a)\n"
     )
     return source, consts

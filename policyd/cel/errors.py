@@ -9,6 +9,8 @@ it is raised, never turned silently into ``False``.
 
 from __future__ import annotations
 
+from policyd.errors import PolicydError
+
 # Diagnostic codes shared with policyd.validate.
 SYNTAX = "PD301"
 UNKNOWN_NAME = "PD302"
@@ -17,7 +19,7 @@ UNKNOWN_FUNCTION = "PD304"
 TOO_COMPLEX = "PD306"
 
 
-class CelError(Exception):
+class CelError(PolicydError):
     """Base of every error raised by :mod:`policyd.cel`."""
 
     def __init__(self, message: str) -> None:
@@ -75,3 +77,8 @@ def _rebuild_compile_error(
 
 class EvaluationError(CelError):
     """A CEL runtime error while evaluating an expression against an activation."""
+
+
+class CostLimitExceeded(EvaluationError):
+    """The evaluation ran out of its cost budget. Unlike other errors, ``&&``, ``||``,
+    ``all`` and ``exists`` never absorb it: the whole expression fails."""

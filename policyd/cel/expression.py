@@ -92,7 +92,7 @@ def _native(
     paths: frozenset[tuple[str, ...]],
     cost: int,
 ) -> Expression:
-    budget = analysis.comprehensions(tree) > 1
+    budget = analysis.comprehensions(tree) > 0  # every macro is bounded (#11)
     python, consts = codegen.generate(tree, analysis.uses_absorbing(tree), budget)
     namespace = codegen.namespace()
     namespace.update(consts)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from policyd.cel import runtime, stdlib, syntax
-from policyd.cel.errors import CompileError, EvaluationError
+from policyd.cel import analysis, runtime, stdlib, syntax
+from policyd.cel.codegen import MAX_ITERATIONS
+from policyd.cel.errors import CompileError, CostLimitExceeded, EvaluationError
 from policyd.cel.types import TYPE_VALUES, TypeValue
 
 _OVERRIDES: dict[str, Callable[..., Any]] = {
@@ -154,17 +156,29 @@ class _TypeFunction:
         return hash(self.cel_type)
 
 
-def _bind(func: Callable[..., Any]) -> Callable[..., Any]:
+_BUDGET = threading.local()  # the running evaluation's cost budget, per thread
+
+
+def _bind(func: Callable[..., Any], names: frozenset[str]) -> Callable[..., Any]:
     from celpy.evaluation import CELEvalError
 
     def call(*args: Any) -> Any:
         for arg in args:
             if isinstance(arg, CELEvalError):
                 return arg
+        budget: list[int] | None = getattr(_BUDGET, "n", None)
+        plain = [from_cel(a) for a in args]
+        if budget is not None:  # every call (so every macro iteration that calls one) counts
+            budget[0] -= 1
+            for value in plain:  # converting a list costs per element here, not per 16
+                budget[0] -= len(value) if isinstance(value, (list, dict)) else 0
+                runtime.charge(budget, value)
+            if budget[0] < 0:
+                raise CostLimitExceeded(runtime.COST_LIMIT_MESSAGE)
         try:
-            return to_cel(func(*(from_cel(a) for a in args)))
+            return to_cel(func(*plain))
         except runtime.ERRORS as exc:
-            return CELEvalError(runtime.to_eval_error(exc).message)
+            return CELEvalError(runtime.to_eval_error(exc, names).message, _Worded, None)
 
     return call
 
@@ -203,8 +217,12 @@ def _logical(absorbing: bool) -> Callable[[Any, Any], Any]:
     return combine
 
 
-def _functions() -> dict[str, Any]:
-    bound: dict[str, Any] = {name: _bind(f) for name, f in _OVERRIDES.items()}
+class _Worded(Exception):
+    """Marks a cel-python error value whose message policyd wrote (it quotes no value)."""
+
+
+def _functions(names: frozenset[str]) -> dict[str, Any]:
+    bound: dict[str, Any] = {name: _bind(f, names) for name, f in _OVERRIDES.items()}
     bound["getMilliseconds"] = _get_milliseconds
     bound["_&&_"] = _logical(absorbing=False)
     bound["_||_"] = _logical(absorbing=True)
@@ -232,6 +250,7 @@ class CelpyProgram:
     def __init__(self, source: str, names: frozenset[str]) -> None:
         import celpy
 
+        syntax._lark_parser()  # hands policyd's parser to cel-python before it builds its own
         saved = sys.getrecursionlimit()
         try:
             env = celpy.Environment()
@@ -249,34 +268,48 @@ class CelpyProgram:
             ) from None
         _patch_placeholders(tree, placeholders)
         self.names = names
-        self.runner = env.program(tree, functions=_functions())
+        self.text_names = analysis.text_names(syntax.parse(source))
+        self.runner = env.program(tree, functions=_functions(self.text_names))
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         from celpy.evaluation import CELEvalError, CELUnsupportedError
 
         context = {name: to_cel(activation[name]) for name in self.names if name in activation}
+        budget = _BUDGET.n = [MAX_ITERATIONS]
         try:
             result = self.runner.evaluate(context)
+        except EvaluationError:
+            raise
         except CELEvalError as exc:
-            raise _error(exc) from None
-        except CELUnsupportedError as exc:
-            raise EvaluationError(f"unsupported: {exc}") from None
+            raise _error(exc, self.text_names) from None
+        except CELUnsupportedError:
+            raise EvaluationError("unsupported operation on the slow path") from None
         except RecursionError:
             raise EvaluationError("expression too deep to evaluate on the slow path") from None
         except runtime.ERRORS as exc:
-            raise runtime.to_eval_error(exc) from None
+            raise runtime.to_eval_error(exc, self.text_names) from None
+        finally:
+            _BUDGET.n = None
+        if budget[0] < 0:  # over budget even if an && or || absorbed the error
+            raise CostLimitExceeded(runtime.COST_LIMIT_MESSAGE)
         if isinstance(result, CELEvalError):
-            raise _error(result)
+            raise _error(result, self.text_names)
         return from_cel(result)
 
 
-def _error(exc: Exception) -> EvaluationError:
-    """cel-python's error in policyd's words where they differ ("no such key: 'tier'")."""
+def _error(exc: Exception, names: frozenset[str]) -> EvaluationError:
+    """cel-python's error in policyd's words, never quoting a value: policyd's own
+    messages pass; a missing key is named only if the expression's text names it;
+    any other cel-python text is cut before its first quoted or bracketed part."""
     message = str(exc.args[0]) if exc.args else "evaluation error"
-    missing = re.match(r"no such member in mapping: (.*)", message)
+    if len(exc.args) > 1 and exc.args[1] is _Worded:
+        return EvaluationError(message)
+    missing = re.fullmatch(r"no such (?:member in mapping|key): '([^']*)'", message)
     if missing:
-        message = f"no such key: {missing.group(1)}"
-    return EvaluationError(message)
+        return runtime.to_eval_error(KeyError(missing.group(1)), names)
+    words = re.match(r"[A-Za-z_ ]*", message)
+    lead = words.group(0).strip() if words else ""
+    return EvaluationError(lead or "evaluation error")
 
 
 __all__ = ["CelpyProgram", "TypeValue", "from_cel", "to_cel"]

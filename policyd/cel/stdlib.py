@@ -102,8 +102,8 @@ def matches(text: Any, pattern: Any) -> bool:
     _strings("matches", text, pattern)
     try:
         return compile_regex(pattern)(text)
-    except RegexError as exc:
-        raise EvaluationError(f"invalid regular expression {pattern!r}: {exc}") from None
+    except RegexError:  # RE2's text quotes the pattern, which may come from the request
+        raise EvaluationError("invalid regular expression (RE2 cannot compile it)") from None
 
 
 _LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
@@ -138,14 +138,14 @@ def to_int(value: Any) -> int:
         return int(value)
     if kind == "double":
         if not -9.223372036854775808e18 < value < 9.223372036854775808e18:
-            raise EvaluationError(f"int({value!r}): out of range")
+            raise EvaluationError("int(double): value out of the int range")
         return int(value)
     if kind == "string":
-        if not _INT_TEXT.fullmatch(value):
-            raise EvaluationError(f"cannot convert {value!r} to int")
+        if len(value) > 40 or not _INT_TEXT.fullmatch(value):
+            raise EvaluationError("cannot convert string to int: not a 64-bit decimal integer")
         number = int(value)
         if not INT64_MIN <= number <= INT64_MAX:
-            raise EvaluationError(f"int({value!r}): out of range")
+            raise EvaluationError("int(string): value out of the int range")
         return number
     if kind == "timestamp":
         return timeutil.epoch_seconds(value)
@@ -160,7 +160,7 @@ def to_double(value: Any) -> float:
         return float(value)
     if kind == "string":
         if not _DOUBLE_TEXT.fullmatch(value):
-            raise EvaluationError(f"cannot convert {value!r} to double")
+            raise EvaluationError("cannot convert string to double: not a decimal number")
         return float(value)
     raise no_overload("double", value)
 
@@ -219,7 +219,7 @@ def to_bool(value: Any) -> bool:
             return True
         if value in _FALSE:
             return False
-        raise EvaluationError(f"Type conversion error: cannot convert {value!r} to bool")
+        raise EvaluationError("Type conversion error: cannot convert string to bool")
     raise no_overload("bool", value)
 
 

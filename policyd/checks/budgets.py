@@ -1,14 +1,17 @@
-"""Budgets: time zones (PD404), alert thresholds (PD403), and the tier a budget downgrades to
-(PD202)."""
+"""Budgets: time zones (PD404), alert thresholds (PD403), rolling window lengths (PD104),
+the tier a budget downgrades to (PD202), and a default request that never fits (PD504)."""
 
 from __future__ import annotations
 
 import zoneinfo
 
-from policyd import model
-from policyd.checks.base import ALERTS, TIMEZONE, UNKNOWN_TIER, Checker, Path
+from policyd import fields, model, prices
+from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
+from policyd.checks.base import ALERTS, NEVER_FITS, TIMEZONE, UNKNOWN_TIER, Checker, Path
 from policyd.checks.routing import unknown_tier
+from policyd.diagnostics import Severity
 from policyd.loader import Document
+from policyd.money import micros_to_usd, usd_to_micros
 from policyd.words import suggest
 
 
@@ -29,6 +32,8 @@ def check_budgets(
                 suggest(budget.timezone, zoneinfo.available_timezones())
                 or "use an IANA name such as UTC, Europe/Berlin, America/New_York",
             )
+        if isinstance(budget.window, model.RollingWindow):
+            _check_rolling(budget.window.rolling, doc, (*base, "window", "rolling"), checker)
         alerts = budget.alerts
         for j, alert in enumerate(alerts):
             if not 0 < alert <= 1:
@@ -51,7 +56,78 @@ def check_budgets(
                 "alert thresholds must be unique and in increasing order",
                 f"write [{', '.join(f'{a:g}' for a in sorted(set(alerts)))}]",
             )
+        if budget.on_exceed.action == "block":
+            _check_default_fits(policy, budget, models, doc, (*base, "limit"), checker)
         tier = budget.on_exceed.tier
         if tier is not None and tier not in policy.tiers:
             message, hint = unknown_tier(tier, policy.tiers, models)
             checker.add(doc, (*base, "on_exceed", "tier"), UNKNOWN_TIER, message, hint)
+
+
+def _check_rolling(text: str, doc: Document, path: Path, checker: Checker) -> None:
+    """A rolling window is counted in whole seconds: below 1 s, or a fraction, is an error
+    (it used to be rounded silently, so a 500ms window limited per second)."""
+    try:
+        seconds = fields.parse_duration(text)
+    except ValueError:
+        return  # reported by the schema check
+    if seconds < 1:
+        checker.add(
+            doc,
+            path,
+            "PD104",
+            f"a rolling window must last at least 1s, not {text}",
+            "budgets count whole seconds; for a burst limit add a second budget with "
+            "window {rolling: 1s} (see docs/budgets.md, rates and bursts)",
+        )
+    elif seconds != int(seconds):
+        checker.add(
+            doc,
+            path,
+            "PD104",
+            f"a rolling window must be a whole number of seconds, not {text}",
+            f"write {int(seconds)}s or {int(seconds) + 1}s",
+        )
+
+
+def _check_default_fits(
+    policy: model.Policy,
+    budget: model.Budget,
+    models: dict[str, model.ModelSpec],
+    doc: Document,
+    path: Path,
+    checker: Checker,
+) -> None:
+    """Warn when a request without max_tokens, routed to the default tier, reserves more
+    than a block budget's limit on its own: it would be refused as too_large every time."""
+    tier = policy.tiers.get(policy.routing.default) if policy.routing is not None else None
+    if tier is None:
+        return
+    limit = budget.limit
+    cap = budget.reserve.output_tokens if isinstance(budget.reserve, model.ReserveCap) else None
+    for target in tier.targets:
+        spec = models.get(target.model)
+        if spec is None:
+            continue
+        info = prices.resolve(target.model, spec)
+        out = info.max_output_tokens or DEFAULT_MAX_OUTPUT
+        out = min(out, cap) if cap is not None else out
+        usd = info.cost_micros(0, out)
+        over = []
+        if limit.usd is not None and usd > usd_to_micros(limit.usd):
+            over.append(f"${micros_to_usd(usd):g} against ${limit.usd:g}")
+        if limit.tokens is not None and out > limit.tokens:
+            over.append(f"{out} tokens against {limit.tokens}")
+        if over:
+            checker.add(
+                doc,
+                path,
+                NEVER_FITS,
+                f"budget {budget.name!r} can never admit a request without max_tokens to "
+                f"model {target.model!r} of the default tier: its reservation of {out} "
+                f"output tokens alone is over the limit ({', '.join(over)})",
+                "add reserve: {output_tokens: N} to the budget, set the model's "
+                "max_output_tokens, or have callers send max_tokens",
+                severity=Severity.WARNING,
+            )
+            return

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from policyd.errors import PolicydError
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -34,7 +36,7 @@ class Finding:
         return self.start >= 0
 
 
-class GuardrailConfigError(ValueError):
+class GuardrailConfigError(PolicydError, ValueError):
     """A guardrail option that cannot be compiled: a bad pattern, an unknown PII kind, ...
 
     ``index`` is the position of the offending item in the list the caller passed (the

@@ -14,7 +14,6 @@ text is not copied into the error (it might quote the text it was checking); its
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import difflib
 import importlib
@@ -26,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from policyd.errors import ConfigError, PolicydError
 from policyd.guardrails._core import Finding, GuardrailConfigError
 
 PluginFn = Callable[[str, Mapping[str, Any]], Any]
@@ -51,7 +51,7 @@ class PluginVerdict:
         return None if self.allowed else Finding("plugin", -1, -1, "PLUGIN", None, self.message)
 
 
-class PluginError(Exception):
+class PluginError(PolicydError):
     """A plugin failed at run time; ``reason`` is ``timeout``, ``exception`` or
     ``invalid_return``. Handle it with the guardrail's ``on_error``."""
 
@@ -161,7 +161,7 @@ def _plugin_name(fn: PluginFn) -> str:
 
 def _check_timeout(timeout_s: float) -> None:
     if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        raise ConfigError(f"timeout_s must be > 0, got {timeout_s!r}")
 
 
 class _Call:
@@ -179,6 +179,8 @@ class _Call:
         try:
             value = fn(text, request)
             if inspect.isawaitable(value):
+                import asyncio  # here, not at the top: `policyd check` never needs it
+
                 value = asyncio.run(_bounded(value, timeout_s))
             self.value = value
         except BaseException as exc:  # reported to the caller, never raised in the thread
@@ -193,6 +195,8 @@ class _Call:
 
 
 async def _bounded(awaitable: Any, timeout_s: float) -> Any:
+    import asyncio
+
     return await asyncio.wait_for(awaitable, timeout_s)
 
 
@@ -251,6 +255,8 @@ async def arun_plugin(
 ) -> PluginVerdict:
     """Call a plugin from async code: ``async def`` plugins run on this event loop and are
     cancelled at the deadline; sync ones run on a daemon thread, awaited without blocking."""
+    import asyncio
+
     _check_timeout(timeout_s)
     name = _plugin_name(fn)
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(

@@ -32,6 +32,8 @@ POLICY_OWNED = {
 }
 # OpenAI-style arguments the policy may read; they also go to LiteLLM unchanged.
 REQUEST_FIELDS = ("max_tokens", "temperature", "metadata")
+# Attributes policyd computes from the request itself; a context's values are dropped.
+COMPUTED = frozenset({"messages", "input_tokens", "input_chars", "model"})
 # Used when a policy has no routing.retry: the format's defaults (one try, no fallback).
 NO_RETRY = RetryPolicy(1, "none", 0.0, 0.0, "none", ("rate_limit", "timeout", "server_error"))
 
@@ -126,12 +128,15 @@ def build_request(
     kwargs: Mapping[str, Any],
     model_hint: str | None,
 ) -> dict[str, Any]:
-    """The request mapping the engine decides on: context attributes plus the chat fields."""
+    """The request mapping the engine decides on: context attributes plus the chat fields.
+
+    The context cannot set what policyd computes (``messages``, ``input_tokens``,
+    ``input_chars``, ``model``): a prompt's size is measured, never taken on trust."""
     if context is not None and not isinstance(context, Mapping):
         raise PolicyUsageError(
             f"context= must be a mapping of request attributes, not {type(context).__name__}"
         )
-    request: dict[str, Any] = dict(context or {})
+    request: dict[str, Any] = {k: v for k, v in (context or {}).items() if k not in COMPUTED}
     request["messages"] = list(messages)
     for name in REQUEST_FIELDS:
         if kwargs.get(name) is not None:

@@ -1,4 +1,4 @@
-"""LiteLLM proxy hook: a policy bundle decides every chat request the proxy serves.
+"""LiteLLM proxy hook: a policy bundle decides every request the proxy serves.
 
 Configure it in the proxy's ``config.yaml`` as a guardrail::
 
@@ -11,42 +11,54 @@ Configure it in the proxy's ``config.yaml`` as a guardrail::
           policy_path: ./policies        # or the POLICYD_PATH environment variable
           policy: support-bot            # optional when the bundle has one policy
           store: redis://localhost:6379/0  # optional: budgets shared with other instances
+          # watch: true                  # the default: a changed bundle goes live (logged)
+          # identity: {tenant.id: team_id, tags: tags}   # attributes LiteLLM authenticates
+          # refuse_context: [tenant]     # a caller may not send these in policyd_context
+          # unsupported_call_types: refuse   # or allow: other routes pass unchecked (logged)
 
-Before the call it decides: a blocked request gets HTTP 429 (budget, with
-``Retry-After``) or 400 (guardrail) and never reaches a model; otherwise the
-request's ``model`` becomes the decided model id (the proxy's ``model_list``
-must name the policy's model ids — ``policyd export litellm`` writes it), its
-messages the redacted ones, and ``fallbacks``/``num_retries``/``timeout`` and
-the cache controls are set from the decision. After the call the output
-guardrails run — on a stream, chunk by chunk, releasing text as soon as it is
-safe (see :mod:`policyd.integrations._litellm_stream`) — and the outcome is
+Enforced routes (:mod:`policyd.integrations._proxy_routes`): chat completions,
+Responses, Anthropic messages, text completions and embeddings; a request on any
+other route is refused (HTTP 403 naming the route) unless ``unsupported_call_types:
+allow``. Before the call it decides: a blocked request gets HTTP 429 (budget, with
+``Retry-After``) or 400 (guardrail) and never reaches a model; otherwise the route's
+text becomes the redacted text, the request's ``model`` the decided model id (not on
+embeddings; the proxy's ``model_list`` must name the policy's model ids — ``policyd
+export litellm`` writes it), and ``fallbacks``/``num_retries``/``timeout`` and the
+cache controls are set from the decision. After the call the output guardrails run
+on the answer's text — on a chat stream chunk by chunk, releasing text as soon as it
+is safe (see :mod:`policyd.integrations._litellm_stream`) — and the outcome is
 recorded: LiteLLM's ``response_cost`` and tokens on success, the error when the
-request finally fails. A blocked stream stops the model and is recorded by the
-hook itself (usage when the answer had ended, else the reservation stands).
+request finally fails. A blocked stream stops the model and is recorded by the hook
+itself (usage when the answer had ended, else the reservation stands).
 
-Request attributes for the policy come from ``policyd_context`` in the request
-body (or in its ``metadata``); ``request.metadata`` carries the caller's key
-identity (``team_id``, ``user_id``, ``key_alias``, ``end_user``). Unlike
-:class:`~policyd.integrations.litellm.PolicyRouter`, retries and fallbacks here
-are LiteLLM's: the chain ``[model, *fallbacks]`` is tried once each, up to
-``retry.attempts`` tries (extra tries go to the decided model first), on
-whatever errors LiteLLM falls back on; backoff and ``retry.on`` are not applied.
+Request attributes: see :mod:`policyd.integrations._proxy_context` (what the caller's
+``policyd_context`` may set, and what comes from LiteLLM's authenticated identity).
+What the hook did is in LiteLLM's logging: :mod:`policyd.integrations._proxy_report`.
+Attempts are exactly the decision's: ``fallbacks`` lists try 2..n (try *i* goes to
+model *i mod len(chain)*, as in PolicyRouter) and ``num_retries`` is 0, so LiteLLM
+calls each listed model once; unlike PolicyRouter, it falls back on whatever errors
+LiteLLM falls back on — backoff and ``retry.on`` are not applied.
 """
 
 from __future__ import annotations
 
 import functools
-import math
+import logging
 import os
+import sys
+import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from fastapi import HTTPException
+from litellm.constants import RETURN_RAW_MODEL_NAME_METADATA_KEY
 from litellm.integrations.custom_guardrail import CustomGuardrail
+from litellm.litellm_core_utils.core_helpers import get_or_create_metadata_bucket
 from litellm.types.guardrails import GuardrailEventHooks
 
 from policyd.decision import Decision
+from policyd.errors import ConfigError
 from policyd.integrations._litellm_stream import (
     DEFAULT_OVERLAP,
     Blocked,
@@ -58,23 +70,48 @@ from policyd.integrations._litellm_support import (
     NO_RETRY,
     PolicyBlockedError,
     as_cost,
-    build_request,
     cache_on_by_default,
     chain_of,
-    check_choices,
     describe,
     has_output_guardrails,
     messages_for,
     usage_tokens,
 )
+from policyd.integrations._proxy_context import ContextRefused, ContextRules
+from policyd.integrations._proxy_errors import (
+    Refusal,
+    StreamBlockedError,
+    bad_request,
+    output_blocked,
+)
+from policyd.integrations._proxy_errors import blocked as blocked_error
+from policyd.integrations._proxy_report import (
+    SUMMARY_KEY,
+    add_output,
+    output_counts,
+    record_guardrail,
+    redaction_counts,
+    summary,
+)
+from policyd.integrations._proxy_routes import (
+    ROUTED,
+    ROUTES,
+    STREAM_CHECKED,
+    RouteInputError,
+    answer_slots,
+    read_input,
+    route_of,
+)
 from policyd.verdict import OutputVerdict
 
-__all__ = ["PolicydGuardrail"]
+__all__ = ["PolicydGuardrail", "StreamBlockedError"]
+
+log = logging.getLogger("policyd")
 
 _KEY = "policyd_decision_id"
 _CONTEXT = "policyd_context"
-_CHAT_CALLS = frozenset({"completion", "acompletion"})
 _MAX_PENDING = 10_000  # decisions awaiting their outcome; the oldest are dropped beyond this
+_ENFORCED = ", ".join(sorted({path for _, path in ROUTES.values()}))
 
 
 class PolicydGuardrail(CustomGuardrail):
@@ -86,28 +123,35 @@ class PolicydGuardrail(CustomGuardrail):
         policy: str | None = None,
         store: str | None = None,
         store_options: Mapping[str, Any] | None = None,
-        watch: bool = False,
+        watch: bool = True,
         system_prompt: str | None = None,
         engine: Any = None,
         stream_overlap: int = DEFAULT_OVERLAP,
+        identity: Mapping[str, str] | None = None,
+        refuse_context: list[str] | None = None,
+        unsupported_call_types: str | list[str] = "refuse",
+        log_level: str | None = "INFO",
         **kwargs: Any,
     ) -> None:
         if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int):
-            raise ValueError("policyd guardrail: stream_overlap must be a whole number")
+            raise ConfigError("policyd guardrail: stream_overlap must be a whole number")
         if stream_overlap < 1:
-            raise ValueError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
+            raise ConfigError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
+        self.context_rules = ContextRules.parse(identity, refuse_context)
+        self.allow_call_types = _allowed_call_types(unsupported_call_types)
         kwargs.setdefault("guardrail_name", "policyd")
         kwargs.setdefault(
             "event_hook", [GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call]
         )
         kwargs.setdefault("default_on", True)
         super().__init__(**kwargs)
+        _log_to_stderr(log_level)
         if engine is None:
             from policyd.engine import Engine
 
             path = policy_path or os.environ.get("POLICYD_PATH")
             if not path:
-                raise ValueError(
+                raise ConfigError(
                     "policyd guardrail: set policy_path in the guardrail's litellm_params "
                     "(or the POLICYD_PATH environment variable) to the policy bundle"
                 )
@@ -117,49 +161,93 @@ class PolicydGuardrail(CustomGuardrail):
                 watch=watch,
                 **dict(store_options or {}),
             )
+            log.info(
+                "policyd: serving %s from %s (revision %s; hot reload %s)",
+                engine.compiled.policy(policy).name,
+                path,
+                engine.compiled.digest[:12],
+                "on" if watch else "off (watch: false)",
+            )
         self.engine = engine
         self.policy = engine.compiled.policy(policy).name
         self.system_prompt = system_prompt
         self.stream_overlap = stream_overlap
         self._pending: OrderedDict[str, Decision] = OrderedDict()
+        self._tries: dict[str, int] = {}  # upstream calls made per pending decision
+        self._passed: set[str] = set()
+        if self.allow_call_types:
+            log.warning(
+                "policyd: unsupported_call_types: allow: requests on routes other than %s "
+                "reach models without the policy",
+                _ENFORCED,
+            )
 
     def should_run_guardrail(self, data: Any, event_type: GuardrailEventHooks) -> bool:
-        """A policy cannot be switched off per request: pre- and post-call always run."""
-        return event_type in (GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call)
+        """A policy cannot be switched off per request: pre- and post-call always run
+        (MCP tool calls included, so they are refused like any route policyd cannot check)."""
+        return event_type in (
+            GuardrailEventHooks.pre_call,
+            GuardrailEventHooks.pre_mcp_call,
+            GuardrailEventHooks.post_call,
+        )
 
     # -- before the call -------------------------------------------------------------------
 
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
-        if call_type not in _CHAT_CALLS or not isinstance(data.get("messages"), list):
-            return data
-        metadata = data.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = data["metadata"] = {}
-        context = data.pop(_CONTEXT, None) or metadata.pop(_CONTEXT, None)
+        started = time.time()
+        route = route_of(call_type)
+        if route is None:
+            return self._unsupported(str(call_type), data)
+        name, path = route
+        _, bucket = get_or_create_metadata_bucket(data)
+        context = _pop_context(data, bucket)
         if context is not None and not isinstance(context, Mapping):
-            raise HTTPException(400, {"error": {"message": f"{_CONTEXT} must be an object",
-                                                "type": "policyd_bad_request"}})  # fmt: skip
-        request = build_request(data["messages"], context, {}, data.get("model"))
-        for name in ("max_tokens", "temperature"):
-            if data.get(name) is not None:
-                request[name] = data[name]
-        request["metadata"] = _identity(user_api_key_dict, data)
+            raise bad_request(f"{_CONTEXT} must be an object")
+        try:
+            text = read_input(name, data)
+            attributes = self.context_rules.build(context, user_api_key_dict, data)
+        except (RouteInputError, ContextRefused) as exc:
+            raise bad_request(str(exc)) from None
+        if data.get("stream") and name not in STREAM_CHECKED and self._checks_output():
+            raise bad_request(
+                f"stream: policy {self.policy} checks answers, which policyd can do on a "
+                f"stream only on /v1/chat/completions; ask {path} without stream"
+            )
+        request = {**attributes, "messages": text.messages}
+        if data.get("model") is not None:
+            request["model"] = data["model"]
+        if text.max_tokens is not None:
+            request["max_tokens"] = text.max_tokens
+        if data.get("temperature") is not None:
+            request["temperature"] = data["temperature"]
         try:
             decision = await self.engine.adecide(request, policy=self.policy)
         except ValueError as exc:  # RequestError: a field of the wrong type
-            error = {"message": str(exc), "type": "policyd_bad_request"}
-            raise HTTPException(400, {"error": error}) from None
-        if not decision.allowed:
-            raise _blocked(PolicyBlockedError(decision))
-        data["messages"] = messages_for(decision, data["messages"], self.system_prompt)
-        if decision.model is not None:  # a policy without routing leaves the model to the caller
+            raise bad_request(str(exc)) from None
+        blocked = None if decision.allowed else PolicyBlockedError(decision)
+        report = summary(decision, path, blocked.kind if blocked else None)
+        bucket[_KEY] = decision.id
+        bucket[SUMMARY_KEY] = report
+        if blocked is not None:
+            self._record("pre_call", data, report, True, redaction_counts(decision), started)
+            raise blocked_error(blocked)
+        if name == "chat":
+            data["messages"] = messages_for(decision, data["messages"], self.system_prompt)
+        elif decision.messages is not None:
+            text.write_back(decision.messages)
+        if decision.model is not None and name in ROUTED:  # no routing: the caller's model
             data["model"] = decision.model
+            # exactly the decided attempts: the tries a short chain leaves over are retries of
+            # the decided model; each fallback is tried once (num_retries 0 on it, or LiteLLM
+            # would retry it as often as the first model)
             retry = decision.retry or NO_RETRY
             chain = chain_of(decision)
-            data["fallbacks"] = list(chain[1 : retry.attempts])
+            data["fallbacks"] = [{"model": m, "num_retries": 0} for m in chain[1 : retry.attempts]]
             data["num_retries"] = max(0, retry.attempts - len(chain))
+            # the answer's `model` says which model served, not the name the client asked for
+            bucket[RETURN_RAW_MODEL_NAME_METADATA_KEY] = True
         if decision.timeout_s is not None:
             data["timeout"] = decision.timeout_s
         directive = decision.cache
@@ -169,9 +257,50 @@ class PolicydGuardrail(CustomGuardrail):
             data["cache_key"] = f"{directive.namespace}:{directive.key}"
         elif cache_on_by_default():
             data["cache"] = {"no-cache": True, "no-store": True}
-        metadata[_KEY] = decision.id
+        masked = redaction_counts(decision)
+        self._record("pre_call", data, report, bool(masked), masked, started)
         self._remember(decision)
         return data
+
+    def _checks_output(self) -> bool:
+        compiled = self.engine.compiled.policies.get(self.policy)
+        return bool(getattr(getattr(compiled, "output_guardrails", None), "guards", None))
+
+    def _unsupported(self, call_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        path = _request_path(data)
+        if "*" in self.allow_call_types or call_type in self.allow_call_types:
+            if call_type not in self._passed:
+                self._passed.add(call_type)
+                log.warning(
+                    "policyd: %s (call type %s) passed without the policy "
+                    "(unsupported_call_types allows it)",
+                    path or "a request",
+                    call_type,
+                )
+            return data
+        where = f"{path} (call type {call_type})" if path else f"call type {call_type}"
+        message = (
+            f"policyd: {where} is not a route policy {self.policy} can enforce, so it is "
+            f"refused; use {_ENFORCED}, or set unsupported_call_types: allow (or a list of "
+            "call types) in the policyd guardrail's litellm_params to let it through unchecked"
+        )
+        raise Refusal(403, {"message": message, "type": "policyd_unsupported_route",
+                            "call_type": call_type})  # fmt: skip
+
+    def _record(
+        self,
+        event: str,
+        data: dict[str, Any],
+        report: dict[str, Any],
+        intervened: bool,
+        masked: dict[str, int],
+        started: float,
+    ) -> None:
+        try:
+            record_guardrail(self, data, event=event, report=dict(report), intervened=intervened,
+                             masked=masked, started=started, ended=time.time())  # fmt: skip
+        except Exception:  # logging must never fail a request
+            log.debug("policyd: could not add guardrail logging information", exc_info=True)
 
     # -- after the call ----------------------------------------------------------------------
 
@@ -181,10 +310,33 @@ class PolicydGuardrail(CustomGuardrail):
         decision = self._decision(data)
         if decision is None:
             return response
-        _, blocking = check_choices(self.engine, decision, response)
+        started = time.time()
+        verdicts: list[OutputVerdict] = []
+        blocking = None
+        for container, key, _ in answer_slots(response):
+            text = container[key]
+            verdict = self.engine.check_output(decision, text)
+            verdicts.append(verdict)
+            if not verdict.allowed:
+                blocking = blocking or verdict
+            elif verdict.text != text:
+                container[key] = verdict.text
+        _, bucket = get_or_create_metadata_bucket(data)
+        report = add_output(dict(bucket.get(SUMMARY_KEY) or summary(decision, "")), verdicts)
+        bucket[SUMMARY_KEY] = report
+        masked = output_counts(verdicts)
+        self._record("post_call", data, report, blocking is not None or bool(masked), masked,
+                     started)  # fmt: skip
         if blocking is not None:
-            raise _output_blocked(blocking, started=False)
+            raise output_blocked(blocking, started=False)
+        _count_retries(response, self._tries.get(decision.id))
         return response
+
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        """Count each upstream call LiteLLM makes for a decision (its retries included)."""
+        decision_id = _decision_id(kwargs) if isinstance(kwargs, Mapping) else None
+        if decision_id is not None and decision_id in self._pending:
+            self._tries[decision_id] = self._tries.get(decision_id, 0) + 1
 
     async def async_post_call_streaming_iterator_hook(
         self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
@@ -214,7 +366,7 @@ class PolicydGuardrail(CustomGuardrail):
                 exhausted = True
                 await aclose_source(response)  # stop the model
             await self._record_blocked(request_data, state)
-            raise _output_blocked(blocked.verdict, started=sent) from None
+            raise output_blocked(blocked.verdict, started=sent) from None
         finally:
             if not exhausted:  # the client went away, or an error: stop the model too
                 await aclose_source(response)
@@ -272,7 +424,8 @@ class PolicydGuardrail(CustomGuardrail):
     def _remember(self, decision: Decision) -> None:
         self._pending[decision.id] = decision
         while len(self._pending) > _MAX_PENDING:
-            self._pending.popitem(last=False)
+            dropped, _ = self._pending.popitem(last=False)
+            self._tries.pop(dropped, None)
 
     def _decision(self, data: Mapping[str, Any]) -> Decision | None:
         decision_id = _decision_id(data)
@@ -280,7 +433,10 @@ class PolicydGuardrail(CustomGuardrail):
 
     def _take(self, data: Mapping[str, Any]) -> Decision | None:
         decision_id = _decision_id(data)
-        return self._pending.pop(decision_id, None) if decision_id else None
+        if not decision_id:
+            return None
+        self._tries.pop(decision_id, None)
+        return self._pending.pop(decision_id, None)
 
 
 def _decision_id(data: Mapping[str, Any]) -> str | None:
@@ -303,13 +459,17 @@ def _model_group(kwargs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _identity(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "team_id": getattr(user_api_key_dict, "team_id", None),
-        "user_id": getattr(user_api_key_dict, "user_id", None),
-        "key_alias": getattr(user_api_key_dict, "key_alias", None),
-        "end_user": data.get("user"),
-    }
+def _count_retries(response: Any, tries: int | None) -> None:
+    """``x-litellm-attempted-retries`` for the whole request: LiteLLM counts only the retries
+    of the model group that answered, so after a fallback it says 0 however many retries
+    the decided model had. Retries = upstream calls - 1 - fallbacks."""
+    hidden = getattr(response, "_hidden_params", None)
+    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+    if not tries or not isinstance(headers, dict):
+        return
+    said = str(headers.get("x-litellm-attempted-fallbacks"))
+    fallbacks = int(said) if said.isdigit() else 0
+    headers["x-litellm-attempted-retries"] = max(0, tries - 1 - fallbacks)
 
 
 def _seconds(start: Any, end: Any) -> float | None:
@@ -319,37 +479,43 @@ def _seconds(start: Any, end: Any) -> float | None:
         return None
 
 
-class StreamBlockedError(Exception):
-    """An output guardrail stopped a stream after some of it was sent: the proxy turns this
-    into an SSE error event (``message``, ``type``, ``code``) ending the stream (an
-    HTTPException raised at that point would cut the stream off without a word)."""
-
-    def __init__(self, message: str, blocked_by: str | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.type = "policyd_output_blocked"
-        self.param = None
-        self.status_code = 400
-        self.blocked_by = blocked_by
+def _pop_context(data: dict[str, Any], bucket: dict[str, Any]) -> Any:
+    """The caller's ``policyd_context`` (body, or either metadata field), removed from the
+    request so it never goes upstream."""
+    found = data.pop(_CONTEXT, None)
+    for holder in (bucket, data.get("metadata"), data.get("litellm_metadata")):
+        if isinstance(holder, dict) and _CONTEXT in holder:
+            value = holder.pop(_CONTEXT)
+            found = value if found is None else found
+    return found
 
 
-def _output_blocked(verdict: OutputVerdict, *, started: bool) -> Exception:
-    """The error for an answer an output guardrail blocked: an HTTP 400 before anything
-    was sent, an SSE error event once the stream has started."""
-    message = verdict.message or f"Response blocked by {verdict.blocked_by}"
-    if started:
-        return StreamBlockedError(f"{message} (output guardrail {verdict.blocked_by})",
-                                  verdict.blocked_by)  # fmt: skip
-    return HTTPException(400, {"error": {"message": message, "type": "policyd_output_blocked",
-                                         "blocked_by": verdict.blocked_by}})  # fmt: skip
+def _request_path(data: Mapping[str, Any]) -> str | None:
+    server = data.get("proxy_server_request")
+    url = server.get("url") if isinstance(server, Mapping) else None
+    return urlsplit(url).path or None if isinstance(url, str) else None
 
 
-def _blocked(exc: PolicyBlockedError) -> HTTPException:
-    status = 429 if exc.kind == "budget" else 400
-    headers = None
-    if exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-    detail = {"error": {"message": exc.message, "type": "policyd_blocked",
-                        "blocked_by": exc.blocked_by, "kind": exc.kind,
-                        "retry_after": exc.retry_after}}  # fmt: skip
-    return HTTPException(status, detail, headers=headers)
+def _allowed_call_types(setting: Any) -> frozenset[str]:
+    if setting == "refuse":
+        return frozenset()
+    if setting == "allow":
+        return frozenset({"*"})
+    if isinstance(setting, list) and all(isinstance(c, str) for c in setting):
+        return frozenset(setting)
+    raise ValueError(
+        "policyd guardrail: unsupported_call_types must be refuse (the default), allow, or a "
+        f"list of LiteLLM call types to let through unchecked, not {setting!r}"
+    )
+
+
+def _log_to_stderr(level: str | None) -> None:
+    """Make policyd's log (reloads accepted and rejected, routes passed unchecked) visible
+    in the proxy's output: LiteLLM configures only its own loggers."""
+    if level is None or log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    log.propagate = False

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from policyd.diagnostics import PolicyError
+from policyd.errors import UsageError
 from policyd.reload.revisions import prompt_files
 from policyd.reload.watcher import Watcher
 
@@ -34,9 +35,9 @@ def install_sighup(engine: Engine) -> Callable[[], None]:
     Must be called from the main thread. A handler installed before is still called.
     """
     if not hasattr(signal, "SIGHUP"):
-        raise RuntimeError("this platform has no SIGHUP; call engine.reload() instead")
+        raise UsageError("this platform has no SIGHUP; call engine.reload() instead")
     if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("install the SIGHUP handler from the main thread")
+        raise UsageError("install the SIGHUP handler from the main thread")
     ref = weakref.ref(engine)
     previous = signal.getsignal(signal.SIGHUP)
 

@@ -3,7 +3,8 @@
 Per decision: each applicable budget's key is evaluated (an error or null goes
 to the shared ``_missing`` counter, never around the budget), the worst-case
 cost of the chosen model is computed (input tokens × input price + max output
-tokens × output price, rounded up to the micro-dollar), and all lines go to
+tokens × output price, rounded up to the micro-dollar; a budget with
+``reserve: {output_tokens: N}`` assumes at most N output tokens), and all lines go to
 the store in one atomic reservation. A ``block`` budget that does not fit
 refuses the whole reservation and blocks with ``retry_after``; a ``downgrade``
 budget re-routes to its tier and reserves again at the cheaper model's price;
@@ -13,20 +14,23 @@ actual tokens and cost, exactly once per decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import Any
 
 from policyd import cel, fields, model
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
-from policyd.decision import BudgetState, Decision
+from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
+from policyd.decision import BudgetState
 from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
-from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
+from policyd.stages.base import CompileEnv, DecisionState, Runtime, evaluate, matches
+from policyd.stages.budget_settle import SettleMixin, most
 
 STAGE = "budgets"
-# Output tokens assumed when neither the request's max_tokens nor the model's
-# output limit is known: a reservation must assume something.
-DEFAULT_MAX_OUTPUT = 4096
+IN_FLIGHT = Window("in_flight")
+IN_FLIGHT_SUFFIX = "#in_flight"  # the counter of a budget's concurrency limit
+log = logging.getLogger("policyd")
 # A reservation lives this long past the decision's timeout before it expires.
 RESERVATION_MARGIN_S = 60.0
 DEFAULT_TIMEOUT_S = 600.0
@@ -45,6 +49,8 @@ class CompiledBudget:
     alerts: tuple[float, ...]
     on_store_error: str
     counter: str  # the store's name for it: "<policy>/<budget>"
+    reserve_cap: int | None = None  # reserve: {output_tokens: N}; None: the worst case
+    concurrent: int | None = None  # limit: {concurrent: N}: a second, in-flight line
 
 
 def _window(budget: model.Budget) -> Window:
@@ -59,7 +65,7 @@ def _limit(limit: model.Limit) -> Limit:
     return Limit(usd, limit.tokens, limit.requests)
 
 
-class BudgetsStage:
+class BudgetsStage(SettleMixin):
     name = STAGE
 
     def __init__(self, env: CompileEnv, budgets: list[model.Budget]) -> None:
@@ -79,10 +85,17 @@ class BudgetsStage:
                 alerts=tuple(b.alerts),
                 on_store_error=b.on_store_error,
                 counter=f"{env.policy_name}/{b.name}",
+                reserve_cap=b.reserve.output_tokens
+                if isinstance(b.reserve, model.ReserveCap)
+                else None,
+                concurrent=b.limit.concurrent,
             )
             for i, b in enumerate(budgets)
         )
         self.routing: Any = None  # set by the compiler: the policy's routing stage
+        listen = getattr(self.runtime.store, "listen", None)
+        if listen is not None:  # store events (a reservation the store lost) are engine events
+            listen(self.runtime.emit)
 
     # -- decide ---------------------------------------------------------------------------
 
@@ -112,15 +125,20 @@ class BudgetsStage:
             out.append((budget, key))
         return out
 
-    def _amount(self, state: DecisionState) -> Amount:
+    def _amount(self, state: DecisionState, cap: int | None = None) -> Amount:
+        """What one call may cost: input tokens plus ``max_tokens`` (else the model's
+        output limit) of output, at most ``cap`` output tokens when the budget caps it."""
         info: ModelInfo | None = self.models.get(state.model) if state.model else None
         request = state.request
         input_tokens = int(request.get("input_tokens") or 0)
         max_tokens = request.get("max_tokens")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
             max_tokens = (info.max_output_tokens if info else None) or DEFAULT_MAX_OUTPUT
+        if cap is not None:
+            max_tokens = min(max_tokens, cap)
         usd = info.cost_micros(input_tokens, max_tokens) if info is not None else 0
-        return Amount(usd, input_tokens + max_tokens, 1)
+        # saturate: a request too large to count reserves the most a store can hold
+        return Amount(usd, input_tokens + max_tokens, 1).clamped()
 
     def _lines(
         self,
@@ -131,27 +149,54 @@ class BudgetsStage:
         """One line per budget. Counters are named ``<policy>/<budget>`` so that two
         policies' budgets of the same name never share spend. A downgrade budget is
         enforced until the decision was downgraded: a refused reservation leaves no
-        trace (no spend, no alert), and the cheaper model is reserved under the same id."""
-        amount = self._amount(state)
-        return [
-            Line(
-                budget.counter,
-                key,
-                budget.window,
-                budget.limit,
-                amount,
-                enforce=budget.action == "block"
-                or (budget.action == "downgrade" and not downgraded),
-                alerts=budget.alerts,
+        trace (no spend, no alert), and the cheaper model is reserved under the same id.
+        Each line is priced by its budget's ``reserve`` mode."""
+        amounts: dict[int | None, Amount] = {}
+        for budget, _ in applicable:
+            if budget.reserve_cap not in amounts:
+                amounts[budget.reserve_cap] = self._amount(state, budget.reserve_cap)
+        lines = []
+        for budget, key in applicable:
+            enforce = budget.action == "block" or (budget.action == "downgrade" and not downgraded)
+            lines.append(
+                Line(
+                    budget.counter,
+                    key,
+                    budget.window,
+                    budget.limit,
+                    amounts[budget.reserve_cap],
+                    enforce=enforce,
+                    alerts=budget.alerts,
+                )
             )
-            for budget, key in applicable
-        ]
+            if budget.concurrent is not None:  # one more call in flight, on its own counter
+                lines.append(
+                    Line(
+                        budget.counter + IN_FLIGHT_SUFFIX,
+                        key,
+                        IN_FLIGHT,
+                        Limit(requests=budget.concurrent),
+                        Amount(0, 0, 1),
+                        enforce=enforce,
+                    )
+                )
+        return lines
 
     def _ttl(self, state: DecisionState) -> float:
+        """How long an unsettled reservation counts: the whole call, every try included.
+
+        Tries: ``retry.attempts`` (the first included), or one per model of the chain
+        (the decided model and its fallbacks) if that is more. Each try may take the
+        timeout, each retry may first wait its longest backoff; then the margin.
+        """
         configured = self.runtime.reservation_ttl_s
         if configured is not None:
             return configured
-        return (state.timeout_s or DEFAULT_TIMEOUT_S) + RESERVATION_MARGIN_S
+        retry = state.retry
+        attempts = max(retry.attempts if retry is not None else 1, 1 + len(state.fallbacks))
+        waits = sum(retry.delay_s(n, 1.0) for n in range(1, attempts)) if retry else 0.0
+        timeout = state.timeout_s or DEFAULT_TIMEOUT_S
+        return timeout * attempts + waits + RESERVATION_MARGIN_S
 
     def run(self, state: DecisionState) -> None:
         applicable = self._applicable(state)
@@ -161,10 +206,12 @@ class BudgetsStage:
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
         result = store.reserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result, lines[0].amount) is not None:
+        if self._after(state, applicable, result, _amounts(lines)) is not None:
             lines = self._lines(state, applicable, True)
-            result = store.reserve(state.decision_id, lines, state.now, ttl)
-            self._after(state, applicable, result, lines[0].amount, downgraded=True)
+            result = store.reserve(state.decision_id, lines, state.now, self._ttl(state))
+            self._after(state, applicable, result, _amounts(lines), downgraded=True)
+        if self._unknown(state, result):
+            store.settle(result, None, state.now)
 
     async def arun(self, state: DecisionState) -> None:
         applicable = self._applicable(state)
@@ -174,23 +221,51 @@ class BudgetsStage:
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
         result = await store.areserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result, lines[0].amount) is not None:
+        if self._after(state, applicable, result, _amounts(lines)) is not None:
             lines = self._lines(state, applicable, True)
-            result = await store.areserve(state.decision_id, lines, state.now, ttl)
-            self._after(state, applicable, result, lines[0].amount, downgraded=True)
+            result = await store.areserve(state.decision_id, lines, state.now, self._ttl(state))
+            self._after(state, applicable, result, _amounts(lines), downgraded=True)
+        if self._unknown(state, result):
+            await store.asettle(result, None, state.now)
+
+    def _unknown(self, state: DecisionState, result: ReserveResult) -> bool:
+        """True when a reservation failed with a store error and the decision is blocked:
+        the reserve may still have run on the store (a timeout is ambiguous), so the
+        caller releases it (now, or journaled until the store is back) instead of letting
+        a call that never happens hold the budget until its ttl. Reported as an event."""
+        if result.store_error is None or state.reservation is not None:
+            return False
+        budgets = sorted({line.budget for line in result.lines})
+        log.warning(
+            "budget reservation of decision %s (%s) is unknown after a store error and the "
+            "decision was blocked: releasing it in case it was made",
+            state.decision_id,
+            ", ".join(budgets),
+        )
+        self.runtime.emit(
+            {
+                "type": "budget_reservation_unknown",
+                "policy": self.policy_name,
+                "decision_id": state.decision_id,
+                "budgets": budgets,
+                "action": "released",
+            }
+        )
+        return True
 
     def _after(
         self,
         state: DecisionState,
         applicable: list[tuple[CompiledBudget, str]],
         result: ReserveResult,
-        amount: Amount,
+        amounts: dict[str, Amount],
         *,
         downgraded: bool = False,
     ) -> str | None:
-        """Apply a reservation's answer (``amount``: what each line reserved); returns a
-        tier to downgrade to, or None."""
+        """Apply a reservation's answer (``amounts``: what each line reserved, by
+        counter); returns a tier to downgrade to, or None."""
         by_counter = {budget.counter: budget for budget, _ in applicable}
+        by_counter.update({b.counter + IN_FLIGHT_SUFFIX: b for b, _ in applicable})
         state.reservation = result
         if result.store_error is not None:
             self._store_error(state, applicable, result.store_error)
@@ -198,12 +273,18 @@ class BudgetsStage:
         states = []
         blocking: list[tuple[CompiledBudget, LineResult]] = []
         downgrade_to: str | None = None
+        too_large = False
         for line in result.lines:
             budget = by_counter[line.budget]
+            amount = amounts[line.budget]
             status = "ok"
             if not line.fits:
+                # "never fits": the reservation alone is over the limit, so waiting for
+                # the window to move on cannot help (no retry_after), unlike "used up"
+                never = not line.limit.admits(amount)
                 if budget.action == "block":
-                    status = "blocked"
+                    status = "too_large" if never else "blocked"
+                    too_large = too_large or never
                     blocking.append((budget, line))
                 elif budget.action == "downgrade" and not downgraded:
                     status = "downgraded"
@@ -214,15 +295,37 @@ class BudgetsStage:
             for threshold in line.alerts_fired:
                 self._alert(budget, line, threshold)
             states.append(_budget_state(budget.name, line, amount, status))
+            if line.window.is_in_flight:  # not an amount: no reservation to settle by name
+                states[-1] = replace(states[-1], reserved_usd=None, reserved_tokens=None)
         state.budgets = states
         if blocking:
+            if too_large:
+                budget, line = next(
+                    (b, ln) for b, ln in blocking if not ln.limit.admits(amounts[ln.budget])
+                )
+                amount = amounts[line.budget]
+                state.block(
+                    STAGE,
+                    budget.name,
+                    f"Request too large for budget {budget.name}: what it may cost alone "
+                    "exceeds the limit, so it can never fit (lower max_tokens)",
+                    f"never fits: reservation of {amount.usd_micros} µUSD, {amount.tokens} "
+                    f"tokens alone exceeds the limit of window {line.window_id}",
+                )
+                state.reservation = None
+                return None
             budget, line = blocking[0]
             retry = max((ln.retry_after_s or 0.0) for _, ln in blocking) or None
             state.block(
                 STAGE,
                 budget.name,
                 budget.message,
-                f"key {line.key}: limit reached in window {line.window_id}",
+                f"key {line.key}: "
+                + (
+                    f"{line.limit.requests} calls in flight"
+                    if line.window.is_in_flight
+                    else f"limit reached in window {line.window_id}"
+                ),
                 retry_after_s=retry,
             )
             state.reservation = None
@@ -238,11 +341,12 @@ class BudgetsStage:
             self.routing.route(state, downgrade_to)
             return downgrade_to
         if result.ok:
+            top = most(amounts.values())
             state.note(
                 STAGE,
                 None,
                 "reserved",
-                f"{len(result.lines)} budget(s), {amount.usd_micros} µUSD, {amount.tokens} tokens",
+                f"{len(result.lines)} budget(s), {top.usd_micros} µUSD, {top.tokens} tokens",
             )
         return None
 
@@ -283,50 +387,9 @@ class BudgetsStage:
             }
         )
 
-    # -- outcomes -------------------------------------------------------------------------
 
-    def _actual(self, decision: Decision, outcome: Outcome) -> Amount | None:
-        if (
-            outcome.cost_usd is None
-            and outcome.input_tokens is None
-            and outcome.output_tokens is None
-        ):
-            if outcome.error is not None:
-                return Amount(0, 0, 1)  # a failed call: it still was a request
-            return None  # nothing reported: the reservation stands as the spend
-        input_tokens = outcome.input_tokens or 0
-        output_tokens = outcome.output_tokens or 0
-        if outcome.cost_usd is not None:
-            usd = usd_to_micros(outcome.cost_usd)
-        else:
-            info = self.models.get(outcome.model or decision.model or "")
-            usd = info.cost_micros(input_tokens, output_tokens) if info else 0
-        return Amount(usd, input_tokens + output_tokens, 1)
-
-    def record(self, decision: Decision, outcome: Outcome) -> None:
-        reservation = decision.reservation
-        if reservation is None:
-            return
-        actual = self._actual(decision, outcome)
-        if actual is None:
-            actual = _reserved(reservation, decision)
-        self.runtime.store.settle(reservation, actual, outcome.at)
-
-    async def arecord(self, decision: Decision, outcome: Outcome) -> None:
-        reservation = decision.reservation
-        if reservation is None:
-            return
-        actual = self._actual(decision, outcome)
-        if actual is None:
-            actual = _reserved(reservation, decision)
-        await self.runtime.store.asettle(reservation, actual, outcome.at)
-
-
-def _reserved(reservation: ReserveResult, decision: Decision) -> Amount:
-    for budget in decision.budgets:
-        if budget.reserved_usd is not None:
-            return Amount(usd_to_micros(budget.reserved_usd), budget.reserved_tokens or 0, 1)
-    return Amount(0, 0, 1)
+def _amounts(lines: list[Line]) -> dict[str, Amount]:
+    return {line.budget: line.amount for line in lines}
 
 
 def _budget_state(name: str, line: LineResult, amount: Amount, status: str) -> BudgetState:
@@ -349,7 +412,7 @@ def _budget_state(name: str, line: LineResult, amount: Amount, status: str) -> B
         limit_requests=limit.requests,
         reserved_usd=micros_to_usd(amount.usd_micros),
         reserved_tokens=amount.tokens,
-        retry_after_s=line.retry_after_s if not line.fits else None,
+        retry_after_s=line.retry_after_s if not line.fits and status != "too_large" else None,
         alerts=tuple(line.alerts_fired),
         window=line.window_id,
     )

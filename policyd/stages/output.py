@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyd import cel, model
 from policyd.decision import Decision, TraceEntry
+from policyd.errors import UsageError
 from policyd.stages.guardrails import (
     DEFAULT_PLUGIN_TIMEOUT_S,
     build_plugin,
@@ -345,7 +346,7 @@ class OutputChecker:
 
     def feed(self, chunk: str) -> OutputStep:
         if self._finished:
-            raise RuntimeError("feed() after finish()")
+            raise UsageError("feed() after finish()")
         if not self.allowed:
             return self._step("", len(self._report.findings))
         mark = len(self._report.findings)
@@ -405,7 +406,7 @@ class OutputChecker:
 
     def _start_finish(self) -> tuple[str | None, int, list[_Open]]:
         if self._finished:
-            raise RuntimeError("finish() called twice")
+            raise UsageError("finish() called twice")
         self._finished = True
         return "", len(self._report.findings), self._open if self.allowed else []
 

@@ -16,11 +16,12 @@ from typing import Protocol, runtime_checkable
 
 from policyd.budgets.ledger import Amount, Line, ReserveResult
 from policyd.budgets.windows import Window
+from policyd.errors import PolicydError
 
 DEFAULT_KEY_PREFIX = "policyd:"
 
 
-class StoreError(Exception):
+class StoreError(PolicydError):
     """A store is misconfigured (bad URL, bad option): a user error, with a fix."""
 
 
@@ -87,6 +88,8 @@ def open_store(
     journal_max: int = 10_000,
     settle_grace_s: float = 600.0,
     retry_interval_s: float = 1.0,
+    pool_size: int | None = None,
+    pool_timeout_s: float | None = None,
 ) -> Store:
     """A store from ``store=``: an instance, ``None``/``"memory"``, or a Redis URL.
 
@@ -94,7 +97,11 @@ def open_store(
     connect and command so a dead Redis never hangs a request;
     ``journal_max`` bounds the settlements kept locally while Redis is down;
     ``retry_interval_s`` is how long after a failure calls skip Redis and fail
-    fast before the next attempt. ``settle_grace_s`` (both stores) is how long
+    fast before the next attempt. ``pool_size`` (default 100, or ``?pool_size=N`` in
+    the URL) bounds the connections, and the calls in flight, per client; a call
+    beyond it waits for a free connection while the pool makes progress, and fails
+    as busy only when none frees up for ``pool_timeout_s`` (default: the command
+    timeout). ``settle_grace_s`` (both stores) is how long
     after a reservation expires a late settle is still counted, and how long a
     settled decision is remembered so a second settle is ignored.
     """
@@ -120,6 +127,8 @@ def open_store(
             journal_max=journal_max,
             settle_grace_s=settle_grace_s,
             retry_interval_s=retry_interval_s,
+            pool_size=pool_size,
+            pool_timeout_s=pool_timeout_s,
         )
     raise StoreError(
         f"unknown store {spec!r}: use 'memory' (the default) or a Redis URL such as "

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from policyd.budgets.ledger import Amount, ReserveResult
+from policyd.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class Journal:
 
     def __init__(self, max_entries: int) -> None:
         if max_entries < 0:
-            raise ValueError(f"journal_max must be 0 or more, got {max_entries}")
+            raise ConfigError(f"journal_max must be 0 or more, got {max_entries}")
         self.max_entries = max_entries
         self.dropped = 0
         self.replayed = 0

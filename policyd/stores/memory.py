@@ -15,6 +15,7 @@ from datetime import datetime
 from policyd.budgets.counter import Counter
 from policyd.budgets.ledger import (
     Amount,
+    CounterUsage,
     Line,
     LineResult,
     ReserveResult,
@@ -88,7 +89,7 @@ class MemoryStore:
                         )
                         fired = tuple(float(n) for n in names)
                 retry: float | None = None
-                if not fits[i]:
+                if not fits[i] and not line.window.is_in_flight:  # in flight: no reset time
                     if slot.reset_ms is None:
                         limit = tuple(-1 if x is None else x for x in line.limit.as_tuple())
                         retry_ms = counter.retry_after_ms(
@@ -111,11 +112,13 @@ class MemoryStore:
                         reset_at=slot.reset_at,
                     )
                 )
-        return ReserveResult(decision_id=decision_id, ok=ok, lines=tuple(results))
+        return ReserveResult(
+            decision_id=decision_id, ok=ok, lines=tuple(results), deadline_ms=now_ms + ttl_ms
+        )
 
     def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
         now_ms = epoch_ms(now)
-        amount = None if actual is None else actual.as_tuple()
+        amount = None if actual is None else actual.clamped().as_tuple()
         force = reservation.store_error is not None
         changed = False
         with self._lock:
@@ -126,7 +129,8 @@ class MemoryStore:
                     counter.expires_ms, now_ms + self._grace_ms + _LATE_MARGIN_MS
                 )
                 bucket = _bucket_of(line.window_id) if force else None
-                if counter.settle(reservation.decision_id, amount, now_ms, self._grace_ms, bucket):
+                spend = None if line.window.is_in_flight else amount  # in flight: release
+                if counter.settle(reservation.decision_id, spend, now_ms, self._grace_ms, bucket):
                     changed = True
         return changed
 
@@ -140,6 +144,38 @@ class MemoryStore:
                 return Amount()
             counter.maintain(now_ms, self._grace_ms)
             return Amount(*counter.spent())
+
+    def read(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Settled, reserved and live alerts of one counter's current window."""
+        now_ms = epoch_ms(now)
+        slot = current_window(window, now)
+        with self._lock:
+            counter = self._counters.get((budget, key, counter_suffix(window, slot.id)))
+            if counter is None:
+                return CounterUsage(Amount(), Amount())
+            counter.maintain(now_ms, self._grace_ms)
+            live = tuple(
+                name
+                for name in alerts
+                if (marker := counter.alerts.get(name)) is not None
+                and (marker == 0 or marker > now_ms)
+            )
+            return CounterUsage(
+                Amount(*counter.total_settled), Amount(*counter.total_reserved), live
+            )
+
+    async def aread(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        return self.read(budget, key, window, now, alerts)
+
+    def keys(self, budget: str, window: Window, now: datetime) -> list[str]:
+        """The keys that have a counter of ``budget`` in the current window, sorted."""
+        suffix = counter_suffix(window, current_window(window, now).id)
+        with self._lock:
+            return sorted(k for b, k, s in self._counters if b == budget and s == suffix)
 
     async def areserve(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float

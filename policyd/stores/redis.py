@@ -12,7 +12,9 @@ Failures never raise into a request: ``reserve`` returns ``store_error``,
 ``settle`` keeps the settlement in the bounded :class:`Journal` and the store
 replays it after its next successful round trip. After a failure, calls skip
 Redis for ``retry_interval_s`` and fail at once, so a dead Redis costs at most
-one short timeout per interval.
+one short timeout per interval. At most ``pool_size`` calls are in flight per
+client (sync threads or one event loop); a call beyond that waits for a free
+connection up to ``pool_timeout_s``: back-pressure, never counted as an outage.
 """
 
 from __future__ import annotations
@@ -21,31 +23,32 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from policyd.budgets.ledger import Amount, Line, ReserveResult, check_lines
+from policyd.budgets.ledger import Amount, CounterUsage, Line, ReserveResult, check_lines
 from policyd.budgets.windows import Window, current_window, epoch_ms
 from policyd.stores import redis_codec as codec
 from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
-from policyd.stores.journal import Journal, JournalEntry
+from policyd.stores.journal import Journal
+from policyd.stores.pool import AsyncGate, Gate, PoolBusy
+from policyd.stores.redis_options import pool_size_option, redact, seconds_option, url_options
+from policyd.stores.redis_replay import FAILURES as _FAILURES
+from policyd.stores.redis_replay import ReplayMixin
 
 log = logging.getLogger("policyd.stores")
 
 LUA = files("policyd.stores").joinpath("lua/ledger.lua").read_text(encoding="utf-8")
-_FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, asyncio.TimeoutError)
 
 
-class RedisStore:
+class RedisStore(ReplayMixin):
     """Budget counters in Redis. See :class:`policyd.stores.base.Store`."""
 
     name = "redis"
@@ -61,11 +64,22 @@ class RedisStore:
         settle_grace_s: float = 600.0,
         retry_interval_s: float = 1.0,
         replay_batch: int = 256,
+        pool_size: int | None = None,
+        pool_timeout_s: float | None = None,
     ) -> None:
+        url, from_url = url_options(url)
+        pool_size = pool_size_option(
+            pool_size if pool_size is not None else from_url.get("pool_size")
+        )
+        if pool_timeout_s is None:
+            pool_timeout_s = seconds_option("pool_timeout_s", from_url.get("pool_timeout_s"))
+        if pool_timeout_s is None:
+            pool_timeout_s = command_timeout_s
         for label, value in (
             ("connect_timeout_s", connect_timeout_s),
             ("command_timeout_s", command_timeout_s),
             ("settle_grace_s", settle_grace_s),
+            ("pool_timeout_s", pool_timeout_s),
         ):
             if not value > 0:
                 raise StoreError(f"{label} must be a positive number of seconds, got {value!r}")
@@ -74,29 +88,40 @@ class RedisStore:
         scheme, _, rest = url.partition("://")
         self.cluster = scheme.lower().endswith("+cluster")
         self._url = f"{scheme.lower().removesuffix('+cluster')}://{rest}"
-        self.url = _redact(url)
+        self.url = redact(url)
         self.key_prefix = key_prefix
         self._grace_ms = round(settle_grace_s * 1000)
         self._retry_interval_s = retry_interval_s
         self._replay_batch = replay_batch
+        self.pool_size = pool_size
+        self.pool_timeout_s = pool_timeout_s
         self._options: dict[str, Any] = {
             "socket_connect_timeout": connect_timeout_s,
             "socket_timeout": command_timeout_s,
             "retry": Retry(NoBackoff(), 0),
+            "max_connections": pool_size,
         }
+        # the gates bound calls in flight to the pool's size, so a pool never runs out
+        self._gate = Gate(pool_size, pool_timeout_s)
+        self.busy = 0  # calls that found no free connection within pool_timeout_s
+        self.lost = 0  # reservations the server had lost by the time they were settled
+        self._listener: Callable[[dict[str, Any]], None] | None = None
         self.journal = Journal(journal_max)
         self.last_error: str | None = None
         self.failures = 0
         self._down_until = 0.0
         self._client: Any = None
         self._script: Any = None
-        # asyncio clients belong to the loop that made them: one (client, script) per loop
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # asyncio clients belong to the loop that made them: (client, script, gate) per loop
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[Any, Any, AsyncGate]
+        ] = weakref.WeakKeyDictionary()
         if not self.cluster:
             try:
-                self._client = redis.Redis.from_url(self._url, **self._options)
+                pool = redis.BlockingConnectionPool.from_url(
+                    self._url, timeout=pool_timeout_s, **self._options
+                )
+                self._client = redis.Redis.from_pool(pool)
             except ValueError as exc:
                 raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
             self._script = self._client.register_script(LUA)
@@ -129,13 +154,14 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                script = self._sync_script()
-                replies = [script(keys=c.keys, args=c.args) for c in calls]
-                result = _reserve_result(decision_id, lines, slots, calls, replies)
+                replies = [self._call(c) for c in calls]
+                result = codec.reserve_result(
+                    decision_id, lines, slots, calls, replies, now_ms, ttl_s
+                )
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
-                        script(keys=call.keys, args=call.args)
-                    result = _without_alerts(result)
+                        self._call(call)
+                    result = codec.without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -149,8 +175,7 @@ class RedisStore:
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                script = self._sync_script()
-                changed = any([bool(script(keys=c.keys, args=c.args)) for c in calls])
+                changed = self._settled(reservation, [self._call(c) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
             else:
@@ -163,22 +188,38 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                reply = self._sync_script()(keys=call.keys, args=call.args)
+                reply = self._call(call)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
-                return Amount(*(int(x) for x in reply[0]))
+                return Amount(*(int(x) for x in reply[0][0]))
         raise StoreUnavailable(error)
 
-    def flush_journal(self, now: datetime | None = None) -> int:
-        """Replay every journaled settlement now; returns how many are still waiting."""
-        now = now or datetime.now(UTC)
-        while len(self.journal) and self._fail_fast() is None:
-            before = len(self.journal)
-            self._replay_some(now)
-            if len(self.journal) >= before:
-                break
-        return len(self.journal)
+    def read(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Settled, reserved and live alerts of one counter's current window."""
+        call = self._usage_call(budget, key, window, now, alerts)
+        error = self._fail_fast()
+        if error is None:
+            try:
+                reply = self._call(call)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                return CounterUsage(*codec.usage_reply(reply))
+        raise StoreUnavailable(error)
+
+    def keys(self, budget: str, window: Window, now: datetime) -> list[str]:
+        """The keys that have a counter of ``budget`` in the current window (SCAN), sorted."""
+        slot_id = current_window(window, now).id
+        pattern = codec.counter_pattern(self.key_prefix, budget, window, slot_id)
+        self._sync_script()  # connects a cluster client
+        try:
+            names = list(self._client.scan_iter(match=pattern, count=1000))
+        except _FAILURES as exc:
+            raise StoreUnavailable(self._failed(exc)) from None
+        return sorted({codec.key_of(n, self.key_prefix, budget, window, slot_id) for n in names})
 
     def close(self) -> None:
         if self._client is not None:
@@ -193,13 +234,14 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                script = self._async_script()
-                replies = [await script(keys=c.keys, args=c.args) for c in calls]
-                result = _reserve_result(decision_id, lines, slots, calls, replies)
+                replies = [await self._acall(c) for c in calls]
+                result = codec.reserve_result(
+                    decision_id, lines, slots, calls, replies, now_ms, ttl_s
+                )
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
-                        await script(keys=call.keys, args=call.args)
-                    result = _without_alerts(result)
+                        await self._acall(call)
+                    result = codec.without_alerts(result)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
@@ -215,8 +257,7 @@ class RedisStore:
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                script = self._async_script()
-                changed = any([bool(await script(keys=c.keys, args=c.args)) for c in calls])
+                changed = self._settled(reservation, [await self._acall(c) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
             else:
@@ -229,22 +270,27 @@ class RedisStore:
         error = self._fail_fast()
         if error is None:
             try:
-                reply = await self._async_script()(keys=call.keys, args=call.args)
+                reply = await self._acall(call)
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
-                return Amount(*(int(x) for x in reply[0]))
+                return Amount(*(int(x) for x in reply[0][0]))
         raise StoreUnavailable(error)
 
-    async def aflush_journal(self, now: datetime | None = None) -> int:
-        """Async :meth:`flush_journal`."""
-        now = now or datetime.now(UTC)
-        while len(self.journal) and self._fail_fast() is None:
-            before = len(self.journal)
-            await self._areplay_some(now)
-            if len(self.journal) >= before:
-                break
-        return len(self.journal)
+    async def aread(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Async :meth:`read`."""
+        call = self._usage_call(budget, key, window, now, alerts)
+        error = self._fail_fast()
+        if error is None:
+            try:
+                reply = await self._acall(call)
+            except _FAILURES as exc:
+                error = self._failed(exc)
+            else:
+                return CounterUsage(*codec.usage_reply(reply))
+        raise StoreUnavailable(error)
 
     async def aclose(self) -> None:
         pair = self._async.pop(asyncio.get_running_loop(), None)
@@ -265,6 +311,10 @@ class RedisStore:
             "journal_max": self.journal.max_entries,
             "journal_dropped": self.journal.dropped,
             "journal_replayed": self.journal.replayed,
+            "pool_size": self.pool_size,
+            "pool_waits": self._gate.waited + sum(g.waited for _, _, g in self._async.values()),
+            "pool_busy": self.busy,
+            "reservations_lost": self.lost,
         }
 
     def __repr__(self) -> str:
@@ -291,10 +341,12 @@ class RedisStore:
             self.key_prefix, refused, None, now_ms, self._grace_ms, False, self.cluster, "cancel"
         )
 
-    def _usage_call(self, budget: str, key: str, window: Window, now: datetime) -> codec.Call:
+    def _usage_call(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> codec.Call:
         slot = current_window(window, now)
         return codec.usage_call(
-            self.key_prefix, budget, key, window, slot, epoch_ms(now), self._grace_ms
+            self.key_prefix, budget, key, window, slot, epoch_ms(now), self._grace_ms, alerts
         )
 
     def _sync_script(self) -> Any:
@@ -305,7 +357,7 @@ class RedisStore:
             self._script = self._client.register_script(LUA)
         return self._script
 
-    def _async_pair(self) -> tuple[Any, Any]:
+    def _async_pair(self) -> tuple[Any, Any, AsyncGate]:
         loop = asyncio.get_running_loop()
         pair = self._async.get(loop)
         if pair is None:
@@ -314,113 +366,66 @@ class RedisStore:
 
                 client: Any = RedisCluster.from_url(self._url, **self._options)
             else:
-                client = redis.asyncio.Redis.from_url(self._url, **self._options)
-            pair = self._async[loop] = (client, client.register_script(LUA))
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    self._url, timeout=self.pool_timeout_s, **self._options
+                )
+                client = redis.asyncio.Redis.from_pool(pool)
+            gate = AsyncGate(self.pool_size, self.pool_timeout_s)
+            pair = self._async[loop] = (client, client.register_script(LUA), gate)
         return pair
 
-    def _async_script(self) -> Any:
-        return self._async_pair()[1]
+    def _call(self, call: codec.Call) -> Any:
+        """One script call through the pool's gate (waits while the pool is all in use)."""
+        script = self._sync_script()
+        with self._gate.enter():
+            return script(keys=call.keys, args=call.args)
+
+    async def _acall(self, call: codec.Call) -> Any:
+        _client, script, gate = self._async_pair()
+        async with gate.enter():
+            return await script(keys=call.keys, args=call.args)
 
     def _fail_fast(self) -> str | None:
         if self._down_until and time.monotonic() < self._down_until:
             return f"Redis store at {self.url} is unavailable: {self.last_error}"
         return None
 
+    def listen(self, callback: Callable[[dict[str, Any]], None] | None) -> None:
+        """Send store events (``budget_reservation_lost``) to ``callback``."""
+        self._listener = callback
+
+    def _settled(self, reservation: ReserveResult, replies: Sequence[Any]) -> bool:
+        """Read settle replies: 1 counted, 0 not, 2 counted although the store had lost
+        the reservation (restarted without persistence, flushed, evicted)."""
+        if any(int(r) == 2 for r in replies):
+            self.lost += 1
+            budgets = sorted({line.budget for line in reservation.lines})
+            log.warning(
+                "Redis store at %s had lost the reservation of decision %s (budgets %s): "
+                "restarted without persistence, flushed or evicted? Its spend is counted "
+                "now; calls it admitted meanwhile were not limited by it",
+                self.url,
+                reservation.decision_id,
+                ", ".join(budgets),
+            )
+            if self._listener is not None:
+                self._listener(
+                    {
+                        "type": "budget_reservation_lost",
+                        "store": self.url,
+                        "decision_id": reservation.decision_id,
+                        "budgets": budgets,
+                    }
+                )
+        return any(bool(int(r)) for r in replies)
+
     def _failed(self, exc: BaseException) -> str:
+        if isinstance(exc, PoolBusy):  # back-pressure: this call fails, Redis is not "down"
+            self.busy += 1
+            log.warning("Redis store at %s is busy: %s", self.url, exc)
+            return f"Redis store at {self.url} is busy: {exc}"
         self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         self.failures += 1
         self._down_until = time.monotonic() + self._retry_interval_s
         log.warning("Redis store at %s failed: %s", self.url, self.last_error)
         return f"Redis store at {self.url} is unavailable: {self.last_error}"
-
-    def _keep(self, reservation: ReserveResult, actual: Amount | None) -> bool:
-        if self.journal.append(JournalEntry(reservation, actual)):
-            return True
-        log.error(
-            "budget journal full (%d entries): spend of decision %s is lost; "
-            "raise journal_max or restore Redis",
-            self.journal.max_entries,
-            reservation.decision_id,
-        )
-        return False
-
-    def _replay_calls(self, now: datetime) -> tuple[int, list[codec.Call]]:
-        batch = self.journal.head(self._replay_batch)
-        calls = [
-            call
-            for entry in batch
-            for call in self._settle_calls(entry.reservation, entry.actual, now, True)
-        ]
-        return len(batch), calls
-
-    def _replay_some(self, now: datetime) -> None:
-        """Replay one batch of the journal (idempotent), if there is one to replay."""
-        if not len(self.journal) or not self.journal.begin_replay():
-            return
-        try:
-            n, calls = self._replay_calls(now)
-            script = self._sync_script()
-            if self.cluster:
-                for call in calls:
-                    script(keys=call.keys, args=call.args)
-            else:
-                pipe = self._client.pipeline(transaction=False)
-                for call in calls:
-                    script(keys=call.keys, args=call.args, client=pipe)
-                pipe.execute()
-            self.journal.done(n)
-        except _FAILURES as exc:
-            self._failed(exc)
-        finally:
-            self.journal.end_replay()
-
-    async def _areplay_some(self, now: datetime) -> None:
-        if not len(self.journal) or not self.journal.begin_replay():
-            return
-        try:
-            n, calls = self._replay_calls(now)
-            script = self._async_script()
-            if self.cluster:
-                for call in calls:
-                    await script(keys=call.keys, args=call.args)
-            else:
-                pipe = self._async_pair()[0].pipeline(transaction=False)
-                for call in calls:
-                    await script(keys=call.keys, args=call.args, client=pipe)
-                await pipe.execute()
-            self.journal.done(n)
-        except _FAILURES as exc:
-            self._failed(exc)
-        finally:
-            self.journal.end_replay()
-
-
-def _reserve_result(
-    decision_id: str,
-    lines: Sequence[Line],
-    slots: Sequence[Any],
-    calls: Sequence[codec.Call],
-    replies: Sequence[Any],
-) -> ReserveResult:
-    rows: dict[int, Any] = {}
-    ok = True
-    for call, reply in zip(calls, replies, strict=True):
-        ok = ok and int(reply[0]) == 1
-        for index, row in zip(call.lines, reply[1:], strict=True):
-            rows[index] = row
-    return ReserveResult(decision_id, ok, codec.line_results(lines, slots, rows))
-
-
-def _without_alerts(result: ReserveResult) -> ReserveResult:
-    lines = tuple(replace(line, alerts_fired=()) for line in result.lines)
-    return replace(result, lines=lines)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))

@@ -16,12 +16,13 @@ keys cannot break the layout or the hash tag.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from policyd.budgets.ledger import (
     Amount,
@@ -70,7 +71,7 @@ def _header(
     force: bool,
     actual: Amount | None,
 ) -> list[Any]:
-    act = (-1, -1, -1) if actual is None else actual.as_tuple()
+    act = (-1, -1, -1) if actual is None else actual.clamped().as_tuple()
     return [op, did, now_ms, ttl_ms, grace_ms, 1 if force else 0, *act]
 
 
@@ -144,7 +145,9 @@ def settle_calls(
     calls = []
     for group in _groups(keys, by_slot):
         call_keys: list[str] = []
-        args = _header(op, reservation.decision_id, now_ms, 0, grace_ms, force, actual)
+        # settle: the reservation's deadline rides in the ttl slot (lost-reservation check)
+        deadline = reservation.deadline_ms if op == "settle" else 0
+        args = _header(op, reservation.decision_id, now_ms, deadline, grace_ms, force, actual)
         for i in group:
             line = lines[i]
             call_keys += keys[i]
@@ -152,6 +155,7 @@ def settle_calls(
             args += [line.window.n_buckets, line.window.bucket_ms, key_ttl]
             if op == "settle":
                 args.append(int(line.window_id[1:]) if line.window.is_rolling else 0)
+                args.append(1 if line.window.is_in_flight else 0)  # release, never record
             elif op == "cancel":  # un-mark the alerts this reservation fired
                 args += [len(line.alerts_fired), *(repr(a) for a in line.alerts_fired)]
         calls.append(Call(tuple(group), call_keys, args))
@@ -166,12 +170,41 @@ def usage_call(
     slot: WindowSlot,
     now_ms: int,
     grace_ms: int,
+    alerts: Sequence[str] = (),
 ) -> Call:
     keys = counter_keys(prefix, budget, key, window, slot.id)
     key_ttl = _life_ms(window, slot.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
     args = _header("usage", "", now_ms, 0, grace_ms, False, None)
-    args += [window.n_buckets, window.bucket_ms, key_ttl]
+    args += [window.n_buckets, window.bucket_ms, key_ttl, len(alerts), *alerts]
     return Call((0,), keys, args)
+
+
+def counter_pattern(prefix: str, budget: str, window: Window, window_id: str) -> str:
+    """SCAN pattern for every key's main counter of one budget and window."""
+    suffix = counter_suffix(window, window_id)
+    return f"{_glob(prefix)}{{{_glob(encode_name(budget))}:*}}:{_glob(suffix)}"
+
+
+def key_of(name: bytes | str, prefix: str, budget: str, window: Window, window_id: str) -> str:
+    """The budget key a counter's Redis key holds (hashed long keys stay ``#<hash>``)."""
+    text = _text(name)
+    head = f"{prefix}{{{encode_name(budget)}:"
+    tail = f"}}:{counter_suffix(window, window_id)}"
+    return unquote(text[len(head) : len(text) - len(tail)])
+
+
+def usage_reply(reply: Any) -> tuple[Amount, Amount, tuple[str, ...]]:
+    """(settled, reserved, live alert names) from a usage reply's first line."""
+    _spent, settled, reserved, live = reply[0]
+    return (
+        Amount(*(int(x) for x in settled)),
+        Amount(*(int(x) for x in reserved)),
+        tuple(_text(n) for n in live),
+    )
+
+
+def _glob(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def line_results(
@@ -217,3 +250,27 @@ def unknown_results(lines: Sequence[Line], slots: Sequence[WindowSlot]) -> tuple
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def reserve_result(
+    decision_id: str,
+    lines: Sequence[Line],
+    slots: Sequence[Any],
+    calls: Sequence[Call],
+    replies: Sequence[Any],
+    now_ms: int,
+    ttl_s: float,
+) -> ReserveResult:
+    rows: dict[int, Any] = {}
+    ok = True
+    for call, reply in zip(calls, replies, strict=True):
+        ok = ok and int(reply[0]) == 1
+        for index, row in zip(call.lines, reply[1:], strict=True):
+            rows[index] = row
+    deadline = now_ms + max(1, round(ttl_s * 1000))
+    return ReserveResult(decision_id, ok, line_results(lines, slots, rows), None, deadline)
+
+
+def without_alerts(result: ReserveResult) -> ReserveResult:
+    lines = tuple(replace(line, alerts_fired=()) for line in result.lines)
+    return replace(result, lines=lines)

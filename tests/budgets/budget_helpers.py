@@ -148,3 +148,43 @@ class ThrowawayRedis:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+
+def in_flight_worker(
+    bundle: str, url: str, prefix: str, gauge: str, count: int
+) -> tuple[int, int, int]:
+    """One process of the concurrency-limit test: ``count`` decide / call / record rounds.
+
+    Around each admitted "call" the caller counts itself in a shared Redis gauge (INCR,
+    DECR) and notes the highest value it saw. Returns (admitted, refused, highest).
+    """
+    import time
+
+    import redis
+
+    from policyd import Engine
+
+    engine = Engine.from_path(bundle, store=url, key_prefix=prefix, command_timeout_s=5)
+    client = redis.Redis.from_url(url)
+    admitted = refused = highest = 0
+    request = {
+        "tenant": {"id": "acme"},
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    try:
+        for _ in range(count):
+            d = engine.decide(request)
+            if not d.allowed:
+                assert d.blocked_by == "in-flight", d.message
+                refused += 1
+                continue
+            admitted += 1
+            highest = max(highest, int(client.incr(gauge)))
+            time.sleep(0.01)  # the call itself
+            client.decr(gauge)
+            engine.record(d, input_tokens=5, output_tokens=5, cost_usd=0.0001)
+    finally:
+        client.close()
+        engine.close()
+    return admitted, refused, highest

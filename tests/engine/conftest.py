@@ -39,3 +39,14 @@ def make_engine(tmp_path: Path, clock: Clock) -> Callable[..., Engine]:
         return Engine.from_path(tmp_path, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(params=["memory", "redis"])
+def redis_or_memory(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Engine keyword arguments: the memory store, or real Redis with a test prefix."""
+    if request.param == "memory":
+        return {}
+    return {
+        "store": request.getfixturevalue("redis_url"),
+        "key_prefix": request.getfixturevalue("redis_prefix"),
+    }

@@ -16,13 +16,17 @@
 --       requests (-1: release), then per line: n_buckets, bucket ms, key ttl ms and
 --       reserve: enforce, amount x3, limit x3 (-1: none), calendar retry ms,
 --                n alerts, then per alert: name, level x3 (-1: none)
---       settle:  placement bucket (used when forcing an unknown decision)
+--       settle:  placement bucket (used when forcing an unknown decision), in-flight
+--                flag (1: a concurrency counter, the settle only releases); the ttl
+--                slot holds the reservation's deadline ms (0: unknown)
 --       cancel:  n alerts, their names (markers to clear: the reservation never happened)
+--       usage:   n alerts, their names (markers to report when live)
 --
 -- Reads go through a per-line field cache and writes are buffered, so a step costs
 -- a handful of server calls per line: HMGET, ZRANGEBYSCORE, then one HSET, HDEL, ZADD,
 -- ZREM each at most. Amounts are integers below 2^53 (exact as Lua numbers) written
--- with string.format('%d'), so Redis never sees exponent notation.
+-- with string.format('%d'), so Redis never sees exponent notation; every counter
+-- field saturates within [0, 2^53 - 1] (clamp), as in counter.py.
 
 local op = ARGV[1]
 local did = ARGV[2]
@@ -34,9 +38,17 @@ local actual = {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
 local release = actual[1] < 0
 local DIMS = {'u', 't', 'r'}
 local SLACK = 60000  -- keys live this much longer than needed, so TTLs are set rarely
+local MAXN = 9007199254740991  -- 2^53 - 1: every counter field stays in [0, MAXN]
 
 local function fmt(n)
   return string.format('%d', n)
+end
+
+-- the bounded arithmetic of policyd/budgets/ledger.py clamp(): saturate, never wrap
+local function clamp(n)
+  if n < 0 then return 0 end
+  if n > MAXN then return MAXN end
+  return n
 end
 
 -- field cache ---------------------------------------------------------------------------
@@ -117,7 +129,7 @@ local function place(L, bucket)
 end
 
 local function bump(L, field, delta)
-  if delta ~= 0 then put(L, field, fmt(num(L, field) + delta)) end
+  if delta ~= 0 then put(L, field, fmt(clamp(num(L, field) + delta))) end
 end
 
 -- add amount (sign +1/-1) to the settled ('s') or reserved ('v') spend of a bucket
@@ -209,7 +221,7 @@ end
 
 local function spent(L)
   local s, v = triple(L, 's'), triple(L, 'v')
-  return {s[1] + v[1], s[2] + v[2], s[3] + v[3]}
+  return {clamp(s[1] + v[1]), clamp(s[2] + v[2]), clamp(s[3] + v[3])}
 end
 
 -- end of a writing step: write the buffered changes, and make both keys outlive what
@@ -234,7 +246,7 @@ local function retry_after(L)
   if L.nb == 0 then return L.retry end
   local need = {}
   for i = 1, 3 do
-    need[i] = L.limit[i] >= 0 and (L.before[i] + L.amount[i] - L.limit[i]) or 0
+    need[i] = L.limit[i] >= 0 and clamp(L.before[i] - L.limit[i] + L.amount[i]) or 0
   end
   local fields = {}
   for bucket = L.hi - L.nb, L.hi do
@@ -279,11 +291,15 @@ for k = 1, #KEYS, 2 do
     end
   elseif op == 'settle' then
     L.bucket = tonumber(ARGV[pos])
-    pos = pos + 1
-  elseif op == 'cancel' then
+    L.inflight = ARGV[pos + 1] == '1'
+    pos = pos + 2
+  elseif op == 'cancel' or op == 'usage' then
     L.fired = {}
     for a = 1, tonumber(ARGV[pos]) do L.fired[a] = ARGV[pos + a] end
     pos = pos + 1 + #L.fired
+    if op == 'usage' then
+      for a, name in ipairs(L.fired) do extra[a] = 'a:' .. name end
+    end
   end
   maintain(L, extra)
   lines[#lines + 1] = L
@@ -292,9 +308,15 @@ end
 -- the steps -----------------------------------------------------------------------------
 
 if op == 'usage' then
+  -- per line: spent, settled, reserved, and which of the given alert markers are live
   local out = {}
   for _, L in ipairs(lines) do
-    out[#out + 1] = spent(L)
+    local live = {}
+    for _, name in ipairs(L.fired) do
+      local marker = tonumber(get(L, 'a:' .. name))
+      if marker ~= nil and (marker == 0 or marker > now) then live[#live + 1] = name end
+    end
+    out[#out + 1] = {spent(L), triple(L, 's'), triple(L, 'v'), live}
     if get(L, 'x') then flush(L) end  -- keep what maintain changed; never create a counter
   end
   return out
@@ -315,21 +337,29 @@ if op == 'cancel' then
 end
 
 if op == 'settle' then
+  -- settle's ttl slot carries the reservation's deadline (0: unknown). A decision
+  -- unknown to a counter that does not exist at all, before deadline + grace, was
+  -- reserved and then lost (a Redis restart without persistence, a flush, an
+  -- eviction): its spend is recorded as if forced, and the reply says so (2). A
+  -- reservation that failed with a store error has no deadline: Redis may never
+  -- have seen it, so it is never reported as lost.
   local changed = 0
   for _, L in ipairs(lines) do
     local text = get(L, 'e:' .. did)
     local st, bucket, amount
     if text then st, bucket, amount = parse(text) end
-    if st ~= 'S' and (text or force) then
+    local lost = not text and ttl > 0 and not get(L, 'x') and now <= ttl + grace
+    if lost then changed = 2 end
+    if st ~= 'S' and (text or force or lost) then
       if not text then
         bucket = 0
         if L.nb > 0 then bucket = math.min(L.bucket, L.hi) end
       elseif st == 'L' then
         add(L, 'v', bucket, amount, -1)
       end
-      if not release then add(L, 's', bucket, actual, 1) end
+      if not release and not L.inflight then add(L, 's', bucket, actual, 1) end
       set_entry(L, did, 'S', bucket, {0, 0, 0}, now + grace)
-      changed = 1
+      if changed == 0 then changed = 1 end
     end
     finish(L)
   end
