@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
 _SKIP_DIRS = {".git", ".venv", ".ci-venv", ".ci-base-venv", ".mypy_cache", ".pytest_cache",
-              ".ruff_cache", ".hypothesis", ".benchmarks", "__pycache__"}  # fmt: skip
+              ".ruff_cache", ".hypothesis", ".benchmarks", "__pycache__", ".mutation"}  # fmt: skip
 
 
 def readme_commands() -> list[str]:
