@@ -117,6 +117,11 @@ ROUTING_EQUIVALENT = (
         )
     ),
     Equivalent("None is as false as False", "cooldowns=False", "cooldowns=None"),
+    Equivalent(
+        "the seen-set only guards against tier cycles, which validation rejects",
+        "out.extend(expand(entry, seen | {entry}))",
+        "out.extend(expand(entry, seen & {entry}))",
+    ),
     *(
         Equivalent("weights are aligned with the targets", _ZIPW + "strict=True)", _ZIPW + a)
         for a in ("strict=None)", "strict=False)", ")")
