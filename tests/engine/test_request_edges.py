@@ -118,7 +118,7 @@ def test_well_typed_values_pass_including_subclasses_and_mappings() -> None:
 
     request = {
         "tenant": OrderedDict(id=Label("acme")),
-        "user": {"id": "u", "age": 30, "extra": object()},  # undeclared fields: not checked
+        "user": {"id": "u", "age": 30, "extra": [1, {"x": None}]},  # undeclared: any JSON
         "tags": ("a", Label("b")),
         "scores": [1, 2],
         "weights": {"a": 1, "b": 0.5},  # an int is a number
@@ -128,7 +128,7 @@ def test_well_typed_values_pass_including_subclasses_and_mappings() -> None:
         "at": datetime(2026, 11, 24, tzinfo=UTC),
         "ttl": timedelta(seconds=5),
         "blob": b"x",
-        "anything": object(),
+        "anything": {"nested": [1.5, "x"]},
         "tenant_missing_fields": None,
         "messages": ({"role": "user", "content": "abcd"},),
     }
