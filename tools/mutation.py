@@ -66,6 +66,11 @@ LEDGER_EQUIVALENT = (
 _DIV = "return check_int(-quotient if (a < 0) != (b < 0) else quotient)"
 _FIND = 'if kind != "string" and (key is True or key is False or key in (0, 1)):'
 RUNTIME_EQUIVALENT = (
+    Equivalent(
+        "items[len] raises IndexError, reported with the same text",
+        "if 0 <= index < len(items):",
+        "if 0 <= index <= len(items):",
+    ),
     *(
         Equivalent("0 // b is 0 whatever its sign; b == 0 raised before", _DIV, after)
         for after in ("(a <= 0) !=", "(a < 1) !=", "!= (b <= 0)", "!= (b < 1)")

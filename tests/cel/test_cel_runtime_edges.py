@@ -179,6 +179,10 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("a.exists(k, k == 'b')", {"a": 1, "b": 2}, None, True),
     ("a.exists(k, k == 'c')", {"a": 1, "b": 2}, None, False),
     ("a.all(x, x > 0)", 3, None, Err("cannot iterate over int")),
+    ("a.exists(x, 1 / x == 1)", [0, 1], None, True),  # true absorbs the other's error
+    ("a.exists(x, 1 / x == 1)", [0, 2], None, Err("division by zero")),
+    ("a.exists(x, 1 / x == 1)", [2, 3], None, False),
+    ("a['z']", {"k": 1}, None, Err("no such key: 'z'")),  # named: the policy's own text
     ("size(a)", "héllo", None, 5),
     ("size(a)", {"x": 1, "y": 2}, None, 2),
     ("size(a)", b"ab", None, 2),
