@@ -81,6 +81,7 @@ RULES: dict[str, str] = {
     "PD501": "A routing rule can never match",
     "PD502": "A missing price or context window changes routing",
     "PD503": "A PolicyTest request attribute is not declared",
+    "PD504": "A setting has no effect where it is written",
     "PD601": "A test case failed and the policy sets reload.require_tests",
     "PD602": "reload.require_tests is set but no PolicyTest covers the policy",
     "PD690": "A new revision could not be built at reload",
