@@ -356,3 +356,18 @@ def test_require_tests_without_a_test_is_the_reload_error_at_check_time(tmp_path
         "cases: [{name: c, request: {}, expect: {allowed: true}}]\n",
     )
     assert load_bundle(tmp_path).diagnostics == []
+
+
+def test_expect_values_that_can_never_match_are_errors(tmp_path: Path) -> None:
+    text = TESTED.replace(
+        """    expect: {tier: t, tierr: t, prompts.sys.prompt.version: v1, prompts.nope.version: v1,
+             trace.rule: x, budgets.0.spent_usd: 0, output.allowed: true}""",
+        "    expect: {allowed: yes, fallbacks: big, output.allowed: true}",
+    ).replace("{tenant: {id: 5}, tenantt: {}, messages: []}", "{messages: []}")
+    text = text.replace("record: {output_tokens: 5, model: mm}", "record: {output_tokens: 5}")
+    diagnostics = check(tmp_path, text)
+    assert [d.code for d in diagnostics] == ["PD216", "PD216"]
+    assert (
+        diagnostics[0].message == "expect allowed: 'yes' can never match: allowed is true or false"
+    )
+    assert "is a list" in diagnostics[1].message
