@@ -54,7 +54,7 @@ RULES: dict[str, str] = {
     "PD207": "A model id is defined twice",
     "PD208": "A PolicyTest names an unknown policy",
     "PD209": "A rollout names an unknown prompt version",
-    "PD210": "A prompt file does not exist or cannot be read",
+    "PD210": "A prompt file is missing, unreadable, or not a regular UTF-8 file up to 1 MiB",
     "PD211": "A name clashes with a built-in attribute or a model",
     "PD212": "A context attribute has an unknown CEL type",
     "PD213": "A cache key names an unknown request attribute",
