@@ -144,9 +144,10 @@ class PolicydGuardrail(CustomGuardrail):
         )
         kwargs.setdefault("default_on", True)
         super().__init__(**kwargs)
-        _log_to_stderr(log_level)
-        if engine is None:
+        if engine is None:  # the proxy builds it from its config: its log goes to stderr
             from policyd.engine import Engine
+
+            _log_to_stderr(log_level)
 
             path = policy_path or os.environ.get("POLICYD_PATH")
             if not path:
