@@ -270,3 +270,28 @@ def test_token_id_prompts_are_refused(stack: tuple[ProxyProcess, Upstream]) -> N
                                               "policyd_context": pro})  # fmt: skip
     assert response.status_code == 400, response.text
     assert "prompt" in response.text and "token ids" in response.text
+
+
+@pytest.mark.parametrize("route", ROUTES[:4])
+def test_output_guardrails_redact_the_answer_on_every_route(
+    stack: tuple[ProxyProcess, Upstream], route: str
+) -> None:
+    proxy, _ = stack
+    pro = {"tenant": {"id": "out", "tier": "pro"}, "feature": "chat"}
+    response = proxy.post(route, _body(route, "say-email", pro))  # answers with an email
+    assert response.status_code == 200, response.text
+    assert "bob@example.com" not in response.text
+    assert "write to [EMAIL]" in response.text
+
+
+@pytest.mark.parametrize("route", ["/v1/responses", "/v1/messages", "/v1/completions"])
+def test_streams_policyd_cannot_check_are_refused(
+    stack: tuple[ProxyProcess, Upstream], route: str
+) -> None:
+    proxy, upstream = stack
+    marker = _marker()
+    pro = {"tenant": {"id": "out", "tier": "pro"}, "feature": "chat"}
+    response = proxy.post(route, _body(route, marker, pro, stream=True))
+    assert response.status_code == 400, response.text
+    assert "without stream" in response.text
+    assert _seen(upstream, marker) == []
