@@ -39,7 +39,7 @@ from policyd.guardrails._shape import Shape, shape_of
 if TYPE_CHECKING:
     from policyd.guardrails._rules import Rule
 
-LOOKAHEAD = 16  # bytes past a match its validator or an assertion may read
+LOOKAHEAD = 64  # the most bytes past a match any rule's validator reads (Rule.lookahead)
 CONTEXT = 64  # bytes kept before the scan position (boundaries, validators)
 KEY_MAX = 64 * 1024  # longest private-key block (a 16,384-bit RSA key is ~12.7 KB)
 _END_MAX = 128  # longest END marker
@@ -135,6 +135,7 @@ class _RegexCursor:
         "_brk",
         "_brk_at",
         "_brk_to",
+        "_literal",
         "_pre",
         "_pre_len",
         "_pre_memo",
@@ -169,6 +170,7 @@ class _RegexCursor:
         self._brk_to = 0
         self._pre: Any = None
         self._pre_len = 0
+        self._literal: bytes | None = None
         if rule.trigger:
             self._pre = re2.compile(rule.trigger, options())._regexp
             self._pre_len = shape_of(rule.trigger).maxw or _END_MAX
@@ -176,6 +178,8 @@ class _RegexCursor:
             flags = "(?i)" if shape.icase else ""
             self._pre = re2.compile(flags + re2.escape(shape.prefix), options())._regexp
             self._pre_len = len(shape.prefix.encode())
+            literal = shape.prefix.encode()
+            self._literal = literal.lower() if shape.icase else literal
         self._pre_memo = _Memo() if self._pre is not None else None
 
     def _last_breaker(self, buf: _Buf, pos: int, hard: int) -> int:
@@ -200,7 +204,22 @@ class _RegexCursor:
         found = self._pre_memo.first(buf, self._pre, pos, limit, self._pre_len)
         if found:
             return found[0][0]
-        return limit if final else max(pos, limit - self._pre_len + 1)
+        return limit if final else max(pos, self.tail_start(buf, limit))
+
+    def tail_start(self, buf: _Buf, limit: int) -> int:
+        """Where an occurrence of the prefix cut off at ``limit`` could start: the first
+        position whose text up to ``limit`` begins the literal prefix (a trigger: any of
+        its last bytes)."""
+        if self._literal is None:
+            return limit - self._pre_len + 1
+        b0 = buf.bbase
+        for at in range(max(limit - len(self._literal) + 1, b0), limit):
+            tail = buf.data[at - b0 : limit - b0]
+            if self.shape.icase and max(tail) >= 0x80:
+                return at  # RE2 folds k and s to non-ASCII signs: could be a start
+            if self._literal.startswith(tail.lower() if self.shape.icase else tail):
+                return at
+        return limit
 
     def next(self, buf: _Buf, hard: int, final: bool, nohit: bool = False) -> Spans | None:
         """The next match's group spans (absolute bytes), or None: more text needed, or
@@ -420,14 +439,13 @@ class RuleCursor:
             low = max(min(c.pos for c in self._cursors) - 1 - buf.bbase, 0)
             hits, starts = self._gates.hits(buf.data[low:])
         for index, cursor in zip(self._index, self._cursors, strict=True):
-            # a validator may read LOOKAHEAD bytes past a candidate; RE2 one character
-            ahead = LOOKAHEAD if cursor.rule.validate is not None else 4
-            hard = n if final else n - ahead
+            # a step is taken only where the bytes its validator (or RE2) reads have come
+            hard = n if final else n - cursor.rule.lookahead
             nohit = hits is not None and index not in hits
             if isinstance(cursor, _RegexCursor):
                 if nohit and cursor._pre is not None and index not in starts:
                     # no match and no start in the text in play: skip all but its tail
-                    cursor.pos = max(cursor.pos, hard - cursor._pre_len + 1)
+                    cursor.pos = max(cursor.pos, cursor.tail_start(buf, hard))
                     continue
                 cursor.fresh, cursor.fresh_from = (None if final else fresh), fresh_from
                 if cursor.idle is not None:
