@@ -13,7 +13,7 @@ What a rule finds (non-overlapping, left to right, positions in UTF-8 bytes):
 Every step looks at no more than ``2 * window`` bytes (plus memoised forward searches for
 the key), so a scan is linear in the text whatever the pattern: a pattern like
 ``x(?:.*y)?`` no longer makes each of its matches rescan the rest of the text. Past
-``MAX_FINDINGS`` matches of one plain pattern (no validator) in one text, each further
+``MAX_FINDINGS`` matches of one plain pattern (or term list) in one text, each further
 match covers its whole window (redaction errs on the side of hiding more), so a text
 that is nothing but matches costs one step per window, not one per character.
 
@@ -163,7 +163,8 @@ class _RegexCursor:
         self.fresh: frozenset[int] | None = None  # bytes new since the last step (a stream)
         self.fresh_from = 0  # ... from this offset on
         self._breakers = frozenset(range(256)) - shape.cont if shape.cont is not None else None
-        plain = rule.validate is None and not rule.pem and rule.name_of is None
+        # plain patterns and terms (not validated PII candidates, whose run is the value)
+        plain = not rule.pem and (rule.validate is None or rule.name_of is not None)
         self.coarse_after = MAX_FINDINGS if plain else -1
         self._brk = _last_of(shape.cont) if shape.cont is not None else None
         self._brk_at = -1
@@ -212,14 +213,26 @@ class _RegexCursor:
         its last bytes)."""
         if self._literal is None:
             return limit - self._pre_len + 1
+        literal = self._literal
         b0 = buf.bbase
-        for at in range(max(limit - len(self._literal) + 1, b0), limit):
-            tail = buf.data[at - b0 : limit - b0]
-            if self.shape.icase and max(tail) >= 0x80:
-                return at  # RE2 folds k and s to non-ASCII signs: could be a start
-            if self._literal.startswith(tail.lower() if self.shape.icase else tail):
-                return at
-        return limit
+        data = buf.data
+        lo, hi = max(limit - len(literal) + 1, b0) - b0, limit - b0
+        if lo >= hi:
+            return limit
+        icase = self.shape.icase
+        if icase and max(data[lo:hi]) >= 0x80:
+            return lo + b0  # RE2 folds k and s to non-ASCII signs: hold it all
+        firsts = {literal[0], ord(chr(literal[0]).upper())} if icase else {literal[0]}
+        best = hi
+        for first in firsts:
+            at = data.find(first, lo, hi)
+            while 0 <= at < best:
+                tail = data[at:hi]
+                if literal.startswith(tail.lower() if icase else tail):
+                    best = at
+                    break
+                at = data.find(first, at + 1, hi)
+        return best + b0
 
     def next(self, buf: _Buf, hard: int, final: bool, nohit: bool = False) -> Spans | None:
         """The next match's group spans (absolute bytes), or None: more text needed, or
@@ -240,10 +253,11 @@ class _RegexCursor:
                 wend = bound = n
             else:
                 wend = bound = pos
-                brk = self._last_breaker(buf, pos, hard)
-                if brk >= pos:
-                    wend, bound = brk, brk + 1
                 maxw = self.shape.maxw
+                if maxw is None or maxw > 16:  # a short pattern: its width bounds it enough
+                    brk = self._last_breaker(buf, pos, hard)
+                    if brk >= pos:
+                        wend, bound = brk, brk + 1
                 if maxw is not None and maxw <= window and hard - maxw + 1 > bound:
                     wend, bound = hard, hard - maxw + 1
                 if bound <= pos:
