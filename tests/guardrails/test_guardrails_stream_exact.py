@@ -170,3 +170,36 @@ def test_text_is_released_a_few_characters_behind_the_stream(engine: Engine) -> 
     # chained guardrails add up; phone numbers look 64 bytes ahead (is the next number in
     # a list another phone?)
     assert lag(engine) <= 128
+
+
+PATTERNS = [
+    r"x(?:.*y)?",
+    r"(?i)password\s*[:=]\s*\S+",
+    r"a[^b]{0,300}b",
+    r"(?i)secret-\w+",
+    r"BEGIN[\s\S]*?END",
+    r"\bkey\b",
+    r"(?m)^#+ \w+$",
+    r"ab|abc|bcd",
+    r"é+",
+    r"[0-9]{3,}",
+]
+ALPHABET = "xyab \nc dé#END BEGIN key password=:0123456789Secret-Sk"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    patterns=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=4, unique=True),
+    text=st.text(alphabet=ALPHABET, max_size=1500),
+    cuts=st.lists(st.integers(0, 2000), max_size=30),
+)
+def test_policy_patterns_stream_exactly(patterns: list[str], text: str, cuts: list[int]) -> None:
+    # policy patterns exercise every shortcut a stream takes (breakers, widths, prefixes,
+    # set gates) on windows, long runs, multi-line anchors and non-ASCII text
+    check = pattern_check(patterns)
+    scanner = StreamScanner([check])
+    found = []
+    for chunk in split(text, cuts):
+        found.extend(scanner.feed(chunk))
+    found.extend(scanner.finish())
+    assert sorted(map(key, found)) == sorted(map(key, check.scan(text)))
