@@ -503,7 +503,7 @@ def _allowed_call_types(setting: Any) -> frozenset[str]:
         return frozenset({"*"})
     if isinstance(setting, list) and all(isinstance(c, str) for c in setting):
         return frozenset(setting)
-    raise ValueError(
+    raise ConfigError(
         "policyd guardrail: unsupported_call_types must be refuse (the default), allow, or a "
         f"list of LiteLLM call types to let through unchecked, not {setting!r}"
     )
