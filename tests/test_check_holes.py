@@ -74,7 +74,8 @@ def test_check_is_the_same_without_litellms_price_map(tmp_path: Path, monkeypatc
 
 
 def test_a_priced_model_and_a_token_only_budget_are_fine(tmp_path: Path) -> None:
-    text = USD_POLICY.replace("{usd: 5}", "{tokens: 1000}")
+    # 100,000 tokens: a default request (4,096 output tokens) fits, so no PD505 either
+    text = USD_POLICY.replace("{usd: 5}", "{tokens: 100000}")
     assert check(tmp_path, text) == []
     fixed = USD_POLICY.replace(
         "mini: {litellm: openai/gpt-4o-mini}",

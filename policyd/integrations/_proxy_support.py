@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from policyd.errors import ConfigError
+
 log = logging.getLogger("policyd")
 
 DECISION_KEY = "policyd_decision_id"
@@ -79,7 +81,7 @@ def allowed_call_types(setting: Any) -> frozenset[str]:
         return frozenset({"*"})
     if isinstance(setting, list) and all(isinstance(c, str) for c in setting):
         return frozenset(setting)
-    raise ValueError(
+    raise ConfigError(
         "policyd guardrail: unsupported_call_types must be refuse (the default), allow, or a "
         f"list of LiteLLM call types to let through unchecked, not {setting!r}"
     )

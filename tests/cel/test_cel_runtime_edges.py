@@ -113,14 +113,14 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("a[b]", [10, 20], 1, 20),
     ("a[b]", [10, 20], 1.0, 20),
     ("a[b]", [10, 20], 0, 10),
-    ("a[b]", [10, 20], 2, Err("index out of range: 2 (list of size 2)")),
-    ("a[b]", [10, 20], -1, Err("index out of range: -1 (list of size 2)")),
-    ("a[b]", [10, 20], 0.5, Err("invalid list index 0.5: not an integer")),
-    ("a[b]", [10, 20], math.inf, Err("invalid list index inf: not an integer")),
-    ("a[b]", [10, 20], math.nan, Err("invalid list index nan: not an integer")),
+    ("a[b]", [10, 20], 2, Err("index out of range")),
+    ("a[b]", [10, 20], -1, Err("index out of range")),
+    ("a[b]", [10, 20], 0.5, Err("invalid list index: a double that is not an integer")),
+    ("a[b]", [10, 20], math.inf, Err("invalid list index: a double that is not an integer")),
+    ("a[b]", [10, 20], math.nan, Err("invalid list index: a double that is not an integer")),
     ("a[b]", [10, 20], "0", Err("no such overload: '[]' applied to (list, string)")),
     ("a[b]", {"k": 1}, "k", 1),
-    ("a[b]", {"k": 1}, "z", Err("no such key: 'z'")),
+    ("a[b]", {"k": 1}, "z", Err("no such key")),
     ("a[b]", "abc", 0, Err("no such overload: '[]' applied to (string, int)")),
     ("a.k", {"k": 2}, None, 2),
     ("a.k", 3, None, Err("type 'int' does not support field selection")),
@@ -139,7 +139,7 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("a || b", "x", False, Err("no matching overload: expected bool, got string")),
     ("a[b]", {1: "x"}, 1, "x"),
     ("a[b]", {True: "x"}, True, "x"),
-    ("a[b]", {False: "x"}, 0, Err("no such key: 0")),
+    ("a[b]", {False: "x"}, 0, Err("no such key")),
     ("a in b", 0, {False: "x"}, False),
     ("a in b", [1], {"k": 1}, False),
     ("a < b", 1, 2, True),
@@ -181,8 +181,8 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("size(a)", {"x": 1, "y": 2}, None, 2),
     ("size(a)", b"ab", None, 2),
     ("size(a)", 3, None, Err("no such overload: 'size' applied to (int)")),
-    ("{a: 1, b: 2}", "k", "k", Err("Failed with repeated key 'k' in map literal")),
-    ("{a: 0, b: 2}", "k", "k", Err("Failed with repeated key 'k' in map literal")),
+    ("{a: 1, b: 2}", "k", "k", Err("Failed with repeated key in map literal (string)")),
+    ("{a: 0, b: 2}", "k", "k", Err("Failed with repeated key in map literal (string)")),
     ("{a: 1, b: 2}", "x", "y", {"x": 1, "y": 2}),
     ("{a: 1}", 1.5, None, Err("unsupported key type 'double' in map literal")),
 ]
@@ -208,7 +208,7 @@ def test_the_int64_range_is_inclusive_at_both_ends() -> None:
 def test_a_map_literal_keeps_true_and_1_apart() -> None:
     got = run("{a: 1, b: 2}", True, 1)
     assert isinstance(got, Err) and got.message == (
-        "map literal mixes key 1 with an equal key of another type; "
+        "map literal mixes a bool key with an equal int key; "
         "policyd maps cannot hold both true/false and 1/0 as keys"
     )
 
@@ -252,3 +252,17 @@ def test_and_or_helpers_refuse_non_bool_values() -> None:
         with pytest.raises(cel.EvaluationError) as raised:
             helper(fail, lambda: 1)
         assert raised.value.message == "boom"
+
+
+@pytest.mark.parametrize(
+    ("source", "a", "b"),
+    [
+        ("a[b]", ["secret-1"], 7),
+        ("a[b]", {"secret-2": 1}, "secret-3"),
+        ("{a: 1, b: 2}", "secret-4", "secret-4"),
+    ],
+)
+def test_error_texts_never_quote_an_operand(source: str, a: Any, b: Any) -> None:
+    got = run(source, a, b)
+    assert isinstance(got, Err)
+    assert "secret" not in got.message and "7" not in got.message  # #11: no request value
