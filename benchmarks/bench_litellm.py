@@ -1,6 +1,8 @@
-"""What PolicyRouter adds per call on top of a bare ``litellm.Router.acompletion``.
+"""What PolicyRouter adds per call on top of a bare ``litellm.Router.acompletion``;
+with ``--proxy``, what the policyd guardrail adds to a real LiteLLM proxy.
 
 Run: python benchmarks/bench_litellm.py [--n 2000] [--policy support-bot]
+     python benchmarks/bench_litellm.py --proxy [--n 300] [--streams 10]
 
 Both sides call the same deployments (the policy's models, answering with
 LiteLLM's ``mock_response``, so no network) with the same messages; requests
@@ -125,11 +127,23 @@ async def run(n: int, policy: str, bundle: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="calls per side (default 2000)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="calls per side (default 2000; 300 with --proxy)")  # fmt: skip
     parser.add_argument("--policy", default="support-bot")
     parser.add_argument("--policy-dir", type=Path, default=ROOT / "policies")
+    parser.add_argument(
+        "--proxy", action="store_true", help="a real LiteLLM proxy with and without the hook"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=10, help="streams per side for time to first token"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.n, args.policy, args.policy_dir))
+    if args.proxy:
+        from bench_litellm_proxy import run_proxy
+
+        run_proxy(args.n or 300, args.streams, args.policy, args.policy_dir)
+    else:
+        asyncio.run(run(args.n or 2000, args.policy, args.policy_dir))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def main() -> None:
         engine.decide({"tenant": "acme"}, policy="support-bot")
     except RequestError as exc:
         print("bad request:", exc)
-    print(engine.status().to_dict()["revision"][:12])
+    print("serving revision (content digest):", engine.status().to_dict()["revision"][:12])
 
 
 if __name__ == "__main__":

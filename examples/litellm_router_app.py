@@ -9,10 +9,15 @@ Drop ``model_params`` and set OPENAI_API_KEY / ANTHROPIC_API_KEY to call real pr
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline price map
+
+if importlib.util.find_spec("litellm") is None:
+    sys.exit("this example needs LiteLLM: pip install 'policyd[litellm]' (or -e '.[litellm]')")
 
 from policyd import Engine
 from policyd.integrations.litellm import (

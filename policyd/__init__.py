@@ -1,51 +1,72 @@
 """policyd: declarative, versioned, hot-reloaded policies for production LLM applications.
 
 The public API lives here; everything else is an implementation module.
-``import policyd`` stays fast: nothing here imports litellm, redis or watchfiles.
+``import policyd`` is nearly free: each public name is imported from its module on first use
+(PEP 562), so ``policyd check`` never loads the engine, and nothing here imports litellm,
+redis or watchfiles. The exception tree is drawn in :mod:`policyd.errors`.
 """
 
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
-from policyd.bundle import Bundle, load_bundle
-from policyd.cel.errors import CelError, CompileError, EvaluationError
-from policyd.decision import (
-    BudgetState,
-    CacheDirective,
-    Decision,
-    PolicyRef,
-    PromptChoice,
-    RetryPolicy,
-    TraceEntry,
-)
-from policyd.diagnostics import Diagnostic, PolicyError, Severity
-from policyd.engine import Engine, Status
-from policyd.errors import ConfigError, OutcomeError, PolicydError, RequestError, UsageError
-from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
+    from policyd.bundle import Bundle, load_bundle
+    from policyd.cel.errors import CelError, CompileError, EvaluationError
+    from policyd.decision import (
+        BudgetState,
+        CacheDirective,
+        Decision,
+        PolicyRef,
+        PromptChoice,
+        RetryPolicy,
+        TraceEntry,
+    )
+    from policyd.diagnostics import Diagnostic, PolicyError, Severity
+    from policyd.engine import Engine, Status
+    from policyd.errors import ConfigError, OutcomeError, PolicydError, RequestError, UsageError
     from policyd.guardrails._core import GuardrailConfigError
     from policyd.guardrails.plugins import PluginError
     from policyd.stores.base import StoreError, StoreUnavailable
-
-# Exceptions whose modules ``import policyd`` does not load: imported on first use.
-_LAZY = {
-    "GuardrailConfigError": "policyd.guardrails._core",
-    "PluginError": "policyd.guardrails.plugins",
-    "StoreError": "policyd.stores.base",
-    "StoreUnavailable": "policyd.stores.base",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'policyd' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
+    from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "policyd.bundle": ("Bundle", "load_bundle"),
+    "policyd.cel.errors": ("CelError", "CompileError", "EvaluationError"),
+    "policyd.decision": (
+        "BudgetState",
+        "CacheDirective",
+        "Decision",
+        "PolicyRef",
+        "PromptChoice",
+        "RetryPolicy",
+        "TraceEntry",
+    ),
+    "policyd.diagnostics": ("Diagnostic", "PolicyError", "Severity"),
+    "policyd.engine": ("Engine", "Status"),
+    "policyd.errors": ("ConfigError", "OutcomeError", "PolicydError", "RequestError", "UsageError"),
+    "policyd.guardrails._core": ("GuardrailConfigError",),
+    "policyd.guardrails.plugins": ("PluginError",),
+    "policyd.stores.base": ("StoreError", "StoreUnavailable"),
+    "policyd.verdict": ("OutputFinding", "OutputStep", "OutputVerdict"),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name from its module the first time it is used."""
+    module = _HOME.get(name)
+    if module is None:  # not ours: `from policyd import model` then imports the submodule
+        raise AttributeError(f"module 'policyd' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "BudgetState",

@@ -16,7 +16,7 @@ from typing import Any
 
 from policyd import loader, model, structure
 from policyd.diagnostics import Diagnostic, has_errors, sort_diagnostics
-from policyd.validate import PolicyContext, check_bundle
+from policyd.validate import Broken, PolicyContext, check_bundle
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,36 @@ class Bundle:
         return [d for d in self.diagnostics if d.is_error]
 
 
-def load_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Load, structure-check and validate every policy file under ``path``."""
+@loader.gc_paused()
+def load_bundle(path: str | os.PathLike[str], *more: str | os.PathLike[str]) -> Bundle:
+    """Load, structure-check and validate every policy file under ``path`` (and ``more``
+    paths: all of them are one bundle, so a policy may use a catalog given separately)."""
     loaded = loader.load_path(path)
+    for extra in more:
+        other = loader.load_path(extra)
+        known = {os.path.realpath(f) for f in loaded.files}
+        loaded.documents.extend(d for d in other.documents if os.path.realpath(d.file) not in known)
+        for name, text in other.files.items():
+            loaded.files.setdefault(name, text)
+        loaded.diagnostics.extend(other.diagnostics)
     diagnostics = list(loaded.diagnostics)
     policies: list[tuple[model.Policy, loader.Document]] = []
     catalogs: list[tuple[model.ModelCatalog, loader.Document]] = []
     tests: list[tuple[model.PolicyTest, loader.Document]] = []
+    broken = Broken()
     for doc in loaded.documents:
         typed, problems = structure.to_model(doc)
         diagnostics.extend(problems)
+        if typed is None and problems:
+            typed, removed = structure.repair(doc)
+            broken.note(doc, typed, removed)
         if isinstance(typed, model.Policy):
             policies.append((typed, doc))
         elif isinstance(typed, model.ModelCatalog):
             catalogs.append((typed, doc))
         elif isinstance(typed, model.PolicyTest):
             tests.append((typed, doc))
-    contexts, semantic = check_bundle(policies, catalogs, tests)
+    contexts, semantic = check_bundle(policies, catalogs, tests, broken)
     diagnostics.extend(semantic)
     return Bundle(
         path=os.fspath(path),

@@ -7,6 +7,7 @@ errors (bad option, missing path, unreadable request file).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -23,8 +24,11 @@ FORMATS = ("text", "json", "github", "sarif")
 CheckFormat = Literal["text", "json", "github", "sarif"]
 
 
-def _load_all(paths: Sequence[str]) -> tuple[list[Bundle], list[Diagnostic], dict[str, str]]:
-    bundles = [load_bundle(p) for p in paths]
+def _load_all(
+    paths: Sequence[str], each: bool = False
+) -> tuple[list[Bundle], list[Diagnostic], dict[str, str]]:
+    """All paths as one bundle, or (``each``) every path as its own bundle."""
+    bundles = [load_bundle(p) for p in paths] if each else [load_bundle(*paths)]
     diagnostics = sort_diagnostics(d for b in bundles for d in b.diagnostics)
     files: dict[str, str] = {}
     for bundle in bundles:
@@ -58,20 +62,30 @@ def main() -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only errors.")
 @click.option(
+    "--each",
+    is_flag=True,
+    help="Treat every PATH as a bundle of its own (by default all PATHs are one bundle).",
+)
+@click.option(
     "--show-info/--no-info",
     default=False,
     show_default=True,
     help="Also show info notes (e.g. expressions on the slow CEL path).",
 )
-def check(paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: bool) -> None:
-    """Validate policy bundles (files or directories of YAML), reporting every problem.
+def check(
+    paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: bool, each: bool
+) -> None:
+    """Validate a policy bundle (files or directories of YAML), reporting every problem.
+
+    All PATHs together are one bundle (a policy may use a catalog named separately,
+    e.g. policyd check policies/*.yaml); --each checks every PATH on its own.
 
     Each problem has a file:line:column, a stable code (PDxxx), a message and a hint.
     Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
     """
     from policyd.render import render
 
-    _, diagnostics, files = _load_all(paths)
+    _, diagnostics, files = _load_all(paths, each)
     shown = [d for d in diagnostics if show_info or d.severity is not Severity.INFO]
     output = render(shown, fmt, files, color=fmt == "text" and sys.stdout.isatty())
     if output:
@@ -98,8 +112,15 @@ def check(paths: tuple[str, ...], fmt: CheckFormat, strict: bool, show_info: boo
     show_default=True,
     help="Output format.",
 )
-def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
-    """Run the PolicyTest cases in the bundles; exit 1 if any case fails.
+@click.option(
+    "--each",
+    is_flag=True,
+    help="Treat every PATH as a bundle of its own (by default all PATHs are one bundle).",
+)
+def test_command(paths: tuple[str, ...], coverage: bool, fmt: str, each: bool) -> None:
+    """Run the PolicyTest cases of a bundle; exit 1 if any case fails or there is none.
+
+    All PATHs together are one bundle; --each runs every PATH as its own.
 
     A case's expect keys are dotted paths into the decision's to_dict(), e.g.
     tier, fallbacks, cache.ttl_s, prompts.support-system.version. A case with an
@@ -109,7 +130,7 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
     from policyd.render import render
     from policyd.testing import run_tests
 
-    bundles, diagnostics, files = _load_all(paths)
+    bundles, diagnostics, files = _load_all(paths, each)
     errors = [d for d in diagnostics if d.is_error]
     if errors:
         click.echo(render(errors, "text", files), err=True)
@@ -134,7 +155,11 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
     else:
         _print_test_text(results, missed if coverage else None)
     if not results:
-        click.echo("policyd test: no PolicyTest cases found", err=True)
+        click.echo(
+            "policyd test: no PolicyTest cases found: add a kind: PolicyTest document "
+            "with cases (see the README, kind: PolicyTest)",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(1 if failed else 0)
 
@@ -142,7 +167,8 @@ def test_command(paths: tuple[str, ...], coverage: bool, fmt: str) -> None:
 def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]] | None) -> None:
     for r in results:
         mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {r.policy}: {r.case}  ({r.file}:{r.line})")
+        run = f", run {r.run}" if r.run > 1 else ""
+        click.echo(f"{mark} {r.policy}: {r.case}  ({r.file}:{r.line}{run})")
         if r.error:
             click.echo(f"     error: {r.error}")
         for m in r.mismatches:
@@ -150,6 +176,10 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
             click.echo(f"     {m.path}:")
             click.echo(f"       expected: {json.dumps(m.expected, default=str)}")
             click.echo(f"       actual:   {actual}")
+        if r.why:
+            click.echo("     why:")
+            for line in r.why:
+                click.echo(f"       {line}")
     if missed is not None:
         if missed:
             click.echo("\nNot covered by any case:")
@@ -184,7 +214,12 @@ def _print_test_text(results: list[Any], missed: dict[str, list[tuple[str, str]]
     is_flag=True,
     help="Print the decision's to_dict() as JSON (without the redacted messages).",
 )
-@click.option("--explain", is_flag=True, help="Show the trace as a table.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show every stage's rules as a table: what matched, blocked or redacted, and the "
+    "routing rules and input guardrails that did not fire.",
+)
 def eval_command(
     path: str, request_file: Any, policy: str | None, now: str | None, as_json: bool, explain: bool
 ) -> None:
@@ -222,7 +257,10 @@ def eval_command(
     else:
         _print_decision(decision.to_dict(), decision.messages if decision.redacted else None)
     if explain:
-        _print_trace(decision.to_dict()["trace"])
+        from policyd.explain import explain_rows
+
+        compiled = load_bundle(path).policies[decision.policy.name].policy
+        _print_trace(explain_rows(compiled, decision.to_dict()["trace"]))
 
 
 def _read_request(text: str, name: str) -> Any:
@@ -233,6 +271,10 @@ def _read_request(text: str, name: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
+    except RecursionError:
+        raise click.BadParameter(
+            "the request is nested too deeply", param_hint="--request"
+        ) from None
     loaded = load_text(text, name)
     if loaded.diagnostics:
         first = loaded.diagnostics[0]
@@ -334,9 +376,8 @@ def _print_messages(messages: Sequence[Mapping[str, Any]], trace: list[dict[str,
             click.echo(" " * len(head) + more)
 
 
-def _print_trace(trace: list[dict[str, Any]]) -> None:
-    rows = [("stage", "rule", "outcome", "detail")]
-    rows += [(t["stage"], t["rule"] or "-", t["outcome"], t["detail"]) for t in trace]
+def _print_trace(trace: list[tuple[str, str, str, str]]) -> None:
+    rows = [("stage", "rule", "outcome", "detail"), *trace]
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     click.echo("")
     for i, row in enumerate(rows):
@@ -361,11 +402,27 @@ def schema(output: str | None) -> None:
     from policyd.model import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
-    if output:
+    _write_or_echo("schema", output, text)
+
+
+def _write_or_echo(command: str, output: str | None, text: str) -> None:
+    """Write ``text`` to ``output`` (exit 2 with a message, never a traceback, when the
+    file cannot be written), or print it."""
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
-    else:
-        click.echo(text, nl=False)
+    except OSError as exc:
+        parent = os.path.dirname(output) or "."
+        hint = (
+            f"create the directory first (mkdir -p {parent})"
+            if not os.path.isdir(parent)
+            else "check the path and its permissions"
+        )
+        click.echo(f"policyd {command}: cannot write {output}: {exc.strerror}; {hint}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -409,8 +466,14 @@ def bench(path: str, policy: str | None, calls: int) -> None:
     empty request.
     """
     from policyd.benchmark import run_bench
+    from policyd.words import suggest
 
     engine = _engine_or_exit(path, None, _engine_class())
+    if policy is not None and policy not in engine.policies:
+        known = ", ".join(sorted(engine.policies))
+        hint = suggest(policy, engine.policies) or f"policies: {known}"
+        click.echo(f"policyd bench: unknown policy {policy!r} ({hint})", err=True)
+        sys.exit(2)
     for line in run_bench(engine, load_bundle(path), policy=policy, calls=calls):
         click.echo(line)
 
@@ -439,11 +502,11 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     """Write a LiteLLM proxy config.yaml (model_list, router_settings) from a policy."""
     from policyd.diagnostics import PolicyError
     from policyd.errors import RequestError
-    from policyd.integrations.litellm_export import export_config_yaml
+    from policyd.integrations.litellm_export import export_litellm
     from policyd.render import render
 
     try:
-        text = export_config_yaml(path, policy)
+        text, missing = export_litellm(path, policy)
     except PolicyError as exc:
         errors = [d for d in exc.diagnostics if d.is_error]
         click.echo(render(errors, "text", load_bundle(path).files), err=True)
@@ -451,11 +514,9 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
     except RequestError as exc:
         click.echo(f"policyd export: {exc}", err=True)
         sys.exit(2)
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        click.echo(text, nl=False)
+    for line in missing:  # also in the file's header
+        click.echo(f"policyd export: not expressed in the LiteLLM config: {line}", err=True)
+    _write_or_echo("export", output, text)
 
 
 from policyd.cli_diff import diff_command  # noqa: E402 - after main is defined

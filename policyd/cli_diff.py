@@ -84,7 +84,20 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
 )
 @click.option("--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}.")
 @click.option("--now", help="Clock for requests without a logged time (ISO-8601; default now).")
-@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--top",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="How many transitions and rules to show.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=min(4, os.cpu_count() or 1),
+    show_default=True,
+    help="Processes to replay in (one when a side has budgets: their order matters).",
+)
 def diff_command(
     base: str,
     head: str,
@@ -94,6 +107,7 @@ def diff_command(
     fail_on: tuple[str, ...],
     now: str | None,
     top: int,
+    jobs: int,
 ) -> None:
     """Decide recorded requests under BASE and HEAD and report what changes.
 
@@ -102,9 +116,8 @@ def diff_command(
     and decision id; budgets run on a fresh in-memory store per side. Exit 0, or 1 when a
     --fail-on condition holds, 2 on usage errors.
     """
-    from policyd.decision_log import read_lines
     from policyd.diagnostics import PolicyError
-    from policyd.diff import Side, replays, run_diff
+    from policyd.diff import Side, diff_file
     from policyd.diff_report import failures, render
     from policyd.fields import parse_timestamp
 
@@ -114,10 +127,6 @@ def diff_command(
             clock = parse_timestamp(now)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--now") from None
-    try:
-        items = replays(read_lines(requests_file))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--requests") from None
     with tempfile.TemporaryDirectory(prefix="policyd-diff-") as scratch:
         sides = []
         for spec, other, name in ((base, head, "BASE"), (head, base, "HEAD")):
@@ -131,7 +140,12 @@ def diff_command(
                 click.echo(f"policyd diff: {name} {label} does not compile:", err=True)
                 click.echo(render_diagnostics(errors, "text", {}), err=True)
                 sys.exit(1)
-        report = run_diff(sides[0], sides[1], items, policy=policy, now=clock)
+        try:
+            report = diff_file(
+                sides[0], sides[1], requests_file, policy=policy, now=clock, jobs=jobs
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--requests") from None
     try:
         failed = failures(report, fail_on)
     except ValueError as exc:

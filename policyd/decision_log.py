@@ -238,7 +238,7 @@ class DecisionLog:
         capacity: int = 10_000,
         max_bytes: int = 100 * 1024 * 1024,
         backups: int = 5,
-        describe: Callable[[Decision], tuple[str | None, RequestFields]] | None = None,
+        describe: Callable[[Decision], tuple[str, RequestFields] | None] | None = None,
     ) -> None:
         self._file: RotatingFile | None = None
         self._callable: Sink | None = None
@@ -247,7 +247,10 @@ class DecisionLog:
         else:
             self._file = RotatingFile(sink, max_bytes, backups)
         self.capacity = capacity
-        self.describe = describe or _describe_default
+        # how to find a decision's revision and logged fields: one per engine writing here
+        self.describers: list[Callable[[Decision], tuple[str, RequestFields] | None]] = (
+            [describe] if describe is not None else []
+        )
         self.dropped = 0
         self.written = 0
         self.failed = 0
@@ -347,6 +350,15 @@ class DecisionLog:
                 self._wake.clear()
                 self._idle = False
 
+    def describe(self, decision: Decision) -> tuple[str | None, RequestFields]:
+        """The bundle revision that made ``decision`` and what its policy logs of a request
+        (unknown: no revision, and only the message summary)."""
+        for describer in self.describers:
+            found = describer(decision)
+            if found is not None:
+                return found
+        return None, RequestFields((), "lengths")
+
     def _line(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if self._scrub is None:
             self._scrub = Scrubber()
@@ -360,10 +372,6 @@ class DecisionLog:
                 line = outcome_line(item[1], item[2], item[3], revision)
         self._scrub.line(line, _ALWAYS_SCRUB)
         return line
-
-
-def _describe_default(decision: Decision) -> tuple[str | None, RequestFields]:
-    return None, RequestFields((), "lengths")
 
 
 def _head(kind: str, decision: Decision, time: datetime, revision: str | None) -> dict[str, Any]:
@@ -403,19 +411,41 @@ def outcome_line(
     return line
 
 
-def read_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, parsed line) of a JSON Lines file; blank lines skipped.
+_SUMMARY = ', "decision": {'
+_DECISION = '{"v": 1, "kind": "decision"'
 
-    Raises ValueError naming the line for a line that is not a JSON object.
-    """
+
+def parse_line(
+    text: str, path: str | os.PathLike[str], number: int, *, summaries: bool = True
+) -> dict[str, Any]:
+    """One JSON Lines line as a dict; ValueError naming ``path:number`` when it is not a
+    JSON object. ``summaries=False`` leaves out the decision summary of a decision-log line
+    (the last key policyd writes, and most of the line), for readers that only replay."""
+    if not summaries and text.startswith(_DECISION):
+        cut = text.rfind(_SUMMARY)
+        if cut > 0:
+            try:
+                value = json.loads(text[:cut] + "}")
+            except ValueError:
+                pass  # not policyd's own layout: parse it whole
+            else:
+                if isinstance(value, dict):
+                    return value
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)}:{number}: not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{os.fspath(path)}:{number}: expected a JSON object per line")
+    return value
+
+
+def read_lines(
+    path: str | os.PathLike[str], *, summaries: bool = True
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, parsed line) of a JSON Lines file; blank lines skipped (see
+    :func:`parse_line`)."""
     with open(path, encoding="utf-8") as fh:
         for number, text in enumerate(fh, 1):
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{os.fspath(path)}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise ValueError(f"{os.fspath(path)}:{number}: expected a JSON object per line")
-            yield number, value
+            if text.strip():
+                yield number, parse_line(text, path, number, summaries=summaries)

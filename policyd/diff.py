@@ -9,16 +9,17 @@ is touched. :func:`compare` is shared with shadow revisions.
 
 from __future__ import annotations
 
-import random
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
+from policyd.diff_input import Replay, read_share, replays
 from policyd.errors import RequestError
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, Outcome, Runtime, evaluate, finish
@@ -50,102 +51,36 @@ def compare(base: Decision, head: Decision) -> dict[str, tuple[str, str]]:
     return {k: (a.get(k, "-"), b.get(k, "-")) for k in {**a, **b} if a.get(k, "-") != b.get(k, "-")}
 
 
-def responsible(base: Decision, head: Decision) -> set[str]:
+def responsible(base: Decision, head: Decision) -> list[str]:
     """Trace steps on one side only (which rules made the difference), e.g.
     ``+ routing enterprise-code match`` (HEAD only) or ``- guardrails pii redact``."""
     a = {(t.stage, t.rule, t.outcome) for t in base.trace if t.outcome != "model"}
     b = {(t.stage, t.rule, t.outcome) for t in head.trace if t.outcome != "model"}
     out = {f"+ {s} {r or '-'} {o}" for s, r, o in b - a}
     out |= {f"- {s} {r or '-'} {o}" for s, r, o in a - b}
-    return out
-
-
-# --------------------------------------------------------------------------- replay input
-
-
-@dataclass
-class Replay:
-    """One recorded request: what to decide and with which clock, id and token counts."""
-
-    line: int
-    request: dict[str, Any]
-    policy: str | None
-    now: datetime | None
-    id: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-def rebuild_request(logged: Mapping[str, Any]) -> dict[str, Any]:
-    """A decidable request from a logged one: the message summary becomes placeholder
-    messages of the logged roles and lengths (text guardrails see no real text)."""
-    request = dict(logged)
-    summary = request.get("messages")
-    if isinstance(summary, Mapping):
-        count = int(summary.get("count", 0))
-        roles = list(summary.get("roles") or ["user"] * count)
-        chars = list(summary.get("chars") or [0] * count)
-        request["messages"] = [
-            {"role": role, "content": "x" * int(n)} for role, n in zip(roles, chars, strict=False)
-        ]
-    return request
-
-
-def parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def replays(lines: Iterable[tuple[int, dict[str, Any]]]) -> list[Replay]:
-    """Decision-log lines (joined with their outcome lines) or plain request lines."""
-    items: list[Replay] = []
-    outcomes: dict[str, tuple[Any, Any]] = {}
-    for number, line in lines:
-        kind = line.get("kind")
-        if kind == "outcome":
-            outcome = line.get("outcome") or {}
-            outcomes[str(line.get("id"))] = (
-                outcome.get("input_tokens"),
-                outcome.get("output_tokens"),
-            )
-        elif kind == "decision":
-            policy = line.get("policy")
-            items.append(
-                Replay(
-                    number,
-                    rebuild_request(line.get("request") or {}),
-                    policy.get("name") if isinstance(policy, Mapping) else None,
-                    parse_time(line.get("time")),
-                    str(line.get("id") or f"line-{number}"),
-                )
-            )
-        elif kind is None:
-            wrapped = isinstance(line.get("request"), Mapping)
-            request = dict(line["request"]) if wrapped else line
-            items.append(
-                Replay(
-                    number,
-                    rebuild_request(request),
-                    line.get("policy") if wrapped and isinstance(line.get("policy"), str) else None,
-                    parse_time(line.get("time")) if wrapped else None,
-                    str(line.get("id") if wrapped and line.get("id") else f"line-{number}"),
-                    line.get("input_tokens") if wrapped else None,
-                    line.get("output_tokens") if wrapped else None,
-                )
-            )
-    for item in items:
-        tokens = outcomes.get(item.id)
-        if tokens is not None:
-            item.input_tokens, item.output_tokens = tokens
-    return items
+    return sorted(out)  # head-only steps first, in a stable order
 
 
 # --------------------------------------------------------------------------- one revision
+
+
+class _Draws:
+    """Stands in for the ``random`` module in routing during a replay: the same numbers
+    for the same decision id on both sides (reseeding ``random`` costs more than a decision
+    stage)."""
+
+    def __init__(self) -> None:
+        self._state = 1
+
+    def reset(self, decision_id: str) -> None:
+        self._state = zlib.crc32(decision_id.encode()) | 1
+
+    def random(self) -> float:
+        self._state = (self._state * 6364136223846793005 + 1442695040888963407) % 2**64
+        return (self._state >> 11) / float(1 << 53)
+
+
+_DRAWS = _Draws()
 
 
 class Side:
@@ -166,10 +101,14 @@ class Side:
     def digest(self) -> str:
         return self.bundle.digest
 
+    @property
+    def has_budgets(self) -> bool:
+        return any("budgets" in p.stage_by_name for p in self.bundle.policies.values())
+
     def decide(
         self, policy: CompiledPolicy, item: Replay, now: datetime
     ) -> tuple[Decision, DecisionState]:
-        random.seed(item.id)  # weighted routing without a sticky key: same draw both sides
+        _DRAWS.reset(item.id)  # weighted routing without a sticky key: same draw both sides
         state = DecisionState(policy.shape.prepare(item.request), now, item.id, self.counter.name)
         for stage in policy.stages:
             stage.run(state)
@@ -215,10 +154,14 @@ class DiffReport:
     rollout_keys: dict[str, set[str]] = field(default_factory=dict)
     examples: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
 
-    def add(self, base: Decision, head: Decision) -> dict[str, tuple[str, str]]:
-        """Count one compared pair; returns its changes."""
+    def add(
+        self, base: Decision, head: Decision, ignore: frozenset[str] = frozenset()
+    ) -> dict[str, tuple[str, str]]:
+        """Count one compared pair (leaving out fields in ``ignore``); returns its changes."""
         self.decided += 1
         changes = compare(base, head)
+        for name in ignore:
+            changes.pop(name, None)
         if not changes:
             return changes
         self.changed += 1
@@ -236,6 +179,24 @@ class DiffReport:
         for step in responsible(base, head):
             self.rules[step] += 1
         return changes
+
+    def merge(self, other: DiffReport) -> None:
+        """Add the counts of a report on other requests (a parallel worker's)."""
+        for name in ("requests", "decided", "changed", "newly_blocked", "newly_allowed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("base_micros", "head_micros", "priced", "unpriced"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.update(other.errors)
+        self.by_field.update(other.by_field)
+        self.transitions.update(other.transitions)
+        self.rules.update(other.rules)
+        for rollout, moves in other.rollouts.items():
+            self.rollouts.setdefault(rollout, Counter()).update(moves)
+        for rollout, keys in other.rollout_keys.items():
+            self.rollout_keys.setdefault(rollout, set()).update(keys)
+        for key, ids in other.examples.items():
+            mine = self.examples.setdefault(key, [])
+            mine.extend(ids[: max(0, 3 - len(mine))])
 
     @property
     def cost_delta_pct(self) -> float | None:
@@ -322,7 +283,63 @@ def run_diff(
     base: Side, head: Side, items: Iterable[Replay], *, policy: str | None, now: datetime
 ) -> DiffReport:
     """Decide every item under both sides and count the differences."""
+    from policyd.stages import routing
+
+    saved = routing.random
+    routing.random = _DRAWS  # type: ignore[assignment]
+    try:
+        return _run(base, head, items, policy, now)
+    finally:
+        routing.random = saved
+
+
+def diff_file(
+    base: Side, head: Side, path: str, *, policy: str | None, now: datetime, jobs: int = 1
+) -> DiffReport:
+    """``run_diff`` on a requests file. ``jobs > 1`` forks that many processes, each
+    reading and replaying every jobs-th request of the file (so none inherits a large
+    heap), unless a side has budgets: their spend depends on the order of all requests."""
+    import os
+
+    from policyd.decision_log import read_lines
+
+    small = os.path.getsize(path) < _PARALLEL_BYTES
+    if jobs <= 1 or small or base.has_budgets or head.has_budgets:
+        return run_diff(
+            base, head, replays(read_lines(path, summaries=False)), policy=policy, now=now
+        )
+    import multiprocessing
+
+    global _WORK
+    _WORK = (base, head, path, policy, now, jobs)  # inherited by the forked workers
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            parts = pool.map(_share, range(jobs))
+    finally:
+        _WORK = None
     report = DiffReport(base.label, head.label, base.digest, head.digest)
+    for part in parts:
+        report.merge(part)
+    return report
+
+
+_PARALLEL_BYTES = 4 << 20  # smaller files are replayed in one process: forking costs more
+_WORK: tuple[Side, Side, str, str | None, datetime, int] | None = None
+
+
+def _share(worker: int) -> DiffReport:
+    assert _WORK is not None
+    base, head, path, policy, now, jobs = _WORK
+    return run_diff(base, head, read_share(path, worker, jobs), policy=policy, now=now)
+
+
+def _run(
+    base: Side, head: Side, items: Iterable[Replay], policy: str | None, now: datetime
+) -> DiffReport:
+    report = DiffReport(base.label, head.label, base.digest, head.digest)
+    # a policy with the same content digest on both sides decides the same: once is enough
+    # (without budgets, whose counters other policies of a side may share)
+    same_ok = not (base.has_budgets or head.has_budgets)
     for item in items:
         report.requests += 1
         name = policy or item.policy
@@ -339,7 +356,10 @@ def run_diff(
             continue
         try:
             a = base.decide(base_policy, item, when)
-            b = head.decide(head_policy, item, when)
+            if same_ok and base_policy.ref.digest == head_policy.ref.digest:
+                b = a
+            else:
+                b = head.decide(head_policy, item, when)
         except RequestError as exc:
             report.errors[f"request rejected ({exc.field or 'request'})"] += 1
             continue

@@ -67,9 +67,9 @@ def _share(n: int, total: int) -> str:
     return f"{n * 100.0 / total:.1f}%" if total else "0%"
 
 
-def render_text(report: DiffReport, top: int = 10) -> str:
+def render_text(report: DiffReport, top: int = 10, title: str = "policyd diff") -> str:
     lines = [
-        f"policyd diff: {report.base} ({report.base_digest[:12]}) -> "
+        f"{title}: {report.base} ({report.base_digest[:12]}) -> "
         f"{report.head} ({report.head_digest[:12]})",
         f"{report.requests:,} requests replayed, {report.changed:,} decisions changed "
         f"({_share(report.changed, report.decided)}), "
@@ -88,13 +88,14 @@ def render_text(report: DiffReport, top: int = 10) -> str:
         ]
         lines += ["", "rules responsible (+ head only, - base only)"]
         lines += [f"  {s}".ljust(60) + f" {n:>9,}" for s, n in report.rules.most_common(top)]
-    lines += [
-        "",
-        "estimated cost (model prices x logged tokens)",
-        f"  base {_usd(report.base_micros)}  head {_usd(report.head_micros)}  "
-        f"delta {_delta(report)}  over {report.priced:,} priced requests"
-        + (f" ({report.unpriced:,} unpriced)" if report.unpriced else ""),
-    ]
+    if report.priced or report.unpriced:
+        lines += [
+            "",
+            "estimated cost (model prices x logged tokens)",
+            f"  base {_usd(report.base_micros)}  head {_usd(report.head_micros)}  "
+            f"delta {_delta(report)}  over {report.priced:,} priced requests"
+            + (f" ({report.unpriced:,} unpriced)" if report.unpriced else ""),
+        ]
     if report.rollouts:
         lines += ["", "rollouts"]
         data = report.to_dict(top)["rollouts"]

@@ -120,10 +120,8 @@ class Engine:
         without one, times its tries, plus backoff waits and 60 s). Other keyword
         arguments go to the store (``key_prefix``, ``command_timeout_s``, ``pool_size``, ...).
 
-        Observability (docs/observability.md): ``decision_log`` is a path (JSON Lines) or a
-        callable; ``otel`` is None (on when an OpenTelemetry SDK provider is installed),
-        True, False or a ``policyd.telemetry.Telemetry``; ``shadow`` is a candidate bundle
-        decided beside the live one for a ``shadow_rate`` share of requests.
+        ``decision_log`` (path or callable), ``otel`` (None: on with an SDK provider) and
+        ``shadow``/``shadow_rate`` (a candidate bundle): see docs/observability.md.
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
         runtime.reservation_ttl_s = reservation_ttl_s
@@ -517,6 +515,12 @@ class Engine:
         from policyd.shadow import promote
 
         return promote(self)
+
+    def shadow_report(self) -> dict[str, Any] | None:
+        """What the shadow candidate decided differently so far (None without a shadow)."""
+        from policyd.shadow import report
+
+        return report(self)
 
     def close(self) -> None:
         """Stop the watcher, remove the SIGHUP handler, flush the decision log, close the store."""

@@ -20,6 +20,16 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_PATTERN = _DURATION_RE.pattern
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
+# Upper bounds of numbers in policies: the engine must be able to use every value
+# ``check`` accepts (#11). Money is integer micro-dollars up to 2**53 in every store
+# (policyd.money.MAX_MICROS), so a limit stays below nine billion dollars, and the
+# worst reservation (2 x MAX_TOKENS at MAX_PRICE_PER_MTOK) stays far below that.
+MAX_USD = 9_000_000_000
+MAX_PRICE_PER_MTOK = 1_000_000
+MAX_TOKENS = 1_000_000_000  # context windows, output limits, a request's token counts
+MAX_COUNT = 2**53 - 1  # token and request limits of a budget (exact in every store)
+MAX_DURATION_S = 36600 * 86400.0  # 36600d, about a hundred years
+
 
 def parse_duration(text: str) -> float:
     """``"250ms"`` -> 0.25 seconds. Raises ValueError with a fix hint."""
@@ -67,6 +77,12 @@ def _duration_number(value: Any) -> Any:
 def _check_duration(value: str) -> str:
     if not _DURATION_RE.match(value):  # exactly what the JSON Schema pattern accepts
         raise problem("duration", f"invalid duration {value!r}", _DURATION_HINT)
+    if len(value) > 24 or parse_duration(value) > MAX_DURATION_S:
+        raise problem(
+            "duration",
+            f"duration {value[:24]!r} is longer than 36600d",
+            "durations are at most 36600d (about a hundred years)",
+        )
     return value
 
 
@@ -139,8 +155,51 @@ CelKey = Annotated[
     CelMarker("key"),
     Field(min_length=1, description="CEL expression whose value identifies a counter or bucket"),
 ]
-Usd = Annotated[float, Field(ge=0, description="US dollars")]
-Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+def at_most(limit: float, what: str) -> BeforeValidator:
+    """Refuse NaN, infinities and numbers above ``limit`` (before the type check, so
+    that the message says why and how to fix it); the JSON Schema gets ``maximum``."""
+
+    def check(value: Any) -> Any:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and not value <= limit:  # also NaN
+            raw = getattr(value, "raw", None) or f"{value:g}"
+            raise problem(
+                "number_bound",
+                f"{raw} is not a number policyd can use here",
+                f"{what} is a finite number of at most {limit:,}",
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+Usd = Annotated[
+    float,
+    Field(ge=0, description="US dollars", json_schema_extra={"maximum": MAX_USD}),
+    at_most(MAX_USD, "a USD amount"),
+]
+PricePerMtok = Annotated[
+    float,
+    Field(
+        ge=0,
+        description="USD per million tokens",
+        json_schema_extra={"maximum": MAX_PRICE_PER_MTOK},
+    ),
+    at_most(MAX_PRICE_PER_MTOK, "a price in USD per million tokens"),
+]
+Percent = Annotated[float, Field(ge=0, le=100), at_most(100, "a percentage")]
+TokenCount = Annotated[
+    int,
+    Field(gt=0, json_schema_extra={"maximum": MAX_TOKENS}),
+    at_most(MAX_TOKENS, "a token count"),
+]
+LimitCount = Annotated[
+    int,
+    Field(ge=0, json_schema_extra={"maximum": MAX_COUNT}),
+    at_most(MAX_COUNT, "a token or request limit"),
+]
 
 # mypy cannot follow this recursive alias (pydantic can)
 TypeDecl = TypeAliasType("TypeDecl", str | dict[str, "TypeDecl"])  # type: ignore[misc]

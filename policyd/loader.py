@@ -14,8 +14,11 @@ stays the one import for users of the loader.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import gc
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,7 @@ __all__ = [
     "SourceMap",
     "YamlFloat",
     "YamlInt",
+    "gc_paused",
     "load_path",
     "load_text",
 ]
@@ -64,6 +68,47 @@ class LoadResult:
     @property
     def ok(self) -> bool:
         return not any(d.is_error for d in self.diagnostics)
+
+
+# --- the cyclic garbage collector ------------------------------------------------------------
+
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_resume = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a bundle is read (also a decorator).
+
+    Reading builds hundreds of nodes and models per policy, none in a reference cycle, and
+    every full collection walks all of them again: with the collector running, 1,000 policies
+    cost ~60% more.  Reference counting still frees memory meanwhile; the collector resumes
+    when the outermost pause ends (nested and concurrent pauses count), unless it was off.
+
+    When it resumes, what was built meanwhile goes straight to the oldest generation
+    (``gc.freeze()`` then ``gc.unfreeze()``, two list splices) instead of being walked by the
+    next young collection, one more full walk of the bundle (~20% of reading it): a bundle
+    lives until the next reload.  Young objects of other threads move with it, so a cycle
+    among them waits for the next full collection.  Skipped when the application has frozen
+    objects itself (``gc.freeze()`` before forking workers), which unfreezing would undo.
+    """
+    global _gc_depth, _gc_resume
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_resume:
+                if gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()  # into the oldest generation, not walked again now
+                gc.enable()
 
 
 # --- files and directories -----------------------------------------------------------------
@@ -170,6 +215,7 @@ def _read(path: str) -> bytes:
         return handle.read(MAX_FILE_BYTES + 1)
 
 
+@gc_paused()
 def load_path(path: str | os.PathLike[str]) -> LoadResult:
     """Load a YAML file, or every ``*.yaml``/``*.yml`` under a directory in sorted order."""
     root = os.fspath(path)

@@ -24,13 +24,17 @@ from policyd.fields import (
     CelKey,
     Condition,
     Duration,
+    LimitCount,
     Name,
     Percent,
+    PricePerMtok,
     Strict,
     Text,
     Timestamp,
+    TokenCount,
     TypeDecl,
     Usd,
+    at_most,
     problem,
 )
 
@@ -48,14 +52,14 @@ class Metadata(Strict):
 
 
 class Price(Strict):
-    input_per_mtok: Usd = Field(description="USD per million input tokens")
-    output_per_mtok: Usd = Field(description="USD per million output tokens")
+    input_per_mtok: PricePerMtok = Field(description="USD per million input tokens")
+    output_per_mtok: PricePerMtok = Field(description="USD per million output tokens")
 
 
 class ModelSpec(Strict):
     litellm: Text = Field(min_length=1, description="Model string handed to LiteLLM")
-    context_window: int | None = Field(None, gt=0, description="Max input+output tokens")
-    max_output_tokens: int | None = Field(None, gt=0, description="Max output tokens")
+    context_window: TokenCount | None = Field(None, description="Max input+output tokens")
+    max_output_tokens: TokenCount | None = Field(None, description="Max output tokens")
     price: Price | None = None
 
 
@@ -64,7 +68,9 @@ class ModelSpec(Strict):
 
 class Target(Strict):
     model: Name
-    weight: int = Field(1, ge=0, description="Relative weight for the weighted strategy")
+    weight: Annotated[int, at_most(1_000_000, "a weight")] = Field(
+        1, ge=0, description="Relative weight for the weighted strategy"
+    )
 
 
 class Tier(Strict):
@@ -98,7 +104,7 @@ class Retry(Strict):
 
 
 class Cooldown(Strict):
-    after_failures: int = Field(ge=1)
+    after_failures: Annotated[int, at_most(1_000_000, "a failure count")] = Field(ge=1)
     for_: Duration = Field(alias="for")
 
 
@@ -133,8 +139,8 @@ class Limit(Strict):
     )
 
     usd: Usd | None = None
-    tokens: int | None = Field(None, ge=0)
-    requests: int | None = Field(None, ge=0)
+    tokens: LimitCount | None = None
+    requests: LimitCount | None = None
     concurrent: int | None = Field(
         None,
         ge=1,
@@ -431,6 +437,18 @@ class ModelCatalog(Strict):
 _OUTPUT_PATH = r"^output(\.|$)"
 
 
+class RecordedOutcome(Strict):
+    """What happened on the call a test case's decision led to: ``engine.record(...)``."""
+
+    input_tokens: int | None = Field(None, ge=0, description="Default: the decision's count")
+    output_tokens: int = Field(0, ge=0)
+    cost_usd: Usd | None = Field(None, description="Default: priced from the model's price")
+    error: Text | None = Field(
+        None, description="The call failed (feeds cooldowns): e.g. rate_limit, timeout"
+    )
+    model: Name | None = Field(None, description="The model that was called; default the decided")
+
+
 class TestCase(Strict):
     # expect naming an output.* path needs an output (the validator below, for editors)
     model_config = ConfigDict(
@@ -458,6 +476,12 @@ class TestCase(Strict):
         description="Dotted paths into decision.to_dict(); output.* paths into "
         "check_output(...).to_dict() plus text",
     )
+    record: RecordedOutcome | None = Field(
+        None,
+        description="Record this outcome of the call after the case (engine.record), so "
+        "later cases see the spend, tokens or failure",
+    )
+    repeat: int = Field(1, ge=1, le=10_000, description="Run the case this many times in a row")
 
     @model_validator(mode="after")
     def _output_for_output_paths(self) -> TestCase:

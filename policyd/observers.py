@@ -58,17 +58,20 @@ class RevisionIndex:
                 for compiled in old.policies.values():
                     self._by_policy.pop(id(compiled), None)
 
-    def describe(self, decision: Decision) -> tuple[str | None, RequestFields]:
+    def describe(self, decision: Decision) -> tuple[str, RequestFields] | None:
+        """(bundle digest, logged fields) of the revision that made ``decision``; None when
+        it is not one of this engine's revisions."""
         entry = self._by_policy.get(id(decision.revision))
         if entry is None or entry[0] is not decision.revision:
             self.add(self._engine.compiled)
             entry = self._by_policy.get(id(decision.revision))
         if entry is None or entry[0] is not decision.revision:
-            return None, RequestFields((), "lengths")
+            return None
         return entry[1], entry[2]
 
     def revision(self, decision: Decision) -> str | None:
-        return self.describe(decision)[0]
+        found = self.describe(decision)
+        return found[0] if found is not None else None
 
 
 class Observers:
@@ -81,6 +84,7 @@ class Observers:
         self.telemetry: Telemetry | None = None
         self.shadow: Shadow | None = None
         self._attempts: dict[str, int] = {}
+        self.owns_log = True
 
     def decided(self, decision: Decision, now: datetime, started_ns: int) -> None:
         if self.log is not None:
@@ -112,7 +116,12 @@ class Observers:
         if self.shadow is not None:
             self.shadow.close()
         if self.log is not None:
-            self.log.close()
+            if self.owns_log:
+                self.log.close()
+            else:  # the app's DecisionLog, perhaps shared: write ours, leave it open
+                self.log.flush()
+                if self.index.describe in self.log.describers:
+                    self.log.describers.remove(self.index.describe)
 
 
 def attach(
@@ -131,9 +140,10 @@ def attach(
         return None
     observers = Observers(engine)
     if decision_log is not None:
-        if isinstance(decision_log, DecisionLog):
+        if isinstance(decision_log, DecisionLog):  # may be shared by several engines
             observers.log = decision_log
-            decision_log.describe = observers.index.describe
+            observers.owns_log = False
+            decision_log.describers.append(observers.index.describe)
         else:
             observers.log = DecisionLog(decision_log, describe=observers.index.describe)
     observers.telemetry = telemetry

@@ -1,10 +1,15 @@
-"""Model facts: context window, output limit and price, from the policy or LiteLLM's map.
+"""Model facts: context window, output limit and price, from the policy alone.
 
-The policy's own values win. Otherwise the JSON price map that the ``litellm``
-package ships is read once, straight from its file, without importing litellm
-(which takes seconds) and without any network access — the same data LiteLLM
-uses with ``LITELLM_LOCAL_MODEL_COST_MAP=True``. Prices are kept as integer
-micro-dollars per million tokens so that cost arithmetic is exact.
+Decisions and ``policyd check`` use only what the policy files say
+(``price:``, ``context_window:``, ``max_output_tokens:``), so one bundle decides and
+checks the same with and without the ``[litellm]`` extra installed; ``check``
+requires ``price:`` wherever a price matters (a ``usd`` budget limit, PD410) and
+warns where a missing window or price changes routing (PD502). Prices are kept as
+integer micro-dollars per million tokens so that cost arithmetic is exact.
+
+LiteLLM's shipped price map (read straight from its JSON file, without importing
+litellm) is used only by the LiteLLM integration, which talks to LiteLLM anyway:
+:func:`litellm_entry`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class ModelInfo:
     max_output_tokens: int | None
     input_micros_per_mtok: int | None  # USD micro-dollars per million input tokens
     output_micros_per_mtok: int | None
-    source: str  # where window/price came from: "policy", "litellm", "policy+litellm", "unknown"
+    source: str  # "policy" when the policy gives a price or window, else "unknown"
 
     @property
     def priced(self) -> bool:
@@ -94,35 +99,19 @@ def litellm_entry(litellm_model: str) -> dict[str, Any] | None:
 
 
 def resolve(model_id: str, spec: model.ModelSpec) -> ModelInfo:
-    """Combine the policy's model spec with LiteLLM's map (policy values win)."""
-    entry = litellm_entry(spec.litellm) or {}
-    window = (
-        spec.context_window or _int(entry.get("max_input_tokens")) or _int(entry.get("max_tokens"))
-    )
-    max_out = spec.max_output_tokens or _int(entry.get("max_output_tokens"))
+    """The policy's facts about one model; what it does not say is unknown (None)."""
     if spec.price is not None:
         price_in: int | None = _micros_per_mtok(spec.price.input_per_mtok)
         price_out: int | None = _micros_per_mtok(spec.price.output_per_mtok)
     else:
-        price_in = _per_token(entry.get("input_cost_per_token"))
-        price_out = _per_token(entry.get("output_cost_per_token"))
-    from_policy = spec.price is not None or spec.context_window is not None
-    if entry and from_policy:
-        source = "policy+litellm"
-    elif entry:
-        source = "litellm"
-    elif from_policy:
-        source = "policy"
-    else:
-        source = "unknown"
-    return ModelInfo(model_id, spec.litellm, window, max_out, price_in, price_out, source)
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and value > 0 else None
-
-
-def _per_token(value: Any) -> int | None:
-    if not isinstance(value, int | float) or value < 0:
-        return None
-    return int((Decimal(str(value)) * 1_000_000 * 1_000_000).to_integral_value())
+        price_in = price_out = None
+    described = spec.price is not None or spec.context_window is not None
+    return ModelInfo(
+        model_id,
+        spec.litellm,
+        spec.context_window,
+        spec.max_output_tokens,
+        price_in,
+        price_out,
+        "policy" if described else "unknown",
+    )

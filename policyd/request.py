@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from policyd.errors import ConfigError, RequestError
+from policyd.fields import MAX_TOKENS
 from policyd.words import describe
 
 Checker = Callable[[Any, str], None]
@@ -189,7 +190,7 @@ MAX_DEPTH = 64
 MAX_VALUES = 200_000
 #: Largest token count a request may give in ``max_tokens`` or ``input_tokens``:
 #: far above any context window, and small enough that tokens x price stays exact.
-MAX_REQUEST_TOKENS = 1_000_000_000
+MAX_REQUEST_TOKENS = MAX_TOKENS
 _INT64 = (-(2**63), 2**63 - 1)
 _LEAVES = (float, bool, type(None), datetime, timedelta, bytes)
 

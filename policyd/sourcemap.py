@@ -47,7 +47,8 @@ class ScalarNode(Node):
     __slots__ = ("merge", "style", "text_start", "value")
 
     def __init__(self, start: int, end: int, text_start: int, value: Any, style: str | None):
-        super().__init__(start, end)
+        self.start = start  # not super().__init__: one node per scalar, it adds up
+        self.end = end
         self.text_start = text_start  # where the scalar itself starts, after any tag/anchor
         self.value = value
         self.style = style

@@ -7,6 +7,8 @@ hints for misspelt keys and values.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import types
 import typing
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import Document
 from policyd.words import describe, suggest
 
-__all__ = ["describe", "suggest", "to_model"]
+__all__ = ["describe", "repair", "suggest", "to_model"]
 
 Path = tuple[str | int, ...]
 
@@ -75,6 +77,49 @@ def to_model(doc: Document) -> tuple[model.Document | None, list[Diagnostic]]:
         return None, _translate(doc, cls, exc.errors(include_url=False))
 
 
+_MAX_REPAIRS = 8
+
+
+def repair(doc: Document) -> tuple[model.Document | None, set[str]]:
+    """A typed object for a document that failed :func:`to_model`, with the parts that
+    failed removed, so the rest of it can still be checked (None when nothing valid is
+    left), and the top-level keys something was removed under.
+
+    A failing key is removed (the mapping that lacks a required key, for a missing one);
+    inside a list, the whole list is removed, so every remaining list keeps its indices
+    and diagnostics about it point at the right lines. The result is only ever checked,
+    never compiled: ``check`` mutes reports that the removal itself could cause.
+    """
+    cls = model.KINDS.get(doc.data.get("kind"))
+    removed: set[str] = set()
+    if cls is None or doc.data.get("apiVersion") != model.API_VERSION:
+        return None, removed
+    data = copy.deepcopy(doc.data)
+    for _ in range(_MAX_REPAIRS):
+        try:
+            return cls.model_validate(data), removed
+        except ValidationError as exc:
+            cuts = set()
+            for error in exc.errors(include_url=False):
+                path, union_at, _ = _data_path(data, error["loc"], error["type"])
+                if union_at is not None:
+                    path = union_at
+                elif error["type"] == "missing":
+                    path = path[:-1]
+                first_index = next((i for i, p in enumerate(path) if isinstance(p, int)), None)
+                if first_index is not None:
+                    path = path[:first_index]
+                if not path:
+                    return None, removed
+                cuts.add(path)
+                removed.add(str(path[0]))
+            for path in sorted(cuts, key=len):
+                owner = _at(data, path[:-1])
+                if isinstance(owner, dict):
+                    owner.pop(path[-1], None)
+    return None, removed
+
+
 def _translate(doc: Document, cls: type[BaseModel], errors: Sequence[Any]) -> list[Diagnostic]:
     plain: list[tuple[Path, dict[str, Any]]] = []
     unions: dict[Path, list[tuple[Path, dict[str, Any], str]]] = {}
@@ -84,6 +129,7 @@ def _translate(doc: Document, cls: type[BaseModel], errors: Sequence[Any]) -> li
             plain.append((path, error))
         else:
             unions.setdefault(union_at, []).append((path, error, branch))
+    plain = _without_typo_echoes(cls, plain)
     out = [_diagnostic(doc, cls, path, error) for path, error in plain]
     for union_at, group in unions.items():
         inside = [(p, e) for p, e, _ in group if len(p) > len(union_at)]
@@ -93,6 +139,25 @@ def _translate(doc: Document, cls: type[BaseModel], errors: Sequence[Any]) -> li
             out.extend(_diagnostic(doc, cls, p, e) for p, e in inside)
         else:
             out.append(_union_diagnostic(doc, union_at, [(e, b) for _, e, b in group]))
+    return out
+
+
+def _without_typo_echoes(
+    cls: type[BaseModel], plain: list[tuple[Path, dict[str, Any]]]
+) -> list[tuple[Path, dict[str, Any]]]:
+    """One misspelt key is one error: drop "missing key 'models'" where the same mapping has
+    an unknown key close to it ('modles'); the unknown key's hint names the right one."""
+    unknown: dict[Path, list[str]] = {}
+    for path, error in plain:
+        if error["type"] == "extra_forbidden" and path:
+            unknown.setdefault(path[:-1], []).append(str(path[-1]))
+    out = []
+    for path, error in plain:
+        if error["type"] == "missing" and path:
+            typos = unknown.get(path[:-1], [])
+            if difflib.get_close_matches(str(path[-1]), typos, n=1, cutoff=0.6):
+                continue
+        out.append((path, error))
     return out
 
 

@@ -9,6 +9,7 @@ and use ``policyd.*`` for the rest. Why spans and not events: see docs/observabi
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -41,11 +42,27 @@ def from_option(option: Any) -> Telemetry | None:
         return option
     if option is None and not _sdk_installed():
         return None
-    return Telemetry()
+    return _global()
+
+
+_GLOBAL: list[Telemetry] = []
+
+
+def _global() -> Telemetry:
+    """One Telemetry on the global providers, shared by every engine of the process (an
+    observable instrument registered twice on one meter would report only once)."""
+    with _GLOBAL_LOCK:
+        if not _GLOBAL:
+            _GLOBAL.append(Telemetry())
+        return _GLOBAL[0]
+
+
+_GLOBAL_LOCK = threading.Lock()
 
 
 class Telemetry:
-    """Spans and metrics for one engine (providers default to the global ones)."""
+    """Spans and metrics (providers default to the global ones). One instance may serve
+    several engines: build one per meter provider and pass it to each."""
 
     def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         from opentelemetry import metrics, trace
@@ -53,18 +70,33 @@ class Telemetry:
         self._trace = trace
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
-        self.decisions = meter.create_counter(
-            "policyd.decisions", "{decision}", "Decisions by policy, outcome and blocking rule"
+        # Counted in plain dicts on the request path and reported when the SDK collects
+        # (observable counters): one dict update instead of an SDK measurement per decision.
+        self._lock = threading.Lock()
+        self._decisions: dict[tuple[str, str, str], int] = {}
+        self._reserved: dict[tuple[str, str, str], int] = {}
+        self._store_errors: dict[str, int] = {}
+        meter.create_observable_counter(
+            "policyd.decisions",
+            [self._observe_decisions],
+            "{decision}",
+            "Decisions by policy, outcome and blocking rule",
         )
         self.duration = meter.create_histogram("policyd.decide.duration", "s", "Time decide() took")
         self.spend = meter.create_counter(
             "policyd.budget.spend", "USD", "Spend reported with record(), per policy and model"
         )
-        self.reservations = meter.create_counter(
-            "policyd.budget.reservations", "{reservation}", "Budget checks by budget and state"
+        meter.create_observable_counter(
+            "policyd.budget.reservations",
+            [self._observe_reserved],
+            "{reservation}",
+            "Budget checks by budget and state",
         )
-        self.store_errors = meter.create_counter(
-            "policyd.store.errors", "{error}", "Decisions whose budget store could not be reached"
+        meter.create_observable_counter(
+            "policyd.store.errors",
+            [self._observe_store_errors],
+            "{error}",
+            "Decisions whose budget store could not be reached",
         )
         self.reloads = meter.create_counter(
             "policyd.reloads", "{reload}", "Revisions accepted or rejected by reload()"
@@ -140,27 +172,50 @@ class Telemetry:
         )
         span.end(end_time=end)
 
-        labels = {
-            "policyd.policy": policy.name,
-            "policyd.outcome": "allowed" if decision.allowed else "blocked",
-        }
-        if not decision.allowed:
-            labels["policyd.blocked_by"] = decision.blocked_by or ""
-        self.decisions.add(1, labels)
         self.duration.record(took_ns / 1e9, {"policyd.policy": policy.name})
-        store_errors = 0
-        for budget in decision.budgets:
-            self.reservations.add(
-                1,
-                {
-                    "policyd.policy": policy.name,
-                    "policyd.budget": budget.name,
-                    "policyd.budget.state": budget.state,
-                },
+        key = (policy.name, "allowed" if decision.allowed else "blocked", decision.blocked_by or "")
+        with self._lock:
+            self._decisions[key] = self._decisions.get(key, 0) + 1
+            store_error = False
+            for budget in decision.budgets:
+                line = (policy.name, budget.name, budget.state)
+                self._reserved[line] = self._reserved.get(line, 0) + 1
+                store_error = store_error or budget.state == "store_error"
+            if store_error:
+                self._store_errors[policy.name] = self._store_errors.get(policy.name, 0) + 1
+
+    def _observe_decisions(self, options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        with self._lock:
+            counts = list(self._decisions.items())
+        out = []
+        for (policy, outcome, blocked_by), n in counts:
+            labels = {"policyd.policy": policy, "policyd.outcome": outcome}
+            if outcome == "blocked":
+                labels["policyd.blocked_by"] = blocked_by
+            out.append(Observation(n, labels))
+        return out
+
+    def _observe_reserved(self, options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        with self._lock:
+            counts = list(self._reserved.items())
+        return [
+            Observation(
+                n,
+                {"policyd.policy": p, "policyd.budget": b, "policyd.budget.state": state},
             )
-            store_errors += budget.state == "store_error"
-        if store_errors:
-            self.store_errors.add(1, {"policyd.policy": policy.name})
+            for (p, b, state), n in counts
+        ]
+
+    def _observe_store_errors(self, options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        with self._lock:
+            counts = list(self._store_errors.items())
+        return [Observation(n, {"policyd.policy": p}) for p, n in counts]
 
     # -- record -----------------------------------------------------------------------------
 
@@ -172,7 +227,9 @@ class Telemetry:
             "policyd.attempts": attempts,
         }
         if outcome.model:
-            attributes["gen_ai.response.model"] = outcome.model
+            info = getattr(decision.revision, "models", {}).get(outcome.model)
+            attributes["gen_ai.response.model"] = info.litellm if info else outcome.model
+            attributes["policyd.model"] = outcome.model
         if outcome.input_tokens is not None:
             attributes["gen_ai.usage.input_tokens"] = outcome.input_tokens
         if outcome.output_tokens is not None:

@@ -6,13 +6,15 @@ trying the longest key that exists at each level. A case with an ``output``
 (the model's answer) also runs ``engine.check_output`` on it, and ``output.*``
 paths go into that verdict's ``to_dict()`` plus ``text`` (the answer as shown,
 redacted). Cases of one file share an engine and clock holder, so a file can
-test a sequence (e.g. budget use).
+test a sequence (e.g. budget use): a case's ``record`` reports an outcome of its call
+(``engine.record``) for the cases after it, and ``repeat`` runs a case several times.
+A failed case carries ``why``: the lines of the decision's trace that explain it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +56,8 @@ class CaseResult:
     passed: bool
     mismatches: tuple[Mismatch, ...] = ()
     error: str | None = None
+    why: tuple[str, ...] = ()  # for a failed case: what decided, from the decision's trace
+    run: int = 1  # which run of a repeated case this result is about (the first failing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +69,8 @@ class CaseResult:
             "passed": self.passed,
             "mismatches": [m.to_dict() for m in self.mismatches],
             "error": self.error,
+            "why": list(self.why),
+            "run": self.run,
         }
 
 
@@ -194,48 +200,107 @@ def _run_file(
         line = doc.source_map.value(("cases", i)).line
         stamp = case.now or test.now
         clock.now = fields.parse_timestamp(stamp) if stamp else datetime.now(UTC)
-        try:
-            actual = _run_case(engine, test.policy, case)
-        except _CaseError as exc:
-            results.append(
-                CaseResult(
-                    test.metadata.name,
-                    case.name,
-                    test.policy,
-                    doc.file,
-                    line,
-                    False,
-                    error=str(exc),
+        result = CaseResult(test.metadata.name, case.name, test.policy, doc.file, line, True)
+        for run in range(1, case.repeat + 1):
+            try:
+                decision, actual = _run_case(engine, test.policy, case)
+            except _CaseError as exc:
+                result = replace(result, passed=False, error=str(exc), run=run)
+                break
+            reached = coverage.reached.setdefault(test.policy, set())
+            reached.update(reached_rules(actual["trace"]))
+            if "output" in actual:
+                reached.update(reached_rules(actual["output"]["trace"]))
+            mismatches = compare(case.expect, actual)
+            if case.record is not None:
+                _record(engine, decision, case.record)
+            if mismatches:
+                why = explain(actual, mismatches)
+                result = replace(
+                    result, passed=False, mismatches=tuple(mismatches), why=why, run=run
                 )
-            )
-            continue
-        reached = coverage.reached.setdefault(test.policy, set())
-        reached.update(reached_rules(actual["trace"]))
-        if "output" in actual:
-            reached.update(reached_rules(actual["output"]["trace"]))
-        mismatches = compare(case.expect, actual)
-        results.append(
-            CaseResult(
-                test.metadata.name,
-                case.name,
-                test.policy,
-                doc.file,
-                line,
-                not mismatches,
-                tuple(mismatches),
-            )
-        )
+                break
+        results.append(result)
     engine.close()
     return results
+
+
+# Which stage's trace explains a wrong value at each top-level expect path.
+_STAGE_OF = {
+    "tier": "routing",
+    "model": "routing",
+    "litellm_model": "routing",
+    "fallbacks": "routing",
+    "retry": "routing",
+    "timeout_s": "routing",
+    "cache": "cache",
+    "prompts": "prompts",
+    "budgets": "budgets",
+    "output": "output",
+}
+
+
+def explain(actual: dict[str, Any], mismatches: Iterable[Mismatch]) -> tuple[str, ...]:
+    """Lines saying why the decision came out as it did: blocked_by and message, then the
+    trace lines of each stage a wrong value comes from (the stage that blocked, for
+    ``allowed``/``blocked_by``/``message``; routing, with the rule that matched, for a
+    wrong tier). Trace details never hold request values."""
+    lines = []
+    if not actual.get("allowed", True):
+        lines.append(f"blocked_by: {actual.get('blocked_by')}; message: {actual.get('message')}")
+    stages: list[str] = []
+    for m in mismatches:
+        head = m.path.split(".", 1)[0]
+        stage = _STAGE_OF.get(head)
+        if stage is None:  # allowed, blocked_by, message, warnings, ...: the deciding stage
+            stage = _deciding_stage(actual["trace"])
+        if stage is not None and stage not in stages:
+            stages.append(stage)
+    for stage in stages:
+        trace = actual["output"]["trace"] if stage == "output" else actual["trace"]
+        entries = [e for e in trace if e["stage"] == stage] if stage != "output" else trace
+        if stage == "routing" and "tier" in actual:
+            rule = next((e["rule"] for e in entries if e["outcome"] == "match"), None)
+            lines.append(
+                f"tier {actual['tier']} chosen by rule {rule}"
+                if rule
+                else f"tier {actual['tier']}: no rule matched (routing.default)"
+            )
+        if not entries:
+            lines.append(f"{stage}: no trace entries")
+        for e in entries:
+            detail = f": {e['detail']}" if e["detail"] else ""
+            lines.append(f"{e['stage']} {e['rule'] or '-'} {e['outcome']}{detail}")
+    return tuple(lines)
+
+
+def _deciding_stage(trace: list[dict[str, Any]]) -> str | None:
+    """The stage of the entry that blocked, else of the last warning, else routing."""
+    for outcome in ("block", "warn"):
+        for entry in trace:
+            if entry["outcome"] == outcome:
+                return str(entry["stage"])
+    return "routing" if any(e["stage"] == "routing" for e in trace) else None
+
+
+def _record(engine: Engine, decision: Any, outcome: model.RecordedOutcome) -> None:
+    engine.record(
+        decision,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=outcome.cost_usd,
+        error=outcome.error,
+        model=outcome.model,
+    )
 
 
 class _CaseError(Exception):
     """A case that cannot be run (a bad request, an answer to a blocked request)."""
 
 
-def _run_case(engine: Engine, policy: str, case: model.TestCase) -> dict[str, Any]:
-    """The decision's ``to_dict()``, with ``output`` (verdict plus ``text``) if the case
-    has an answer to check."""
+def _run_case(engine: Engine, policy: str, case: model.TestCase) -> tuple[Any, dict[str, Any]]:
+    """The decision and its ``to_dict()``, with ``output`` (verdict plus ``text``) if the
+    case has an answer to check."""
     try:
         decision = engine.decide(case.request, policy=policy)
     except RequestError as exc:
@@ -249,7 +314,7 @@ def _run_case(engine: Engine, policy: str, case: model.TestCase) -> dict[str, An
             )
         verdict = engine.check_output(decision, case.output)
         actual["output"] = {**verdict.to_dict(), "text": verdict.text}
-    return actual
+    return decision, actual
 
 
 def _memory_store() -> Any:

@@ -54,9 +54,11 @@ from policyd.checks.context import BUILTIN_REQUEST, check_cache, check_context
 from policyd.checks.expressions import cel_fields, check_expressions
 from policyd.checks.guardrails import check_guardrails
 from policyd.checks.log import check_log
-from policyd.checks.models import check_model, check_windows
+from policyd.checks.models import check_prices, check_windows
+from policyd.checks.policytests import check_policy_test
 from policyd.checks.prompts import check_prompts
 from policyd.checks.routing import check_routing, check_tiers
+from policyd.checks.templates import check_templates
 from policyd.diagnostics import Diagnostic
 from policyd.loader import Document
 from policyd.words import suggest
@@ -88,6 +90,7 @@ __all__ = [
     "UNKNOWN_VERSION",
     "UNREACHABLE_RULE",
     "WEIGHTS",
+    "Broken",
     "Checker",
     "Path",
     "PolicyContext",
@@ -110,6 +113,53 @@ class PolicyContext:
 
 # --------------------------------------------------------------------------- bundle level
 
+# What checking a repaired document (its failing parts removed) could report only because
+# of the removal, by the top-level key something was removed under: references to removed
+# items, and facts the removal lost (one root cause, one error).
+_REPAIR_ECHOES = {
+    "models": frozenset({"PD201", "PD203", "PD410", "PD502"}),
+    "tiers": frozenset({"PD202", "PD203", "PD502"}),
+    "context": frozenset({"PD213", "PD214", "PD215", "PD302", "PD303", "PD503"}),
+    "prompts": frozenset({"PD204", "PD209", "PD216"}),
+    "routing": frozenset({"PD501", "PD502"}),
+}
+
+
+# A name a repaired document refers to may be in what was removed (a tier's model, a
+# rollout's prompt): unknown-name reports from it are never trusted.
+_REFERENCE_CODES = frozenset({"PD201", "PD202", "PD203", "PD204", "PD208", "PD209"})
+
+
+def _echoes(removed: set[str]) -> frozenset[str]:
+    found = (_REPAIR_ECHOES.get(key, frozenset()) for key in removed)
+    return _REFERENCE_CODES.union(*found)
+
+
+@dataclass
+class Broken:
+    """Documents that failed structure: which were repaired for checking, and what names
+    the broken ones would have defined."""
+
+    # id() of each document checked repaired -> top-level keys something was removed under
+    repaired: dict[int, set[str]] = field(default_factory=dict)
+    catalogs: bool = False  # a ModelCatalog failed: its models are broken, not missing
+    policies: set[str] = field(default_factory=set)  # names of Policy documents that failed
+    unnamed_policy: bool = False  # a Policy failed without a readable name
+
+    def note(self, doc: Document, repaired: object, removed: set[str]) -> None:
+        kind = doc.data.get("kind")
+        if repaired is not None:
+            self.repaired[id(doc)] = removed
+        if kind == "ModelCatalog":
+            self.catalogs = True
+        elif kind == "Policy":
+            metadata = doc.data.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            if isinstance(name, str):
+                self.policies.add(name)
+            else:
+                self.unnamed_policy = True
+
 
 def _where(doc: Document, path: Path) -> str:
     """``file:line`` of the key at ``path``, for hints that point at a first definition."""
@@ -120,15 +170,24 @@ def check_bundle(
     policies: list[tuple[model.Policy, Document]],
     catalogs: list[tuple[model.ModelCatalog, Document]],
     tests: list[tuple[model.PolicyTest, Document]],
+    broken: Broken | None = None,
 ) -> tuple[dict[str, PolicyContext], list[Diagnostic]]:
-    """All semantic checks; returns the per-policy context of every policy without errors."""
+    """All semantic checks; returns the per-policy context of every policy without errors.
+
+    Documents in ``broken.repaired`` are checked (so their other problems are reported)
+    but never returned for compiling; reports they or a broken document could cause
+    elsewhere are muted."""
+    broken = broken or Broken()
     checker = Checker()
     shared_models = _catalog_models(catalogs, checker)
     contexts: dict[str, PolicyContext] = {}
+    checked: dict[str, PolicyContext] = {}
     seen_policies: dict[str, Document] = {}
     for policy, doc in policies:
         name = policy.metadata.name
-        if name in seen_policies:
+        repaired = id(doc) in broken.repaired
+        duplicate = name in seen_policies
+        if duplicate:
             first = seen_policies[name]
             checker.add(
                 doc,
@@ -138,12 +197,19 @@ def check_bundle(
                 f"first defined at {_where(first, ('metadata', 'name'))}; "
                 "policy names are unique in a bundle",
             )
-            continue
-        seen_policies[name] = doc
+        else:
+            seen_policies[name] = doc
         before = len(checker.diagnostics)
         ctx = _check_policy(policy, doc, shared_models, checker)
-        if not any(d.is_error for d in checker.diagnostics[before:]):
-            contexts[name] = ctx
+        if repaired:
+            checker.mute(before, _echoes(broken.repaired[id(doc)]))
+        if broken.catalogs:
+            checker.mute(before, {"PD201", "PD203"})
+        errors = any(d.is_error for d in checker.diagnostics[before:])
+        if not duplicate:
+            checked[name] = ctx
+            if not errors and not repaired:
+                contexts[name] = ctx
     seen_tests: dict[str, Document] = {}
     for test, doc in tests:
         if test.metadata.name in seen_tests:
@@ -156,7 +222,13 @@ def check_bundle(
                 " PolicyTest names are unique in a bundle",
             )
         seen_tests.setdefault(test.metadata.name, doc)
-        if test.policy not in seen_policies:
+        known = test.policy in seen_policies
+        if (
+            not known
+            and test.policy not in broken.policies
+            and not broken.unnamed_policy
+            and id(doc) not in broken.repaired
+        ):
             checker.add(
                 doc,
                 ("policy",),
@@ -165,6 +237,23 @@ def check_bundle(
                 suggest(test.policy, seen_policies)
                 or f"policies in this bundle: {', '.join(sorted(seen_policies)) or 'none'}",
             )
+        before = len(checker.diagnostics)
+        tested = checked.get(test.policy)
+        check_policy_test(
+            test,
+            doc,
+            tested.policy if tested else None,
+            tested.declarations if tested else None,
+            tested.models if tested else None,
+            checker,
+        )
+        policy_doc = seen_policies.get(test.policy)
+        if policy_doc is not None and id(policy_doc) in broken.repaired:
+            checker.mute(before, _echoes(broken.repaired[id(policy_doc)]))
+        if id(doc) in broken.repaired:
+            checker.mute(before, _echoes(broken.repaired[id(doc)]))
+        if broken.catalogs:
+            checker.mute(before, {"PD201"})
     return contexts, checker.diagnostics
 
 
@@ -186,7 +275,6 @@ def _catalog_models(
                 )
                 continue
             models[model_id] = (spec, doc)
-            check_model(model_id, spec, doc, ("models",), checker)
     return models
 
 
@@ -212,8 +300,10 @@ def _check_policy(
                 key=True,
             )
         models[model_id] = spec
-        check_model(model_id, spec, doc, ("models",), checker)
+    where = {m: _where(d, ("models", m)) for m, (_, d) in shared.items()}
+    where.update({m: _where(doc, ("models", m)) for m in policy.models})
     check_windows(policy, doc, models, checker)
+    check_prices(policy, doc, models, where, checker)
     declarations = check_context(policy, doc, checker)
     _check_names(policy, doc, checker)
     check_tiers(policy, doc, models, checker)
@@ -223,6 +313,7 @@ def _check_policy(
     check_cache(policy, doc, declarations, checker)
     check_log(policy, doc, declarations, checker)
     prompt_texts = check_prompts(policy, doc, checker)
+    check_templates(policy, doc, declarations, prompt_texts, checker)
     expressions = check_expressions(policy, doc, declarations, checker)
     return PolicyContext(policy, doc, models, declarations, expressions, prompt_texts)
 

@@ -13,6 +13,7 @@ parser's in every case.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -35,8 +36,9 @@ class EventsDiffer(Exception):
 
 
 def has_c_parser() -> bool:
-    """Whether libyaml's C parser is available (``yaml.__with_libyaml__``)."""
-    return _CParser is not None
+    """Whether libyaml's C parser is available (``yaml.__with_libyaml__``) and not turned
+    off with ``POLICYD_PURE_YAML=1`` (every file read by the pure parser, as before #17)."""
+    return _CParser is not None and os.environ.get("POLICYD_PURE_YAML", "") in ("", "0")
 
 
 class PureEvents(Reader, Scanner, Parser):
@@ -62,11 +64,11 @@ class PureEvents(Reader, Scanner, Parser):
         """Nothing to check: these are the reference events."""
 
 
-# Characters on which libyaml 0.2.5 and PyYAML's pure scanner disagree, wherever they appear
+# Characters on which libyaml 0.2.5 and PyYAML's pure scanner disagree when they appear
 # outside a quoted or block scalar: libyaml accepts tabs as separators and inside plain
 # scalars (the pure scanner rejects them, with the PD003 diagnostics), and it skips a BOM at
 # the start of any line (the pure scanner only at the start of the text).  A text with one of
-# them is read by the pure parser; policy files have neither.
+# them anywhere, even inside quotes, is read by the pure parser; policy files rarely have one.
 _PURE_ONLY = ("\t", "\ufeff")
 
 

@@ -48,8 +48,8 @@ apiVersion: policyd/v1
 kind: Policy
 metadata: {name: demo}
 models:
-  small: {litellm: openai/gpt-4o-mini}
-  large: {litellm: openai/gpt-4o}
+  small: {litellm: openai/gpt-4o-mini, price: {input_per_mtok: 0.15, output_per_mtok: 0.6}}
+  large: {litellm: openai/gpt-4o, price: {input_per_mtok: 2.5, output_per_mtok: 10}}
 """  # 6 lines: what follows starts on line 7
 
 
@@ -264,6 +264,7 @@ def test_duplicates_across_files_point_at_the_first_definition(tmp_path: Path) -
     assert [(Path(d.file).name, d.code, d.line, d.column) for d in result.diagnostics] == [
         ("b-policy.yaml", "PD207", 5, 3),
         ("c-again.yaml", "PD206", 3, 18),
+        ("c-again.yaml", "PD207", 5, 3),  # a duplicate is still checked: its own problems
     ]
     assert result.diagnostics[0].message == f"model 'small' is also defined at {first}:5"
     assert result.diagnostics[1].hint == (
@@ -490,11 +491,12 @@ def test_cheapest_strategy_warns_about_unpriced_models(tmp_path: Path) -> None:
         tmp_path,
         HEAD
         + """\
-tiers: {fast: {strategy: cheapest, targets: [{model: small}]}}
+  local: {litellm: ollama/llama3}
+tiers: {fast: {strategy: cheapest, targets: [{model: small}, {model: local}]}}
 routing: {default: fast}
 """,
     )
-    assert where(diagnostics) == [("PD502", 7, 54)]
+    assert where(diagnostics) == [("PD502", 8, 70)]
     assert diagnostics[0].severity is Severity.WARNING
 
 

@@ -60,13 +60,6 @@ class Amount:
         """Each dimension within [0, MAX_AMOUNT] (what a store settles, whatever it is given)."""
         return Amount(clamp(self.usd_micros), clamp(self.tokens), clamp(self.requests))
 
-    def __sub__(self, other: Amount) -> Amount:
-        return Amount(
-            self.usd_micros - other.usd_micros,
-            self.tokens - other.tokens,
-            self.requests - other.requests,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Limit:

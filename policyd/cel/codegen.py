@@ -20,7 +20,17 @@ from typing import Any
 
 from policyd.cel import analysis, runtime, stdlib, timeutil
 from policyd.cel.errors import CostLimitExceeded, EvaluationError
-from policyd.cel.syntax import Call, Comprehension, Ident, ListLit, Literal, MapLit, Node, Select
+from policyd.cel.syntax import (
+    Call,
+    Comprehension,
+    Ident,
+    ListLit,
+    Literal,
+    MapLit,
+    Node,
+    Select,
+    children,
+)
 from policyd.cel.types import TYPE_VALUES, CelType
 
 # Iterations of all/exists/map/filter allowed in one evaluation (see runtime.take).
@@ -33,6 +43,7 @@ HELPERS = [
     "select", "has", "make_map", "size", "contains", "starts_with", "ends_with", "matches",
     "lower_ascii", "upper_ascii", "to_int", "to_double", "to_string", "to_bool", "to_bytes",
     "to_timestamp", "to_duration", "type_of", "raise_", "to_eval_error", "charge",
+    "take_each",
 ]  # fmt: skip
 
 
@@ -127,6 +138,34 @@ def is_bool_producer(node: Node) -> bool:
     return False
 
 
+def _reads(node: Node, var: str) -> bool:
+    """Does ``node`` read the macro variable ``var`` (or hold a macro)?"""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Ident) and current.ref == "local" and current.name == var:
+            return True
+        if isinstance(current, Comprehension):
+            return True  # conservative: charged per iteration
+        stack.extend(children(current))
+    return False
+
+
+def _reads_outside(node: Node, var: str) -> bool:
+    """Does ``node`` read anything but the macro variable ``var`` and literals (the
+    request, an outer macro's variable, a nested macro)?"""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Ident):
+            if current.ref == "var" or (current.ref == "local" and current.name != var):
+                return True
+        elif isinstance(current, Comprehension):
+            return True  # conservative
+        stack.extend(children(current))
+    return False
+
+
 class CodeGen:
     """Emits Python expression text for AST nodes; constants go into ``consts``."""
 
@@ -134,12 +173,26 @@ class CodeGen:
         self.absorbing = absorbing
         self.consts = consts
         self.budget = budget
-        self.body = 0  # > 0 while generating the body of a macro
+        self.loop_vars: list[str] = []  # the macros' variables, innermost last
+        self.invariant: list[list[str]] = []  # per macro: loop-invariant metered operands
 
-    def metered(self, code: str) -> str:
+    def metered(self, code: str, node: Node) -> str:
         """``code`` charged to the budget when it is the operand of a linear operation
-        that a macro body repeats (see runtime.charge)."""
-        return f"_charge(_n, {code})" if self.budget and self.body else code
+        that a macro body repeats (see runtime.charge). An operand built from the
+        innermost macro's variable and literals is not charged: each element is scanned
+        once per iteration, which is linear in the input overall. An operand that does
+        not read that variable (``request.tags`` in ``t in request.tags``) is the same
+        in every iteration: it is weighed once, where the macro starts (runtime.take_each),
+        instead of in every iteration."""
+        if not (self.budget and self.loop_vars):
+            return code
+        var = self.loop_vars[-1]
+        if not _reads_outside(node, var):
+            return code
+        if not _reads(node, var):
+            self.invariant[-1].append(code)
+            return code
+        return f"_charge(_n, {code})"
 
     def const(self, value: Any) -> str:
         for name, existing in self.consts.items():
@@ -206,13 +259,22 @@ class CodeGen:
         rng = self.expr(node.range)
         if _kind(node.range) not in ("list", "map", "record"):
             rng = f"_iter_range({rng})"
-        if self.budget:
-            rng = f"_take(_n, {rng})"
-        self.body += 1
-        try:
+        if not self.budget:
             return self.macro(node, rng)
+        placeholder = f"\x00{len(self.loop_vars)}\x00"
+        self.loop_vars.append(node.var)
+        self.invariant.append([])
+        try:
+            code = self.macro(node, placeholder)
         finally:
-            self.body -= 1
+            self.loop_vars.pop()
+            operands = self.invariant.pop()
+        if operands:
+            weighed = "lambda: (" + "".join(f"{o}, " for o in dict.fromkeys(operands)) + ")"
+            rng = f"_take_each(_n, {rng}, {weighed})"
+        else:
+            rng = f"_take(_n, {rng})"
+        return code.replace(placeholder, rng)
 
     def macro(self, node: Comprehension, rng: str) -> str:
         var = f"v_{node.var}"
@@ -255,17 +317,16 @@ class CodeGen:
             return f"({self.expr(yes)} if {self.cond(cond)} else {self.expr(no)})"
         if name in ("_==_", "_!=_"):
             return self.equality(node, negate=name == "_!=_")
-        args = [
-            self.expr(a) for a in ([node.target] if node.target is not None else []) + node.args
-        ]
+        operands = ([node.target] if node.target is not None else []) + node.args
+        args = [self.expr(a) for a in operands]
         overload = node.overload
         if name in _CMP_SYMBOL:
-            left = self.metered(args[0])
+            left = self.metered(args[0], operands[0])
             if overload in _PLAIN_CMP:
                 return f"({left} {_CMP_SYMBOL[name]} {args[1]})"
             return f"{_CMP_HELPER[name]}({left}, {args[1]})"
         if name in _GENERIC or name == "-_":
-            args = [self.metered(a) for a in args]
+            args = [self.metered(a, n) for a, n in zip(args, operands, strict=True)]
             if overload in _BINARY:
                 return _BINARY[overload].format(*args)
             if overload == "neg_int":
@@ -280,7 +341,7 @@ class CodeGen:
         if name == "size":
             return f"len({args[0]})" if overload else f"_size({args[0]})"
         if name in _STRING_METHODS or name in ("matches", "lowerAscii", "upperAscii"):
-            args = [self.metered(a) for a in args]
+            args = [self.metered(a, n) for a, n in zip(args, operands, strict=True)]
         if name in _STRING_METHODS:
             plain, helper = _STRING_METHODS[name]
             return plain.format(*args) if overload else f"{helper}({args[0]}, {args[1]})"
@@ -299,7 +360,7 @@ class CodeGen:
             folded = self.fold(node)
             if folded is not None:
                 return folded
-            return f"{_CONVERSIONS[name]}({self.metered(args[0])})"
+            return f"{_CONVERSIONS[name]}({self.metered(args[0], operands[0])})"
         if name == "dyn":
             return args[0]
         if name == "type":
@@ -329,7 +390,7 @@ class CodeGen:
         a, b = self.expr(left), self.expr(right)
         scalar = ("int", "double", "bool", "null_type", "timestamp", "duration")
         if lk not in scalar and not isinstance(left, Literal) and not isinstance(right, Literal):
-            a = self.metered(a)  # a literal operand bounds the comparison by its own size
+            a = self.metered(a, left)  # a literal operand bounds the comparison by its size
         if "null_type" in (lk, rk):
             other_node, other = (left, a) if rk == "null_type" else (right, b)
             if isinstance(other_node, Literal):  # null == 'x' is decided here
@@ -353,14 +414,14 @@ class CodeGen:
                 ):  # a constant list: test membership in a set built once, here
                     values = frozenset(i.value for i in container.items if isinstance(i, Literal))
                     return f"({args[0]} in {self.const(values)})"
-                return f"({args[0]} in {self.metered(args[1])})"
-            return f"_in_list({args[0]}, {self.metered(args[1])})"
+                return f"({args[0]} in {self.metered(args[1], container)})"
+            return f"_in_list({args[0]}, {self.metered(args[1], container)})"
         if node.overload == "in_map":
             key_kind = "string" if ct.kind == "record" else ct.params[0].kind
             if ik == "string" and key_kind == "string":
                 return f"({args[0]} in {args[1]})"
             return f"_in_map({args[0]}, {args[1]})"
-        return f"_in_({args[0]}, {self.metered(args[1])})"
+        return f"_in_({args[0]}, {self.metered(args[1], container)})"
 
     def indexing(self, node: Call, args: list[str]) -> str:
         container, key = node.args

@@ -250,6 +250,7 @@ class CelpyProgram:
     def __init__(self, source: str, names: frozenset[str]) -> None:
         import celpy
 
+        syntax._lark_parser()  # hands policyd's parser to cel-python before it builds its own
         saved = sys.getrecursionlimit()
         try:
             env = celpy.Environment()

@@ -182,6 +182,26 @@ def take(budget: list[int], items: Any) -> Any:
     return items
 
 
+def take_each(budget: list[int], items: Any, operands: Callable[[], tuple[Any, ...]]) -> Any:
+    """Like :func:`take`, for a macro whose body runs linear operations on ``operands``
+    that are the same in every iteration: each iteration is charged their weight."""
+    try:
+        values = operands()
+    except ERRORS:  # the body meets the same error, or never evaluates the operand
+        values = ()
+    weight = 1
+    for value in values:
+        cls = type(value)
+        if cls is str or cls is bytes:
+            weight += len(value) >> STRING_UNIT_SHIFT
+        elif cls is list or cls is dict or cls is tuple:
+            weight += len(value) >> LIST_UNIT_SHIFT
+    budget[0] -= len(items) * weight
+    if budget[0] < 0:
+        raise CostLimitExceeded(COST_LIMIT_MESSAGE)
+    return items
+
+
 def charge(budget: list[int], value: Any) -> Any:
     """Charge the operand of a linear operation inside a macro body to the budget.
 
@@ -403,7 +423,7 @@ def neg(a: Any) -> Any:
 def list_index(items: Any, index: Any) -> Any:
     kind = kind_of(index)
     if kind == "double":
-        if index != math.floor(index) or math.isinf(index):
+        if not math.isfinite(index) or index != math.floor(index):  # floor(inf) raises
             raise EvaluationError("invalid list index: a double that is not an integer")
         index = int(index)
     elif kind != "int":

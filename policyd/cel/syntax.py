@@ -240,10 +240,9 @@ _WRAPPERS = frozenset(
 
 
 def _lark_parser() -> Any:
-    from celpy.celparser import CELParser
+    from policyd.cel.grammar import parser
 
-    CELParser()  # builds cel-python's (singleton) lark parser on first use
-    return CELParser.CEL_PARSER
+    return parser()  # cel-python's grammar and options, without importing cel-python
 
 
 class _Builder:

@@ -24,6 +24,9 @@ PROMPT_FILE = "PD210"
 NAME_CLASH = "PD211"
 BAD_CONTEXT = "PD212"
 BAD_CACHE_KEY = "PD213"
+UNKNOWN_PLACEHOLDER = "PD214"
+TEST_REQUEST = "PD215"
+UNKNOWN_EXPECT = "PD216"
 CEL_NOT_BOOL = "PD305"
 CEL_SLOW_PATH = "PD310"
 ROLLOUT_SUM = "PD401"
@@ -34,9 +37,12 @@ REGEX = "PD405"
 WEIGHTS = "PD406"
 GUARDRAIL_SHAPE = "PD407"
 GUARDRAIL_ACTION = "PD408"
+UNKNOWN_ROLE = "PD409"
+UNPRICED_USD_LIMIT = "PD410"
 UNREACHABLE_RULE = "PD501"
 MISSING_PRICE = "PD502"
-NEVER_FITS = "PD503"
+UNDECLARED_TEST_ATTRIBUTE = "PD503"
+NEVER_FITS = "PD504"
 
 
 class Checker:
@@ -66,3 +72,9 @@ class Checker:
         self.diagnostics.append(
             Diagnostic(doc.file, pos.line, pos.column, severity, code, message, hint)
         )
+
+    def mute(self, since: int, codes: set[str] | frozenset[str]) -> None:
+        """Drop the diagnostics with one of ``codes`` added since index ``since``."""
+        kept = [d for d in self.diagnostics[since:] if d.code not in codes]
+        del self.diagnostics[since:]
+        self.diagnostics.extend(kept)

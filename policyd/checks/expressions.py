@@ -21,14 +21,21 @@ from policyd.loader import Document
 
 def cel_fields(obj: BaseModel, path: Path = ()) -> Iterator[tuple[Path, str, str]]:
     """Every CEL expression in a model object: (path, source, kind)."""
-    for name, info in type(obj).model_fields.items():
+    for name, key, marker in _field_markers(type(obj)):
         value = getattr(obj, name)
-        key = info.alias or name
-        marker = _cel_marker(info.metadata, info.annotation)
         if marker is not None and isinstance(value, str):
             yield (*path, key), value, marker.kind
         else:
             yield from _walk(value, (*path, key))
+
+
+@functools.cache
+def _field_markers(cls: type[BaseModel]) -> tuple[tuple[str, str, fields.CelMarker | None], ...]:
+    """(field name, key as written, its CelMarker) for each field of a model class, once."""
+    return tuple(
+        (name, info.alias or name, _cel_marker(info.metadata, info.annotation))
+        for name, info in cls.model_fields.items()
+    )
 
 
 def _cel_marker(metadata: list[Any], annotation: Any) -> fields.CelMarker | None:
@@ -83,7 +90,11 @@ def compile_cached(source: str, declarations: dict[str, Any]) -> cel.Expression:
     of similar policies parses each distinct expression once (compiling is ~0.6 ms,
     mostly parsing). Errors are not remembered; they are raised again each time.
     """
-    return _compile(source, json.dumps(declarations, sort_keys=True))
+    return _compile(source, _declarations_key(declarations))
+
+
+def _declarations_key(declarations: dict[str, Any]) -> str:
+    return json.dumps(declarations, sort_keys=True)
 
 
 def check_expressions(
@@ -91,9 +102,10 @@ def check_expressions(
 ) -> dict[Path, cel.Expression]:
     """Compile every CEL expression of ``policy``; return those that compiled to a usable type."""
     expressions: dict[Path, cel.Expression] = {}
+    declarations_key = _declarations_key(declarations)  # once per policy, not per expression
     for path, source, kind in cel_fields(policy):
         try:
-            expr = compile_cached(source, declarations)
+            expr = _compile(source, declarations_key)
         except cel.CompileError as exc:
             checker.add(
                 doc,

@@ -10,9 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from policyd import model
-from policyd.checks.base import GUARDRAIL_ACTION, GUARDRAIL_SHAPE, REGEX, Checker, Path
+from policyd.checks.base import (
+    GUARDRAIL_ACTION,
+    GUARDRAIL_SHAPE,
+    REGEX,
+    UNKNOWN_ROLE,
+    Checker,
+    Path,
+)
 from policyd.loader import Document
 from policyd.words import suggest
+
+# The OpenAI chat roles ("function" is OpenAI's deprecated name for "tool"); an
+# application's own roles are written with an "x-" prefix (x-retrieved, ...).
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+EXTENSION_ROLE_PREFIX = "x-"
 
 # Checks any guardrail can fail, and the checks only one side can run.
 _TEXT_CHECKS = frozenset({"pii", "injection", "deny_patterns", "allow_patterns", "deny_terms"})
@@ -76,6 +88,8 @@ def _check_guardrail(
     for key, (message, hint) in _WRONG_SIDE[side].items():
         if getattr(guard, key) is not None:
             shape((key,), message, hint)
+    if side == "input" and guard.roles is not None:
+        _check_roles(guard, base, doc, checker)
     if guard.strip_code_fences is not None and guard.json_schema is None:
         shape(
             ("strip_code_fences",),
@@ -117,6 +131,11 @@ def _check_guardrail(
         if invalid:
             hint = "write a JSON Schema (draft 2020-12), e.g. {type: object, required: [name]}"
             shape(("json_schema",), invalid, hint)
+        else:
+            from policyd.guardrails.structured import schema_pattern_problems
+
+            for where, message, fix in schema_pattern_problems(guard.json_schema):
+                checker.add(doc, (*base, "json_schema", *where), REGEX, message, fix)
     if guard.plugin is not None:
         from policyd.guardrails import GuardrailConfigError, load_plugin
 
@@ -220,3 +239,32 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
         where = "/" + "/".join(map(str, exc.path)) if exc.path else ""
         return f"invalid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")
     return None
+
+
+def _check_roles(guard: model.Guardrail, base: Path, doc: Document, checker: Checker) -> None:
+    """PD409: ``roles`` names OpenAI chat roles or ``x-`` extension roles; a typo would
+    silently turn the guardrail off for the messages it meant to check."""
+    roles = guard.roles or []
+    if not roles:
+        checker.add(
+            doc,
+            (*base, "roles"),
+            UNKNOWN_ROLE,
+            f"guardrail {guard.name!r} has roles: [] and so checks no message",
+            "remove roles to check every message, or list the roles to check",
+        )
+    for j, role in enumerate(roles):
+        if role in CHAT_ROLES or (
+            role.startswith(EXTENSION_ROLE_PREFIX) and len(role) > len(EXTENSION_ROLE_PREFIX)
+        ):
+            continue
+        checker.add(
+            doc,
+            (*base, "roles", j),
+            UNKNOWN_ROLE,
+            f"unknown message role {role!r}",
+            (suggest(role, CHAT_ROLES) or "")
+            + (" " if suggest(role, CHAT_ROLES) else "")
+            + f"roles are {', '.join(CHAT_ROLES)}; an application's own roles start with "
+            f"{EXTENSION_ROLE_PREFIX!r} (x-retrieved)",
+        )

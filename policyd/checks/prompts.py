@@ -6,6 +6,8 @@ versions (PD204, PD209), variant shares (PD401), and schedule order (PD402).
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path as FsPath
 
 from policyd import fields, model
@@ -20,6 +22,41 @@ from policyd.checks.base import (
 )
 from policyd.loader import Document
 from policyd.words import suggest
+
+#: Largest prompt file policyd reads (bytes); a prompt is sent with every call.
+MAX_PROMPT_BYTES = 1024 * 1024
+
+
+def read_prompt_file(file: FsPath) -> str:
+    """A prompt file's UTF-8 text. Raises OSError or ValueError with the reason.
+
+    Only regular files up to :data:`MAX_PROMPT_BYTES` are read: opening is
+    non-blocking and the type is checked on the open descriptor, so a FIFO, a
+    device such as /dev/zero or a directory is refused at once, never read.
+    """
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("is not a regular file")
+        if info.st_size > MAX_PROMPT_BYTES:
+            raise ValueError(f"is larger than {MAX_PROMPT_BYTES:,} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_PROMPT_BYTES:  # the file may grow while it is read
+            chunk = os.read(fd, MAX_PROMPT_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_PROMPT_BYTES:
+            raise ValueError(f"is larger than {MAX_PROMPT_BYTES:,} bytes")
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
 
 
 def check_prompts(
@@ -37,15 +74,21 @@ def check_prompts(
             assert spec.file is not None
             file = base_dir / spec.file
             try:
-                texts[(prompt_name, version)] = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = "does not exist" if isinstance(exc, FileNotFoundError) else str(exc)
+                texts[(prompt_name, version)] = read_prompt_file(file)
+            except (OSError, ValueError) as exc:
+                hint = "paths are relative to the policy file's directory"
+                if isinstance(exc, FileNotFoundError):
+                    reason = "does not exist"
+                elif isinstance(exc, OSError):
+                    reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
+                else:
+                    reason = str(exc)
+                    hint = (
+                        f"a prompt file is a regular UTF-8 text file of at most "
+                        f"{MAX_PROMPT_BYTES:,} bytes"
+                    )
                 checker.add(
-                    doc,
-                    (*path, "file"),
-                    PROMPT_FILE,
-                    f"prompt file {str(file)!r} {reason}",
-                    "paths are relative to the policy file's directory",
+                    doc, (*path, "file"), PROMPT_FILE, f"prompt file {str(file)!r} {reason}", hint
                 )
     for i, rollout in enumerate(policy.rollouts):
         base: Path = ("rollouts", i)

@@ -70,8 +70,8 @@ def check_tiers(
                         doc,
                         ("tiers", tier_name, "targets", i, "model"),
                         MISSING_PRICE,
-                        f"model {target.model!r} has no price in the policy; strategy cheapest "
-                        "uses LiteLLM's price map, or treats it as most expensive",
+                        f"model {target.model!r} has no price: strategy cheapest "
+                        "ranks it after every priced model",
                         "add price: {input_per_mtok: ..., output_per_mtok: ...}",
                         severity=Severity.WARNING,
                     )

@@ -7,13 +7,17 @@ into a single set: one pass over a clean text, whatever the number of rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from policyd.guardrails._core import Check, Finding, sort_findings
 from policyd.guardrails._regex import PatternSet, ScanText
+from policyd.guardrails._scan import Gates, RuleCursor, scan_rules
+from policyd.guardrails._shape import Shape, shape_of
 from policyd.guardrails._validators import Validator
+
+POLICY_WINDOW = 256  # bytes: the longest match of a policy's own pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +27,11 @@ class Rule:
     ``validate`` confirms a candidate (Luhn, mod-97, ...) and may trim or split it;
     ``group`` picks the capture group holding the value. Among ``exclusive`` rules (the
     PII detectors) a finding wholly inside another is dropped, the lower ``priority``
-    number winning ties, so one value is counted once.
+    number winning ties, so one value is counted once. ``window`` is the longest match in
+    UTF-8 bytes (see :mod:`policyd.guardrails._scan`); ``pem`` makes the match a
+    private-key header that extends over its block; ``name_of`` names the rule from the
+    matched bytes (which term matched); ``trigger`` is a short pattern every match starts
+    with, so a stream holds back only from where it occurs.
     """
 
     kind: str
@@ -34,65 +42,44 @@ class Rule:
     group: int = 0
     exclusive: bool = False
     priority: int = 0
+    window: int = POLICY_WINDOW
+    pem: bool = False
+    name_of: Callable[[bytes, int, int], str | None] | None = None
+    trigger: str | None = None  # a short regex every match starts with (scan skips to it)
 
 
 class RuleSetCheck:
-    """Scans for many rules with one RE2 set pass, then spans only the rules that hit."""
+    """Scans for many rules: one RE2 set pass says which rules hit, then each of those runs
+    the linear scan of :mod:`policyd.guardrails._scan`.
 
-    __slots__ = ("_set", "rules")
+    Among ``exclusive`` rules a finding wholly inside another is dropped (``+1 415 555
+    2671`` is one phone, not also a shorter number; a card number inside a JWT is part of
+    the secret); partial overlaps are kept: redaction merges them.
+    """
+
+    __slots__ = ("_gates", "_set", "rules", "shapes")
 
     def __init__(self, rules: Sequence[Rule]):
+        self._gates: Gates | None = None
         self.rules = tuple(rules)
+        self.shapes: tuple[Shape, ...] = tuple(shape_of(r.regex.pattern) for r in self.rules)
         self._set = PatternSet([r.regex for r in self.rules])
 
     def scan(self, text: str) -> list[Finding]:
-        return self.scan_after(text, -1)
+        hits = self._set.hits(ScanText(text).data)
+        if not hits:
+            return []
+        return scan_rules(self.rules, self.shapes, hits, text)
 
     def scan_after(self, text: str, min_end: int) -> list[Finding]:
-        """Findings ending after character ``min_end``; earlier candidates are not even
-        validated (the stream scanner settled them already)."""
-        st = ScanText(text)
-        data = st.data
-        min_byte = st.byte_offset(min_end)
-        raw: list[tuple[int, int, Rule]] = []
-        for i in self._set.hits(data):
-            rule = self.rules[i]
-            for m in self._set.spans(i, data):
-                start, end = m.span(rule.group)
-                if end <= min_byte:
-                    continue
-                if rule.validate is None:
-                    raw.append((start, end, rule))
-                else:
-                    raw.extend((s, e, rule) for s, e in rule.validate(data, start, end))
-        if not raw:
-            return []
-        raw = _drop_contained(raw)
-        spans = st.char_spans([(s, e) for s, e, _ in raw])
-        return [
-            Finding(rule.kind, s, e, rule.label, rule.rule_id)
-            for (s, e), (_, _, rule) in zip(spans, raw, strict=True)
-            if e > min_end
-        ]
+        """Findings ending after character ``min_end``."""
+        return [f for f in self.scan(text) if f.end > min_end]
 
-
-def _drop_contained(raw: list[tuple[int, int, Rule]]) -> list[tuple[int, int, Rule]]:
-    """Sort by position; drop an exclusive finding lying wholly inside a kept exclusive one.
-
-    ``+1 415 555 2671`` is one phone, not also a shorter number; a card number inside a JWT
-    is part of the secret. Partial overlaps are kept: redaction merges them, so nothing is
-    left half-visible.
-    """
-    raw.sort(key=lambda r: (r[0], -r[1], r[2].priority))
-    kept: list[tuple[int, int, Rule]] = []
-    reach = -1
-    for item in raw:
-        if item[2].exclusive:
-            if item[1] <= reach:
-                continue
-            reach = item[1]
-        kept.append(item)
-    return kept
+    def open_cursor(self) -> RuleCursor:
+        """A scan of a text that arrives in pieces; finds what :meth:`scan` finds."""
+        if self._gates is None:
+            self._gates = Gates(self.rules, self.shapes)
+        return RuleCursor(self.rules, self.shapes, range(len(self.rules)), self._gates)
 
 
 @dataclass(frozen=True, slots=True)

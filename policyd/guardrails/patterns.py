@@ -15,7 +15,7 @@ import re2
 
 from policyd.guardrails._core import CheckStream, Finding, GuardrailConfigError
 from policyd.guardrails._regex import PatternSet, ScanText, compile_pattern
-from policyd.guardrails._rules import Rule, RuleSetCheck
+from policyd.guardrails._rules import POLICY_WINDOW, Rule, RuleSetCheck
 
 
 def _as_list(values: Sequence[str], what: str) -> list[str]:
@@ -66,29 +66,41 @@ def _not_allowed() -> Finding:
 
 
 class _AllowStream:
-    """Streaming allow check: satisfied once any window matched; judged at the end.
+    """Streaming allow check: keeps the text (up to ``_KEEP`` characters) and judges it
+    whole at the end, as a one-shot scan does. Past that, windows of ``overlap`` characters
+    are judged as they come (an allowed match longer than that may go unseen)."""
 
-    An allowed pattern that is longer than the scanner's overlap and spans a chunk boundary
-    may go unseen; keep allow patterns short (they usually are: a topic word, a prefix).
-    """
-
-    __slots__ = ("_check", "_ok", "_overlap", "_tail")
+    __slots__ = ("_check", "_ok", "_overlap", "_parts", "_size", "_tail")
 
     def __init__(self, check: AllowCheck, overlap: int):
         self._check = check
         self._overlap = overlap
         self._ok = False
+        self._parts: list[str] | None = []
+        self._size = 0
         self._tail = ""
 
     def feed(self, chunk: str, offset: int) -> list[Finding]:
-        if not self._ok:
-            window = self._tail + chunk
-            self._ok = self._check.allowed(window)
-            self._tail = window[len(window) - self._overlap :] if self._overlap else ""
+        if self._ok:
+            return []
+        if self._parts is not None:
+            self._parts.append(chunk)
+            self._size += len(chunk)
+            if self._size <= _KEEP:
+                return []
+            chunk, self._parts = "".join(self._parts), None
+        window = self._tail + chunk
+        self._ok = self._check.allowed(window)
+        self._tail = window[len(window) - self._overlap :] if self._overlap else ""
         return []
 
     def finish(self) -> list[Finding]:
+        if self._parts is not None:
+            self._ok = self._check.allowed("".join(self._parts))
         return [] if self._ok else [_not_allowed()]
+
+
+_KEEP = 1 << 20
 
 
 def allow_check(allow: Sequence[str]) -> AllowCheck:
@@ -124,16 +136,17 @@ def _term_regex(term: str) -> str:
     return f"{left}{body}{right}"
 
 
-class TermsCheck:
+class TermsCheck(RuleSetCheck):
     """Case-insensitive, word-boundary-aware keyword/phrase matching; rule ids ``term:<i>``.
 
     Inner whitespace in a phrase matches any run of whitespace (``new york`` matches
     ``New\\n  York``). Boundaries: an ASCII word character at either end of a term must not
     touch another word character; non-ASCII letters get the same check in Python; caseless
-    scripts (CJK, Thai) match inside running text.
+    scripts (CJK, Thai) match inside running text. One RE2 alternation (leftmost-longest),
+    scanned by the same linear scan as every rule set.
     """
 
-    __slots__ = ("_edge_terms", "_ids", "_regex")
+    __slots__ = ("_edge_terms", "_ids")
 
     def __init__(self, terms: Sequence[str]):
         terms = _as_list(terms, "deny_terms")
@@ -142,6 +155,7 @@ class TermsCheck:
         ids: dict[str, int] = {}
         alternatives: list[str] = []
         edge_terms: set[int] = set()
+        longest = 0
         for i, term in enumerate(terms):
             if not isinstance(term, str) or not term.strip():
                 raise GuardrailConfigError(
@@ -155,44 +169,63 @@ class TermsCheck:
                 continue
             ids[key] = i
             alternatives.append(_term_regex(term))
+            longest = max(longest, len(term.encode("utf-8", "surrogatepass")))
             if _needs_edge_check(term[0]) or _needs_edge_check(term[-1]):
                 edge_terms.add(i)
         # leftmost-longest: "new york" wins over "new" at the same place
-        self._regex = compile_pattern(
+        regex = compile_pattern(
             "(?i)(?:" + "|".join(alternatives) + ")", what="deny_terms", index=None, longest=True
         )
         self._ids = ids
         self._edge_terms = frozenset(edge_terms)
+        window = max(POLICY_WINDOW, 4 * longest)
+        super().__init__(
+            [
+                Rule(
+                    "term",
+                    "TERM",
+                    None,
+                    regex,
+                    self._edges,
+                    window=window,
+                    name_of=self._name_of,
+                )
+            ]
+        )
 
-    def scan(self, text: str) -> list[Finding]:
-        return self.scan_after(text, -1)
+    def _index(self, data: bytes, start: int, end: int) -> int:
+        return self._ids.get(_normalize(data[start:end].decode("utf-8", "surrogatepass")), -1)
 
-    def scan_after(self, text: str, min_end: int) -> list[Finding]:
-        """Findings ending after character ``min_end`` (for the stream scanner)."""
-        st = ScanText(text)
-        min_byte = st.byte_offset(min_end)
-        raw: list[tuple[int, int, int]] = []
-        for m in self._regex.finditer(st.data):
-            if m.end() <= min_byte:
-                continue
-            index = self._ids.get(_normalize(m.group().decode("utf-8", "surrogatepass")), -1)
-            raw.append((*m.span(), index))
-        if not raw:
+    def _name_of(self, data: bytes, start: int, end: int) -> str | None:
+        index = self._index(data, start, end)
+        return f"term:{index}" if index >= 0 else None
+
+    def _edges(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+        if self._index(data, start, end) in self._edge_terms and not _edges_ok(data, start, end):
             return []
-        spans = st.char_spans([(s, e) for s, e, _ in raw])
-        found = []
-        for (s, e), (_, _, index) in zip(spans, raw, strict=True):
-            if index in self._edge_terms and not _edges_ok(text, s, e):
-                continue
-            rule = f"term:{index}" if index >= 0 else None
-            found.append(Finding("term", s, e, "TERM", rule))
-        return found
+        return [(start, end)]
 
 
-def _edges_ok(text: str, start: int, end: int) -> bool:
-    if _needs_edge_check(text[start]) and start > 0 and _is_word(text[start - 1]):
+def _char_before(data: bytes, at: int) -> str:
+    begin = at - 1
+    while begin > 0 and 0x80 <= data[begin] < 0xC0 and at - begin < 4:
+        begin -= 1
+    return data[max(begin, 0) : at].decode("utf-8", "replace")[-1:] if at > 0 else ""
+
+
+def _char_after(data: bytes, at: int) -> str:
+    end = at + 1
+    while end < len(data) and 0x80 <= data[end] < 0xC0 and end - at < 4:
+        end += 1
+    return data[at:end].decode("utf-8", "replace")[:1] if at < len(data) else ""
+
+
+def _edges_ok(data: bytes, start: int, end: int) -> bool:
+    first, before = _char_after(data, start), _char_before(data, start)
+    if first and _needs_edge_check(first) and before and _is_word(before):
         return False
-    return not (_needs_edge_check(text[end - 1]) and end < len(text) and _is_word(text[end]))
+    last, after = _char_before(data, end), _char_after(data, end)
+    return not (last and _needs_edge_check(last) and after and _is_word(after))
 
 
 def terms_check(terms: Sequence[str]) -> TermsCheck:

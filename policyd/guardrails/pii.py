@@ -29,6 +29,9 @@ class Detector:
     patterns: tuple[str, ...]
     validate: v.Validator | tuple[v.Validator, ...] | None = None
     group: int = 0  # the capture group that holds the value (0 = the whole match)
+    window: int = 256  # the longest candidate, in UTF-8 bytes (runs are split by it)
+    pem: bool = False  # a private-key header that extends over its block
+    trigger: str | None = None  # what every match starts with (see Rule.trigger)
 
     def validators(self) -> tuple[v.Validator | None, ...]:
         if isinstance(self.validate, tuple):
@@ -47,6 +50,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
             r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}\b",
         ),
         v.email_spans,
+        window=320,
     ),
     Detector(
         "phone",
@@ -57,11 +61,18 @@ PII_DETECTORS: tuple[Detector, ...] = (
             r"\b0\d{1,4}(?:[ .\-/]\d{2,8})+\b",  # a whole run: the validator splits it
         ),
         (v.phone_international_spans, v.phone_nanp_spans, v.phone_national_spans),
+        window=128,
     ),
     Detector("credit_card", "CREDIT_CARD", (r"\b\d(?:[ \-]?\d){12,}\b",), v.card_spans),
     # a whole run of groups, so IBANs written back to back are one candidate the validator splits
-    Detector("iban", "IBAN", (r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,}",), v.iban_spans),
-    Detector("us_ssn", "US_SSN", (r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b",), v.ssn_spans),
+    Detector(
+        "iban",
+        "IBAN",
+        (r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,}",),
+        v.iban_spans,
+        trigger=r"[A-Za-z]{2}\d{2}",
+    ),
+    Detector("us_ssn", "US_SSN", (r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b",), v.ssn_spans, window=32),
     Detector(
         "ip_address",
         "IP_ADDRESS",
@@ -70,6 +81,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
             r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{1,4})?",
         ),
         (v.ipv4_spans, v.ipv6_spans),
+        window=64,
     ),
 )
 
@@ -121,20 +133,20 @@ SECRET_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector("secret:google_api_key", "SECRET", (r"\bAIza[0-9A-Za-z_\-]{35}",), v.token_end_spans),
     Detector("secret:stripe", "SECRET", (r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,}\b",)),
+    # the header only: the scanner extends it to the END marker, or over its base64 body
+    # (a truncated key), holding a stream back from the header until it knows which
     Detector(
         "secret:private_key",
         "SECRET",
-        (
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-            r"(?:[A-Za-z0-9+/=\s:,\-]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-            r"|[A-Za-z0-9+/=\s]*)",
-        ),
+        (r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,4}PRIVATE KEY(?: BLOCK)?-----",),
+        pem=True,
     ),
     Detector(
         "secret:jwt",
         "SECRET",
         (r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",),
         v.jwt_spans,
+        window=8192,
     ),
 )
 
@@ -159,6 +171,9 @@ def _rules(detector: Detector) -> list[Rule]:
             detector.group,
             exclusive=True,
             priority=_PRIORITY[detector.kind],
+            window=detector.window,
+            pem=detector.pem,
+            trigger=detector.trigger,
         )
         for pattern, validate in zip(detector.patterns, detector.validators(), strict=True)
     ]

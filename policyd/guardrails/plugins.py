@@ -14,7 +14,6 @@ text is not copied into the error (it might quote the text it was checking); its
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import difflib
 import importlib
@@ -180,6 +179,8 @@ class _Call:
         try:
             value = fn(text, request)
             if inspect.isawaitable(value):
+                import asyncio  # here, not at the top: `policyd check` never needs it
+
                 value = asyncio.run(_bounded(value, timeout_s))
             self.value = value
         except BaseException as exc:  # reported to the caller, never raised in the thread
@@ -194,6 +195,8 @@ class _Call:
 
 
 async def _bounded(awaitable: Any, timeout_s: float) -> Any:
+    import asyncio
+
     return await asyncio.wait_for(awaitable, timeout_s)
 
 
@@ -252,6 +255,8 @@ async def arun_plugin(
 ) -> PluginVerdict:
     """Call a plugin from async code: ``async def`` plugins run on this event loop and are
     cancelled at the deadline; sync ones run on a daemon thread, awaited without blocking."""
+    import asyncio
+
     _check_timeout(timeout_s)
     name = _plugin_name(fn)
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(

@@ -1,12 +1,13 @@
 """Streaming output checks: scan an LLM's output chunk by chunk with bounded memory.
 
-Text checks (PII, patterns, terms, injection) rescan a sliding window: the last
-``overlap`` characters before each new chunk plus the chunk, so a match that spans chunk
-boundaries is still found as long as it is at most ``overlap`` characters long. A match
-ending within ``settle`` characters of the end of the text seen so far is held back until
-more text (or :meth:`StreamScanner.finish`) shows whether it goes on (``jane@example.co``
-may become ``.com``; a phone number may gain a group), so it is reported once, whole.
-Whole-text checks (``json_schema``, ``max_chars``, ``allow_patterns``) keep their own state.
+Rule sets (PII, secrets, patterns, terms, injection) run the linear scan of
+:mod:`policyd.guardrails._scan` on the stream itself: a step is taken once the text it
+depends on has arrived, so a stream finds exactly what one scan of the whole text finds
+(same spans, same rule ids), whatever the chunking, and :attr:`StreamScanner.safe` says up
+to where every finding is known. Other positional checks (a custom :class:`Check`) rescan
+a sliding window of ``overlap`` characters, holding back matches ending within
+``settle`` characters of the end. Whole-text checks (``json_schema``, ``max_chars``,
+``allow_patterns``) keep their own state.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from policyd.guardrails._core import (
     StreamableCheck,
     sort_findings,
 )
-from policyd.guardrails._rules import CombinedCheck
+from policyd.guardrails._rules import CombinedCheck, Rule, RuleSetCheck
+from policyd.guardrails._scan import RuleCursor
 
 
 def _flatten(checks: Sequence[Check]) -> list[Check]:
@@ -52,6 +54,7 @@ class StreamScanner:
         "_buf",
         "_buf_start",
         "_context",
+        "_cursor",
         "_keep",
         "_reported",
         "_settle",
@@ -72,11 +75,16 @@ class StreamScanner:
         self._streams: list[CheckStream] = [
             c.open_stream(overlap) for c in flat if isinstance(c, StreamableCheck)
         ]
-        # each window check as "scan(text, min_end)": incremental ones skip settled text
+        rule_sets = [c for c in flat if isinstance(c, RuleSetCheck)]
+        if len(rule_sets) > 1:  # one cursor: exclusive findings are judged across all
+            rules: list[Rule] = [r for c in rule_sets for r in c.rules]
+            rule_sets = [RuleSetCheck(rules)]
+        self._cursor: RuleCursor | None = rule_sets[0].open_cursor() if rule_sets else None
+        # each other window check as "scan(text, min_end)": incremental ones skip settled text
         self._window_scans = [
             c.scan_after if isinstance(c, IncrementalCheck) else _full_scan(c)
             for c in flat
-            if not isinstance(c, StreamableCheck)
+            if not isinstance(c, StreamableCheck | RuleSetCheck)
         ]
         self._keep = overlap + context
         self._context = context
@@ -94,6 +102,16 @@ class StreamScanner:
         """How many characters have been fed."""
         return self._total
 
+    @property
+    def safe(self) -> int:
+        """Characters before this offset can hold no positional finding not yet returned."""
+        safe = self._total
+        if self._cursor is not None:
+            safe = min(safe, self._cursor.safe)
+        if self._window_scans and not self.finished:
+            safe = min(safe, max(0, self._total - self._keep))
+        return safe
+
     def feed(self, chunk: str) -> list[Finding]:
         """Add the next chunk; return findings that became visible (absolute offsets)."""
         if self.finished:
@@ -105,6 +123,11 @@ class StreamScanner:
         found: list[Finding] = []
         for stream in self._streams:
             found.extend(stream.feed(chunk, offset))
+        if self._cursor is not None:
+            self._cursor.feed(chunk)
+            found.extend(self._cursor.advance(final=False))
+        if not self._window_scans:
+            return sort_findings(found)
         self._buf += chunk
         found.extend(self._scan_window(final=False))
         if len(self._buf) > self._keep:
@@ -121,6 +144,8 @@ class StreamScanner:
             return []
         self.finished = True
         found = self._scan_window(final=True)
+        if self._cursor is not None:
+            found.extend(self._cursor.advance(final=True))
         for stream in self._streams:
             found.extend(stream.finish())
         self._buf = ""

@@ -10,12 +10,16 @@ What is written, from the compiled policy (so it matches what the engine decides
   targets — ``weight`` for weighted tiers, ``order`` for ordered and cheapest
   ones — so clients without the hook can ask for ``model: premium``;
 - ``router_settings``: ``fallbacks`` (each tier and each target model to the rest
-  of its tier's chain), ``num_retries`` (``attempts - 1``) with a ``retry_policy``
-  retrying only the ``retry.on`` causes, ``timeout``, ``retry_after`` (the backoff
-  base, whole seconds) and ``allowed_fails``/``cooldown_time`` from ``cooldown``.
+  of its tier's chain), ``num_retries`` (``attempts - 1``), ``timeout``,
+  ``retry_after`` (the backoff base, whole seconds) and
+  ``allowed_fails``/``cooldown_time`` from ``cooldown``.
 
-LiteLLM retries a model group before its fallbacks while policyd walks the chain
-one model per try; the header of the file says so. litellm is not imported.
+No ``retry_policy`` is written: LiteLLM lets a retry policy override the per-request
+``num_retries`` the proxy hook sets, so a rate-limited model would get more tries
+than the decision names. What the file cannot express (routing rules, stickiness,
+guardrails, budgets, cache rules, prompts, ``retry.on``, backoff shape) is listed in
+its header and by :func:`unexpressed`, which the CLI also prints on stderr.
+litellm is not imported.
 """
 
 from __future__ import annotations
@@ -28,23 +32,6 @@ import yaml
 
 from policyd.engine import Engine
 from policyd.integrations._litellm_support import deployment_params
-
-# retry.on cause -> LiteLLM RetryPolicy fields it covers
-_RETRY_FIELDS = {
-    "rate_limit": ("RateLimitErrorRetries",),
-    "timeout": ("TimeoutErrorRetries",),
-    "server_error": ("InternalServerErrorRetries", "ServiceUnavailableErrorRetries"),
-}
-_ALL_RETRY_FIELDS = (
-    "BadRequestErrorRetries",
-    "AuthenticationErrorRetries",
-    "TimeoutErrorRetries",
-    "RateLimitErrorRetries",
-    "ContentPolicyViolationErrorRetries",
-    "InternalServerErrorRetries",
-    "ServiceUnavailableErrorRetries",
-    "NotFoundErrorRetries",
-)
 
 
 def export_config(path: str | os.PathLike[str], policy: str | None = None) -> dict[str, Any]:
@@ -93,10 +80,6 @@ def export_config(path: str | os.PathLike[str], policy: str | None = None) -> di
         retries = retry.attempts - 1
         settings["num_retries"] = retries
         on = set(retry.on)
-        fields = set(_ALL_RETRY_FIELDS) if "any" in on else {
-            f for cause in on for f in _RETRY_FIELDS.get(cause, ())
-        }  # fmt: skip
-        settings["retry_policy"] = {f: retries if f in fields else 0 for f in _ALL_RETRY_FIELDS}
         if retry.backoff != "none" and retry.base_s > 0:
             settings["retry_after"] = max(1, math.ceil(retry.base_s))
         if "context_window" in on and fallbacks:
@@ -109,24 +92,99 @@ def export_config(path: str | os.PathLike[str], policy: str | None = None) -> di
         after, seconds = cooldown
         settings["allowed_fails"] = after
         settings["cooldown_time"] = seconds
-    return {"model_list": model_list, "router_settings": settings, "_policy": compiled.ref}
+    return {
+        "model_list": model_list,
+        "router_settings": settings,
+        "_policy": compiled.ref,
+        "_unexpressed": unexpressed(compiled),
+    }
+
+
+def unexpressed(compiled: Any) -> list[str]:
+    """What of the policy a LiteLLM config cannot say, one line each (empty: nothing)."""
+    out: list[str] = []
+    stages = compiled.stage_by_name
+
+    def names(items: Any) -> str:
+        return ", ".join(str(getattr(i, "name", i)) for i in items)
+
+    routing = stages.get("routing")
+    if routing is not None:
+        if routing.rules:
+            out.append(
+                f"routing.rules ({names(routing.rules)}): LiteLLM serves the model the client names"
+            )
+        sticky = [t.name for t in routing.tiers.values() if t.sticky is not None]
+        if sticky:
+            out.append(
+                f"tiers.*.sticky_by ({', '.join(sticky)}): LiteLLM's weighted choice "
+                "is not sticky per user"
+            )
+        if getattr(routing, "skip_small", False):
+            out.append(
+                "routing.context_window: skip_small (LiteLLM does not skip a model "
+                "whose context window is too small for the input)"
+            )
+        retry = routing.retry
+        if retry is not None:
+            out.append(
+                f"retry.on ({', '.join(retry.on)}): LiteLLM retries and falls back on "
+                "any error it deems retryable"
+            )
+            if retry.backoff != "none":
+                out.append(
+                    f"retry backoff {retry.backoff}, max {retry.max_s:g}s, jitter "
+                    f"{retry.jitter}: LiteLLM waits retry_after seconds"
+                )
+            out.append(
+                "retry order: LiteLLM retries a model num_retries times before its "
+                "fallbacks; policyd tries the chain one model per try"
+            )
+    guards = getattr(stages.get("guardrails"), "guards", ()) or ()
+    if guards:
+        out.append(f"guardrails.input ({names(guards)})")
+    output = getattr(compiled.output_guardrails, "guards", ()) or ()
+    if output:
+        out.append(f"guardrails.output ({names(output)})")
+    budgets = getattr(stages.get("budgets"), "budgets", ()) or ()
+    if budgets:
+        out.append(f"budgets ({names(budgets)})")
+    cache = getattr(stages.get("cache"), "rules", ()) or ()
+    if cache:
+        out.append(f"cache.rules ({names(cache)})")
+    prompts = stages.get("prompts")
+    rollouts = getattr(prompts, "rollouts", ()) or ()
+    if prompts is not None:
+        out.append("prompts" + (f" and rollouts ({names(rollouts)})" if rollouts else ""))
+    return out
 
 
 def export_config_yaml(path: str | os.PathLike[str], policy: str | None = None) -> str:
     """The proxy ``config.yaml`` text (with a header saying where it came from)."""
+    return export_litellm(path, policy)[0]
+
+
+def export_litellm(
+    path: str | os.PathLike[str], policy: str | None = None
+) -> tuple[str, list[str]]:
+    """The ``config.yaml`` text, and what of the policy it could not express."""
     config = export_config(path, policy)
     ref = config.pop("_policy")
+    missing = config.pop("_unexpressed")
     header = [
         f"# LiteLLM proxy config generated by `policyd export litellm` from policy {ref.name}",
         f"# (version {ref.version or '-'}, {ref.digest}). Regenerate rather than edit.",
         "#",
-        "# LiteLLM retries a model group num_retries times, then tries its fallbacks; policyd's",
-        "# PolicyRouter walks the decided chain one model per try. With the policyd proxy hook",
-        "# (policyd.integrations.litellm_proxy) every request gets the decided model, fallbacks",
-        "# and retries instead; add its `guardrails:` entry to use the whole policy.",
+        "# NOT EXPRESSED in this file (LiteLLM alone does not apply them; the policyd guardrail,",
+        "# policyd.integrations.litellm_proxy, does: add its `guardrails:` entry):",
+        *(f"#   - {line}" for line in missing or ["nothing"]),
+        "#",
+        "# With the guardrail every request gets the decided model, fallbacks and exactly the",
+        "# decided attempts. No retry_policy is written: it would override the attempts the",
+        "# guardrail sets per request.",
     ]
     body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    return "\n".join(header) + "\n" + body
+    return "\n".join(header) + "\n" + body, list(missing)
 
 
 def _fallbacks(tiers: dict[str, Any], default: str | None, model_ids: set[str]) -> list[Any]:

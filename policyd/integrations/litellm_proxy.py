@@ -34,10 +34,10 @@ itself (usage when the answer had ended, else the reservation stands).
 Request attributes: see :mod:`policyd.integrations._proxy_context` (what the caller's
 ``policyd_context`` may set, and what comes from LiteLLM's authenticated identity).
 What the hook did is in LiteLLM's logging: :mod:`policyd.integrations._proxy_report`.
-Unlike :class:`~policyd.integrations.litellm.PolicyRouter`, retries and fallbacks here
-are LiteLLM's: the chain ``[model, *fallbacks]`` is tried once each, up to
-``retry.attempts`` tries (extra tries go to the decided model first), on whatever
-errors LiteLLM falls back on; backoff and ``retry.on`` are not applied.
+Attempts are exactly the decision's: ``fallbacks`` lists try 2..n (try *i* goes to
+model *i mod len(chain)*, as in PolicyRouter) and ``num_retries`` is 0, so LiteLLM
+calls each listed model once; unlike PolicyRouter, it falls back on whatever errors
+LiteLLM falls back on — backoff and ``retry.on`` are not applied.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from litellm.constants import RETURN_RAW_MODEL_NAME_METADATA_KEY
 from litellm.integrations.custom_guardrail import CustomGuardrail
 from litellm.litellm_core_utils.core_helpers import get_or_create_metadata_bucket
 from litellm.types.guardrails import GuardrailEventHooks
@@ -77,7 +78,12 @@ from policyd.integrations._litellm_support import (
     usage_tokens,
 )
 from policyd.integrations._proxy_context import ContextRefused, ContextRules
-from policyd.integrations._proxy_errors import Refusal, bad_request, output_blocked
+from policyd.integrations._proxy_errors import (
+    Refusal,
+    StreamBlockedError,
+    bad_request,
+    output_blocked,
+)
 from policyd.integrations._proxy_errors import blocked as blocked_error
 from policyd.integrations._proxy_report import (
     SUMMARY_KEY,
@@ -98,7 +104,7 @@ from policyd.integrations._proxy_routes import (
 )
 from policyd.verdict import OutputVerdict
 
-__all__ = ["PolicydGuardrail"]
+__all__ = ["PolicydGuardrail", "StreamBlockedError"]
 
 log = logging.getLogger("policyd")
 
@@ -167,6 +173,7 @@ class PolicydGuardrail(CustomGuardrail):
         self.system_prompt = system_prompt
         self.stream_overlap = stream_overlap
         self._pending: OrderedDict[str, Decision] = OrderedDict()
+        self._tries: dict[str, int] = {}  # upstream calls made per pending decision
         self._passed: set[str] = set()
         if self.allow_call_types:
             log.warning(
@@ -232,10 +239,15 @@ class PolicydGuardrail(CustomGuardrail):
             text.write_back(decision.messages)
         if decision.model is not None and name in ROUTED:  # no routing: the caller's model
             data["model"] = decision.model
+            # exactly the decided attempts: the tries a short chain leaves over are retries of
+            # the decided model; each fallback is tried once (num_retries 0 on it, or LiteLLM
+            # would retry it as often as the first model)
             retry = decision.retry or NO_RETRY
             chain = chain_of(decision)
-            data["fallbacks"] = list(chain[1 : retry.attempts])
+            data["fallbacks"] = [{"model": m, "num_retries": 0} for m in chain[1 : retry.attempts]]
             data["num_retries"] = max(0, retry.attempts - len(chain))
+            # the answer's `model` says which model served, not the name the client asked for
+            bucket[RETURN_RAW_MODEL_NAME_METADATA_KEY] = True
         if decision.timeout_s is not None:
             data["timeout"] = decision.timeout_s
         directive = decision.cache
@@ -317,7 +329,14 @@ class PolicydGuardrail(CustomGuardrail):
                      started)  # fmt: skip
         if blocking is not None:
             raise output_blocked(blocking, started=False)
+        _count_retries(response, self._tries.get(decision.id))
         return response
+
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        """Count each upstream call LiteLLM makes for a decision (its retries included)."""
+        decision_id = _decision_id(kwargs) if isinstance(kwargs, Mapping) else None
+        if decision_id is not None and decision_id in self._pending:
+            self._tries[decision_id] = self._tries.get(decision_id, 0) + 1
 
     async def async_post_call_streaming_iterator_hook(
         self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
@@ -405,7 +424,8 @@ class PolicydGuardrail(CustomGuardrail):
     def _remember(self, decision: Decision) -> None:
         self._pending[decision.id] = decision
         while len(self._pending) > _MAX_PENDING:
-            self._pending.popitem(last=False)
+            dropped, _ = self._pending.popitem(last=False)
+            self._tries.pop(dropped, None)
 
     def _decision(self, data: Mapping[str, Any]) -> Decision | None:
         decision_id = _decision_id(data)
@@ -413,7 +433,10 @@ class PolicydGuardrail(CustomGuardrail):
 
     def _take(self, data: Mapping[str, Any]) -> Decision | None:
         decision_id = _decision_id(data)
-        return self._pending.pop(decision_id, None) if decision_id else None
+        if not decision_id:
+            return None
+        self._tries.pop(decision_id, None)
+        return self._pending.pop(decision_id, None)
 
 
 def _decision_id(data: Mapping[str, Any]) -> str | None:
@@ -434,6 +457,19 @@ def _model_group(kwargs: Mapping[str, Any]) -> str | None:
         if isinstance(source, Mapping) and isinstance(source.get("model_group"), str):
             return str(source["model_group"])
     return None
+
+
+def _count_retries(response: Any, tries: int | None) -> None:
+    """``x-litellm-attempted-retries`` for the whole request: LiteLLM counts only the retries
+    of the model group that answered, so after a fallback it says 0 however many retries
+    the decided model had. Retries = upstream calls - 1 - fallbacks."""
+    hidden = getattr(response, "_hidden_params", None)
+    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+    if not tries or not isinstance(headers, dict):
+        return
+    said = str(headers.get("x-litellm-attempted-fallbacks"))
+    fallbacks = int(said) if said.isdigit() else 0
+    headers["x-litellm-attempted-retries"] = max(0, tries - 1 - fallbacks)
 
 
 def _seconds(start: Any, end: Any) -> float | None:
@@ -479,7 +515,7 @@ def _log_to_stderr(level: str | None) -> None:
     if level is None or log.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s - policyd:%(levelname)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     log.propagate = False

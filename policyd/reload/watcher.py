@@ -1,12 +1,14 @@
 """The file watcher: a ``watchfiles`` loop in a daemon thread that reports settled bursts.
 
 Owns which file system changes count (:class:`BundleFilter`: YAML, prompt files, ConfigMap
-``..data`` flips and directories, never editors' scratch files), debouncing, and staying
-attached when the bundle directory is replaced or a symlink leading to it flips.
+``..data`` flips and directories, never editors' scratch files), debouncing, holding back
+files written in place until their content is stable, and staying attached when the bundle
+directory is replaced or a symlink leading to it flips.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -28,6 +30,11 @@ TEMP_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".temp", ".part", ".bak", 
 TEMP_NAMES = frozenset({"4913"})  # vim's "can I write here" probe
 TEMP_INFIXES = ("___jb_tmp___", "___jb_old___", ".goutputstream-")
 POLL_SETTLE_S = 1.2  # polling: mtimes are whole seconds, the first snapshot comes late
+# A burst that wrote a file in place (not an atomic rename) is reloaded only when the
+# bundle's content digest is the same at the end of the debounce and this long after it
+# (at least debounce_ms), so that a writer pausing mid-file does not publish its prefix.
+IN_PLACE_CONFIRM_MS = 500
+_HASH_WHOLE_BYTES = 32 * 1024 * 1024  # larger files are digested by size and mtime
 
 
 # --- which changes count ---------------------------------------------------------------------
@@ -77,6 +84,46 @@ class BundleFilter:
 
 
 # --- the watcher -----------------------------------------------------------------------------
+
+
+class _Modified:
+    """What BundleFilter is asked about files found while digesting the bundle."""
+
+    name = "modified"
+
+
+def _digest_file(h: hashlib._Hash, path: str) -> None:
+    h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    try:
+        st = os.stat(path)
+        if not os.path.isfile(path):
+            h.update(b"not a file\0")
+        elif st.st_size > _HASH_WHOLE_BYTES:
+            h.update(f"{st.st_size}:{st.st_mtime_ns}\0".encode())
+        else:
+            with open(path, "rb") as handle:
+                h.update(handle.read())
+    except OSError as exc:
+        h.update(f"unreadable {exc.errno}\0".encode())
+
+
+def content_digest(path: str, bundle_filter: BundleFilter) -> str:
+    """Digest of every file under the bundle that counts (the YAML, the prompt files)."""
+    h = hashlib.sha256()
+    files = set(bundle_filter.prompt_files)
+    if os.path.isdir(path):
+        for folder, dirs, names in os.walk(path, followlinks=True):
+            dirs.sort()
+            files.update(
+                full
+                for full in (os.path.join(folder, n) for n in names)
+                if bundle_filter(_Modified(), full)  # type: ignore[arg-type]
+            )
+    else:
+        files.add(os.path.abspath(path))
+    for file in sorted(files):
+        _digest_file(h, file)
+    return h.hexdigest()
 
 
 class _StopFlag:
@@ -143,6 +190,7 @@ class Watcher:
         prompt_paths: Callable[[], Iterable[str]] | None = None,
         force_polling: bool | None = None,
         catch_up: bool = True,
+        in_place_confirm_ms: int = IN_PLACE_CONFIRM_MS,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.on_change = on_change
@@ -151,12 +199,15 @@ class Watcher:
         self.prompt_paths = prompt_paths or (lambda: ())
         self.force_polling = force_polling
         self.catch_up = catch_up
+        self.confirm_s = max(self.debounce_s, max(0, in_place_confirm_ms) / 1000)
         # watchfiles hands over a batch after ``step`` ms without events and checks the stop
         # flag every ``step``; with nothing to report it returns after ``tick`` ms, when we
         # look at the clock (quiet long enough?) and at the bundle's identity.
         self.step_ms = max(10, min(50, debounce_ms))
         self.tick_ms = max(self.step_ms, min(debounce_ms - self.step_ms, 1000))
         self.bursts = 0
+        self.unstable = 0  # in-place writes still changing when their stability was checked
+        self.confirming = threading.Event()  # set while an in-place write is being confirmed
         self.error: str | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -237,6 +288,10 @@ class Watcher:
         polling = _polling(self.force_polling)
         hold_until = first + (POLL_SETTLE_S if polling else 0.0)
         again_at: float | None = None
+        # An in-place write seen in this burst: (digest at the end of the debounce, when to
+        # compare it again), or None while the burst has not settled yet.
+        in_place = False
+        check: tuple[str, float] | None = None
         for batch in watchfiles.watch(
             *plan.paths,
             watch_filter=plan.filter,
@@ -255,11 +310,26 @@ class Watcher:
                 if not pending:
                     first = now
                 pending, last = True, now - self.step_ms / 1000  # quiet since, per watchfiles
+                in_place = in_place or any(c.name == "modified" for c, _ in batch)
+                check = None  # still being written: the stability check starts over
             if _identity(self.path) != plan.identity:
                 return True
             settled = now - last >= self.debounce_s or now - first >= self.max_wait_s
+            if pending and settled and now >= hold_until and in_place:
+                if check is None or now >= check[1]:
+                    digest = content_digest(self.path, plan.filter)
+                    if check is None or digest != check[0]:
+                        if check is not None:
+                            self.unstable += 1
+                            log.info("policyd: %s is still being written; waiting", self.path)
+                        check = (digest, now + self.confirm_s)
+                        self.confirming.set()
+                        continue
+                else:
+                    continue
             if pending and settled and now >= hold_until:
-                pending = False
+                pending, in_place, check = False, False, None
+                self.confirming.clear()
                 again_at = now + POLL_SETTLE_S if polling else None
             elif again_at is not None and now >= again_at:
                 again_at = None

@@ -2,10 +2,12 @@
 
 :class:`GuardStream` feeds chunks to the guardrails library's ``StreamScanner`` and
 releases text once no later finding can reach into it: nothing is held back by a guardrail
-that only warns, the last ``overlap + context`` characters are by one whose positional
-checks (PII, patterns, terms, injection) could still match there, and everything until the
-end by one whose verdict needs the whole answer (``json_schema``, ``allow_patterns``, a
-plugin), up to ``limit`` characters. A redacting guardrail replaces its findings as it
+that only warns; one whose positional checks (PII, patterns, terms, injection) could still
+match holds back from where the scanner's :attr:`StreamScanner.safe` says a match may
+still start (the current word or run a detector could extend, 16 characters of
+look-ahead, a private key from its header to its END marker); one whose verdict needs the
+whole answer (``json_schema``, ``allow_patterns``, a plugin) holds everything until the
+end, up to ``limit`` characters. A redacting guardrail replaces its findings as it
 releases, never splitting a placeholder across two releases, and truncates at
 ``max_chars`` (``[MAX_CHARS]``), so the released pieces join up to exactly what a one-shot
 check of the whole text gives (:func:`redact_output`).
@@ -132,7 +134,9 @@ class GuardStream:
             self._hold = self._fallback
         if self._hold == "all":
             return "", found
-        safe = self._pos if self._hold == "none" else max(0, self._pos - self._lag)
+        safe = self._pos
+        if self._hold != "none" and self._scanner is not None:
+            safe = self._scanner.safe  # every finding before it is known
         return self._release(safe), found
 
     def finish(self) -> tuple[str, list[Finding]]:

@@ -4,24 +4,26 @@ Bucketing is ``sha256("<rollout>:<sticky value>")`` as an integer modulo
 10,000; variants take cumulative ranges in declared order, so growing the last
 variant's share only moves users into it. The active share table is the last
 ``schedule`` entry whose ``at`` is not after the engine clock's ``now``.
-Templates substitute ``{{ attr.path }}`` from the request.
+Templates substitute ``{{ attr.path }}`` from the request (``check`` has verified every
+path against the declared context, PD214). A value missing from the request (absent or
+null) is never rendered as empty text: the placeholder stays as written and the
+decision gets a warning ``<prompt>: placeholder {{ path }} has no value in the request``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from policyd import cel, fields, model
+from policyd.checks.templates import PLACEHOLDER as _PLACEHOLDER
 from policyd.decision import PromptChoice
 from policyd.stages.base import CompileEnv, DecisionState, evaluate, matches
 
 STAGE = "prompts"
 BUCKETS = 10_000
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 
 
 def bucket(rollout: str, sticky_value: str) -> int:
@@ -50,28 +52,36 @@ class Template:
     """Prompt text with ``{{ path }}`` placeholders, split once at compile time."""
 
     def __init__(self, text: str) -> None:
-        self.parts: list[str | tuple[str, ...]] = []
+        self.parts: list[str | tuple[tuple[str, ...], str]] = []
         last = 0
         for match in _PLACEHOLDER.finditer(text):
             self.parts.append(text[last : match.start()])
-            self.parts.append(tuple(match.group(1).split(".")))
+            self.parts.append((tuple(match.group(1).split(".")), match.group(0)))
             last = match.end()
         self.parts.append(text[last:])
         self.static = len(self.parts) == 1
 
-    def render(self, request: dict[str, Any]) -> str:
+    def render(self, request: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """The text, and the dotted paths of placeholders the request has no value for
+        (those are left as written)."""
         if self.static:
-            return self.parts[0]  # type: ignore[return-value]
+            return self.parts[0], ()  # type: ignore[return-value]
         out = []
+        missing: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
                 out.append(part)
                 continue
+            names, written = part
             value: Any = request
-            for name in part:
+            for name in names:
                 value = value.get(name) if isinstance(value, dict) else None
-            out.append("" if value is None else str(value))
-        return "".join(out)
+            if value is None:
+                missing.append(".".join(names))
+                out.append(written)
+            else:
+                out.append(str(value))
+        return "".join(out), tuple(missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,25 +129,29 @@ class PromptsStage:
         )
 
     def run(self, state: DecisionState) -> None:
-        request = state.request
         for name, version in self.fixed:
-            state.prompts[name] = self._choice(name, version, None, request)
+            state.prompts[name] = self._choice(name, version, None, state)
         for rollout in self.rollouts:
             version = self._version(state, rollout)
             state.prompts[rollout.prompt] = self._choice(
-                rollout.prompt, version, rollout.name, request
+                rollout.prompt, version, rollout.name, state
             )
 
     def _choice(
-        self, prompt: str, version: str, rollout: str | None, request: dict[str, Any]
+        self, prompt: str, version: str, rollout: str | None, state: DecisionState
     ) -> PromptChoice:
         template = self.templates[(prompt, version)]
         if not template.static:
-            return PromptChoice(version, rollout, template.render(request))
+            text, missing = template.render(state.request)
+            for path in missing:
+                state.warn(
+                    STAGE, prompt, f"placeholder {{{{ {path} }}}} has no value in the request"
+                )
+            return PromptChoice(version, rollout, text)
         key = (prompt, version, rollout)
         choice = self._static.get(key)
         if choice is None:  # immutable: one shared object per static text
-            choice = self._static[key] = PromptChoice(version, rollout, template.render(request))
+            choice = self._static[key] = PromptChoice(version, rollout, template.parts[0])  # type: ignore[arg-type]
         return choice
 
     def _version(self, state: DecisionState, rollout: CompiledRollout) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policyd import cel, fields, model
-from policyd.decision import Decision, RetryPolicy
+from policyd.decision import Decision, RetryPolicy, TraceEntry
 from policyd.prices import ModelInfo
 from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
 
@@ -147,15 +147,12 @@ class RoutingStage:
         out = []
         for info in targets:
             if needed and info.context_window is not None and needed > info.context_window:
-                state.note(
-                    STAGE,
-                    info.id,
-                    "skip",
-                    f"context window {info.context_window} < {needed} tokens needed",
+                _skip(
+                    state, info.id, f"context window {info.context_window} < {needed} tokens needed"
                 )
                 continue
             if cooldowns and self.cooldown and self.runtime.cooldowns.cooling(info.id, now):
-                state.note(STAGE, info.id, "skip", "cooling down after reported failures")
+                _skip(state, info.id, "cooling down after reported failures")
                 continue
             out.append(info)
         return out
@@ -289,3 +286,10 @@ def _compile_tiers(policy: model.Policy, env: CompileEnv) -> dict[str, CompiledT
             {chosen.id: _chain(chosen, [*targets, *unique]) for chosen in targets},
         )
     return compiled
+
+
+def _skip(state: DecisionState, model_id: str, detail: str) -> None:
+    """Trace a skipped model once per decision (targets and fallback chains overlap)."""
+    entry = TraceEntry(STAGE, model_id, "skip", detail)
+    if entry not in state.trace:
+        state.trace.append(entry)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from cel_conformance import same
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_cel_differential import _ACTIVATIONS, _bool
+from test_cel_differential import DECLS as DIFF_DECLS
 
 from policyd import cel
 
@@ -62,3 +68,25 @@ def test_the_budget_is_per_evaluation() -> None:
     tags = [f"tag-{i}" for i in range(300)]
     for _ in range(50):  # 50 x 300 iterations: far more than one budget in total
         assert expr.evaluate({"request": {"tags": tags, "prompt": "", "ts": None}}) is False
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.deferred(lambda: _bool(3)), activation=_ACTIVATIONS)
+def test_metering_never_changes_an_answer(source: str, activation: dict[str, Any]) -> None:
+    """With and without the budget, small inputs give the same value or both an error."""
+    from policyd.cel import analysis, codegen
+    from policyd.cel.checker import Checker
+    from policyd.cel.expression import _declarations
+    from policyd.cel.syntax import parse
+
+    tree = Checker(source, _declarations(DIFF_DECLS)).visit(parse(source))
+    answers = []
+    for budget in (False, True):
+        python, consts = codegen.generate(tree, analysis.uses_absorbing(tree), budget)
+        namespace = {**codegen.namespace(), **consts}
+        exec(compile(python, "<test>", "exec"), namespace)
+        try:
+            answers.append(namespace["_evaluate"](activation))
+        except cel.EvaluationError:
+            answers.append("error")
+    assert same(answers[0], answers[1]), (source, answers)

@@ -227,11 +227,11 @@ def test_check_warns_when_the_default_request_can_never_fit(make_engine, tmp_pat
     from policyd.bundle import load_bundle
 
     make_engine(policy(body("block"))).close()  # large: 64,000 x $15/M > $0.05
-    [warning] = [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD503"]
+    [warning] = [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD504"]
     assert warning.severity == "warning" and "'tenant-daily'" in warning.message
     assert "64000 output tokens" in warning.message  # LiteLLM's output limit of the model
     capped = body("block").replace(
         "    limit: {usd: 0.05}", "    limit: {usd: 0.05}\n    reserve: {output_tokens: 1024}"
     )
     make_engine(policy(capped)).close()
-    assert [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD503"] == []
+    assert [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD504"] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,20 +18,27 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_policy_bounds import _bundle  # the shipped bundle with budgets added
 
 from policyd import Decision, Engine, RequestError
 from policyd.cli import main
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
-_ENGINE: Engine | None = None
+_ENGINES: list[Engine] = []
+
+
+def engines() -> list[Engine]:
+    """The shipped bundle, and the same with budgets on support-bot (memory store)."""
+    if not _ENGINES:
+        budgeted = _bundle(Path(tempfile.mkdtemp(prefix="policyd-hostile-")))
+        _ENGINES.append(Engine.from_path(POLICIES, store="memory"))
+        _ENGINES.append(Engine.from_path(budgeted, store="memory"))
+    return _ENGINES
 
 
 def engine() -> Engine:
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = Engine.from_path(POLICIES, store="memory")
-    return _ENGINE
+    return engines()[0]
 
 
 def names() -> list[str]:
@@ -39,15 +47,20 @@ def names() -> list[str]:
 
 def decide_all(request: Any) -> None:
     """Every shipped policy, sync and async: a Decision or a RequestError, nothing else."""
-    for name in names():
-        for run in (engine().decide, lambda r, policy: asyncio.run(engine().adecide(r, policy))):
-            try:
-                decision = run(request, policy=name)
-            except RequestError as exc:
-                str(exc)  # renders
-                continue
-            assert isinstance(decision, Decision)
-            json.dumps(decision.to_dict(), default=str)
+    for current in engines():
+        for name in sorted(current.policies):
+            for run in (
+                current.decide,
+                lambda r, policy, e=current: asyncio.run(e.adecide(r, policy)),
+            ):
+                try:
+                    decision = run(request, policy=name)
+                except RequestError as exc:
+                    str(exc)  # renders
+                    continue
+                assert isinstance(decision, Decision)
+                json.dumps(decision.to_dict(), default=str)
+                current.record(decision, input_tokens=1, output_tokens=1)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -181,9 +194,24 @@ FOUND: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(("label", "request_"), FOUND, ids=[f[0] for f in FOUND])
 def test_found_crashes_are_request_errors(label: str, request_: Any) -> None:
-    for name in names():
-        with pytest.raises(RequestError):
-            engine().decide(request_, policy=name)
+    for current in engines():
+        for name in sorted(current.policies):
+            with pytest.raises(RequestError):
+                current.decide(request_, policy=name)
+
+
+def test_the_largest_token_counts_allowed_are_decided_with_budgets() -> None:
+    budgeted = engines()[1]
+    request = {"tenant": {"id": "t", "tier": "pro"}, "user": {"id": "u"}, "feature": "chat",
+               "max_tokens": 10**9, "input_tokens": 90_000,
+               "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    decision = budgeted.decide(request, policy="support-bot")
+    assert not decision.allowed  # no model's window holds 2 x 10^9 tokens
+    decision = budgeted.decide({**request, "max_tokens": 1000}, policy="support-bot")
+    assert {b.name for b in decision.budgets} == {"tenant-usd", "user-rate"}
+    budgeted.record(decision, input_tokens=10**9, output_tokens=10**9)
+    with pytest.raises(RequestError, match="max_tokens"):
+        budgeted.decide({**request, "max_tokens": 10**9 + 1}, policy="support-bot")
 
 
 @pytest.mark.parametrize("request_", list(_cyclic()))
@@ -207,3 +235,9 @@ def test_policyd_eval_exits_2_for_a_bad_request(tmp_path: Path) -> None:
             )
             assert result.exit_code == 2, result.output
             assert "Traceback" not in result.output
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"metadata": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = CliRunner().invoke(main, ["eval", str(POLICIES), "--request", str(deep),
+                                       "--policy", "support-bot"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "nested too deeply" in result.output

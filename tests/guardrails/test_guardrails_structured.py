@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
+from policyd.bundle import load_bundle
 from policyd.guardrails import GuardrailConfigError, json_schema_check, max_chars_check, redact
 
 SCHEMA = {
@@ -98,3 +102,77 @@ def test_max_chars_finding_covers_the_overflow() -> None:
 def test_max_chars_needs_a_whole_number(limit: object) -> None:
     with pytest.raises(GuardrailConfigError, match="whole number"):
         max_chars_check(limit)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- bounded (#11)
+
+
+def test_schema_patterns_run_on_re2() -> None:
+    # ^([a-z0-9]+-?)*$ took 3.5 s on 26 characters with Python's re; (a+)+$ on 40 far longer
+    check = json_schema_check({"type": "string", "pattern": "^(a+)+$"})
+    assert check.scan('"' + "a" * 40 + '!"')[0].detail == "schema rule /pattern failed"
+    check = json_schema_check({"type": "string", "pattern": "^([a-z0-9]+-?)*$"})
+    assert check.scan('"' + "a" * 25 + '!"')[0].detail == "schema rule /pattern failed"
+    assert check.scan('"abc-def"') == []
+    props = json_schema_check(
+        {
+            "type": "object",
+            "patternProperties": {"^(a+)+$": {"type": "integer"}},
+            "additionalProperties": False,
+        }
+    )
+    assert props.scan('{"aaaa": 1}') == []
+    assert props.scan('{"' + "a" * 40 + '!": 1}')[0].detail == (
+        "schema rule /additionalProperties failed"
+    )
+
+
+def test_a_schema_pattern_re2_cannot_run_is_a_config_error() -> None:
+    with pytest.raises(GuardrailConfigError, match=r"/properties/a/pattern cannot run on RE2"):
+        json_schema_check({"properties": {"a": {"type": "string", "pattern": "^(?=x)"}}})
+
+
+def test_deep_documents_under_a_recursive_ref_are_a_verdict() -> None:
+    check = json_schema_check({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
+                               "$ref": "#/$defs/n"})  # fmt: skip
+    [finding] = check.scan("[" * 500 + "]" * 500)
+    assert finding.detail == "JSON nested deeper than 64 levels, not validated"
+    assert check.scan("[" * 10 + "]" * 10) == []
+
+
+def test_a_number_too_long_to_read_is_a_verdict() -> None:
+    [finding] = json_schema_check({"type": "number"}).scan("1" * 4301)
+    assert finding.detail == "not valid JSON: a number is too long to read"
+
+
+def test_errors_collected_are_capped() -> None:
+    check = json_schema_check({"type": "array", "items": {"type": "string"}})
+    [finding] = check.scan("[" + ",".join(["1"] * 200_000) + "]")
+    assert finding.detail == "schema rule /items/type failed; 100 or more other errors"
+
+
+def test_check_names_the_schema_pattern_re2_cannot_run(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(
+        textwrap.dedent(
+            """\
+            apiVersion: policyd/v1
+            kind: Policy
+            metadata: {name: demo}
+            models:
+              small: {litellm: openai/gpt-4o-mini}
+            tiers: {t: {targets: [{model: small}]}}
+            routing: {default: t}
+            guardrails:
+              output:
+                - name: shape
+                  json_schema:
+                    type: object
+                    properties:
+                      id: {type: string, pattern: '^(?!x)\\w+$'}
+            """
+        )
+    )
+    found = [d for d in load_bundle(tmp_path).diagnostics if "cannot run on RE2" in d.message]
+    assert len(found) == 1, [str(d) for d in load_bundle(tmp_path).diagnostics]
+    assert (found[0].line, found[0].column) == (14, 39)  # the pattern value
+    assert "/properties/id/pattern" in found[0].message

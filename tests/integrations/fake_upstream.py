@@ -7,7 +7,9 @@ answers ``/chat/completions`` (plain and streamed), ``/responses``, ``/completio
 - a model whose name contains ``limited`` answers 429 (``Retry-After: 0``);
 - a chat answer is ``from <model>``; when the last message asks to ``say-email`` it is
   ``write to bob@example.com``; a streamed answer to ``slow-stream`` is 50 chunks of 20
-  characters, 40 ms apart (1,000 characters over 2 s), else the answer in 3 chunks.
+  characters, 40 ms apart (1,000 characters over 2 s); to ``gate-stream`` it is 10
+  chunks of 20 characters, then nothing until ``POST /_release`` (120 s at most, then
+  the connection is cut), then 10 more; else the answer in 3 chunks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 _LOCK = threading.Lock()
 _SEEN: list[dict[str, Any]] = []
+_GATE = threading.Event()  # a gate-stream waits here half way, until POST /_release
 
 
 def _last_text(body: dict[str, Any]) -> str:
@@ -85,6 +88,10 @@ class Handler(BaseHTTPRequestHandler):
                 _SEEN.clear()
             self._send(200, {"ok": True})
             return
+        if self.path.endswith("/_release"):
+            _GATE.set()
+            self._send(200, {"ok": True})
+            return
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -143,8 +150,9 @@ class Handler(BaseHTTPRequestHandler):
     def _stream_chat(self, body: dict[str, Any]) -> None:
         model = str(body.get("model"))
         slow = "slow-stream" in _last_text(body)
-        text = ("x" * 19 + " ") * 50 if slow else _answer(body)
-        pieces = [text[i : i + 20] for i in range(0, len(text), 20)] if slow else [
+        gated = "gate-stream" in _last_text(body)
+        text = ("x" * 19 + " ") * (20 if gated else 50) if slow or gated else _answer(body)
+        pieces = [text[i : i + 20] for i in range(0, len(text), 20)] if slow or gated else [
             text[: len(text) // 3], text[len(text) // 3 : 2 * len(text) // 3],
             text[2 * len(text) // 3 :]]  # fmt: skip
         self.send_response(200)
@@ -163,6 +171,9 @@ class Handler(BaseHTTPRequestHandler):
         for i, piece in enumerate(pieces):
             if slow and i:
                 time.sleep(0.04)
+            if gated and i == 10 and not _GATE.wait(timeout=120):
+                self.close_connection = True  # never released: cut the answer off
+                return
             delta: dict[str, Any] = {"content": piece}
             if i == 0:
                 delta["role"] = "assistant"

@@ -42,8 +42,8 @@ def test_the_reference_policy_exports_models_tiers_and_router_settings() -> None
     assert fallbacks["claude-sonnet"] == ["gpt-4o", "gpt-4o-mini", "claude-haiku"]
     assert fallbacks["gpt-4o-mini"] == ["claude-haiku"]
     assert settings["num_retries"] == 2  # attempts: 3
-    assert settings["retry_policy"]["RateLimitErrorRetries"] == 2
-    assert settings["retry_policy"]["BadRequestErrorRetries"] == 0  # not in retry.on
+    # no retry_policy: LiteLLM would let it override the per-request attempts (#13)
+    assert "retry_policy" not in settings
     assert (settings["timeout"], settings["allowed_fails"], settings["cooldown_time"]) == (
         30.0,
         3,
@@ -67,7 +67,7 @@ async def test_litellm_runs_the_exported_config(bundle: Path, sent: Any) -> None
     settings = config["router_settings"]
     assert settings["retry_after"] == 1  # the policy's 1ms backoff, in LiteLLM's whole seconds
     # LiteLLM's own backoff between same-model retries takes seconds: test the fallbacks alone
-    settings.update(num_retries=0, retry_policy=None, retry_after=0)
+    settings.update(num_retries=0, retry_after=0)
     router = litellm.Router(model_list=config["model_list"], **settings)
 
     response = await router.acompletion(
@@ -77,6 +77,30 @@ async def test_litellm_runs_the_exported_config(bundle: Path, sent: Any) -> None
     # fast-a is rate limited: LiteLLM takes the exported fallback, fast-b
     assert response.choices[0].message.content == "from fast-b"
     assert sent.models == ["gpt-4o-mini", "claude-haiku-4-5"]
+
+
+def test_what_the_config_cannot_express_is_said_in_the_file_and_on_stderr(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "config.yaml"
+    result = CliRunner().invoke(
+        main, ["export", "litellm", str(REFERENCE), "--policy", "support-bot", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    header = text[: text.index("model_list:")]
+    for expected in (
+        "routing.rules (enterprise-code, long-input)",
+        "tiers.*.sticky_by (economy)",
+        "guardrails.input (max-input, pii, injection, free-tier-no-code)",
+        "guardrails.output (pii-out)",
+        "cache.rules (faq, personal)",
+        "retry.on (rate_limit, timeout, server_error)",
+        "prompts and rollouts (support-system-v4)",
+    ):
+        assert expected in header
+        assert f"not expressed in the LiteLLM config: {expected}" in result.stderr
+    assert "retry_policy:" not in text
 
 
 def test_the_cli_writes_the_file(bundle: Path, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from decimal import Decimal
 
 import litellm
 import pytest
@@ -34,25 +33,24 @@ def test_the_price_map_read_without_litellm_is_litellms_model_cost() -> None:
 @pytest.mark.parametrize(
     "litellm_model", ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5", "gpt-4o"]
 )
-def test_a_model_without_a_policy_price_gets_litellms(litellm_model: str) -> None:
+def test_decisions_never_take_facts_from_litellms_map(litellm_model: str) -> None:
+    # check and decide give the same with and without the [litellm] extra (#12): a model's
+    # price and window come from the policy only; the map serves the integration.
     info = resolve("m", model.ModelSpec(litellm=litellm_model))
+    assert (info.source, info.context_window, info.input_micros_per_mtok) == ("unknown", None, None)
     entry = litellm.model_cost[litellm_model.split("/", 1)[-1]]
-    assert info.source == "litellm"
-    assert info.context_window == entry["max_input_tokens"]
-    per_token = Decimal(info.input_micros_per_mtok or 0) / 10**12
-    assert per_token == Decimal(str(entry["input_cost_per_token"]))
     ours = litellm_entry(litellm_model)
     assert ours is not None
     assert {f: ours.get(f) for f in FIELDS} == {f: entry.get(f) for f in FIELDS}
 
 
-def test_the_policy_price_overrides_litellms() -> None:
+def test_the_policy_price_is_the_price() -> None:
     spec = model.ModelSpec(
         litellm="openai/gpt-4o", price=model.Price(input_per_mtok=1, output_per_mtok=2)
     )
     info = resolve("m", spec)
     assert (info.input_micros_per_mtok, info.output_micros_per_mtok) == (1_000_000, 2_000_000)
-    assert info.source == "policy+litellm"
+    assert info.source == "policy"
 
 
 def test_importing_policyd_and_the_export_does_not_import_litellm() -> None:

@@ -35,10 +35,12 @@ models:
   fast: {litellm: openai/gpt-4o-mini}
   smart: {litellm: openai/gpt-4o}
   flaky: {litellm: openai/gpt-4.1-limited, price: {input_per_mtok: 0.4, output_per_mtok: 1.6}}
+  flaky2: {litellm: openai/o3-limited, price: {input_per_mtok: 0.4, output_per_mtok: 1.6}}
 tiers:
   economy: {targets: [{model: fast}]}
   premium: {targets: [{model: smart}], fallback: [fast]}
   shaky: {targets: [{model: flaky}], fallback: [fast]}
+  broken: {targets: [{model: flaky}], fallback: [flaky2]}
 routing:
   default: economy
   rules:
@@ -48,6 +50,9 @@ routing:
     - name: shaky-feature
       when: request.feature == "shaky"
       tier: shaky
+    - name: broken-feature
+      when: request.feature == "broken"
+      tier: broken
     - name: vip-user
       when: request.user.id == "vip"
       tier: premium
@@ -87,6 +92,39 @@ IDENTITY = {"user.id": "end_user", "tags": "tags"}
 EMAIL_TEXT = "my email is jane.doe@example.com"
 
 
+# A real CustomLogger on the proxy: it writes what LiteLLM's logging hands every callback
+# about guardrails (never the request text) to the file POLICYD_TEST_EVENTS names.
+RECORDER = """\
+import json, os
+from litellm.integrations.custom_logger import CustomLogger
+
+
+class Recorder(CustomLogger):
+    def _write(self, event, kwargs):
+        slo = kwargs.get("standard_logging_object") or {}
+        params = kwargs.get("litellm_params") or {}
+        found = {}
+        for bucket in (params.get("metadata"), params.get("litellm_metadata"),
+                       kwargs.get("metadata"), kwargs.get("litellm_metadata")):
+            if isinstance(bucket, dict) and "policyd" in bucket:
+                found = bucket["policyd"]
+                break
+        record = {"event": event, "guardrail_information": slo.get("guardrail_information"),
+                  "policyd": found}
+        with open(os.environ["POLICYD_TEST_EVENTS"], "a") as fh:
+            fh.write(json.dumps(record, default=str) + "\\n")
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self._write("success", kwargs)
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self._write("failure", kwargs)
+
+
+recorder = Recorder()
+"""
+
+
 def _config(bundle: Path, upstream: str, store: str, prefix: str) -> dict[str, Any]:
     config = export_config(bundle, "gateway")
     config.pop("_policy")
@@ -99,8 +137,9 @@ def _config(bundle: Path, upstream: str, store: str, prefix: str) -> dict[str, A
     })  # fmt: skip
     config["guardrails"] = [
         guardrail_entry(bundle, store, policy="gateway", store_options={"key_prefix": prefix},
-                        identity=IDENTITY, refuse_context=["plan"])
+                        identity=IDENTITY, refuse_context=["plan"], stream_overlap=64)
     ]  # fmt: skip
+    config["litellm_settings"] = {"callbacks": ["policyd_recorder.recorder"]}
     return config
 
 
@@ -113,9 +152,12 @@ def stack(
     bundle.mkdir()
     (bundle / "policies.yaml").write_text(POLICY, encoding="utf-8")
     prefix = f"policyd-test:{uuid.uuid4().hex[:12]}:"
+    (folder / "policyd_recorder.py").write_text(RECORDER, encoding="utf-8")
+    events = {"POLICYD_TEST_EVENTS": str(folder / "events.jsonl")}
     upstream = Upstream.start()
     try:
-        proxy = ProxyProcess.start(folder, _config(bundle, upstream.url, redis_url, prefix))
+        config = _config(bundle, upstream.url, redis_url, prefix)
+        proxy = ProxyProcess.start(folder, config, env=events)
         try:
             yield proxy, upstream
         finally:
@@ -185,6 +227,9 @@ def test_a_redacted_request_reaches_the_upstream_redacted(
     assert "policyd_context" not in str(seen["body"])
     if route != "/v1/embeddings":  # routed: the decided model, not the caller's "any"
         assert seen["body"]["model"] == "gpt-4o-mini"
+    if route != "/v1/embeddings":  # the answer names the model that served, not "any"
+        assert response.json()["model"] == "gpt-4o-mini"
+        assert response.headers["x-litellm-model-group"] == "fast"
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,3 +166,35 @@ def test_import_policyd_and_a_logging_engine_do_not_import_opentelemetry(bundle:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_adecide_and_arecord_are_logged_too(bundle: Path):
+    seen: list[dict[str, Any]] = []
+    with Engine.from_path(bundle, clock=fixed_clock, decision_log=seen.append) as engine:
+        d = await engine.adecide(request(), policy="support-bot")
+        await engine.arecord(d, input_tokens=5, output_tokens=7)
+        flush(engine)
+    assert [(x["kind"], x["id"]) for x in seen] == [("decision", d.id), ("outcome", d.id)]
+    assert seen[1]["outcome"]["output_tokens"] == 7
+
+
+def test_one_decision_log_shared_by_two_engines(bundle: Path, tmp_path: Path):
+    other = tmp_path / "other"
+    shutil.copytree(bundle, other)
+    policy = other / "support-bot.yaml"
+    policy.write_text(policy.read_text().replace('"2026.11.3"', '"2026.12.0"'))
+    seen: list[dict[str, Any]] = []
+    log = DecisionLog(seen.append)
+    first = Engine.from_path(bundle, clock=fixed_clock, decision_log=log)
+    second = Engine.from_path(other, clock=fixed_clock, decision_log=log)
+    first.decide(request(), policy="support-bot")
+    first.close()  # the app's log stays open for the other engine
+    second.decide(request(), policy="support-bot")
+    second.close()
+    assert log.flush()
+    assert [(x["policy"]["version"], x["revision"]) for x in seen] == [
+        ("2026.11.3", first.status().revision),
+        ("2026.12.0", second.status().revision),
+    ]
+    assert seen[1]["request"]["tenant"] == {"id": "acme", "tier": "pro"}
+    log.close()

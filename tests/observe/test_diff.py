@@ -238,3 +238,46 @@ def test_the_github_actions_example_diffs_base_and_head_and_posts_markdown():
     assert "--format markdown" in script
     assert "gh pr comment" in script
     assert steps[0]["with"]["fetch-depth"] == 0
+
+
+def test_parallel_replay_gives_the_report_of_one_process(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from policyd import diff as diff_module
+    from policyd.diff import diff_file
+
+    monkeypatch.setattr(diff_module, "_PARALLEL_BYTES", 0)
+
+    head = tmp_path / "head"
+    subprocess.run(["cp", "-r", str(bundle), str(head)], check=True)
+    edit(head, "request.input_tokens > 60000", "request.input_tokens > 1000")
+    edit(head, "{v3: 90, v4: 10}", "{v3: 50, v4: 50}")
+    log = tmp_path / "decisions.jsonl"
+    with Engine.from_path(bundle, clock=fixed_clock, decision_log=log) as engine:
+        for row in traffic(60):
+            d = engine.decide(row, policy="support-bot")
+            engine.record(d, input_tokens=row["input_tokens"], output_tokens=40)
+        assert engine._observer.log.flush()
+    base_side = Side(str(bundle), "base", fixed_clock())
+    head_side = Side(str(head), "head", fixed_clock())
+    args = {"policy": None, "now": fixed_clock()}
+    one = diff_file(base_side, head_side, str(log), jobs=1, **args)
+    three = diff_file(base_side, head_side, str(log), jobs=3, **args)
+    assert one.changed > 0 and one.priced == 60
+    # the same counts; example ids and the order of equal counts may differ
+    assert three.transitions == one.transitions and three.rules == one.rules
+    a, b = one.to_dict(), three.to_dict()
+    for report in (a, b):
+        report.pop("transitions"), report.pop("rules")
+    assert a == b
+
+
+def test_a_policy_the_change_does_not_touch_is_reported_unchanged(bundle: Path, tmp_path: Path):
+    head = tmp_path / "head"
+    subprocess.run(["cp", "-r", str(bundle), str(head)], check=True)
+    code_policy = head / "code-assistant.yaml"
+    code_policy.write_text(code_policy.read_text().replace("> 500", "> 50"))
+    reqs = write_requests(tmp_path / "r.jsonl", traffic(10))
+    code, out = diff(str(bundle), str(head), "--requests", str(reqs), "--policy", "support-bot")
+    assert code == 0, out
+    assert "10 requests replayed, 0 decisions changed" in out

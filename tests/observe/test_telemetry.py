@@ -91,7 +91,8 @@ def test_record_is_a_span_with_usage_and_error_type_only(bundle: Path, otel: Ote
     ok, failed = [s for s in otel.spans.get_finished_spans() if s.name.startswith("policyd.record")]
     assert ok.attributes["gen_ai.usage.input_tokens"] == 1000
     assert ok.attributes["gen_ai.usage.output_tokens"] == 200
-    assert ok.attributes["gen_ai.response.model"] == decision.model
+    assert ok.attributes["gen_ai.response.model"] == decision.litellm_model
+    assert ok.attributes["policyd.model"] == decision.model
     assert ok.attributes["policyd.cost_usd"] > 0
     assert failed.attributes["error.type"] == "ValueError"
     assert failed.status.status_code is trace.StatusCode.ERROR
@@ -129,7 +130,8 @@ budgets:
 def test_budget_spend_reservations_and_store_errors(bundle: Path, otel: Otel):
     policy = bundle / "support-bot.yaml"
     policy.write_text(policy.read_text() + textwrap.dedent(BUDGET))
-    engine = Engine.from_path(bundle, clock=fixed_clock, otel=otel.telemetry())
+    telemetry = otel.telemetry()  # one per meter provider, shared by both engines
+    engine = Engine.from_path(bundle, clock=fixed_clock, otel=telemetry)
     decision = engine.decide(request(), policy="support-bot")
     engine.record(decision, cost_usd=0.25)
     assert otel.points("policyd.budget.reservations") == [
@@ -148,7 +150,7 @@ def test_budget_spend_reservations_and_store_errors(bundle: Path, otel: Otel):
     down = Engine.from_path(
         bundle,
         clock=fixed_clock,
-        otel=otel.telemetry(),
+        otel=telemetry,
         store="redis://127.0.0.1:1/15",
         connect_timeout_s=0.2,
     )
@@ -199,9 +201,11 @@ def test_telemetry_is_on_only_when_the_app_installed_an_sdk_provider(bundle: Pat
         trace.set_tracer_provider(TracerProvider())
         e = policyd.Engine.from_path({str(bundle)!r})
         print(e._observer is not None and e._observer.telemetry is not None)
+        e2 = policyd.Engine.from_path({str(bundle)!r})
+        print(e2._observer.telemetry is e._observer.telemetry)
         e = policyd.Engine.from_path({str(bundle)!r}, otel=False)
         print(e._observer is None)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "False", "True", "True", "True"]
+    assert out.stdout.split() == ["True", "False", "True", "True", "True", "True"]

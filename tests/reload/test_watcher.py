@@ -13,6 +13,7 @@ from policyd.engine import Engine
 
 from .conftest import (
     REQUEST,
+    WAIT_S,
     caught_up,
     revision,
     revision_of,
@@ -273,3 +274,77 @@ def test_polling_mode_also_works(rev_dir: Path) -> None:
         assert wait_for(lambda: serving(engine) == 3)
     finally:
         engine.close()
+
+
+def _guarded(n: int) -> tuple[str, str]:
+    """Revision ``n`` as a valid prefix and the rest, which adds a PII guardrail."""
+    prefix = revision(n)
+    rest = "guardrails:\n  input:\n    - {name: pii, pii: [email], action: block}\n"
+    return prefix, rest
+
+
+def test_a_slow_in_place_write_never_goes_live_as_its_prefix(rev_dir: Path) -> None:
+    """#11: a valid prefix, a pause, then the rest: only the whole file may go live."""
+    from policyd.reload import Watcher
+
+    engine = Engine.from_path(rev_dir)
+    events: list[dict[str, Any]] = []
+    engine.on_event(events.append)
+    # The stability interval is generous, so the test does not depend on the machine's
+    # speed: the rest is written as soon as the watcher has taken the prefix's digest.
+    watcher = Watcher(
+        rev_dir, engine.reload, debounce_ms=50, in_place_confirm_ms=3000, catch_up=False
+    )
+    watcher.start()
+    try:
+        prefix, rest = _guarded(1)
+        with open(rev_dir / "p.yaml", "w", encoding="utf-8") as handle:
+            handle.write(prefix)
+            handle.flush()
+            # The burst settled and the watcher is holding the prefix back, not serving it.
+            assert watcher.confirming.wait(WAIT_S)
+            assert serving(engine) == 0
+            handle.write(rest)
+        assert wait_for(lambda: serving(engine) == 1)
+        decision = engine.decide({"messages": [{"role": "user", "content": "a@b.example"}]})
+        assert decision.blocked_by == "pii"  # the whole file went live
+        assert [e["type"] for e in events] == ["reloaded"]  # and nothing before it
+        assert engine.status().reloads == 1
+    finally:
+        watcher.stop()
+
+
+def test_an_atomic_rename_is_not_held_back(rev_dir: Path) -> None:
+    """Renames publish complete files: no stability wait, so no added latency."""
+    from policyd.reload import Watcher
+
+    engine = Engine.from_path(rev_dir)
+    watcher = Watcher(
+        rev_dir, engine.reload, debounce_ms=50, in_place_confirm_ms=60_000, catch_up=False
+    )
+    watcher.start()
+    try:
+        scratch = rev_dir / ".p.yaml.tmp-1"
+        scratch.write_text("".join(_guarded(2)))
+        os.replace(scratch, rev_dir / "p.yaml")
+        # with a 60 s stability wait for in-place writes, this passing means there was none
+        assert wait_for(lambda: serving(engine) == 2)
+        assert not watcher.confirming.is_set()
+    finally:
+        watcher.stop()
+
+
+def test_content_digest_covers_yaml_and_prompt_files(bundle_dir: Path) -> None:
+    from policyd.reload.watcher import BundleFilter, content_digest
+
+    prompt = bundle_dir / "prompts" / "support-system" / "v3.md"
+    bundle_filter = BundleFilter(str(bundle_dir), True, [str(prompt)])
+    before = content_digest(str(bundle_dir), bundle_filter)
+    assert content_digest(str(bundle_dir), bundle_filter) == before
+    (bundle_dir / ".scratch.swp").write_text("ignored")
+    assert content_digest(str(bundle_dir), bundle_filter) == before
+    prompt.write_text(prompt.read_text() + "\nmore")
+    after_prompt = content_digest(str(bundle_dir), bundle_filter)
+    assert after_prompt != before
+    (bundle_dir / "models.yaml").write_text((bundle_dir / "models.yaml").read_text() + "\n")
+    assert content_digest(str(bundle_dir), bundle_filter) != after_prompt

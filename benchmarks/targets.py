@@ -1,0 +1,120 @@
+"""The speed targets of #17 in one table: figure, ratio, target, met / not met.
+
+Run: python benchmarks/targets.py [--runs 10] [--policies 1000]
+
+Each row is measured in this run (the machine is shared, so ratios are taken against a
+contender timed in the same run). Rows whose benchmark is not written yet say so. To add
+one, write a function returning :class:`Row` and list it in ``ROWS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_check
+
+
+@dataclass(frozen=True)
+class Row:
+    target: str  # e.g. "2. check per policy"
+    figure: str
+    ratio: str
+    goal: str
+    met: bool | None  # None: not measured
+
+
+@dataclass(frozen=True)
+class Options:
+    runs: int
+    policies: int
+
+
+def check_rows(options: Options) -> list[Row]:
+    """Target 2: `policyd check` per policy, on 1,000 policies, diagnostics, start-up."""
+    n = options.policies
+    row = bench_check.measure_check(n)
+    same = row.same_diagnostics and bench_check.broken_examples_same()
+    rows = [
+        Row(
+            "2. check, per policy",
+            f"{row.ms_per_policy:.2f} ms ({n:,} policies, in process, CPU)",
+            f"{row.speedup:.1f}x faster than PyYAML's pure parser "
+            f"({row.pure_seconds / n * 1000:.2f} ms)",
+            "<= 2 ms",
+            row.ms_per_policy <= 2.0,
+        ),
+        Row(
+            "2. check, same diagnostics",
+            "identical" if same else "DIFFERENT",
+            f"libyaml vs pure parser, {n:,} policies + examples/broken/",
+            "identical",
+            same,
+        ),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_check.make_bundle(Path(tmp), n)
+        whole = bench_check.time_process(bench_check.check_command(tmp), 1)
+    rows.append(
+        Row(
+            f"2. check, {n:,} policies",
+            f"{whole.cpu:.2f} s CPU ({whole.wall:.2f} s wall), whole `policyd check`",
+            f"{whole.cpu / row.pure_seconds:.2f}x the pure parser's in-process time",
+            "< 2 s",
+            whole.cpu < 2.0,
+        )
+    )
+    check, bare = bench_check.measure_startup(options.runs)
+    rows.append(
+        Row(
+            "2. check start-up",
+            f"{check.cpu:.3f} s CPU ({check.wall:.3f} s wall), `policyd check policies/`, "
+            f"median of {options.runs}",
+            f"{check.cpu / bare.cpu:.0f}x `python -c pass` ({bare.cpu * 1000:.0f} ms)",
+            "<= 0.25 s",
+            check.cpu <= 0.25,
+        )
+    )
+    return rows
+
+
+def not_written(target: str, goal: str) -> Callable[[Options], list[Row]]:
+    def rows(options: Options) -> list[Row]:
+        return [Row(target, "-", "-", goal, None)]
+
+    return rows
+
+
+ROWS: list[Callable[[Options], list[Row]]] = [
+    not_written("1. decide() vs hand-written", "<= 1.5x"),
+    check_rows,
+    not_written("3. reload p50 / p95", "< 100 ms / < 250 ms"),
+    not_written("4. Redis server time per call", "<= 40 us (3 budgets)"),
+    not_written("5. memory store RSS", "bounded"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--runs", type=int, default=10, help="process runs (median)")
+    parser.add_argument("--policies", type=int, default=1000)
+    args = parser.parse_args()
+    options = Options(args.runs, args.policies)
+    rows = [row for measure in ROWS for row in measure(options)]
+    widths = [max(len(r.target) for r in rows), max(len(r.figure) for r in rows)]
+    for row in rows:
+        status = "not measured" if row.met is None else "met" if row.met else "NOT MET"
+        print(
+            f"{row.target:<{widths[0]}}  {row.figure:<{widths[1]}}  {row.ratio}  "
+            f"[target {row.goal}]  {status}"
+        )
+
+
+if __name__ == "__main__":
+    main()

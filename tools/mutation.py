@@ -1,0 +1,305 @@
+"""Mutation testing of the decision-critical modules with mutmut, one module at a time.
+
+    pip install -e '.[mutation]'
+    python tools/mutation.py                      # every module below (CPU-heavy: ~1 h)
+    python tools/mutation.py ledger routing       # some of them
+    python tools/mutation.py ledger --survivors   # and print each surviving mutant's diff
+
+Each module is mutated in its own scratch copy of the repository (``.mutation/<name>``,
+git-ignored) against a fast subset of the suite that exercises it, then a table is printed:
+module, mutants, killed, survived, % killed, the 90% target and whether it is met.
+"killed" counts mutants a test failed on or that timed out; "survived" also counts the
+mutants no selected test reaches; "equivalent" mutants (listed below with why: they
+behave exactly like the original) are left out of the percentage. The scratch copy
+stays for ``mutmut show <mutant>`` (run inside ``.mutation/<name>``). Exit status 1 when
+a module misses the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """Mutants that behave exactly like the original: the line text before and after."""
+
+    why: str
+    before: str
+    after: str
+    where: str = ""  # part of the mutant's name (its function) when the line recurs
+
+
+@dataclass(frozen=True)
+class Module:
+    """A module to mutate, the tests that must kill its mutants, its equivalent mutants."""
+
+    path: str
+    tests: tuple[str, ...]
+    equivalent: tuple[Equivalent, ...] = ()
+
+
+_ZIP3 = "zip(spent.as_tuple(), self.as_tuple(), "
+LEDGER_EQUIVALENT = (
+    *(
+        Equivalent("both tuples always hold 3 items", _ZIP3 + "strict=True)", _ZIP3 + after)
+        for after in ("strict=None)", "strict=False)", ")")
+    ),
+    Equivalent(
+        "one line cannot repeat itself: the set test is the check, `> 1` a shortcut",
+        "if len(lines) > 1 and",
+        "if len(lines) >= 1 and",
+    ),
+)
+
+
+_DIV = "return check_int(-quotient if (a < 0) != (b < 0) else quotient)"
+_FIND = 'if kind != "string" and (key is True or key is False or key in (0, 1)):'
+RUNTIME_EQUIVALENT = (
+    *(
+        Equivalent("0 // b is 0 whatever its sign; b == 0 raised before", _DIV, after)
+        for after in ("(a <= 0) !=", "(a < 1) !=", "!= (b <= 0)", "!= (b < 1)")
+    ),
+    *(
+        Equivalent("-0 == 0", "return -rest if a < 0 else rest", after)
+        for after in ("if a <= 0 else", "if a < 1 else")
+    ),
+    *(
+        Equivalent("the result is infinite: its magnitude does not change", "copysign(1.0, b)", a)
+        for a in ("copysign(2.0, b)", "copysign(math.inf, a) / math.copysign")
+    ),
+    *(
+        Equivalent("a guard for the exact bool/int scan, which finds the same keys", _FIND, a)
+        for a in (
+            'if kind != "string" or (',
+            'if kind != "XXstringXX" and',
+            'if kind != "STRING" and',
+            "(key is True and key is False or",
+            "(key is False or key is False or",
+            "(key is True or key is True or",
+        )
+    ),
+)
+
+_NOW = "now = state.now.timestamp() if self.cooldown else 0.0"
+ROUTING_EQUIVALENT = (
+    Equivalent("codec names are case-insensitive", '"utf-8"', '"UTF-8"'),
+    Equivalent("big-endian is the default", 'from_bytes(digest[:8], "big")', "digest[:8], )"),
+    Equivalent("max_tokens 0 adds 0 either way", "max_tokens > 0 else 0", "max_tokens >= 0 else 0"),
+    Equivalent(
+        "with context_window: ignore, 1 token fits every model (windows are positive)",
+        "needed = self._needed(state) if self.skip_small else 0",
+        "if self.skip_small else 1",
+    ),
+    *(
+        Equivalent("the time is read only when there are cooldowns", _NOW, after)
+        for after in ("if (self.cooldown) or True else", "if self.cooldown else 1.0")
+    ),
+    # route(): taking the slow path when the fast one applies gives the same decision.
+    *(
+        Equivalent("the slow path computes the same chain, only slower", before, after, "ǁroute_")
+        for before, after in (
+            ("if self.skip_small else 0", "if (self.skip_small) or True else 0"),
+            ("if self.skip_small else 0", "if self.skip_small else 1"),
+            ("self.cooldown is not None and self", "self.cooldown is not None or self"),
+            ("if needed <= tier.min_window", "if needed < tier.min_window"),
+        )
+    ),
+    Equivalent("None is as false as False", "cooldowns=False", "cooldowns=None"),
+    Equivalent("RoutingStage.models is never read (dead)", "self.models = env.models", "= None"),
+)
+
+MODULES: dict[str, Module] = {
+    "ledger": Module(
+        "policyd/budgets/ledger.py",
+        (
+            "tests/budgets/test_ledger_edges.py",
+            "tests/budgets/test_store_semantics.py",
+            "tests/engine/test_budgets_stage.py",
+        ),
+        LEDGER_EQUIVALENT,
+    ),
+    "routing": Module(
+        "policyd/stages/routing.py",
+        ("tests/engine/test_routing.py", "tests/engine/test_routing_edges.py"),
+        ROUTING_EQUIVALENT,
+    ),
+    "cel-runtime": Module(
+        "policyd/cel/runtime.py",
+        (
+            "tests/cel/test_cel_semantics.py",
+            "tests/cel/test_cel_runtime_edges.py",
+            "tests/cel/test_cel_compile.py",
+        ),
+        RUNTIME_EQUIVALENT,
+    ),
+    "request": Module(
+        "policyd/request.py",
+        ("tests/engine/test_engine_api.py", "tests/engine/test_request_edges.py"),
+    ),
+    "pii": Module(
+        "policyd/guardrails/pii.py",
+        ("tests/guardrails/test_guardrails_pii.py", "tests/guardrails/test_guardrails_redact.py"),
+    ),
+    "validators": Module(
+        "policyd/guardrails/_validators.py",
+        (
+            "tests/guardrails/test_guardrails_validators.py",
+            "tests/guardrails/test_guardrails_pii.py",
+            "tests/guardrails/test_guardrails_secrets.py",
+        ),
+    ),
+    "injection": Module(
+        "policyd/guardrails/injection.py",
+        ("tests/guardrails/test_guardrails_patterns.py",),
+    ),
+}
+
+# Copied next to policyd/ and tests/: data the tests read relative to the repository.
+ALSO_COPY = ("policies", "examples", "schemas")
+
+
+@dataclass(frozen=True)
+class Score:
+    module: str
+    mutants: int
+    equivalent: int
+    killed: int
+    survivors: tuple[tuple[str, str], ...]  # (name, diff)
+
+    @property
+    def survived(self) -> int:
+        return len(self.survivors)
+
+    @property
+    def rate(self) -> float:
+        counted = self.mutants - self.equivalent
+        return self.killed / counted if counted else 1.0
+
+
+# mutmut's exit codes per mutant (mutmut/stats.py): which ones a test caught.
+KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # failed, pytest error, timeouts, type check
+NOT_RUN = {None, 34, 2}  # not checked, skipped, interrupted
+
+
+def prepare(name: str, module: Module, workdir: Path) -> Path:
+    """A fresh scratch repository for ``module`` with mutmut's configuration in it."""
+    scratch = workdir / name
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
+    for folder in ("policyd", "tests", *ALSO_COPY):
+        if (REPO / folder).is_dir():
+            shutil.copytree(REPO / folder, scratch / folder, ignore=ignore)
+    shared = REPO.parent / "shared"  # the tests find it at <repo>/../shared
+    if shared.is_dir():
+        (scratch / "shared").symlink_to(shared)
+    selection = ", ".join(json.dumps(t) for t in module.tests if (REPO / t).exists())
+    config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    config += f"""
+[tool.mutmut]
+source_paths = ["policyd"]
+only_mutate = [{json.dumps(module.path)}]
+pytest_add_cli_args_test_selection = [{selection}]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+also_copy = {json.dumps(list(ALSO_COPY))}
+use_git_change_detection = false
+"""
+    (scratch / "pyproject.toml").write_text(config, encoding="utf-8")
+    return scratch
+
+
+def run(name: str, module: Module, workdir: Path, max_children: int) -> Score:
+    scratch = prepare(name, module, workdir)
+    # mutmut puts <scratch>/mutants first on sys.path itself; a PYTHONPATH naming it
+    # before it exists would be cached by the import system as "no such directory".
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+    log = scratch / "mutmut.log"
+    with log.open("w", encoding="utf-8") as out:
+        done = subprocess.run(command, cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT)
+    meta = scratch / "mutants" / f"{module.path}.meta"
+    if done.returncode != 0 or not meta.exists():
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise SystemExit(f"mutmut failed on {module.path} (exit {done.returncode}):\n{tail}")
+    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    counted = {k: v for k, v in codes.items() if v not in NOT_RUN}
+    survivors = []
+    equivalent = 0
+    for name in sorted(k for k, v in counted.items() if v not in KILLED):
+        diff = show(scratch, name, env)
+        if is_equivalent(name, diff, module.equivalent):
+            equivalent += 1
+        else:
+            survivors.append((name, diff))
+    killed = len(counted) - equivalent - len(survivors)
+    return Score(module.path, len(counted), equivalent, killed, tuple(survivors))
+
+
+def show(scratch: Path, mutant: str, env: dict[str, str]) -> str:
+    """The mutant's diff against the original, as ``mutmut show`` prints it."""
+    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=scratch,
+                           env=env, capture_output=True, text=True)  # fmt: skip
+    return shown.stdout
+
+
+def is_equivalent(name: str, diff: str, known: tuple[Equivalent, ...]) -> bool:
+    changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    before = " ".join(ln[1:].strip() for ln in changed if ln.startswith("-"))
+    after = " ".join(ln[1:].strip() for ln in changed if ln.startswith("+"))
+    return any(e.where in name and e.before in before and e.after in after for e in known)
+
+
+def table(scores: list[Score]) -> str:
+    rows = [("module", "mutants", "equivalent", "killed", "survived", "% killed", "target",
+             "met")]  # fmt: skip
+    for s in scores:
+        met = "met" if s.rate >= TARGET else "not met"
+        rows.append(
+            (s.module, str(s.mutants), str(s.equivalent), str(s.killed), str(s.survived),
+             f"{s.rate:.1%}", f"{TARGET:.0%}", met)
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in rows]  # fmt: skip
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", choices=[[], *MODULES], metavar="module",
+                        help=f"some of: {', '.join(MODULES)} (default: all)")  # fmt: skip
+    parser.add_argument("--max-children", type=int, default=1,
+                        help="parallel mutant runs (default 1: the machine is shared)")  # fmt: skip
+    parser.add_argument("--workdir", type=Path, default=REPO / ".mutation")
+    parser.add_argument("--survivors", action="store_true", help="print surviving mutants")
+    args = parser.parse_args(argv)
+    scores = []
+    for name in args.modules or list(MODULES):
+        print(f"mutating {MODULES[name].path} ...", flush=True)
+        score = run(name, MODULES[name], args.workdir, args.max_children)
+        scores.append(score)
+        print(table([score]).splitlines()[-1], flush=True)
+        if args.survivors:
+            for mutant, diff in score.survivors:
+                print(f"survived: {mutant}\n{diff}")
+    print()
+    print(table(scores))
+    return 0 if all(s.rate >= TARGET for s in scores) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
