@@ -1,5 +1,5 @@
 """Budgets: time zones (PD404), alert thresholds (PD403), rolling window lengths (PD104),
-the tier a budget downgrades to (PD202), and a default request that never fits (PD504)."""
+the tier a budget downgrades to (PD202), and a default request that never fits (PD505)."""
 
 from __future__ import annotations
 

@@ -228,7 +228,7 @@ def test_check_warns_when_the_default_request_can_never_fit(make_engine, tmp_pat
     from policyd.bundle import load_bundle
 
     make_engine(policy(body("block"))).close()  # large: 4,096 (or 64,000) x $15/M > $0.05
-    [warning] = [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD504"]
+    [warning] = [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD505"]
     assert warning.severity == "warning" and "'tenant-daily'" in warning.message
     assert "output tokens alone is over the limit ($" in warning.message
     assert warning.message.endswith("against $0.05)")
@@ -236,4 +236,4 @@ def test_check_warns_when_the_default_request_can_never_fit(make_engine, tmp_pat
         "    limit: {usd: 0.05}", "    limit: {usd: 0.05}\n    reserve: {output_tokens: 1024}"
     )
     make_engine(policy(capped)).close()
-    assert [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD504"] == []
+    assert [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD505"] == []
