@@ -33,9 +33,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
                 "policyd.testing",
             }
         ),
-        # open_store lives in stores/base.py and imports the Redis store, which
-        # imports the Store protocol and helpers from base.
-        frozenset({"policyd.stores.base", "policyd.stores.redis"}),
     }
 )
 
