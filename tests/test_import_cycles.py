@@ -37,10 +37,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
                 "policyd.testing",
             }
         ),
-        # open_store lives in stores/base.py and imports the Redis store, which
-        # imports the Store protocol and helpers from base; the Redis URL options now
-        # live in redis_options.py, which raises base's StoreError.
-        frozenset({"policyd.stores.base", "policyd.stores.redis", "policyd.stores.redis_options"}),
     }
 )
 
