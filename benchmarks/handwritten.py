@@ -42,6 +42,7 @@ _MAX_DEPTH = 64
 _MAX_VALUES = 200_000
 _MAX_TOKENS = 1_000_000_000
 _LEAVES = (float, bool, type(None), datetime, timedelta, bytes)
+_PLAIN = frozenset([float, bool, type(None)])
 
 
 class _Refused(Exception):
@@ -89,6 +90,11 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
         for key, item in value.items():
             if key.__class__ is not str or (not key.isascii() and _bad_text(key)):
                 raise _Refused  # named by the path to the mapping, as the engine does
+            cls = item.__class__
+            if (cls is str and item.isascii()) or cls in _PLAIN:
+                continue
+            if cls is int and _INT64_MIN <= item <= _INT64_MAX:
+                continue
             try:
                 _value(item, depth, budget)
             except _Refused as refused:
@@ -96,6 +102,11 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
                 raise
     else:
         for i, item in enumerate(value):
+            cls = item.__class__
+            if (cls is str and item.isascii()) or cls in _PLAIN:
+                continue
+            if cls is int and _INT64_MIN <= item <= _INT64_MAX:
+                continue
             try:
                 _value(item, depth, budget)
             except _Refused as refused:

@@ -30,12 +30,12 @@ def _text(rng: random.Random, long: bool) -> str:
     return (text * (n // max(len(text), 1) + 1))[:n] if long else text
 
 
-def _messages(rng: random.Random) -> list[dict[str, Any]]:
+def _messages(rng: random.Random, clean: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if _maybe(rng, 0.5):
         out.append({"role": "system", "content": "You are helpful."})
     for _ in range(rng.randint(1, 3)):
-        long = _maybe(rng, 0.08)
+        long = not clean and _maybe(rng, 0.08)
         if _maybe(rng, 0.1):
             content: Any = [{"type": "text", "text": _text(rng, long)}, {"type": "image_url"}]
         else:
@@ -71,12 +71,13 @@ _BAD: tuple[tuple[tuple[str, ...], Any], ...] = (
 
 def varied_requests(n: int, seed: int = 17, *, clean: bool = False) -> list[dict[str, Any]]:
     """``n`` requests; ``clean``: production-like traffic (tenant and user always
-    complete, no malformed request), for timing rather than for finding disagreements."""
+    complete, short messages, no malformed request), for timing rather than for
+    finding disagreements."""
     rng = random.Random(seed)
     keep = 1.0 if clean else 0.88
     out = []
     for i in range(n):
-        r: dict[str, Any] = {"messages": _messages(rng)}
+        r: dict[str, Any] = {"messages": _messages(rng, clean)}
         if _maybe(rng, 0.9):
             r["id"] = f"req-{i}"
         elif _maybe(rng, 0.5):
