@@ -57,7 +57,7 @@ Fn = Callable[[dict[str, Any]], Any]
 
 
 def _batch_ns(fn: Fn, requests: list[dict[str, Any]]) -> int:
-    clock = time.perf_counter_ns
+    clock = time.thread_time_ns
     start = clock()
     for request in requests:
         fn(request)
@@ -127,27 +127,62 @@ def support_bot(rounds: int, batch: int) -> Result:
     return interleaved("support-bot", decide, baseline, requests, rounds)
 
 
+# decide() cut short after each phase, for per-phase instruction counts: the count of
+# one prefix minus the count of the one before it is that phase's cost.
+PHASES = ("prepare", "state", "guardrails", "routing", "cache", "prompts", "finish")
+
+
+def _prefix(engine: Engine, upto: int) -> Callable[[dict[str, Any]], Any]:
+    import os
+
+    from policyd.stages.base import DecisionState, finish
+
+    compiled = engine.compiled.policy(None)
+    clock, counter = engine._runtime.clock, engine._counter.name
+    stages = compiled.stages[: max(0, upto - 1)]
+
+    def run(request: dict[str, Any]) -> Any:
+        prepared = compiled.shape.prepare(request)
+        if upto < 1:
+            return prepared
+        state = DecisionState(prepared, clock(), os.urandom(16).hex(), counter)
+        for stage in stages:
+            stage.run(state)
+            if state.blocked_by is not None:
+                break
+        return finish(state, compiled.ref, compiled) if upto == len(PHASES) - 1 else state
+
+    return run
+
+
 def run_only(which: str, calls: int) -> None:
-    """``calls`` calls of one contender on routing-heavy, untimed (for cProfile, callgrind)."""
+    """``calls`` calls of one contender on routing-heavy, untimed (for cProfile, callgrind):
+    ``decide``, ``baseline``, ``baseline-checks`` (the twin's request checks alone), or a
+    phase of PHASES (decide() up to and including it)."""
     engine = Engine.from_path(ROUTING_BUNDLE, clock=lambda: NOW)
     requests = varied_requests(400, seed=2026, clean=True)
     for request in requests[:50]:  # warm both, whichever is counted
         engine.decide(request)
         handwritten.decide(request, NOW)
-    size = len(requests)
+    fn: Callable[[dict[str, Any]], Any]
     if which == "decide":
-        for i in range(calls):
-            engine.decide(requests[i % size])
+        fn = engine.decide
+    elif which == "baseline":
+        fn = lambda request: handwritten.decide(request, NOW)  # noqa: E731
+    elif which == "baseline-checks":
+        fn = handwritten.prepare
     else:
-        for i in range(calls):
-            handwritten.decide(requests[i % size], NOW)
+        fn = _prefix(engine, PHASES.index(which))
+    size = len(requests)
+    for i in range(calls):
+        fn(requests[i % size])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--batch", type=int, default=400, help="requests per round")
-    parser.add_argument("--only", choices=("decide", "baseline"))
+    parser.add_argument("--only", choices=("decide", "baseline", "baseline-checks", *PHASES))
     parser.add_argument("--calls", type=int, default=20_000)
     args = parser.parse_args()
     if args.only:
