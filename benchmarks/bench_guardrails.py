@@ -271,7 +271,7 @@ def bench_hostile() -> None:
 def bench_stream(budget: float) -> None:
     dense = make_prompt(100_000, seed=3)
     clean = make_prompt(100_000, seed=3, density=0.0)
-    checks = [pii_check(PII_KINDS), injection_check()]
+    checks = [combine_checks([pii_check(PII_KINDS), injection_check()])]
     print("Streaming (pii + injection), 100 KB output:\n")
     print("| output | chunk chars | overlap | total ms | MB/s | us per chunk |")
     print("|---|---|---|---|---|---|")

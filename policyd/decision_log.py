@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from policyd.decision import Decision
+from policyd.errors import ConfigError
 
 log = logging.getLogger("policyd")
 
@@ -418,9 +419,10 @@ _DECISION = '{"v": 1, "kind": "decision"'
 def parse_line(
     text: str, path: str | os.PathLike[str], number: int, *, summaries: bool = True
 ) -> dict[str, Any]:
-    """One JSON Lines line as a dict; ValueError naming ``path:number`` when it is not a
-    JSON object. ``summaries=False`` leaves out the decision summary of a decision-log line
-    (the last key policyd writes, and most of the line), for readers that only replay."""
+    """One JSON Lines line as a dict; ConfigError (a ValueError) naming ``path:number``
+    when it is not a JSON object. ``summaries=False`` leaves out the decision summary of a
+    decision-log line (the last key policyd writes, and most of the line), for readers
+    that only replay."""
     if not summaries and text.startswith(_DECISION):
         cut = text.rfind(_SUMMARY)
         if cut > 0:
@@ -434,9 +436,9 @@ def parse_line(
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{os.fspath(path)}:{number}: not JSON ({exc.msg})") from None
+        raise ConfigError(f"{os.fspath(path)}:{number}: not JSON ({exc.msg})") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{os.fspath(path)}:{number}: expected a JSON object per line")
+        raise ConfigError(f"{os.fspath(path)}:{number}: expected a JSON object per line")
     return value
 
 

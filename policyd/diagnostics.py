@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from policyd.errors import PolicyError
+from policyd.errors import PolicyError, sort_diagnostics
 
 __all__ = ["Diagnostic", "PolicyError", "Severity", "has_errors", "sort_diagnostics"]
 
@@ -61,17 +61,6 @@ class Diagnostic:
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
-
-
-def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """Sorted by file, line, column; exact duplicates removed."""
-    seen: set[Diagnostic] = set()
-    unique = []
-    for d in diagnostics:
-        if d not in seen:
-            seen.add(d)
-            unique.append(d)
-    return sorted(unique, key=Diagnostic.sort_key)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

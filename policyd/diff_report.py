@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from policyd.diff import FIELDS, DiffReport
+from policyd.errors import ConfigError
 
 FAIL_ON_HELP = (
     "any (any decision changed), newly-blocked, errors, a field (allowed, blocked_by, tier, "
@@ -16,7 +17,7 @@ FAIL_ON_HELP = (
 
 
 def failures(report: DiffReport, conditions: tuple[str, ...]) -> list[str]:
-    """The --fail-on conditions that hold, each as a sentence; ValueError for a bad one."""
+    """The --fail-on conditions that hold, each as a sentence; ConfigError for a bad one."""
     out = []
     for raw in conditions:
         cond = raw.strip()
@@ -33,7 +34,7 @@ def failures(report: DiffReport, conditions: tuple[str, ...]) -> list[str]:
             try:
                 limit = float(cond[5:].rstrip("%"))
             except ValueError:
-                raise ValueError(f"--fail-on {raw!r}: write cost>PCT, e.g. cost>5") from None
+                raise ConfigError(f"--fail-on {raw!r}: write cost>PCT, e.g. cost>5") from None
             pct = report.cost_delta_pct
             if pct is not None and pct > limit:
                 out.append(f"estimated cost up {pct:.1f}% (more than {limit:g}%)")
@@ -47,7 +48,7 @@ def failures(report: DiffReport, conditions: tuple[str, ...]) -> list[str]:
             if n:
                 out.append(f"{cond} changed for {n:,} requests")
         else:
-            raise ValueError(f"--fail-on {raw!r} is not a condition; use {FAIL_ON_HELP}")
+            raise ConfigError(f"--fail-on {raw!r} is not a condition; use {FAIL_ON_HELP}")
     return out
 
 

@@ -326,8 +326,10 @@ class Engine:
 
         ``checker.feed(chunk)`` and, at the end, ``checker.finish()`` each return an
         OutputStep: the text safe to show so far (redacted where a guardrail redacts) and
-        whether the answer is still allowed. A match is caught across chunk boundaries if it
-        is at most ``overlap`` characters long; memory stays about ``overlap`` per guardrail.
+        whether the answer is still allowed. Joined, the released text is exactly what
+        ``check_output`` returns for the whole answer, whatever the chunking; text is held
+        back only as far as a match could still reach (docs/guardrails.md). ``overlap`` only
+        bounds custom positional checks.
         """
         compiled = self._compiled_for(decision)
         guards = compiled.output_guardrails if compiled is not None else None

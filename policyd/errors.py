@@ -47,6 +47,18 @@ __all__ = [
 ]
 
 
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Sorted by file, line, column; exact duplicates removed (here, not in diagnostics.py,
+    so this module imports nothing from policyd; ``policyd.diagnostics`` re-exports it)."""
+    seen: set[Diagnostic] = set()
+    unique = []
+    for d in diagnostics:
+        if d not in seen:
+            seen.add(d)
+            unique.append(d)
+    return sorted(unique, key=lambda d: d.sort_key())
+
+
 class PolicydError(Exception):
     """Base of every error policyd raises."""
 
@@ -55,8 +67,6 @@ class PolicyError(PolicydError):
     """A bundle could not be loaded: carries every diagnostic found, not just the first."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]):
-        from policyd.diagnostics import sort_diagnostics
-
         self.diagnostics = sort_diagnostics(diagnostics)
         errors = [d for d in self.diagnostics if d.is_error]
         head = "\n".join(str(d) for d in errors[:20])

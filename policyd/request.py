@@ -9,6 +9,7 @@ adds ``input_tokens`` and ``input_chars``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,7 +143,7 @@ def _type_checker(decl: Any) -> Checker:
                 raise RequestError(f"must be a mapping, not {_kind(value)}", where)
             if value_check is not None:
                 for key, element in value.items():
-                    value_check(element, f"{where}.{key}")
+                    value_check(element, f"{where}{key_step(value, key)}")
 
         return check_map
     expected = _SCALARS.get(text)
@@ -204,8 +205,20 @@ class _Refused(Exception):
         self.path: list[str | int] = []
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
+
+
+def key_step(mapping: Mapping[Any, Any], key: Any) -> str:
+    """How an error names a mapping's key: ``.tier`` for a name-like key; otherwise
+    its position (``[key #2]``), since a key such as an e-mail address is request data."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f".{key}"
+    position = next((i for i, k in enumerate(mapping) if k is key or k == key), 0)
+    return f"[key #{position}]"
+
+
 def _field(path: list[str | int]) -> str | None:
-    text = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in reversed(path))
+    text = "".join(f"[{s}]" if isinstance(s, int) else s for s in reversed(path))
     return (text[1:] if text.startswith(".") else text) or None
 
 
@@ -262,7 +275,7 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
                 else:
                     _leaf(item)
             except _Refused as refused:
-                refused.path.append(key)
+                refused.path.append(key_step(value, key))
                 raise
         return
     for i, item in enumerate(value):

@@ -26,7 +26,7 @@ from policyd.compile import compile_bundle
 from policyd.decision import Decision
 from policyd.decision_log import decision_summary
 from policyd.diff import DiffReport
-from policyd.errors import RequestError
+from policyd.errors import ConfigError, RequestError
 from policyd.stages.base import DecisionState, Runtime, finish
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class Shadow:
         capacity: int = 1000,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"shadow_rate must be between 0 and 1, not {rate!r}")
+            raise ConfigError(f"shadow_rate must be between 0 and 1, not {rate!r}")
         live = engine._runtime
         self.path = os.fspath(path)
         self.rate = rate

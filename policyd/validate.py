@@ -54,6 +54,7 @@ from policyd.checks.context import BUILTIN_REQUEST, check_cache, check_context
 from policyd.checks.expressions import cel_fields, check_expressions
 from policyd.checks.guardrails import check_guardrails
 from policyd.checks.log import check_log
+from policyd.checks.meaning import check_meaning, check_require_tests
 from policyd.checks.models import check_prices, check_windows
 from policyd.checks.policytests import check_policy_test
 from policyd.checks.prompts import check_prompts
@@ -127,7 +128,8 @@ _REPAIR_ECHOES = {
 
 # A name a repaired document refers to may be in what was removed (a tier's model, a
 # rollout's prompt): unknown-name reports from it are never trusted.
-_REFERENCE_CODES = frozenset({"PD201", "PD202", "PD203", "PD204", "PD208", "PD209"})
+# A no-effect warning (PD504) may only reflect a removed setting (attempts removed: 1).
+_REFERENCE_CODES = frozenset({"PD201", "PD202", "PD203", "PD204", "PD208", "PD209", "PD504"})
 
 
 def _echoes(removed: set[str]) -> frozenset[str]:
@@ -254,6 +256,12 @@ def check_bundle(
             checker.mute(before, _echoes(broken.repaired[id(doc)]))
         if broken.catalogs:
             checker.mute(before, {"PD201"})
+    if not any(id(doc) in broken.repaired for _, doc in tests):
+        check_require_tests(
+            [(p, d) for p, d in policies if id(d) not in broken.repaired],
+            {t.policy for t, _ in tests},
+            checker,
+        )
     return contexts, checker.diagnostics
 
 
@@ -312,6 +320,7 @@ def _check_policy(
     check_guardrails(policy, doc, checker)
     check_cache(policy, doc, declarations, checker)
     check_log(policy, doc, declarations, checker)
+    check_meaning(policy, doc, declarations, checker)
     prompt_texts = check_prompts(policy, doc, checker)
     check_templates(policy, doc, declarations, prompt_texts, checker)
     expressions = check_expressions(policy, doc, declarations, checker)

@@ -22,6 +22,8 @@ from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.scanner import Scanner
 
+from policyd.errors import UsageError
+
 _CParser: Any
 try:  # the wheels of PyYAML ship libyaml; a source build without it reads everything pure
     from yaml._yaml import CParser as _CParser
@@ -96,7 +98,7 @@ class CEvents:
 
     def __init__(self, text: str) -> None:
         if _CParser is None:  # pragma: no cover - depends on how PyYAML was built
-            raise RuntimeError("PyYAML was built without libyaml")
+            raise UsageError("PyYAML was built without libyaml (check has_c_parser() first)")
         self.text = text
         self._parser = _CParser(text)
         self.get_event = self._parser.get_event

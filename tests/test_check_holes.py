@@ -74,7 +74,8 @@ def test_check_is_the_same_without_litellms_price_map(tmp_path: Path, monkeypatc
 
 
 def test_a_priced_model_and_a_token_only_budget_are_fine(tmp_path: Path) -> None:
-    text = USD_POLICY.replace("{usd: 5}", "{tokens: 1000}")
+    # 100,000 tokens: a default request (4,096 output tokens) fits, so no PD505 either
+    text = USD_POLICY.replace("{usd: 5}", "{tokens: 100000}")
     assert check(tmp_path, text) == []
     fixed = USD_POLICY.replace(
         "mini: {litellm: openai/gpt-4o-mini}",
@@ -320,3 +321,54 @@ def test_cli_check_paths_are_one_bundle_unless_each(tmp_path: Path, each: bool, 
     found = json.loads(result.output) if result.output.strip() else []
     assert [p["code"] for p in found] == codes_
     assert "one bundle" in CliRunner().invoke(main, ["check", "--help"]).output
+
+
+# --- settings that have no effect (the field audit) ---------------------------------------
+
+
+def test_settings_without_effect_are_warned(tmp_path: Path) -> None:
+    diagnostics = check(
+        tmp_path,
+        HEAD
+        + """\
+models: {m: {litellm: openai/m}, n: {litellm: openai/n}}
+tiers: {t: {targets: [{model: m, weight: 3}, {model: n}], sticky_by: request.id}}
+routing: {default: t, retry: {attempts: 1, base: 20s}}
+cache: {rules: [{name: c, when: "true", ttl: 1m}]}
+""",
+    )
+    assert [(d.code, d.severity.value) for d in diagnostics] == [("PD504", "warning")] * 5
+    messages = [d.message for d in diagnostics]
+    assert messages[0] == "weight has no effect: tier 't' uses strategy ordered"
+    assert messages[1] == "sticky_by has no effect: tier 't' uses strategy ordered"
+    assert messages[2] == "base 20s is above max 10s: every wait is 10s"
+    assert messages[3] == "base has no effect: attempts is 1, so nothing is retried"
+    assert "never cached" in messages[4]
+
+
+def test_require_tests_without_a_test_is_the_reload_error_at_check_time(tmp_path: Path) -> None:
+    text = HEAD + "reload: {require_tests: true}\n"
+    diagnostics = check(tmp_path, text)
+    assert codes(diagnostics) == [("PD602", 4, 25)]
+    write(
+        tmp_path,
+        "t.yaml",
+        "apiVersion: policyd/v1\nkind: PolicyTest\nmetadata: {name: t}\npolicy: demo\n"
+        "cases: [{name: c, request: {}, expect: {allowed: true}}]\n",
+    )
+    assert load_bundle(tmp_path).diagnostics == []
+
+
+def test_expect_values_that_can_never_match_are_errors(tmp_path: Path) -> None:
+    text = TESTED.replace(
+        """    expect: {tier: t, tierr: t, prompts.sys.prompt.version: v1, prompts.nope.version: v1,
+             trace.rule: x, budgets.0.spent_usd: 0, output.allowed: true}""",
+        "    expect: {allowed: yes, fallbacks: big, output.allowed: true}",
+    ).replace("{tenant: {id: 5}, tenantt: {}, messages: []}", "{messages: []}")
+    text = text.replace("record: {output_tokens: 5, model: mm}", "record: {output_tokens: 5}")
+    diagnostics = check(tmp_path, text)
+    assert [d.code for d in diagnostics] == ["PD216", "PD216"]
+    assert (
+        diagnostics[0].message == "expect allowed: 'yes' can never match: allowed is true or false"
+    )
+    assert "is a list" in diagnostics[1].message

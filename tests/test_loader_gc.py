@@ -72,6 +72,9 @@ def test_objects_the_application_froze_stay_frozen() -> None:
     try:
         frozen = gc.get_freeze_count()
         assert load_bundle(POLICIES).ok
-        assert gc.get_freeze_count() == frozen
+        # Unfreezing would empty the permanent generation and freezing again would grow it;
+        # it may shrink a little: frozen objects freed meanwhile (a full cache evicting an
+        # entry when the suite ran before this test) leave it.
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()

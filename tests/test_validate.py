@@ -198,7 +198,7 @@ def test_cache_key_fields_must_be_request_attributes(tmp_path: Path) -> None:
             tmp_path,
             HEAD
             + """\
-context: {feature: string}
+context: {feature: string, user: {id: string}}
 cache:
   rules:
     - {name: faq, when: request.feature == "faq", ttl: 1h, key: [model, mesages, feature]}

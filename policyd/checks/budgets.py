@@ -1,5 +1,5 @@
 """Budgets: time zones (PD404), alert thresholds (PD403), rolling window lengths (PD104),
-the tier a budget downgrades to (PD202), and a default request that never fits (PD504)."""
+the tier a budget downgrades to (PD202), and a default request that never fits (PD505)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,9 @@ def _check_default_fits(
     checker: Checker,
 ) -> None:
     """Warn when a request without max_tokens, routed to the default tier, reserves more
-    than a block budget's limit on its own: it would be refused as too_large every time."""
+    than a block budget's USD limit on its own: it would be refused as too_large every time.
+    (Token limits are left alone: a small token budget is often meant for callers that
+    always send max_tokens.)"""
     tier = policy.tiers.get(policy.routing.default) if policy.routing is not None else None
     if tier is None:
         return
@@ -116,8 +118,6 @@ def _check_default_fits(
         over = []
         if limit.usd is not None and usd > usd_to_micros(limit.usd):
             over.append(f"${micros_to_usd(usd):g} against ${limit.usd:g}")
-        if limit.tokens is not None and out > limit.tokens:
-            over.append(f"{out} tokens against {limit.tokens}")
         if over:
             checker.add(
                 doc,

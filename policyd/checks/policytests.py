@@ -33,6 +33,9 @@ from policyd.words import suggest
 class _Leaf:
     """A value (text, number, boolean or null): no path goes further."""
 
+    def __init__(self, expects: str | None = None) -> None:
+        self.expects = expects  # "a boolean" for allowed/redacted; None: any value
+
 
 class _List:
     def __init__(self, item: Any) -> None:
@@ -44,6 +47,7 @@ class _Prompts:
 
 
 _LEAF = _Leaf()
+_BOOL = _Leaf("a boolean")
 _TRACE = _List({"stage": _LEAF, "rule": _LEAF, "outcome": _LEAF, "detail": _LEAF})
 _PROMPT_CHOICE = {"version": _LEAF, "rollout": _LEAF, "text": _LEAF}
 _BUDGET_STATE = {
@@ -67,7 +71,7 @@ _BUDGET_STATE = {
 } | {"alerts": _List(_LEAF)}
 _FINDING = {k: _LEAF for k in ("guardrail", "kind", "label", "rule", "start", "end", "detail")}
 DECISION_SHAPE: dict[str, Any] = {
-    "allowed": _LEAF,
+    "allowed": _BOOL,
     "blocked_by": _LEAF,
     "message": _LEAF,
     "model": _LEAF,
@@ -90,10 +94,10 @@ DECISION_SHAPE: dict[str, Any] = {
     "trace": _TRACE,
     "policy": {"name": _LEAF, "version": _LEAF, "digest": _LEAF},
     "output": {
-        "allowed": _LEAF,
+        "allowed": _BOOL,
         "blocked_by": _LEAF,
         "message": _LEAF,
-        "redacted": _LEAF,
+        "redacted": _BOOL,
         "findings": _List(_FINDING),
         "warnings": _List(_LEAF),
         "trace": _TRACE,
@@ -145,8 +149,8 @@ def check_policy_test(
         base: Path = ("cases", i)
         if shape is not None and declarations is not None:
             _check_request(case.request, shape, declarations["request"], doc, base, checker)
-        for key in case.expect:
-            problem = expect_problem(str(key), prompts)
+        for key, value in case.expect.items():
+            problem = expect_problem(str(key), prompts, value)
             if problem is not None:
                 message, hint = problem
                 checker.add(doc, (*base, "expect", key), UNKNOWN_EXPECT, message, hint, key=True)
@@ -210,8 +214,12 @@ def _field_path(field: str) -> Path:
     return tuple(int(index) if index else name for name, index in _FIELD_PART.findall(field))
 
 
-def expect_problem(dotted: str, prompts: set[str] | None) -> tuple[str, str] | None:
-    """(message, hint) when ``dotted`` cannot be a path into a decision's ``to_dict()``."""
+def expect_problem(
+    dotted: str, prompts: set[str] | None, value: Any = None
+) -> tuple[str, str] | None:
+    """(message, hint) when ``dotted`` cannot be a path into a decision's ``to_dict()``, or
+    ``value`` can never equal what is there (a boolean expected as text, ``allowed: yes``;
+    a list compared with a single value)."""
     parts = dotted.split(".")
     node: Any = DECISION_SHAPE
     i = 0
@@ -251,5 +259,15 @@ def expect_problem(dotted: str, prompts: set[str] | None) -> tuple[str, str] | N
         return (
             f"expect path {dotted!r}: {where} is a value and has no {parts[i]!r}",
             f"expect {where} itself",
+        )
+    if isinstance(node, _Leaf) and node.expects and not isinstance(value, bool):
+        return (
+            f"expect {dotted}: {value!r} can never match: {dotted} is true or false",
+            "write true or false (YAML 1.2: yes, no, on and off are text)",
+        )
+    if isinstance(node, _List) and value is not None and not isinstance(value, list):
+        return (
+            f"expect {dotted}: {value!r} can never match: {dotted} is a list (lists compare whole)",
+            f"write a list, e.g. [{value}], or expect one item: {dotted}.0",
         )
     return None

@@ -46,6 +46,7 @@ class Rule:
     pem: bool = False
     name_of: Callable[[bytes, int, int], str | None] | None = None
     trigger: str | None = None  # a short regex every match starts with (scan skips to it)
+    lookahead: int = 4  # bytes past a candidate its validator (or RE2) may read
 
 
 class RuleSetCheck:

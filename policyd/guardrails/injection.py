@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from policyd.guardrails._core import GuardrailConfigError
 from policyd.guardrails._regex import compile_pattern
 from policyd.guardrails._rules import Rule, RuleSetCheck
+from policyd.guardrails._shape import shape_of
 
 INJECTION_RULESET_VERSION = "v1"
 
@@ -88,6 +89,65 @@ RULESETS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# what every match of a rule starts with, where the pattern's own first group does not say
+_TRIGGERS = {
+    "do-anything-now": r"(?i)(?:do\s|dan\s)",
+    "chat-template-token": r"<\||\[/?INST\]|<</?SYS>>",
+    "ignore-previous-i18n": r"(?i)(?:ignor|olvida)",
+}
+
+
+def _split_top(body: str) -> list[str] | None:
+    """``body`` split at its top-level ``|`` (None when a bracket or escape makes it hard)."""
+    parts, depth, cur, i = [], 0, [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            cur.append(body[i : i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            return None
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "|" and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def trigger_of(pattern: str) -> str | None:
+    """A short pattern every match of a built-in rule starts with: its leading word group,
+    each alternative cut at its first ``\\s+`` (any match has at least that one space).
+    Lets a stream hold back only a few characters instead of the phrase so far."""
+    head = "(?i)\\b(?:"
+    whole = _split_top(pattern[4:])
+    if not pattern.startswith(head) or whole is None or len(whole) != 1:
+        return None  # not one leading group (a top-level alternation has several starts)
+    depth, end = 1, len(head)
+    while end < len(pattern) and depth:
+        depth += pattern[end] == "("
+        depth -= pattern[end] == ")"
+        end += 1 if pattern[end] != "\\" else 2
+    parts = _split_top(pattern[len(head) : end - 1])
+    if parts is None:
+        return None
+    cut = []
+    for part in parts:
+        at = part.find("\\s+")
+        part = part if at < 0 else part[:at] + "\\s"
+        if part.count("(") != part.count(")"):
+            return None
+        cut.append(part)
+    trigger = "(?i)(?:" + "|".join(cut) + ")"
+    maxw = shape_of(trigger).maxw
+    return trigger if maxw is not None and maxw <= 64 else None
+
+
 def injection_check(
     extra_patterns: Sequence[str] = (),
     version: str = INJECTION_RULESET_VERSION,
@@ -118,14 +178,25 @@ def injection_check(
                 hint=f"did you mean {close[0]!r}?" if close else f"rules: {', '.join(names)}",
             )
     rules = [
-        (f"{version}:{name}", compile_pattern(pattern, what=f"injection {name}", index=None))
+        Rule(
+            "injection",
+            "INJECTION",
+            f"{version}:{name}",
+            compile_pattern(pattern, what=f"injection {name}", index=None),
+            trigger=_TRIGGERS.get(name) or trigger_of(pattern),
+        )
         for name, pattern in builtin
         if name not in disable
     ]
     rules += [
-        (f"extra:{i}", compile_pattern(p, what="injection patterns", index=i))
+        Rule(
+            "injection",
+            "INJECTION",
+            f"extra:{i}",
+            compile_pattern(p, what="injection patterns", index=i),
+        )
         for i, p in enumerate(extra_patterns)
     ]
     if not rules:
         raise GuardrailConfigError("every injection rule is disabled", hint="drop the guardrail")
-    return RuleSetCheck([Rule("injection", "INJECTION", rid, regex) for rid, regex in rules])
+    return RuleSetCheck(rules)

@@ -32,6 +32,7 @@ class Detector:
     window: int = 256  # the longest candidate, in UTF-8 bytes (runs are split by it)
     pem: bool = False  # a private-key header that extends over its block
     trigger: str | None = None  # what every match starts with (see Rule.trigger)
+    lookahead: int = 4  # bytes its validator reads past a candidate (see Rule.lookahead)
 
     def validators(self) -> tuple[v.Validator | None, ...]:
         if isinstance(self.validate, tuple):
@@ -62,6 +63,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
         ),
         (v.phone_international_spans, v.phone_nanp_spans, v.phone_national_spans),
         window=128,
+        lookahead=64,  # is the next number in a list another phone?
     ),
     Detector("credit_card", "CREDIT_CARD", (r"\b\d(?:[ \-]?\d){12,}\b",), v.card_spans),
     # a whole run of groups, so IBANs written back to back are one candidate the validator splits
@@ -72,7 +74,14 @@ PII_DETECTORS: tuple[Detector, ...] = (
         v.iban_spans,
         trigger=r"[A-Za-z]{2}\d{2}",
     ),
-    Detector("us_ssn", "US_SSN", (r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b",), v.ssn_spans, window=32),
+    Detector(
+        "us_ssn",
+        "US_SSN",
+        (r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b",),
+        v.ssn_spans,
+        window=32,
+        lookahead=16,  # is it part of a longer number?
+    ),
     Detector(
         "ip_address",
         "IP_ADDRESS",
@@ -174,6 +183,7 @@ def _rules(detector: Detector) -> list[Rule]:
             window=detector.window,
             pem=detector.pem,
             trigger=detector.trigger,
+            lookahead=detector.lookahead,
         )
         for pattern, validate in zip(detector.patterns, detector.validators(), strict=True)
     ]

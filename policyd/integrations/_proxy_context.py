@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policyd.errors import ConfigError, RequestError
+
 COMPUTED = frozenset(
     {"messages", "input_tokens", "input_chars", "model", "max_tokens", "temperature", "metadata"}
 )
@@ -43,14 +45,15 @@ _METADATA = {
 DEFAULT_IDENTITY = {"tags": "tags"}
 
 
-class ContextRefused(ValueError):
+class ContextRefused(RequestError):
     """The caller set an attribute the guardrail's ``refuse_context`` names."""
 
     def __init__(self, path: str) -> None:
         super().__init__(
-            f"policyd_context.{path} may not be set by the caller (the gateway's refuse_context "
-            f"names it); remove it from the request"
+            f"policyd_context.{path} may not be set by the caller (the gateway's "
+            f"refuse_context names it); remove it from the request"
         )
+        self.field = f"policyd_context.{path}"
         self.path = path
 
 
@@ -72,7 +75,7 @@ class ContextRules:
     def parse(cls, identity: Any = None, refuse_context: Any = None) -> ContextRules:
         mapping = DEFAULT_IDENTITY if identity is None else identity
         if not isinstance(mapping, Mapping):
-            raise ValueError(
+            raise ConfigError(
                 "policyd guardrail: identity must map request attributes to LiteLLM sources, "
                 'e.g. {"tenant.id": "team_id", "tags": "tags"}'
             )
@@ -80,14 +83,14 @@ class ContextRules:
         for path, source in mapping.items():
             if not isinstance(source, str) or not _source_ok(source):
                 known = ", ".join([*_AUTH, "tags", *(f"{m}.<name>" for m in _METADATA)])
-                raise ValueError(
+                raise ConfigError(
                     f"policyd guardrail: identity.{path}: unknown source {source!r}; use one of "
                     f"{known}"
                 )
             pairs.append((_path(path, "identity"), source))
         refuse = refuse_context or ()
         if isinstance(refuse, str) or not isinstance(refuse, Sequence):
-            raise ValueError(
+            raise ConfigError(
                 "policyd guardrail: refuse_context must be a list of attribute names, "
                 'e.g. ["tenant", "user.id"]'
             )
@@ -160,11 +163,11 @@ _MISSING = object()
 def _path(text: Any, where: str) -> tuple[str, ...]:
     parts = tuple(str(text).split(".")) if isinstance(text, str) else ()
     if not parts or not all(p.isidentifier() for p in parts):
-        raise ValueError(
+        raise ConfigError(
             f"policyd guardrail: {where}: {text!r} is not an attribute name like tenant.id"
         )
     if parts[0] in COMPUTED:
-        raise ValueError(
+        raise ConfigError(
             f"policyd guardrail: {where}: {parts[0]} is computed by policyd from the request"
         )
     return parts

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policyd.errors import RequestError
+
 # call type -> (route name, the proxy path it is served on)
 ROUTES: dict[str, tuple[str, str]] = {
     "completion": ("chat", "/v1/chat/completions"),
@@ -42,11 +44,11 @@ _MAX_TOKENS = {
 }
 
 
-class RouteInputError(ValueError):
+class RouteInputError(RequestError):
     """The request's text is in a shape policyd cannot check; ``field`` names where."""
 
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}")  # the proxy's body field, not request.*
         self.field = field
 
 

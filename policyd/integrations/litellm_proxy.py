@@ -45,12 +45,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from litellm.constants import RETURN_RAW_MODEL_NAME_METADATA_KEY
 from litellm.integrations.custom_guardrail import CustomGuardrail
@@ -102,14 +100,24 @@ from policyd.integrations._proxy_routes import (
     read_input,
     route_of,
 )
+from policyd.integrations._proxy_support import (
+    CONTEXT_KEY,
+    DECISION_KEY,
+    allowed_call_types,
+    count_retries,
+    decision_id,
+    log_to_stderr,
+    model_group,
+    pop_context,
+    request_path,
+    seconds,
+)
 from policyd.verdict import OutputVerdict
 
 __all__ = ["PolicydGuardrail", "StreamBlockedError"]
 
 log = logging.getLogger("policyd")
 
-_KEY = "policyd_decision_id"
-_CONTEXT = "policyd_context"
 _MAX_PENDING = 10_000  # decisions awaiting their outcome; the oldest are dropped beyond this
 _ENFORCED = ", ".join(sorted({path for _, path in ROUTES.values()}))
 
@@ -138,16 +146,17 @@ class PolicydGuardrail(CustomGuardrail):
         if stream_overlap < 1:
             raise ConfigError(f"policyd guardrail: stream_overlap={stream_overlap}; use 1 or more")
         self.context_rules = ContextRules.parse(identity, refuse_context)
-        self.allow_call_types = _allowed_call_types(unsupported_call_types)
+        self.allow_call_types = allowed_call_types(unsupported_call_types)
         kwargs.setdefault("guardrail_name", "policyd")
         kwargs.setdefault(
             "event_hook", [GuardrailEventHooks.pre_call, GuardrailEventHooks.post_call]
         )
         kwargs.setdefault("default_on", True)
         super().__init__(**kwargs)
-        _log_to_stderr(log_level)
-        if engine is None:
+        if engine is None:  # the proxy builds it from its config: its log goes to stderr
             from policyd.engine import Engine
+
+            log_to_stderr(log_level)
 
             path = policy_path or os.environ.get("POLICYD_PATH")
             if not path:
@@ -202,9 +211,9 @@ class PolicydGuardrail(CustomGuardrail):
             return self._unsupported(str(call_type), data)
         name, path = route
         _, bucket = get_or_create_metadata_bucket(data)
-        context = _pop_context(data, bucket)
+        context = pop_context(data, bucket)
         if context is not None and not isinstance(context, Mapping):
-            raise bad_request(f"{_CONTEXT} must be an object")
+            raise bad_request(f"{CONTEXT_KEY} must be an object")
         try:
             text = read_input(name, data)
             attributes = self.context_rules.build(context, user_api_key_dict, data)
@@ -228,7 +237,7 @@ class PolicydGuardrail(CustomGuardrail):
             raise bad_request(str(exc)) from None
         blocked = None if decision.allowed else PolicyBlockedError(decision)
         report = summary(decision, path, blocked.kind if blocked else None)
-        bucket[_KEY] = decision.id
+        bucket[DECISION_KEY] = decision.id
         bucket[SUMMARY_KEY] = report
         if blocked is not None:
             self._record("pre_call", data, report, True, redaction_counts(decision), started)
@@ -267,7 +276,7 @@ class PolicydGuardrail(CustomGuardrail):
         return bool(getattr(getattr(compiled, "output_guardrails", None), "guards", None))
 
     def _unsupported(self, call_type: str, data: dict[str, Any]) -> dict[str, Any]:
-        path = _request_path(data)
+        path = request_path(data)
         if "*" in self.allow_call_types or call_type in self.allow_call_types:
             if call_type not in self._passed:
                 self._passed.add(call_type)
@@ -329,14 +338,14 @@ class PolicydGuardrail(CustomGuardrail):
                      started)  # fmt: skip
         if blocking is not None:
             raise output_blocked(blocking, started=False)
-        _count_retries(response, self._tries.get(decision.id))
+        count_retries(response, self._tries.get(decision.id))
         return response
 
     def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
         """Count each upstream call LiteLLM makes for a decision (its retries included)."""
-        decision_id = _decision_id(kwargs) if isinstance(kwargs, Mapping) else None
-        if decision_id is not None and decision_id in self._pending:
-            self._tries[decision_id] = self._tries.get(decision_id, 0) + 1
+        key = decision_id(kwargs) if isinstance(kwargs, Mapping) else None
+        if key is not None and key in self._pending:
+            self._tries[key] = self._tries.get(key, 0) + 1
 
     async def async_post_call_streaming_iterator_hook(
         self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
@@ -383,7 +392,7 @@ class PolicydGuardrail(CustomGuardrail):
             input_tokens=tokens_in,
             output_tokens=tokens_out,
             cost_usd=as_cost(getattr(state.usage, "cost", None)),
-            model=_model_group(request_data) or decision.model,
+            model=model_group(request_data) or decision.model,
         )
 
     async def async_log_success_event(
@@ -401,8 +410,8 @@ class PolicydGuardrail(CustomGuardrail):
             input_tokens=tokens_in,
             output_tokens=tokens_out,
             cost_usd=0.0 if hit else as_cost(kwargs.get("response_cost")),
-            latency_s=_seconds(start_time, end_time),
-            model=_model_group(kwargs) or decision.model,
+            latency_s=seconds(start_time, end_time),
+            model=model_group(kwargs) or decision.model,
         )
 
     async def async_post_call_failure_hook(
@@ -428,94 +437,12 @@ class PolicydGuardrail(CustomGuardrail):
             self._tries.pop(dropped, None)
 
     def _decision(self, data: Mapping[str, Any]) -> Decision | None:
-        decision_id = _decision_id(data)
-        return self._pending.get(decision_id) if decision_id else None
+        key = decision_id(data)
+        return self._pending.get(key) if key else None
 
     def _take(self, data: Mapping[str, Any]) -> Decision | None:
-        decision_id = _decision_id(data)
-        if not decision_id:
+        key = decision_id(data)
+        if not key:
             return None
-        self._tries.pop(decision_id, None)
-        return self._pending.pop(decision_id, None)
-
-
-def _decision_id(data: Mapping[str, Any]) -> str | None:
-    sources = [data.get("metadata"), data.get("litellm_metadata")]
-    params = data.get("litellm_params")
-    if isinstance(params, Mapping):
-        sources += [params.get("metadata"), params.get("litellm_metadata")]
-    for source in sources:
-        if isinstance(source, Mapping) and isinstance(source.get(_KEY), str):
-            return str(source[_KEY])
-    return None
-
-
-def _model_group(kwargs: Mapping[str, Any]) -> str | None:
-    params = kwargs.get("litellm_params")
-    for source in (kwargs.get("metadata"), params.get("metadata") if isinstance(params, Mapping)
-                   else None):  # fmt: skip
-        if isinstance(source, Mapping) and isinstance(source.get("model_group"), str):
-            return str(source["model_group"])
-    return None
-
-
-def _count_retries(response: Any, tries: int | None) -> None:
-    """``x-litellm-attempted-retries`` for the whole request: LiteLLM counts only the retries
-    of the model group that answered, so after a fallback it says 0 however many retries
-    the decided model had. Retries = upstream calls - 1 - fallbacks."""
-    hidden = getattr(response, "_hidden_params", None)
-    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
-    if not tries or not isinstance(headers, dict):
-        return
-    said = str(headers.get("x-litellm-attempted-fallbacks"))
-    fallbacks = int(said) if said.isdigit() else 0
-    headers["x-litellm-attempted-retries"] = max(0, tries - 1 - fallbacks)
-
-
-def _seconds(start: Any, end: Any) -> float | None:
-    try:
-        return float((end - start).total_seconds())
-    except (TypeError, AttributeError):
-        return None
-
-
-def _pop_context(data: dict[str, Any], bucket: dict[str, Any]) -> Any:
-    """The caller's ``policyd_context`` (body, or either metadata field), removed from the
-    request so it never goes upstream."""
-    found = data.pop(_CONTEXT, None)
-    for holder in (bucket, data.get("metadata"), data.get("litellm_metadata")):
-        if isinstance(holder, dict) and _CONTEXT in holder:
-            value = holder.pop(_CONTEXT)
-            found = value if found is None else found
-    return found
-
-
-def _request_path(data: Mapping[str, Any]) -> str | None:
-    server = data.get("proxy_server_request")
-    url = server.get("url") if isinstance(server, Mapping) else None
-    return urlsplit(url).path or None if isinstance(url, str) else None
-
-
-def _allowed_call_types(setting: Any) -> frozenset[str]:
-    if setting == "refuse":
-        return frozenset()
-    if setting == "allow":
-        return frozenset({"*"})
-    if isinstance(setting, list) and all(isinstance(c, str) for c in setting):
-        return frozenset(setting)
-    raise ValueError(
-        "policyd guardrail: unsupported_call_types must be refuse (the default), allow, or a "
-        f"list of LiteLLM call types to let through unchecked, not {setting!r}"
-    )
-
-
-def _log_to_stderr(level: str | None) -> None:
-    """Make policyd's log (reloads accepted and rejected, routes passed unchecked) visible
-    in the proxy's output: LiteLLM configures only its own loggers."""
-    if level is None or log.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(getattr(logging, str(level).upper(), logging.INFO))
-    log.propagate = False
+        self._tries.pop(key, None)
+        return self._pending.pop(key, None)

@@ -290,11 +290,14 @@ class OutputChecker:
     ``finish()`` (or ``await afinish()``, which awaits plugins), each returning an
     :class:`OutputStep` with the text that is safe to show so far.
 
-    A violation is flagged by the first step in which it is visible (a pattern spanning
-    chunks included, if at most ``overlap`` characters long). Memory per guardrail is about
-    ``overlap`` plus one chunk; a guardrail that needs the whole answer to judge
-    (``json_schema``, ``allow_patterns``, a plugin) holds its text back until the end, up to
-    1 MiB (past that its verdict fails, and ``on_error`` decides).
+    Joined, the released text is exactly what :meth:`OutputGuardrails.check` returns for
+    the whole answer (same redactions, same block), for any chunking. A violation is
+    flagged by the step in which every detector has judged it; text is held back only as
+    far as a match could still reach (a word or digit run, a few bytes of look-ahead, a
+    private key from its header to its END marker); ``overlap`` bounds only custom
+    positional checks. A guardrail that needs the whole answer to judge (``json_schema``,
+    ``allow_patterns``, a plugin) holds its text back until the end, up to 1 MiB (past
+    that its verdict fails, and ``on_error`` decides).
     """
 
     def __init__(

@@ -71,7 +71,6 @@ class GuardStream:
         "_cut_done",
         "_fallback",
         "_hold",
-        "_lag",
         "_limit",
         "_open",
         "_pending",
@@ -103,7 +102,6 @@ class GuardStream:
         self._hold: Hold = hold
         self._fallback: Hold = fallback
         self._redact = redact
-        self._lag = overlap + CONTEXT
         self._limit = limit
         self._pending = ""  # input received and not released yet
         self._start = 0  # input offset of _pending[0]: everything before is released

@@ -10,8 +10,8 @@ from policyd.stores.base import (
     Store,
     StoreError,
     StoreUnavailable,
-    open_store,
 )
+from policyd.stores.factory import open_store
 from policyd.stores.memory import MemoryStore
 
 __all__ = [

@@ -18,11 +18,13 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from policyd.stores.base import StoreError
+
 DEFAULT_POOL_SIZE = 100
 
 
-class PoolBusy(Exception):
-    """No connection of the pool freed up for ``pool_timeout_s``."""
+class PoolBusy(StoreError):
+    """No connection of the pool freed up for ``pool_timeout_s`` (caught in the store)."""
 
 
 class Gate:

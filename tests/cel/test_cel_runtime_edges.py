@@ -117,12 +117,12 @@ CASES: list[tuple[str, Any, Any, Any]] = [
     ("a[b]", [10, 20], 0, 10),
     ("a[b]", [10, 20], 2, Err("index out of range")),
     ("a[b]", [10, 20], -1, Err("index out of range")),
-    ("a[b]", [10, 20], 0.5, BAD_INDEX),
-    ("a[b]", [10, 20], math.inf, BAD_INDEX),
-    ("a[b]", [10, 20], math.nan, BAD_INDEX),
+    ("a[b]", [10, 20], 0.5, Err("invalid list index: a double that is not an integer")),
+    ("a[b]", [10, 20], math.inf, Err("invalid list index: a double that is not an integer")),
+    ("a[b]", [10, 20], math.nan, Err("invalid list index: a double that is not an integer")),
     ("a[b]", [10, 20], "0", Err("no such overload: '[]' applied to (list, string)")),
     ("a[b]", {"k": 1}, "k", 1),
-    ("a[b]", {"k": 1}, "z", Err("no such key")),  # the key is request data: not echoed
+    ("a[b]", {"k": 1}, "z", Err("no such key")),
     ("a[b]", "abc", 0, Err("no such overload: '[]' applied to (string, int)")),
     ("a.k", {"k": 2}, None, 2),
     ("a.k", 3, None, Err("type 'int' does not support field selection")),
@@ -258,3 +258,17 @@ def test_and_or_helpers_refuse_non_bool_values() -> None:
         with pytest.raises(cel.EvaluationError) as raised:
             helper(fail, lambda: 1)
         assert raised.value.message == "boom"
+
+
+@pytest.mark.parametrize(
+    ("source", "a", "b"),
+    [
+        ("a[b]", ["secret-1"], 7),
+        ("a[b]", {"secret-2": 1}, "secret-3"),
+        ("{a: 1, b: 2}", "secret-4", "secret-4"),
+    ],
+)
+def test_error_texts_never_quote_an_operand(source: str, a: Any, b: Any) -> None:
+    got = run(source, a, b)
+    assert isinstance(got, Err)
+    assert "secret" not in got.message and "7" not in got.message  # #11: no request value

@@ -41,8 +41,9 @@ def body(action: str) -> str:
 
 def test_a_request_that_can_never_fit_is_not_reported_as_used_up(make_engine):
     engine = make_engine(policy(body("block")))
-    # no max_tokens: the model's output limit (64,000 in LiteLLM's map) at $15/M reserves
-    # $0.96 against $0.05, on zero spend. Before: "Tenant daily budget used up" with
+    # no max_tokens: the default output reservation (4,096 tokens; the policy sets no
+    # max_output_tokens and nothing comes from LiteLLM's map, #12) at $15/M reserves
+    # $0.061 against $0.05, on zero spend. Before: "Tenant daily budget used up" with
     # retry_after until midnight.
     d = engine.decide(req())
     assert d.blocked_by == "tenant-daily"
@@ -102,10 +103,10 @@ def test_a_capped_reservation_fits_and_the_settle_corrects_it(make_engine, redis
     d = engine.decide(req())  # no max_tokens: the worst case would never fit
     assert d.allowed
     capped, worst = d.budgets
-    # 1,024 output tokens at $15/M (+ input) instead of the model's 64,000
+    # 1,024 output tokens at $15/M (+ input) instead of the default 4,096
     assert capped.reserved_tokens is not None and capped.reserved_tokens < 1100
     assert capped.reserved_usd is not None and capped.reserved_usd < 0.016
-    assert worst.reserved_tokens is not None and worst.reserved_tokens > 64000
+    assert worst.reserved_tokens is not None and worst.reserved_tokens > 4096
     engine.record(d, input_tokens=8, output_tokens=500, cost_usd=0.0075)
     after = engine.decide(req(max_tokens=10)).budgets[0]
     assert after.spent_usd == 0.0075  # corrected to the actual cost, not the reservation
@@ -226,12 +227,12 @@ def test_concurrent_limit_counts_calls_from_decide_to_record(make_engine, redis_
 def test_check_warns_when_the_default_request_can_never_fit(make_engine, tmp_path):
     from policyd.bundle import load_bundle
 
-    make_engine(policy(body("block"))).close()  # large: 64,000 x $15/M > $0.05
-    [warning] = [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD504"]
+    make_engine(policy(body("block"))).close()  # large: 4,096 x $15/M > $0.05
+    [warning] = [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD505"]
     assert warning.severity == "warning" and "'tenant-daily'" in warning.message
-    assert "64000 output tokens" in warning.message  # LiteLLM's output limit of the model
+    assert "4096 output tokens" in warning.message  # the default: the policy sets no limit
     capped = body("block").replace(
         "    limit: {usd: 0.05}", "    limit: {usd: 0.05}\n    reserve: {output_tokens: 1024}"
     )
     make_engine(policy(capped)).close()
-    assert [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD504"] == []
+    assert [d for d in load_bundle(tmp_path).diagnostics if d.code == "PD505"] == []

@@ -241,3 +241,19 @@ def test_policyd_eval_exits_2_for_a_bad_request(tmp_path: Path) -> None:
                                        "--policy", "support-bot"])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "nested too deeply" in result.output
+
+
+def test_request_errors_name_the_field_but_not_a_key_that_is_data() -> None:
+    request = {
+        "metadata": {"plan": {"jane.doe@example.com": "\ud800"}},
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    with pytest.raises(RequestError) as info:
+        engine().decide(request, policy="support-bot")
+    assert info.value.field == "metadata.plan[key #0]"
+    assert "jane" not in str(info.value) and "\ud800" not in str(info.value)
+    with pytest.raises(RequestError) as info:
+        engine().decide(
+            {"messages": [{"role": "user", "content": [{"text": 5}]}]}, policy="support-bot"
+        )
+    assert info.value.field == "messages[0].content[0].text"

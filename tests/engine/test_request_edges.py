@@ -118,7 +118,9 @@ def test_well_typed_values_pass_including_subclasses_and_mappings() -> None:
 
     request = {
         "tenant": OrderedDict(id=Label("acme")),
-        "user": {"id": "u", "age": 30, "extra": [1, {"x": None}]},  # undeclared: any JSON
+        # undeclared fields: not type-checked (any JSON value; a non-JSON object is refused
+        # by scan_values for every field, #11: test_non_json_values_are_refused_anywhere)
+        "user": {"id": "u", "age": 30, "extra": [1, "x", None]},
         "tags": ("a", Label("b")),
         "scores": [1, 2],
         "weights": {"a": 1, "b": 0.5},  # an int is a number
@@ -128,7 +130,7 @@ def test_well_typed_values_pass_including_subclasses_and_mappings() -> None:
         "at": datetime(2026, 11, 24, tzinfo=UTC),
         "ttl": timedelta(seconds=5),
         "blob": b"x",
-        "anything": {"nested": [1.5, "x"]},
+        "anything": {"k": [1.5, "v"]},
         "tenant_missing_fields": None,
         "messages": ({"role": "user", "content": "abcd"},),
     }
@@ -136,6 +138,18 @@ def test_well_typed_values_pass_including_subclasses_and_mappings() -> None:
     assert out["messages"] == [{"role": "user", "content": "abcd"}]
     assert (out["input_chars"], out["input_tokens"]) == (4, 5)
     assert out is not request and "input_tokens" not in request
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        ({"user": {"id": "u", "extra": object()}}, "user.extra"),
+        ({"anything": object()}, "anything"),
+    ],
+)
+def test_non_json_values_are_refused_anywhere(request_: Any, field: str) -> None:
+    raised = error(request_)
+    assert raised.field == field and "must be a JSON value" in str(raised)
 
 
 def test_null_values_and_no_messages_are_accepted() -> None:

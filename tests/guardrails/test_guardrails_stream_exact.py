@@ -10,6 +10,7 @@ holds back only what a detector could still extend (#13).
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,8 +134,9 @@ def test_a_stream_releases_exactly_what_check_output_returns(
         assert released == whole.text
         k = lambda f: (f.guardrail, f.kind, f.start, f.end, f.rule)  # noqa: E731
         assert sorted(map(k, checker.findings)) == sorted(map(k, whole.findings))
-    else:
-        assert "123-45-6789" not in released
+    else:  # what went out before the block is the start of the answer, short of the SSN
+        assert whole.text.startswith(released)
+        assert len(released) <= min(f.start for f in whole.findings if f.guardrail == "no-ssn")
 
 
 @pytest.mark.parametrize("size", [1, 7, 512, 5000])
@@ -146,17 +148,58 @@ def test_a_key_longer_than_the_old_overlap_is_never_released(engine: Engine, siz
     assert "ZZZZ" not in released
 
 
-def test_text_is_released_a_few_characters_behind_the_stream(engine: Engine) -> None:
-    # #13: with the shipped kind of guardrails, plain prose is not held for 4,096 chars
-    d = engine.decide({"messages": [{"role": "user", "content": "hi"}]})
-    checker = engine.output_checker(d)
-    sent = released = 0
+def lag(engine: Engine, policy: str | None = None) -> int:
+    """The most characters a checker holds back on prose streamed in 5-character chunks."""
+    request = {"messages": [{"role": "user", "content": "hi"}], "feature": "chat",
+               "tenant": {"id": "t", "tier": "free"}, "user": {"id": "u"}}  # fmt: skip
+    checker = engine.output_checker(engine.decide(request, policy=policy))
     words = "Your loop never updates i, so add one at the end of the body. " * 20
-    lags = []
+    sent = released = held = 0
     for i in range(0, len(words), 5):
-        chunk = words[i : i + 5]
-        sent += len(chunk)
-        released += len(checker.feed(chunk).text)
-        lags.append(sent - released)
-    assert max(lags[20:]) <= 80, max(lags)  # was 4,160 (stream_overlap + 64)
+        sent += 5
+        released += len(checker.feed(words[i : i + 5]).text)
+        held = max(held, sent - released)
     assert released + len(checker.finish().text) == len(words)
+    return held
+
+
+def test_text_is_released_a_few_characters_behind_the_stream(engine: Engine) -> None:
+    # #13: the old checker held back stream_overlap + 64 = 4,160 characters
+    shipped = Engine.from_path(Path(__file__).resolve().parents[2] / "policies")
+    assert lag(shipped, "support-bot") <= 16  # pii [credit_card, secret]: 4 bytes + a chunk
+    # chained guardrails add up; phone numbers look 64 bytes ahead (is the next number in
+    # a list another phone?)
+    assert lag(engine) <= 128
+
+
+PATTERNS = [
+    r"x(?:.*y)?",
+    r"(?i)password\s*[:=]\s*\S+",
+    r"a[^b]{0,300}b",
+    r"(?i)secret-\w+",
+    r"BEGIN[\s\S]*?END",
+    r"\bkey\b",
+    r"(?m)^#+ \w+$",
+    r"ab|abc|bcd",
+    r"é+",
+    r"[0-9]{3,}",
+]
+ALPHABET = "xyab \nc dé#END BEGIN key password=:0123456789Secret-Sk"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    patterns=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=4, unique=True),
+    text=st.text(alphabet=ALPHABET, max_size=1500),
+    cuts=st.lists(st.integers(0, 2000), max_size=30),
+)
+def test_policy_patterns_stream_exactly(patterns: list[str], text: str, cuts: list[int]) -> None:
+    # policy patterns exercise every shortcut a stream takes (breakers, widths, prefixes,
+    # set gates) on windows, long runs, multi-line anchors and non-ASCII text
+    check = pattern_check(patterns)
+    scanner = StreamScanner([check])
+    found = []
+    for chunk in split(text, cuts):
+        found.extend(scanner.feed(chunk))
+    found.extend(scanner.finish())
+    assert sorted(map(key, found)) == sorted(map(key, check.scan(text)))

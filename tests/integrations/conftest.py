@@ -50,6 +50,15 @@ def sent() -> Iterator[Sent]:
         litellm.callbacks.remove(spy.callback)
 
 
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Any]:
+    """A LiteLLM proxy with the policyd guardrail in front of a recording fake upstream
+    (see routes_setup.py), started once for the proxy route tests and stopped by PID."""
+    from routes_setup import start_stack
+
+    yield from start_stack(tmp_path_factory, redis_url)
+
+
 @pytest.fixture(autouse=True)
 def _restore_litellm_cache() -> Iterator[None]:
     """``litellm.cache`` is process-global: put back whatever was there."""

@@ -4,7 +4,7 @@ Computed attributes (``input_tokens``, ``input_chars``, ``messages``, ``model``)
 never taken from the caller; identity attributes the guardrail maps come from LiteLLM
 (the body's ``user`` as LiteLLM's end user, LiteLLM's tags incl. ``x-litellm-tags``);
 ``refuse_context`` attributes get the request refused. Runs on the proxy of
-test_litellm_proxy_routes (same module-scoped stack), plus unit tests of the rules.
+routes_setup (the session's stack), plus unit tests of the rules.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from proxy_setup import ProxyProcess, Upstream
-from test_litellm_proxy_routes import _marker, _seen, stack  # noqa: F401  (the fixture)
+from routes_setup import _marker, _seen
 
 from policyd.integrations._proxy_context import ContextRefused, ContextRules
 
@@ -35,7 +35,7 @@ def _chat(
 
 
 def test_a_caller_cannot_shrink_what_the_policy_measures(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, upstream = stack
     marker = _marker()
@@ -55,7 +55,7 @@ def test_a_caller_cannot_shrink_what_the_policy_measures(
 
 
 def test_identity_comes_from_litellm_not_from_the_caller(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, upstream = stack
     # user.id is mapped to LiteLLM's end user: the caller's context value is ignored
@@ -79,7 +79,7 @@ def test_identity_comes_from_litellm_not_from_the_caller(
 
 
 def test_refused_context_attributes_are_refused_by_name(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, upstream = stack
     marker = _marker()

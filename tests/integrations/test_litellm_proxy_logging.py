@@ -1,7 +1,7 @@
 """policyd in LiteLLM's observability: a real ``CustomLogger`` registered on the proxy
 sees policyd's ``guardrail_information`` records (as LiteLLM's own guardrails write
 them) and the decision summary in the request's logging metadata — never a matched
-value. Runs on the proxy of test_litellm_proxy_routes (its recorder callback)."""
+value. Runs on the proxy of routes_setup (its recorder callback)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from proxy_setup import ProxyProcess, Upstream, wait_for
-from test_litellm_proxy_routes import _marker, stack  # noqa: F401  (the fixture)
+from routes_setup import _marker
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -33,7 +33,7 @@ def _chat(proxy: ProxyProcess, text: str, context: dict[str, Any]) -> Any:
 
 
 def test_a_redacted_request_is_visible_in_litellms_logging(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, _ = stack
     context = {"tenant": {"id": f"log-{_marker()}", "tier": "enterprise"}, "feature": "chat"}
@@ -69,7 +69,7 @@ def test_a_redacted_request_is_visible_in_litellms_logging(
 
 
 def test_a_blocked_request_is_visible_in_litellms_logging(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, _ = stack
     marker = _marker()

@@ -1,6 +1,6 @@
 """Hot reload is on by default in the proxy, and the proxy's log shows every reload:
 accepted ones (which revision is live) as well as rejected ones. Runs on the proxy of
-test_litellm_proxy_routes, whose guardrail does not set ``watch``."""
+routes_setup, whose guardrail does not set ``watch``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from proxy_setup import ProxyProcess, Upstream, wait_for
-from test_litellm_proxy_routes import POLICY, _marker, stack  # noqa: F401  (the fixture)
+from routes_setup import POLICY, _marker
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -22,7 +22,7 @@ def _blocked_message(proxy: ProxyProcess) -> Any:
 
 
 def test_a_changed_policy_goes_live_and_the_log_says_so(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, _ = stack
     path = proxy.folder / "bundle" / "policies.yaml"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from proxy_setup import ProxyProcess, Upstream
-from test_litellm_proxy_routes import _marker, _seen, stack  # noqa: F401  (the fixture)
+from routes_setup import _marker, _seen
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -24,7 +24,7 @@ def _chat(proxy: ProxyProcess, marker: str, feature: str) -> Any:
 
 
 def test_a_rate_limited_model_gets_the_decided_attempts_and_no_more(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, upstream = stack
     marker = _marker()
@@ -41,7 +41,7 @@ def test_a_rate_limited_model_gets_the_decided_attempts_and_no_more(
 
 
 def test_when_every_attempt_fails_there_are_exactly_three(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     proxy, upstream = stack
     marker = _marker()

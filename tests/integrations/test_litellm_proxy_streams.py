@@ -5,7 +5,7 @@ waits until the test releases it; the guardrail holds back ``stream_overlap + 64
 characters (128 here) for its PII check. So the client must see text before the
 release: a proxy that buffered the answer would show none until the gate's timeout,
 when the upstream cuts the answer off, and the test fails. Runs on the proxy of
-test_litellm_proxy_routes.
+routes_setup.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import json
 
 import pytest
 from proxy_setup import KEY, ProxyProcess, Upstream
-from test_litellm_proxy_routes import stack  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 
 def test_released_text_reaches_the_client_before_the_answer_is_over(
-    stack: tuple[ProxyProcess, Upstream],  # noqa: F811
+    stack: tuple[ProxyProcess, Upstream],
 ) -> None:
     import httpx
 
