@@ -1,0 +1,54 @@
+"""What a newcomer following the README trips over: CLI answers and README snippets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from policyd.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+_HEAD = """\
+apiVersion: policyd/v1
+kind: Policy
+metadata: {{name: {name}}}
+context:
+  user: {{id: string}}
+models:
+  m-{name}: {{litellm: openai/gpt-4o-mini, price: {{input_per_mtok: 1, output_per_mtok: 1}}}}
+tiers:
+  t: {{targets: [{{model: m-{name}}}]}}
+routing: {{default: t}}
+"""
+_BUDGET = """\
+budgets:
+  - {name: daily, key: request.user.id, window: calendar_day, limit: {usd: 1}}
+"""
+
+
+def _bundle(tmp_path: Path) -> Path:
+    # "a-first" sorts before "with-budget" and has no budgets at all
+    (tmp_path / "a.yaml").write_text(_HEAD.format(name="a-first"))
+    (tmp_path / "b.yaml").write_text(_HEAD.format(name="with-budget") + _BUDGET)
+    return tmp_path
+
+
+def test_budgets_budget_without_policy_finds_the_policy_that_has_it(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    result = CliRunner().invoke(main, ["budgets", str(bundle), "--budget", "daily"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "no live budget counters in the memory store of this process\n"
+    result = CliRunner().invoke(main, ["budgets", str(bundle), "--budget", "dayly"])
+    assert result.exit_code == 2
+    assert "no policy has a budget 'dayly' (budgets: daily)" in result.output
+
+
+def test_budgets_on_a_bundle_without_budgets_says_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["budgets", str(REPO / "policies")])
+    assert result.exit_code == 0, result.output
+    assert "no policy of this bundle has a budgets: section" in result.output
+    bundle = _bundle(tmp_path)
+    result = CliRunner().invoke(main, ["budgets", str(bundle), "--policy", "a-first"])
+    assert result.exit_code == 0 and "policy 'a-first' has no budgets: section" in result.output
