@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -52,3 +56,19 @@ def test_budgets_on_a_bundle_without_budgets_says_so(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path)
     result = CliRunner().invoke(main, ["budgets", str(bundle), "--policy", "a-first"])
     assert result.exit_code == 0 and "policy 'a-first' has no budgets: section" in result.output
+
+
+def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README shows how to use the engine from Python"
+    for block in blocks:
+        result = subprocess.run(
+            [sys.executable, "-c", block],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, block + result.stderr[-3000:]
