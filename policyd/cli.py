@@ -280,7 +280,8 @@ def _read_request(text: str, name: str) -> Any:
     if loaded.diagnostics:
         first = loaded.diagnostics[0]
         raise click.BadParameter(
-            f"not JSON, and not YAML: line {first.line}, column {first.column}: {first.message}",
+            f"{name}:{first.line}:{first.column}: not JSON, and not YAML: {first.message}"
+            + (f" (hint: {first.hint})" if first.hint else ""),
             param_hint="--request",
         )
     if len(loaded.documents) != 1:
