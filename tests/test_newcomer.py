@@ -72,3 +72,13 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path: Path) -> None:
             timeout=120,
         )
         assert result.returncode == 0, block + result.stderr[-3000:]
+
+
+def test_a_policy_checked_without_its_catalog_is_told_to_add_it() -> None:
+    result = CliRunner().invoke(main, ["check", str(REPO / "policies" / "support-bot.yaml")])
+    assert result.exit_code == 1
+    assert "error PD201: unknown model 'gpt-4o-mini' in tier 'economy'" in result.output
+    assert "check this file together with the ModelCatalog that defines it" in result.output
+    assert "fallback 'claude-haiku' is neither a model nor a tier" in result.output
+    together = [str(REPO / "policies" / f) for f in ("support-bot.yaml", "models.yaml")]
+    assert CliRunner().invoke(main, ["check", *together]).exit_code == 0
