@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from policyd.cli import main
@@ -82,3 +83,26 @@ def test_a_policy_checked_without_its_catalog_is_told_to_add_it() -> None:
     assert "fallback 'claude-haiku' is neither a model nor a tier" in result.output
     together = [str(REPO / "policies" / f) for f in ("support-bot.yaml", "models.yaml")]
     assert CliRunner().invoke(main, ["check", *together]).exit_code == 0
+
+
+def test_diff_of_plain_requests_on_several_policies_says_to_pass_policy(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text('{"user": {"id": "u1"}, "messages": [{"role": "user", "content": "hi"}]}\n')
+    policies = str(REPO / "policies")
+    result = CliRunner().invoke(main, ["diff", policies, policies, "--requests", str(requests)])
+    assert result.exit_code == 0, result.output
+    assert "not replayed: no policy logged and the bundle has several: pass --policy" in (
+        result.output
+    )
+    assert "policy ?" not in result.output
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs a git checkout")
+def test_diff_names_an_unknown_git_revision() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["diff", "git:no-such-rev", str(REPO / "policies"), "--requests", str(REPO / "README.md")],
+    )
+    assert result.exit_code == 2
+    assert "git:no-such-rev: no such revision" in result.output
+    assert "rev-parse" not in result.output
