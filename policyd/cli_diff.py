@@ -88,7 +88,9 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
     show_default=True,
     help="markdown is a pull-request comment.",
 )
-@click.option("--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}.")
+@click.option(
+    "--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}. Repeatable."
+)
 @click.option("--now", help="Clock for requests without a logged time (ISO-8601; default now).")
 @click.option(
     "--top",
