@@ -106,3 +106,16 @@ def test_diff_names_an_unknown_git_revision() -> None:
     assert result.exit_code == 2
     assert "git:no-such-rev: no such revision" in result.output
     assert "rev-parse" not in result.output
+
+
+def test_exit_codes_of_test_and_eval_are_the_ones_the_readme_lists(tmp_path: Path) -> None:
+    broken = tmp_path / "p.yaml"
+    broken.write_text(_HEAD.format(name="p").replace("routing:", "routng:"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["test", str(broken)]).exit_code == 1  # a broken bundle
+    assert runner.invoke(main, ["test", str(tmp_path / "missing")]).exit_code == 2  # usage
+    request = str(REPO / "examples" / "requests" / "faq.json")
+    unknown = runner.invoke(
+        main, ["eval", str(REPO / "policies"), "--policy", "nope", "--request", request]
+    )
+    assert unknown.exit_code == 2 and "unknown policy 'nope'" in unknown.output
