@@ -119,3 +119,18 @@ def test_exit_codes_of_test_and_eval_are_the_ones_the_readme_lists(tmp_path: Pat
         main, ["eval", str(REPO / "policies"), "--policy", "nope", "--request", request]
     )
     assert unknown.exit_code == 2 and "unknown policy 'nope'" in unknown.output
+
+
+def test_eval_warns_about_a_misspelt_request_attribute(tmp_path: Path) -> None:
+    request = tmp_path / "typo.json"
+    good = (REPO / "examples" / "requests" / "enterprise-code.json").read_text()
+    request.write_text(good.replace('"tenant"', '"tenat"'))
+    args = ["eval", str(REPO / "policies"), "--policy", "support-bot", "--request"]
+    result = CliRunner().invoke(main, [*args, str(request)])
+    assert result.exit_code == 0
+    assert (
+        "policyd eval: warning: request attribute 'tenat' is not declared by policy "
+        "'support-bot', which never reads it; did you mean 'tenant'?"
+    ) in result.output
+    clean = CliRunner().invoke(main, [*args, str(REPO / "examples/requests/enterprise-code.json")])
+    assert clean.exit_code == 0 and "warning" not in clean.output
