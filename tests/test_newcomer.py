@@ -134,3 +134,24 @@ def test_eval_warns_about_a_misspelt_request_attribute(tmp_path: Path) -> None:
     ) in result.output
     clean = CliRunner().invoke(main, [*args, str(REPO / "examples/requests/enterprise-code.json")])
     assert clean.exit_code == 0 and "warning" not in clean.output
+
+
+def test_the_revision_digest_does_not_depend_on_where_the_bundle_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from policyd.bundle import load_bundle
+
+    shutil.copytree(REPO / "policies", tmp_path / "a" / "policies")
+    shutil.copytree(REPO / "policies", tmp_path / "b" / "mounted")
+    digests = {load_bundle(REPO / "policies").digest}
+    digests.add(load_bundle(tmp_path / "a" / "policies").digest)
+    digests.add(load_bundle(tmp_path / "b" / "mounted").digest)
+    monkeypatch.chdir(tmp_path / "a")
+    digests.add(load_bundle("policies").digest)
+    assert len(digests) == 1
+    (tmp_path / "b" / "mounted" / "models.yaml").write_text(
+        (REPO / "policies" / "models.yaml").read_text() + "# changed\n"
+    )
+    assert load_bundle(tmp_path / "b" / "mounted").digest not in digests
