@@ -87,8 +87,14 @@ def load_bundle(path: str | os.PathLike[str], *more: str | os.PathLike[str]) -> 
 def _digest(files: dict[str, str], contexts: dict[str, PolicyContext]) -> str:
     """Content digest of a revision: every YAML file and every prompt file it reads."""
     h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode())
+    # names relative to the files' common directory: the same files hash the same wherever
+    # they are mounted and whatever the working directory (a git:REV checkout, two hosts)
+    absolute = {name: os.path.abspath(name) for name in files}
+    root = os.path.commonpath(list(absolute.values())) if absolute else ""
+    if len(absolute) == 1:
+        root = os.path.dirname(root)
+    for name in sorted(files, key=lambda n: os.path.relpath(absolute[n], root)):
+        h.update(os.path.relpath(absolute[name], root).encode())
         h.update(b"\0")
         h.update(files[name].encode())
         h.update(b"\0")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -253,6 +254,7 @@ def eval_command(
     except RequestError as exc:
         click.echo(f"policyd eval: {exc}", err=True)
         sys.exit(2)
+    _warn_undeclared(request, engine.compiled.source.policies[decision.policy.name].policy)
     if as_json:
         click.echo(json.dumps(decision.to_dict(), indent=2, default=str))
     else:
@@ -262,6 +264,30 @@ def eval_command(
 
         compiled = load_bundle(path).policies[decision.policy.name].policy
         print_trace(explain_rows(compiled, decision.to_dict()["trace"]))
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def _warn_undeclared(request: Any, policy: Any) -> None:
+    """Warn about a request attribute the policy never reads that looks like a typo of one
+    it declares (the PD503 warning PolicyTest requests get): a misspelt ``tenant`` would
+    otherwise decide as a request without a tenant, silently."""
+    from policyd.checks.policytests import OPENAI_FIELDS
+    from policyd.words import suggest
+
+    declared = [str(k) for k in policy.context if k not in OPENAI_FIELDS]
+    for key in request:
+        name = str(key)
+        if name in policy.context or name in OPENAI_FIELDS or not _NAME_LIKE.fullmatch(name):
+            continue  # a key that is not name-like may be data: never echoed
+        close = suggest(name, declared)
+        if close:
+            click.echo(
+                f"policyd eval: warning: request attribute {name!r} is not declared by "
+                f"policy {policy.metadata.name!r}, which never reads it; {close}",
+                err=True,
+            )
 
 
 def _read_request(text: str, name: str) -> Any:
@@ -280,7 +306,8 @@ def _read_request(text: str, name: str) -> Any:
     if loaded.diagnostics:
         first = loaded.diagnostics[0]
         raise click.BadParameter(
-            f"not JSON, and not YAML: line {first.line}, column {first.column}: {first.message}",
+            f"{name}:{first.line}:{first.column}: not JSON, and not YAML: {first.message}"
+            + (f" (hint: {first.hint})" if first.hint else ""),
             param_hint="--request",
         )
     if len(loaded.documents) != 1:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from policyd.budgets.usage import BudgetUsage, UnknownBudget, list_usage
+from policyd.budgets.usage import BudgetUsage, UnknownBudget, budgets_of, list_usage
 
 
 @click.command("budgets")
@@ -32,7 +32,12 @@ from policyd.budgets.usage import BudgetUsage, UnknownBudget, list_usage
 @click.option("--key", help="Only this budget key (default: every key with a counter).")
 @click.option("--now", help="Read the windows of this instant, ISO-8601 with zone (default: now).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line per counter; json: a list of counters with remaining_* figures.",
 )
 def budgets_command(
     path: str,
@@ -72,9 +77,10 @@ def budgets_command(
     try:
         if policy is not None:
             engine.compiled.policy(policy)  # an unknown name is an error, not an empty list
+        policies = _selected(dict(engine.compiled.policies), policy, budget)
         rows = list(
             list_usage(
-                dict(engine.compiled.policies),
+                policies,
                 engine._runtime.store,
                 at,
                 policy=policy,
@@ -91,11 +97,31 @@ def budgets_command(
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     if not rows:
+        if not any(budgets_of(c) for c in policies.values()):
+            which = f"policy {policy!r} has no" if policy else "no policy of this bundle has a"
+            click.echo(f"no budgets: {which} budgets: section, so there is nothing to count")
+            return
         where = "the memory store of this process" if store_url == "memory" else "the store"
         click.echo(f"no live budget counters in {where}")
         return
     for row in rows:
         click.echo(_line(row))
+
+
+def _selected(policies: dict[str, Any], policy: str | None, budget: str | None) -> dict[str, Any]:
+    """The policies to read: ``--budget`` without ``--policy`` means the policies that
+    have that budget (an error only when none has it)."""
+    if policy is not None:
+        return {policy: policies[policy]}
+    if budget is None:
+        return policies
+    having = {n: c for n, c in policies.items() if any(b.name == budget for b in budgets_of(c))}
+    if not having:
+        names = sorted({b.name for c in policies.values() for b in budgets_of(c)})
+        raise UnknownBudget(
+            f"no policy has a budget {budget!r} (budgets: {', '.join(names) or 'none'})"
+        )
+    return having
 
 
 def _line(row: BudgetUsage) -> str:

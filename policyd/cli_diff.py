@@ -54,7 +54,13 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
     here = target if target.is_dir() else target.parent
     probe = here if here.exists() else Path.cwd()
     top = Path(_git(probe, "rev-parse", "--show-toplevel").decode().strip())
-    short = _git(top, "rev-parse", "--short", f"{rev}^{{commit}}").decode().strip()
+    try:
+        short = _git(top, "rev-parse", "--short", f"{rev}^{{commit}}").decode().strip()
+    except click.UsageError:
+        raise click.BadParameter(
+            f"git:{rev}: no such revision in {top} (a branch, tag or commit, e.g. git:main)",
+            param_hint=name,
+        ) from None
     directory = (here if target.suffix not in (".yaml", ".yml") else target.parent).relative_to(top)
     data = _git(top, "archive", "--format=tar", rev, "--", str(directory) or ".")
     out = scratch / name
@@ -82,7 +88,9 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
     show_default=True,
     help="markdown is a pull-request comment.",
 )
-@click.option("--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}.")
+@click.option(
+    "--fail-on", "fail_on", multiple=True, help=f"Exit 1 when: {FAIL_ON_HELP}. Repeatable."
+)
 @click.option("--now", help="Clock for requests without a logged time (ISO-8601; default now).")
 @click.option(
     "--top",

@@ -347,7 +347,10 @@ def _run(
         try:
             base_policy = base.bundle.policy(name)
         except RequestError:
-            report.errors[f"policy {name or '?'} not in base"] += 1
+            if name is None:  # a plain request line on a bundle of several policies
+                report.errors["no policy logged and the bundle has several: pass --policy"] += 1
+            else:
+                report.errors[f"policy {name} not in base"] += 1
             continue
         try:
             head_policy = head.bundle.policy(name)

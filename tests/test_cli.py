@@ -440,7 +440,7 @@ def test_eval_yaml_and_json_requests_decide_the_same(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("request_text", "says"),
-    [("{messages: [", "not JSON, and not YAML: line 1, column 12"), ("- a\n", "not a mapping")],
+    [("{messages: [", "request.yaml:1:12: not JSON, and not YAML"), ("- a\n", "not a mapping")],
 )
 def test_eval_rejects_an_unreadable_request_with_exit_2(
     tmp_path: Path, request_text: str, says: str

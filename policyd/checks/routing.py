@@ -34,6 +34,7 @@ def check_tiers(
 ) -> None:
     """Every tier's targets, strategy and fallbacks, then fallback cycles between tiers."""
     tiers = policy.tiers
+    define = _define_hint(models)
     for tier_name in tiers:
         if tier_name in models:
             checker.add(
@@ -52,7 +53,7 @@ def check_tiers(
                     ("tiers", tier_name, "targets", i, "model"),
                     UNKNOWN_MODEL,
                     f"unknown model {target.model!r} in tier {tier_name!r}",
-                    suggest(target.model, models) or "define it under models: or in a ModelCatalog",
+                    suggest(target.model, models) or define,
                 )
         if tier.strategy == "weighted" and sum(t.weight for t in tier.targets) <= 0:
             checker.add(
@@ -83,9 +84,24 @@ def check_tiers(
                     UNKNOWN_TARGET,
                     f"fallback {entry!r} is neither a model nor a tier",
                     suggest(entry, [*models, *tiers])
-                    or "a fallback names a model (under models: or in a ModelCatalog) or a tier",
+                    or (
+                        "a fallback names a model (under models: or in a ModelCatalog) or a tier"
+                        if models
+                        else f"a fallback names a model or a tier; {define}"
+                    ),
                 )
     _check_cycles(policy, doc, checker)
+
+
+def _define_hint(models: dict[str, model.ModelSpec]) -> str:
+    """How to define a missing model; when the bundle defines no model at all, the likely
+    cause is a policy file checked without its catalog file."""
+    if not models:
+        return (
+            "define it under models:, or check this file together with the ModelCatalog "
+            "that defines it (policyd check policies/ reads a directory as one bundle)"
+        )
+    return "define it under models: or in a ModelCatalog"
 
 
 def _check_cycles(policy: model.Policy, doc: Document, checker: Checker) -> None:

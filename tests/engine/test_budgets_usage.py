@@ -93,7 +93,7 @@ def test_policyd_budgets_lists_live_counters(make_engine, redis_url, redis_prefi
     assert one.output.startswith("p/tenant-daily key globex window d")
     assert "usd 0.0001 spent + 0 reserved, limit 0.001" in one.output
     bad = runner.invoke(main, [*args, "--budget", "nope"])
-    assert bad.exit_code == 2 and "has no budget 'nope'" in bad.output
+    assert bad.exit_code == 2 and "no policy has a budget 'nope'" in bad.output
 
 
 def test_policyd_budgets_on_the_memory_store_says_what_it_can_see(make_engine, tmp_path):
