@@ -65,8 +65,28 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
     data = _git(top, "archive", "--format=tar", rev, "--", str(directory) or ".")
     out = scratch / name
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        archive.extractall(out, filter="data")
+        _extract(archive, out)
     return str(out / target.relative_to(top)), f"{rev} ({short})"
+
+
+def _extract(archive: tarfile.TarFile, out: Path) -> None:
+    """Extract ``git archive`` output: with tarfile's ``data`` filter where Python has it
+    (3.11.4+), else regular files and folders only, each kept inside ``out``."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(out, filter="data")
+        return
+    root = out.resolve()
+    for member in archive.getmembers():
+        dest = (root / member.name).resolve()
+        if not dest.is_relative_to(root) or not (member.isfile() or member.isdir()):
+            continue  # git writes neither links out of the tree nor devices; skip them anyway
+        if member.isdir():
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        source = archive.extractfile(member)
+        if source is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(source.read())
 
 
 @click.command("diff")

@@ -281,3 +281,30 @@ def test_a_policy_the_change_does_not_touch_is_reported_unchanged(bundle: Path, 
     code, out = diff(str(bundle), str(head), "--requests", str(reqs), "--policy", "support-bot")
     assert code == 0, out
     assert "10 requests replayed, 0 decisions changed" in out
+
+
+def test_git_archive_extraction_stays_inside_its_folder_without_the_data_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python before 3.11.4 has no tarfile data filter: the fallback keeps regular files
+    # and folders inside the scratch folder and skips anything else.
+    import io
+    import tarfile
+
+    from policyd.cli_diff import _extract
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, text in (("policies/a.yaml", b"kind: Policy\n"), ("../evil.yaml", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            archive.addfile(info, io.BytesIO(text))
+        link = tarfile.TarInfo("policies/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    out = tmp_path / "out"
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as archive:
+        _extract(archive, out)
+    assert (out / "policies" / "a.yaml").read_bytes() == b"kind: Policy\n"
+    assert not (tmp_path / "evil.yaml").exists() and not (out / "policies" / "link").exists()
