@@ -208,10 +208,20 @@ class _Refused(Exception):
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
 
 
+def _name_like(key: str) -> bool:
+    """A field name (``max_tokens``, ``gpt4o``, ``x-request-id``), not a token: an IBAN,
+    an API key or an id mixes capitals with digits or holds many digits."""
+    if not _PLAIN_KEY.fullmatch(key):
+        return False
+    digits = sum(ch.isdigit() for ch in key)
+    return digits == 0 or (digits <= 4 and not any(ch.isupper() for ch in key))
+
+
 def key_step(mapping: Mapping[Any, Any], key: Any) -> str:
     """How an error names a mapping's key: ``.tier`` for a name-like key; otherwise
-    its position (``[key #2]``), since a key such as an e-mail address is request data."""
-    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+    its position (``[key #2]``), since a key such as an e-mail address, an IBAN or an
+    API key is request data."""
+    if isinstance(key, str) and _name_like(key):
         return f".{key}"
     position = next((i for i, k in enumerate(mapping) if k is key or k == key), 0)
     return f"[key #{position}]"

@@ -240,8 +240,7 @@ class Telemetry:
         if outcome.latency_s is not None:
             attributes["policyd.latency_s"] = outcome.latency_s
         if outcome.error:
-            # the exception's class only: its message may quote the request
-            attributes["error.type"] = outcome.error.split(":", 1)[0]
+            attributes["error.type"] = error_type(outcome.error)
         span = self.tracer.start_span(
             f"policyd.record {policy.name}",
             kind=self._trace.SpanKind.INTERNAL,
@@ -286,3 +285,11 @@ def _cost(decision: Decision, outcome: Any) -> float | None:
     if info is None or not info.priced:
         return None
     return float(info.cost_micros(outcome.input_tokens or 0, outcome.output_tokens or 0)) / 1e6
+
+
+def error_type(error: str) -> str:
+    """The exception's class only (``ValueError``): its message, or an error given as
+    free text to ``record(error=...)``, may quote the request."""
+    head = error.split(":", 1)[0].strip()
+    name = head.replace(".", "_")
+    return head if name.isidentifier() and name.isascii() and len(head) <= 100 else "error"

@@ -65,6 +65,14 @@ def output_blocked(verdict: OutputVerdict, *, started: bool) -> Exception:
                         "blocked_by": verdict.blocked_by})  # fmt: skip
 
 
+def output_unchecked() -> Refusal:
+    """The answer to a request whose decision the hook no longer holds (dropped past the
+    in-flight bound): its output guardrails cannot run, so it is refused, not passed."""
+    message = ("policyd cannot check this answer: too many requests were in flight and its "
+               "decision was dropped; retry")  # fmt: skip
+    return Refusal(503, {"message": message, "type": "policyd_output_unchecked"})
+
+
 def blocked(exc: PolicyBlockedError) -> Refusal:
     """A request the policy blocked: 429 with ``Retry-After`` on a budget, else 400."""
     status = 429 if exc.kind == "budget" else 400

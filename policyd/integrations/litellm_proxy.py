@@ -81,6 +81,7 @@ from policyd.integrations._proxy_errors import (
     StreamBlockedError,
     bad_request,
     output_blocked,
+    output_unchecked,
 )
 from policyd.integrations._proxy_errors import blocked as blocked_error
 from policyd.integrations._proxy_report import (
@@ -318,6 +319,8 @@ class PolicydGuardrail(CustomGuardrail):
     ) -> Any:
         decision = self._decision(data)
         if decision is None:
+            if self._forgotten(data):
+                raise output_unchecked()
             return response
         started = time.time()
         verdicts: list[OutputVerdict] = []
@@ -351,6 +354,9 @@ class PolicydGuardrail(CustomGuardrail):
         self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
     ) -> AsyncGenerator[Any, None]:
         decision = self._decision(request_data)
+        if decision is None and self._forgotten(request_data):
+            await aclose_source(response)
+            raise output_unchecked()
         if decision is None or not has_output_guardrails(self.engine, decision):
             async for chunk in response:
                 yield chunk
@@ -435,6 +441,20 @@ class PolicydGuardrail(CustomGuardrail):
         while len(self._pending) > _MAX_PENDING:
             dropped, _ = self._pending.popitem(last=False)
             self._tries.pop(dropped, None)
+            log.warning(
+                "policyd: over %d requests in flight: dropped decision %s (its answer will "
+                "be refused if the policy checks output, and its spend is not recorded)",
+                _MAX_PENDING,
+                dropped,
+            )
+
+    def _forgotten(self, data: Mapping[str, Any]) -> bool:
+        """A request this hook decided (its decision id is on it) whose decision was
+        dropped, under a policy with output guardrails: fail closed, never pass it."""
+        if decision_id(data) is None:
+            return False
+        compiled = self.engine.compiled.policies.get(self.policy)
+        return bool(getattr(getattr(compiled, "output_guardrails", None), "guards", None))
 
     def _decision(self, data: Mapping[str, Any]) -> Decision | None:
         key = decision_id(data)

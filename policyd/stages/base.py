@@ -182,6 +182,11 @@ class Cooldowns:
 EventCallback = Callable[[dict[str, Any]], None]
 
 
+#: Event fields that hold a request value (a budget's key: a tenant id, an e-mail):
+#: callbacks get them (an alert must say whose budget), the log record does not.
+REQUEST_VALUE_FIELDS = frozenset({"key"})
+
+
 class Runtime:
     """State that outlives one policy revision; shared by every stage of every revision."""
 
@@ -196,7 +201,9 @@ class Runtime:
         self._callbacks.append(callback)
 
     def emit(self, event: dict[str, Any]) -> None:
-        log.info("policyd event %s", event.get("type"), extra={"policyd_event": event})
+        """Log the event (without the request values it holds) and pass it to callbacks."""
+        logged = {k: v for k, v in event.items() if k not in REQUEST_VALUE_FIELDS}
+        log.info("policyd event %s", event.get("type"), extra={"policyd_event": logged})
         for callback in list(self._callbacks):
             try:
                 callback(event)

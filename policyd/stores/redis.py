@@ -242,12 +242,29 @@ class RedisStore(ReplayMixin):
                     for call in self._cancel_calls(result, now_ms):
                         await self._acall(call)
                     result = codec.without_alerts(result)
+                await self._areplay_some(now)
             except _FAILURES as exc:
                 error = self._failed(exc)
+            except asyncio.CancelledError:
+                self._release_cancelled(decision_id, lines, slots)
+                raise
             else:
-                await self._areplay_some(now)
                 return result
         return ReserveResult(decision_id, False, codec.unknown_results(lines, slots), error)
+
+    def _release_cancelled(self, decision_id: str, lines: Sequence[Line], slots: Any) -> None:
+        """The caller was cancelled with the reserve sent (or made): nobody will settle it,
+        so journal its release (replayed, idempotently, after the next round trip; a
+        reserve that runs after the release is a no-op) instead of letting it hold the
+        budget until its ttl."""
+        unknown = ReserveResult(
+            decision_id, False, codec.unknown_results(lines, slots), "reserve cancelled"
+        )
+        log.warning(
+            "budget reservation of decision %s was cancelled in flight: releasing it",
+            decision_id,
+        )
+        self._keep(unknown, None)
 
     async def asettle(
         self, reservation: ReserveResult, actual: Amount | None, now: datetime
@@ -260,6 +277,9 @@ class RedisStore(ReplayMixin):
                 changed = self._settled(reservation, [await self._acall(c) for c in calls])
             except _FAILURES as exc:
                 self._failed(exc)
+            except asyncio.CancelledError:  # the settle may not have run: replay it
+                self._keep(reservation, actual)
+                raise
             else:
                 await self._areplay_some(now)
                 return changed
