@@ -10,17 +10,16 @@ documented by ``schemas/decision-log.schema.json``.
 from __future__ import annotations
 
 import atexit
-import collections
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from policyd.decision import Decision
 from policyd.errors import ConfigError
+from policyd.worker import BoundedWorker
 
 log = logging.getLogger("policyd")
 
@@ -224,7 +223,7 @@ class RotatingFile:
         self._fh.close()
 
 
-class DecisionLog:
+class DecisionLog(BoundedWorker):
     """A bounded queue and one writer thread; ``log_*`` never block and never raise.
 
     ``sink`` is a path (JSON Lines, rotated at ``max_bytes`` keeping ``backups`` old files)
@@ -247,34 +246,18 @@ class DecisionLog:
             self._callable = sink
         else:
             self._file = RotatingFile(sink, max_bytes, backups)
-        self.capacity = capacity
         # how to find a decision's revision and logged fields: one per engine writing here
         self.describers: list[Callable[[Decision], tuple[str, RequestFields] | None]] = (
             [describe] if describe is not None else []
         )
-        self.dropped = 0
         self.written = 0
         self.failed = 0
-        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._wake = threading.Event()
-        self._idle = False
-        self._drop_lock = threading.Lock()
-        self._closed = False
         self._scrub: Scrubber | None = None
-        self._thread = threading.Thread(target=self._run, name="policyd-decision-log", daemon=True)
-        self._thread.start()
+        self._batch: list[bytes] = []  # lines for the file, written at the end of a batch
+        super().__init__("policyd-decision-log", capacity)
         atexit.register(self.close)
 
     # -- the request path: append a tuple, nothing else ------------------------------------
-
-    def _put(self, item: tuple[Any, ...]) -> None:
-        if len(self._queue) >= self.capacity or self._closed:
-            with self._drop_lock:
-                self.dropped += 1
-            return
-        self._queue.append(item)
-        if self._idle:
-            self._wake.set()
 
     def log_decision(self, decision: Decision, now: datetime) -> None:
         self._put(("decision", decision, now))
@@ -288,68 +271,37 @@ class DecisionLog:
 
     # -- the writer thread -------------------------------------------------------------------
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every line queued so far is written; False on timeout."""
-        done = threading.Event()
-        self._queue.append(("flush", done))
-        self._wake.set()
-        return done.wait(timeout)
-
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, stop the thread, close the file."""
-        if self._closed:
-            return
-        self.flush(timeout)
-        self._closed = True
-        self._queue.append(("stop",))
-        self._wake.set()
-        self._thread.join(timeout)
+        super().close(timeout)
         atexit.unregister(self.close)
 
-    def _run(self) -> None:
-        queue = self._queue
-        while True:
-            batch: list[bytes] = []
-            flushes: list[threading.Event] = []
-            stop = False
-            while queue:
-                item = queue.popleft()
-                kind = item[0]
-                if kind == "flush":
-                    flushes.append(item[1])
-                    break
-                if kind == "stop":
-                    stop = True
-                    break
-                try:
-                    line = self._line(item)
-                    if self._callable is not None:
-                        self._callable(line)
-                    else:
-                        batch.append(json.dumps(line, default=_plain).encode() + b"\n")
-                    self.written += 1
-                except Exception:
-                    self.failed += 1
-                    log.exception("policyd: writing a decision log line failed")
-            if batch and self._file is not None:
-                try:
-                    for data in batch:  # line by line: a file rotates between lines
-                        self._file.write(data)
-                    self._file.flush()
-                except OSError:
-                    self.failed += len(batch)
-                    log.exception("policyd: writing the decision log failed")
-            for done in flushes:
-                done.set()
-            if stop:
-                if self._file is not None:
-                    self._file.close()
-                return
-            if not queue:
-                self._idle = True
-                self._wake.wait(0.25)
-                self._wake.clear()
-                self._idle = False
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        try:
+            line = self._line(item)
+            if self._callable is not None:
+                self._callable(line)
+            else:
+                self._batch.append(json.dumps(line, default=_plain).encode() + b"\n")
+            self.written += 1
+        except Exception:
+            self.failed += 1
+            log.exception("policyd: writing a decision log line failed")
+
+    def _batch_done(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch and self._file is not None:
+            try:
+                for data in batch:  # line by line: a file rotates between lines
+                    self._file.write(data)
+                self._file.flush()
+            except OSError:
+                self.failed += len(batch)
+                log.exception("policyd: writing the decision log failed")
+
+    def _stopped(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
     def describe(self, decision: Decision) -> tuple[str | None, RequestFields]:
         """The bundle revision that made ``decision`` and what its policy logs of a request

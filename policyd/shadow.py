@@ -10,7 +10,6 @@ its decisions are never returned, so nothing caches them. ``promote`` makes it l
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import random
@@ -28,6 +27,7 @@ from policyd.decision_log import decision_summary
 from policyd.diff import DiffReport
 from policyd.errors import ConfigError, RequestError
 from policyd.stages.base import DecisionState, Runtime, finish
+from policyd.worker import BoundedWorker
 
 if TYPE_CHECKING:
     from policyd.engine import Engine
@@ -110,7 +110,7 @@ def _random_pick(decision: Decision) -> bool:
     return any(t.outcome == "model" and "weighted, random" in t.detail for t in decision.trace)
 
 
-class Shadow:
+class Shadow(BoundedWorker):
     """A candidate revision compared with the live one on a sample of live requests."""
 
     def __init__(
@@ -127,7 +127,6 @@ class Shadow:
         live = engine._runtime
         self.path = os.fspath(path)
         self.rate = rate
-        self.capacity = capacity
         self.store = ReadOnlyStore(live.store)
         self.runtime = Runtime(live.clock, self.store)
         self.runtime.cooldowns = live.cooldowns  # read only: the candidate never records
@@ -140,15 +139,9 @@ class Shadow:
         self.report = DiffReport(
             "live", f"shadow {self.path}", engine.compiled.digest, self.compiled.digest
         )
-        self.dropped = 0
         self.sampled_out = 0
-        self._lock = threading.Lock()
-        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._wake = threading.Event()
-        self._idle = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="policyd-shadow", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()  # the report, read by summary() on other threads
+        super().__init__("policyd-shadow", capacity)
 
     # -- the request path ----------------------------------------------------------------------
 
@@ -156,34 +149,15 @@ class Shadow:
         if self.rate < 1.0 and random.random() >= self.rate:
             self.sampled_out += 1
             return
-        if len(self._queue) >= self.capacity or self._closed:
-            with self._lock:
-                self.dropped += 1
-            return
-        self._queue.append((decision, now))
-        if self._idle:
-            self._wake.set()
+        self._put((decision, now))
 
     # -- the shadow thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        queue = self._queue
-        while True:
-            while queue:
-                item = queue.popleft()
-                if item[0] == "flush":
-                    item[1].set()
-                    continue
-                if item[0] == "stop":
-                    return
-                try:
-                    self.compare(item[0], item[1])
-                except Exception:
-                    log.exception("policyd: a shadow comparison failed")
-            self._idle = True
-            self._wake.wait(0.25)
-            self._wake.clear()
-            self._idle = False
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        try:
+            self.compare(item[0], item[1])
+        except Exception:
+            log.exception("policyd: a shadow comparison failed")
 
     def decide(self, live: Decision, now: datetime) -> Decision | None:
         """The candidate's decision on the request ``live`` answered (same clock and id)."""
@@ -260,22 +234,6 @@ class Shadow:
         data["dropped"] = self.dropped
         data["rate"] = self.rate
         return data
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every decision offered so far is compared; False on timeout."""
-        done = threading.Event()
-        self._queue.append(("flush", done))
-        self._wake.set()
-        return done.wait(timeout)
-
-    def close(self, timeout: float = 10.0) -> None:
-        if self._closed:
-            return
-        self.flush(timeout)
-        self._closed = True
-        self._queue.append(("stop",))
-        self._wake.set()
-        self._thread.join(timeout)
 
 
 def report(engine: Engine) -> dict[str, Any] | None:
