@@ -56,8 +56,9 @@ def _cache_file(grammar: str) -> str | None:
     directory = os.path.join(base, "policyd")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        if os.stat(directory).st_uid != os.getuid():
-            return None  # someone else's directory: do not unpickle what they wrote
+        info = os.stat(directory)
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None  # others can write there: do not unpickle what they wrote
     except (OSError, AttributeError):  # AttributeError: no os.getuid (Windows)
         return None
     key = f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()

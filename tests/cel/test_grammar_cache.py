@@ -91,3 +91,12 @@ def test_check_does_not_import_cel_python() -> None:
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
+
+
+def test_no_cache_in_a_directory_others_can_write(
+    fresh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh.mkdir(mode=0o700)
+    fresh.chmod(0o777)
+    assert _plain(grammar.parser().parse("1 == 1"))[0] == "expr"
+    assert list(fresh.iterdir()) == []
