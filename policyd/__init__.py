@@ -22,10 +22,11 @@ if _typing.TYPE_CHECKING:
         TraceEntry,
     )
     from policyd.diagnostics import Diagnostic, PolicyError, Severity
-    from policyd.engine import Engine, Status
+    from policyd.engine import Engine
     from policyd.errors import ConfigError, OutcomeError, PolicydError, RequestError, UsageError
     from policyd.guardrails._core import GuardrailConfigError
     from policyd.guardrails.plugins import PluginError
+    from policyd.status import Status
     from policyd.stores.base import StoreError, StoreUnavailable
     from policyd.verdict import OutputFinding, OutputStep, OutputVerdict
 
@@ -44,7 +45,8 @@ _HOMES = {
         "TraceEntry",
     ),
     "policyd.diagnostics": ("Diagnostic", "PolicyError", "Severity"),
-    "policyd.engine": ("Engine", "Status"),
+    "policyd.engine": ("Engine",),
+    "policyd.status": ("Status",),
     "policyd.errors": ("ConfigError", "OutcomeError", "PolicydError", "RequestError", "UsageError"),
     "policyd.guardrails._core": ("GuardrailConfigError",),
     "policyd.guardrails.plugins": ("PluginError",),

@@ -9,11 +9,11 @@ cooldowns, event callbacks — lives in the :class:`Runtime`.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,51 +22,17 @@ from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
-from policyd.diagnostics import Diagnostic, PolicyError
+from policyd.diagnostics import Diagnostic
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime, finish
 from policyd.stages.output import OutputChecker, OutputVerdict
+from policyd.status import Status as Status
+
+log = logging.getLogger("policyd")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Status:
-    """What an operator asks a running engine: which revision, and what went wrong last.
-
-    ``last_error``/``last_error_at`` describe the most recent rejected revision (kept as
-    history); ``rejected_revision`` is the digest of files on disk that were rejected and
-    are not serving right now, ``None`` once the files match a good revision again.
-    """
-
-    path: str
-    revision: str
-    policies: tuple[str, ...]
-    loaded_at: datetime
-    reloads: int
-    rejected: int
-    last_error_at: datetime | None
-    last_error: tuple[Diagnostic, ...]
-    watching: bool
-    rejected_revision: str | None = None
-    watch_error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "revision": self.revision,
-            "policies": list(self.policies),
-            "loaded_at": self.loaded_at.isoformat(),
-            "reloads": self.reloads,
-            "rejected": self.rejected,
-            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
-            "last_error": [d.to_dict() for d in self.last_error],
-            "watching": self.watching,
-            "rejected_revision": self.rejected_revision,
-            "watch_error": self.watch_error,
-        }
 
 
 class Engine:
@@ -87,6 +53,7 @@ class Engine:
         self._reloads = 0
         self._rejected = 0
         self._last_error: tuple[Diagnostic, ...] = ()
+        self._rejected_revision: str | None = None  # files on disk that were rejected
         self._last_error_at: datetime | None = None
         self._watcher: Any = None
         self._observer: Any = None  # policyd.observers.Observers when logging/tracing/shadowing
@@ -368,7 +335,7 @@ class Engine:
             last_error_at=self._last_error_at,
             last_error=self._last_error,
             watching=watcher is not None and watcher.running,
-            rejected_revision=getattr(self, "_rejected_revision", None),
+            rejected_revision=self._rejected_revision,
             watch_error=watcher.error if watcher is not None else None,
         )
 
@@ -381,41 +348,23 @@ class Engine:
         ``status()``, the log and a ``reload_rejected`` event say why. Content identical
         to the serving revision is no new revision. Safe to call from any thread.
         """
-        import logging
-        import time
+        from policyd.reload.build import Rejected, Unchanged, build_revision
+        from policyd.reload.revisions import diff_revisions
 
-        from policyd import reload as rl
-
-        log = logging.getLogger("policyd")
         with self._reload_lock:
             started = time.perf_counter()
             current = self._current
-            bundle = None
-            try:
-                bundle = load_bundle(self._path)
-                if bundle.ok and rl.same_revision(bundle, current):
-                    if getattr(self, "_rejected_revision", None) is not None:
-                        self._rejected_revision: str | None = None
-                        self._runtime.emit(
-                            {
-                                "type": "reload_recovered",
-                                "path": self._path,
-                                "revision": current.digest,
-                            }
-                        )
-                    return False
-                compiled = compile_bundle(bundle, self._runtime, token_counter=self._counter)
-                rl.gate_revision(bundle)
-            except Exception as exc:
-                if isinstance(exc, PolicyError):
-                    errors = tuple(d for d in exc.diagnostics if d.is_error)
-                else:
-                    log.exception("policyd: building a revision of %s failed", self._path)
-                    errors = (rl.internal_error(self._path, exc),)
-                digest = bundle.digest if bundle is not None else None
-                if digest == getattr(self, "_rejected_revision", None) and (
-                    errors == self._last_error
-                ):
+            built = build_revision(self._path, current, self._runtime, self._counter)
+            if isinstance(built, Unchanged):
+                if self._rejected_revision is not None:
+                    self._rejected_revision = None
+                    self._runtime.emit(
+                        {"type": "reload_recovered", "path": self._path, "revision": current.digest}
+                    )
+                return False
+            if isinstance(built, Rejected):
+                digest, errors = built.digest, built.errors
+                if (digest, errors) == (self._rejected_revision, self._last_error):
                     return False  # the same broken files again: already reported
                 self._rejected += 1
                 self._rejected_revision = digest
@@ -438,10 +387,11 @@ class Engine:
                     }
                 )
                 return False
+            compiled = built.compiled
             self._current = compiled
             self._reloads += 1
             self._rejected_revision = None
-            diff = rl.diff_revisions(current, compiled)
+            diff = diff_revisions(current, compiled)
             took_ms = (time.perf_counter() - started) * 1000
             log.info(
                 "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
@@ -545,12 +495,6 @@ class Engine:
 
 
 def _open_store(store: Any, **options: Any) -> Any:
-    if store is None or store == "memory":
-        try:
-            from policyd.stores import open_store
-        except ImportError:
-            return None
-        return open_store(store, **options)
     from policyd.stores import open_store
 
     return open_store(store, **options)

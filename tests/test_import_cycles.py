@@ -25,12 +25,14 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
         # `policyd watch` session) and whose revision gate (policy tests, which decide
         # through an Engine) import the engine back. Since #15 the engine's observers
         # (shadow evaluation) join it: promoting the shadow candidate is a reload too
-        # (shadow.promote -> reload), reached from the engine through observers.
+        # (shadow.promote -> reload), reached from the engine through observers. Building
+        # a revision (load, compare, compile, gate) is reload/build.py.
         frozenset(
             {
                 "policyd.engine",
                 "policyd.observers",
                 "policyd.reload",
+                "policyd.reload.build",
                 "policyd.reload.control",
                 "policyd.reload.revisions",
                 "policyd.shadow",
