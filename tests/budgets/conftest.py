@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
+from budget_helpers import ThrowawayRedis
 
 from policyd.stores import MemoryStore, Store, open_store
 
@@ -20,3 +23,23 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     redis_store = open_store(url, key_prefix=prefix)
     yield redis_store
     redis_store.close()
+
+
+@pytest.fixture
+def idle_server() -> Iterator[ThrowawayRedis]:
+    """A private redis-server not started yet (a test starts, pauses or kills it)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI=true and redis-server is not on PATH")
+        pytest.skip("redis-server is not on PATH")
+    throwaway = ThrowawayRedis(executable)
+    yield throwaway
+    throwaway.kill()
+
+
+@pytest.fixture
+def server(idle_server: ThrowawayRedis) -> ThrowawayRedis:
+    """A private redis-server, started."""
+    idle_server.start()
+    return idle_server

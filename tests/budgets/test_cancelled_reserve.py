@@ -9,10 +9,7 @@ its whole ttl, with no decision left to settle it.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +18,6 @@ from test_redis_lost import CATALOG, DAY, POLICY, REQ
 
 from policyd import Engine
 from policyd.stores.redis import RedisStore
-
-
-@pytest.fixture
-def server() -> Iterator[ThrowawayRedis]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true and redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    throwaway = ThrowawayRedis(executable)
-    throwaway.start()
-    yield throwaway
-    throwaway.kill()
 
 
 def reserved_requests(store: RedisStore) -> int:

@@ -8,10 +8,7 @@ what the stage does with a store error, so both paths are exercised end to end.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -26,15 +23,8 @@ TTL_S = 30
 
 
 @pytest.fixture
-def server() -> Iterator[ThrowawayRedis]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true and redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    throwaway = ThrowawayRedis(executable)
-    yield throwaway
-    throwaway.kill()
+def server(idle_server: ThrowawayRedis) -> ThrowawayRedis:
+    return idle_server  # these tests start (and stop) it themselves
 
 
 def fast_store(url: str, **options: object) -> RedisStore:

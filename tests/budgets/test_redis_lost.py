@@ -9,11 +9,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import textwrap
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,19 +49,6 @@ budgets:
     on_store_error: block
 """
 REQ = {"tenant": {"id": "acme"}, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
-
-
-@pytest.fixture
-def server() -> Iterator[ThrowawayRedis]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true and redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    throwaway = ThrowawayRedis(executable)
-    throwaway.start()
-    yield throwaway
-    throwaway.kill()
 
 
 def engine_on(url: str, path: Path) -> Engine:
