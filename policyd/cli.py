@@ -385,28 +385,6 @@ def _write_or_echo(command: str, output: str | None, text: str) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
-@click.option(
-    "--debounce",
-    "debounce_ms",
-    type=click.IntRange(0, 60_000),
-    default=200,
-    show_default=True,
-    help="Wait this many ms after the last change before reloading.",
-)
-def watch(path: str, debounce_ms: int) -> None:
-    """Watch a bundle and print each accepted revision or rejection (Ctrl-C stops).
-
-    What an operator tails during a rollout: every accepted revision with its name,
-    version, digest and what changed; every rejected one with its diagnostics. The
-    last good revision keeps serving while the files are broken.
-    """
-    from policyd.reload import run_watch
-
-    sys.exit(run_watch(path, echo=click.echo, debounce_ms=debounce_ms))
-
-
-@main.command()
-@click.argument("path", type=click.Path(exists=True))
 @click.option("--policy", help="Only this policy (default: every policy with PolicyTest cases).")
 @click.option(
     "--n",
@@ -478,8 +456,10 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
 
 
 from policyd.cli_diff import diff_command  # noqa: E402 - after main is defined
+from policyd.cli_watch import watch_command  # noqa: E402
 
 main.add_command(diff_command)
+main.add_command(watch_command)
 main.add_command(budgets_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from policyd.bundle import load_bundle
+from policyd.bundle import Bundle, load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
 from policyd.diff_input import Replay, read_share, replays
@@ -86,7 +86,10 @@ _DRAWS = _Draws()
 class Side:
     """One revision, compiled on its own runtime with an in-memory budget store."""
 
-    def __init__(self, path: str, label: str, clock: datetime) -> None:
+    def __init__(
+        self, path: str, label: str, clock: datetime, *, bundle: Bundle | None = None
+    ) -> None:
+        """``bundle``: the bundle at ``path`` already loaded (else it is loaded here)."""
         from policyd.stores import MemoryStore
 
         self.label = label
@@ -94,7 +97,9 @@ class Side:
         self.runtime = Runtime(lambda: clock, MemoryStore())
         self.counter = TokenCounter()
         self.bundle: CompiledBundle = compile_bundle(
-            load_bundle(path), self.runtime, token_counter=self.counter
+            bundle if bundle is not None else load_bundle(path),
+            self.runtime,
+            token_counter=self.counter,
         )
 
     @property

@@ -28,12 +28,20 @@ _SKIP_DIRS = {".git", ".venv", ".ci-venv", ".ci-base-venv", ".pytest_cache", ".h
               ".benchmarks", "__pycache__", ".mutation"}  # fmt: skip
 
 
+# A segment of a `a && b` line needs the segments before it (`b` reads what `a` wrote):
+# segment -> the line up to and including it, which is what the test runs.
+WITH_PREREQUISITES: dict[str, str] = {}
+
+
 def readme_commands() -> list[str]:
     found: list[str] = []
     for block in re.findall(r"```bash\n(.*?)```", README, re.S):
         for line in block.splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
-            found += [seg.strip() for seg in line.split("&&") if seg.strip()]
+            segments = [seg.strip() for seg in line.split("&&") if seg.strip()]
+            for i, seg in enumerate(segments):
+                WITH_PREREQUISITES.setdefault(seg, " && ".join(segments[: i + 1]))
+            found += segments
     for span in re.findall(r"`([^`\n]+)`", README):
         if re.match(r"(policyd|python|pip|ruff|mypy)( |$)", span):
             found.append(span.replace("\\|", "|"))
@@ -71,8 +79,8 @@ def test_the_readme_shows_commands() -> None:
 @pytest.mark.parametrize("command", [c for c in COMMANDS if _is_concrete_policyd(c)])
 def test_concrete_policyd_commands_run(command: str, scratch: Path) -> None:
     result = subprocess.run(
-        command, shell=True, cwd=scratch, env=_env(scratch), capture_output=True,
-        text=True, timeout=300,
+        WITH_PREREQUISITES.get(command, command), shell=True, cwd=scratch,
+        env=_env(scratch), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
 
