@@ -290,7 +290,6 @@ class Engine:
         to the serving revision is no new revision. Safe to call from any thread.
         """
         from policyd.reload.build import Rejected, Unchanged, build_revision
-        from policyd.reload.revisions import diff_revisions
 
         with self._reload_lock:
             started = time.perf_counter()
@@ -304,58 +303,68 @@ class Engine:
                     )
                 return False
             if isinstance(built, Rejected):
-                digest, errors = built.digest, built.errors
-                if (digest, errors) == (self._rejected_revision, self._last_error):
-                    return False  # the same broken files again: already reported
-                self._rejected += 1
-                self._rejected_revision = digest
-                self._last_error = errors
-                self._last_error_at = self._runtime.clock()
-                log.warning(
-                    "policyd: rejected a new revision of %s; still serving %s:\n%s",
-                    self._path,
-                    current.digest[:12],
-                    "\n".join(str(d) for d in errors),
-                )
-                self._runtime.emit(
-                    {
-                        "type": "reload_rejected",
-                        "path": self._path,
-                        "revision": digest,
-                        "serving": current.digest,
-                        "at": self._last_error_at.isoformat(),
-                        "errors": [d.to_dict() for d in errors],
-                    }
-                )
+                self._reject(current, built.digest, built.errors)
                 return False
-            compiled = built.compiled
-            self._current = compiled
-            self._reloads += 1
-            self._rejected_revision = None
-            diff = diff_revisions(current, compiled)
-            took_ms = (time.perf_counter() - started) * 1000
-            log.info(
-                "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
-                compiled.digest[:12],
-                self._path,
-                current.digest[:12],
-                took_ms,
-                "; ".join(diff.lines()),
-            )
-            self._runtime.emit(
-                {
-                    "type": "reloaded",
-                    "path": self._path,
-                    "revision": compiled.digest,
-                    "previous": current.digest,
-                    "at": compiled.loaded_at.isoformat(),
-                    "compile_ms": took_ms,
-                    "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
-                    "changes": diff.to_dict(),
-                    "diff_lines": diff.lines(),
-                }
-            )
+            self._go_live(current, built.compiled, started)
             return True
+
+    def _reject(
+        self, current: CompiledBundle, digest: str | None, errors: tuple[Diagnostic, ...]
+    ) -> None:
+        """Record a rejected revision (once per distinct broken files): status, log, event."""
+        if (digest, errors) == (self._rejected_revision, self._last_error):
+            return  # the same broken files again: already reported
+        self._rejected += 1
+        self._rejected_revision = digest
+        self._last_error = errors
+        self._last_error_at = at = self._runtime.clock()
+        log.warning(
+            "policyd: rejected a new revision of %s; still serving %s:\n%s",
+            self._path,
+            current.digest[:12],
+            "\n".join(str(d) for d in errors),
+        )
+        self._runtime.emit(
+            {
+                "type": "reload_rejected",
+                "path": self._path,
+                "revision": digest,
+                "serving": current.digest,
+                "at": at.isoformat(),
+                "errors": [d.to_dict() for d in errors],
+            }
+        )
+
+    def _go_live(self, current: CompiledBundle, compiled: CompiledBundle, started: float) -> None:
+        """Swap to ``compiled`` (one reference assignment); log and emit what changed."""
+        from policyd.reload.revisions import diff_revisions
+
+        self._current = compiled
+        self._reloads += 1
+        self._rejected_revision = None
+        diff = diff_revisions(current, compiled)
+        took_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
+            compiled.digest[:12],
+            self._path,
+            current.digest[:12],
+            took_ms,
+            "; ".join(diff.lines()),
+        )
+        self._runtime.emit(
+            {
+                "type": "reloaded",
+                "path": self._path,
+                "revision": compiled.digest,
+                "previous": current.digest,
+                "at": compiled.loaded_at.isoformat(),
+                "compile_ms": took_ms,
+                "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
+                "changes": diff.to_dict(),
+                "diff_lines": diff.lines(),
+            }
+        )
 
     def start_watching_thread(
         self, *, debounce_ms: int = 200, force_polling: bool | None = None
