@@ -23,8 +23,8 @@ from policyd.deciding import decision_flow, outcome_of, record_attempt, record_f
 from policyd.decision import Decision
 from policyd.diagnostics import Diagnostic
 from policyd.request import TokenCounter
-from policyd.stages.base import EventCallback, Outcome, Runtime
-from policyd.stages.flow import Flow, adrive, drive
+from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime
+from policyd.stages.flow import adrive, drive
 from policyd.stages.output import OutputChecker, OutputVerdict
 from policyd.status import Status as Status
 from policyd.stores.base import Store
@@ -110,20 +110,25 @@ class Engine:
 
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""
-        return drive(self._deciding(request, policy))
+        compiled, state, started = self._open(request, policy)
+        return self._decided(drive(decision_flow(compiled, state)), state, started)
 
     async def adecide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Like decide(), with store I/O awaited instead of blocking the event loop."""
-        return await adrive(self._deciding(request, policy))
+        compiled, state, started = self._open(request, policy)
+        return self._decided(await adrive(decision_flow(compiled, state)), state, started)
 
-    def _deciding(self, request: Mapping[str, Any], policy: str | None) -> Flow[Decision]:
-        """The one core of decide() and adecide(): the serving revision's decision flow,
-        observed (decision log, telemetry, shadow) when observers are attached."""
+    def _open(
+        self, request: Mapping[str, Any], policy: str | None
+    ) -> tuple[CompiledPolicy, DecisionState, int]:
+        """The serving revision's policy, a started decision, and when it started (timed
+        only for observers: decision log, telemetry, shadow)."""
         compiled = self._current.policy(policy)
+        started = time.perf_counter_ns() if self._observer is not None else 0
+        return compiled, start(compiled, self._runtime, self._counter, request), started
+
+    def _decided(self, decision: Decision, state: DecisionState, started: int) -> Decision:
         observer = self._observer
-        started = time.perf_counter_ns() if observer is not None else 0
-        state = start(compiled, self._runtime, self._counter, request)
-        decision = yield from decision_flow(compiled, state)
         if observer is not None:
             observer.decided(decision, state.now, started)
         return decision
