@@ -139,15 +139,15 @@ def _prefix(engine: Engine, upto: int) -> Callable[[dict[str, Any]], Any]:
 
     compiled = engine.compiled.policy(None)
     clock, counter = engine._runtime.clock, engine._counter.name
-    stages = compiled.stages[: max(0, upto - 1)]
+    steps = compiled.steps[: max(0, upto - 1)]
 
     def run(request: dict[str, Any]) -> Any:
         prepared = compiled.shape.prepare(request)
         if upto < 1:
             return prepared
         state = DecisionState(prepared, clock(), os.urandom(16).hex(), counter)
-        for stage in stages:
-            stage.run(state)
+        for step in steps:
+            step.run(state)
             if state.blocked_by is not None:
                 break
         return finish(state, compiled.ref, compiled) if upto == len(PHASES) - 1 else state

@@ -47,13 +47,13 @@ def phases(engine: Engine, requests: list[dict[str, Any]]) -> dict[str, float]:
     start = clock()
     states = [DecisionState(p, runtime.clock(), os.urandom(16).hex(), counter) for p in prepared]
     out["state: clock, decision id, DecisionState"] += clock() - start
-    for stage in compiled.stages:
+    for step in compiled.steps:
         live = [s for s in states if s.blocked_by is None]
-        run = stage.run
+        run = step.run
         start = clock()
         for state in live:
             run(state)
-        out[f"stage {stage.name}"] += clock() - start
+        out[f"stage {step.name}"] += clock() - start
     start = clock()
     decisions = [finish(s, compiled.ref, compiled) for s in states]
     out["finish: building the frozen Decision"] += clock() - start

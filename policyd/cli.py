@@ -394,14 +394,18 @@ def _write_or_echo(command: str, output: str | None, text: str) -> None:
     show_default=True,
     help="Timed decide() calls per policy.",
 )
-def bench(path: str, policy: str | None, calls: int) -> None:
+@click.option(
+    "--stages", is_flag=True, help="Then time each stage of the decision (mean µs, share)."
+)
+def bench(path: str, policy: str | None, calls: int, stages: bool) -> None:
     """Time decide() on a bundle: median, p99 and decisions per second per policy.
 
     The requests are the bundle's own PolicyTest cases (each policy's cases, in a
     loop), decided with an in-memory store; a policy without cases is timed on an
-    empty request.
+    empty request. ``--stages`` then prints a second table: per stage, how many
+    decisions reached it, its mean time and its share of decide().
     """
-    from policyd.benchmark import run_bench
+    from policyd.benchmark import run_bench, run_stage_bench
     from policyd.words import suggest
 
     engine = _engine_or_exit(path, None, _engine_class())
@@ -410,8 +414,13 @@ def bench(path: str, policy: str | None, calls: int) -> None:
         hint = suggest(policy, engine.policies) or f"policies: {known}"
         click.echo(f"policyd bench: unknown policy {policy!r} ({hint})", err=True)
         sys.exit(2)
-    for line in run_bench(engine, load_bundle(path), policy=policy, calls=calls):
+    bundle = load_bundle(path)
+    for line in run_bench(engine, bundle, policy=policy, calls=calls):
         click.echo(line)
+    if stages:
+        click.echo("")
+        for line in run_stage_bench(bundle, policy=policy, calls=calls):
+            click.echo(line)
 
 
 def _engine_class() -> Any:

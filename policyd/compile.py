@@ -1,67 +1,26 @@
 """Compiler: a validated bundle -> an immutable :class:`CompiledBundle` of policies.
 
 Each policy becomes a :class:`CompiledPolicy`: its request shape and an
-ordered tuple of stages, each compiled by its own stage class from its own
-section of the policy. The engine only runs the stages in order; adding a
-stage means adding one line to :data:`STAGE_BUILDERS`.
+ordered tuple of steps, each a stage compiled by its own class from its own
+section of the policy and bound by :mod:`policyd.pipeline` (which names and
+orders the stages). Deciding (:mod:`policyd.deciding`) only runs the steps in
+order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from policyd.bundle import Bundle, policy_digest
 from policyd.decision import PolicyRef
 from policyd.diagnostics import PolicyError
+from policyd.pipeline import StageTimings, Step, build_steps, timed
 from policyd.prices import ModelInfo, resolve
 from policyd.request import RequestShape, TokenCounter
 from policyd.stages.base import CompileEnv, Runtime, Stage
-from policyd.stages.cache import CacheStage
-from policyd.stages.guardrails import InputGuardrailsStage
 from policyd.stages.output import OutputGuardrails
-from policyd.stages.prompts import PromptsStage
-from policyd.stages.routing import RoutingStage
-
-
-def _guardrails(env: CompileEnv) -> Stage | None:
-    guards = env.ctx.policy.guardrails.input
-    return InputGuardrailsStage(env, guards) if guards else None
-
-
-def _routing(env: CompileEnv) -> Stage | None:
-    routing = env.ctx.policy.routing
-    return RoutingStage(env, routing) if routing is not None else None
-
-
-def _budgets(env: CompileEnv) -> Stage | None:
-    if not env.ctx.policy.budgets:
-        return None
-    from policyd.stages.budgets import BudgetsStage
-
-    return BudgetsStage(env, env.ctx.policy.budgets)
-
-
-def _cache(env: CompileEnv) -> Stage | None:
-    cache = env.ctx.policy.cache
-    return CacheStage(env, cache) if cache.rules else None
-
-
-def _prompts(env: CompileEnv) -> Stage | None:
-    policy = env.ctx.policy
-    return PromptsStage(env, policy) if policy.prompts else None
-
-
-# The order decisions run in: guardrails see the raw request, routing picks a
-# model, budgets price and reserve it (and may re-route), then cache and prompts.
-STAGE_BUILDERS: tuple[tuple[str, Callable[[CompileEnv], Stage | None]], ...] = (
-    ("guardrails", _guardrails),
-    ("routing", _routing),
-    ("budgets", _budgets),
-    ("cache", _cache),
-    ("prompts", _prompts),
-)
 
 
 @dataclass(frozen=True)
@@ -71,10 +30,23 @@ class CompiledPolicy:
     name: str
     ref: PolicyRef
     shape: RequestShape
-    stages: tuple[Stage, ...]
+    steps: tuple[Step, ...]
     models: Mapping[str, ModelInfo]
-    stage_by_name: Mapping[str, Stage] = field(default_factory=dict)
     output_guardrails: OutputGuardrails | None = None
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stage objects, in the order they run."""
+        return tuple(step.stage for step in self.steps)
+
+    @property
+    def stage_by_name(self) -> Mapping[str, Stage]:
+        return {step.name: step.stage for step in self.steps}
+
+    def timed(self, timings: StageTimings) -> CompiledPolicy:
+        """This policy with every step adding its time to ``timings`` (for benchmarks;
+        the policy itself is left as it is, so timing costs it nothing)."""
+        return replace(self, steps=timed(self.steps, timings))
 
 
 @dataclass(frozen=True)
@@ -123,24 +95,14 @@ def compile_bundle(
     for name, ctx in bundle.policies.items():
         models = {model_id: resolve(model_id, spec) for model_id, spec in ctx.models.items()}
         env = CompileEnv(ctx=ctx, models=models, runtime=runtime, policy_name=name)
-        stages = []
-        by_name = {}
-        for stage_name, build in STAGE_BUILDERS:
-            stage = build(env)
-            if stage is not None:
-                stages.append(stage)
-                by_name[stage_name] = stage
-        if "budgets" in by_name:
-            by_name["budgets"].routing = by_name.get("routing")  # type: ignore[attr-defined]
         ref = PolicyRef(name, ctx.policy.metadata.version, policy_digest(ctx))
         output = OutputGuardrails(ctx.policy.guardrails.output, ctx.expressions)
         compiled[name] = CompiledPolicy(
             name=name,
             ref=ref,
             shape=RequestShape(ctx.declarations["request"], counter),
-            stages=tuple(stages),
+            steps=build_steps(env),
             models=models,
-            stage_by_name=by_name,
             output_guardrails=output,
         )
     return CompiledBundle(compiled, bundle.digest, bundle, runtime.clock())

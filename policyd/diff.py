@@ -18,11 +18,13 @@ from typing import Any
 
 from policyd.bundle import Bundle, load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
+from policyd.deciding import decision_flow, record
 from policyd.decision import Decision
 from policyd.diff_input import Replay, read_share, replays
 from policyd.errors import RequestError
 from policyd.request import TokenCounter
-from policyd.stages.base import DecisionState, Outcome, Runtime, evaluate, finish
+from policyd.stages.base import DecisionState, Outcome, Runtime, evaluate
+from policyd.stages.flow import drive
 
 FIELDS = ("allowed", "blocked_by", "tier", "model", "fallbacks", "cache_ttl")
 
@@ -115,19 +117,12 @@ class Side:
     ) -> tuple[Decision, DecisionState]:
         _DRAWS.reset(item.id)  # weighted routing without a sticky key: same draw both sides
         state = DecisionState(policy.shape.prepare(item.request), now, item.id, self.counter.name)
-        for stage in policy.stages:
-            stage.run(state)
-            if state.blocked_by is not None:
-                break
-        decision = finish(state, policy.ref, policy)
+        decision = drive(decision_flow(policy, state))
         if decision.reservation is not None and item.output_tokens is not None:
             outcome = Outcome(
                 decision.model, None, None, item.input_tokens, item.output_tokens, None, now
             )
-            for stage in policy.stages:
-                hook = getattr(stage, "record", None)
-                if hook is not None:
-                    hook(decision, outcome)
+            record(policy, decision, outcome)
         return decision, state
 
 

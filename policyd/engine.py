@@ -8,7 +8,6 @@ cooldowns, event callbacks — lives in the :class:`Runtime`.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -17,16 +16,18 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from policyd.budgets.outcome import check_outcome
 from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
+from policyd.deciding import decision_flow, outcome_of, record_attempt, record_flow, start
 from policyd.decision import Decision
 from policyd.diagnostics import Diagnostic
 from policyd.request import TokenCounter
-from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime, finish
+from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime
+from policyd.stages.flow import adrive, drive
 from policyd.stages.output import OutputChecker, OutputVerdict
 from policyd.status import Status as Status
+from policyd.stores.base import Store
 
 log = logging.getLogger("policyd")
 
@@ -107,42 +108,27 @@ class Engine:
 
     # -- deciding ---------------------------------------------------------------------------
 
-    def _start(self, policy: CompiledPolicy, request: Any) -> DecisionState:
-        prepared = policy.shape.prepare(request)
-        return DecisionState(
-            prepared, self._runtime.clock(), os.urandom(16).hex(), self._counter.name
-        )
-
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""
-        compiled = self._current.policy(policy)
-        observer = self._observer
-        started = time.perf_counter_ns() if observer is not None else 0
-        state = self._start(compiled, request)
-        for stage in compiled.stages:
-            stage.run(state)
-            if state.blocked_by is not None:
-                break
-        decision = finish(state, compiled.ref, compiled)
-        if observer is not None:
-            observer.decided(decision, state.now, started)
-        return decision
+        compiled, state, started = self._open(request, policy)
+        return self._decided(drive(decision_flow(compiled, state)), state, started)
 
     async def adecide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Like decide(), with store I/O awaited instead of blocking the event loop."""
+        compiled, state, started = self._open(request, policy)
+        return self._decided(await adrive(decision_flow(compiled, state)), state, started)
+
+    def _open(
+        self, request: Mapping[str, Any], policy: str | None
+    ) -> tuple[CompiledPolicy, DecisionState, int]:
+        """The serving revision's policy, a started decision, and when it started (timed
+        only for observers: decision log, telemetry, shadow)."""
         compiled = self._current.policy(policy)
+        started = time.perf_counter_ns() if self._observer is not None else 0
+        return compiled, start(compiled, self._runtime, self._counter, request), started
+
+    def _decided(self, decision: Decision, state: DecisionState, started: int) -> Decision:
         observer = self._observer
-        started = time.perf_counter_ns() if observer is not None else 0
-        state = self._start(compiled, request)
-        for stage in compiled.stages:
-            arun = getattr(stage, "arun", None)
-            if arun is not None:
-                await arun(state)
-            else:
-                stage.run(state)
-            if state.blocked_by is not None:
-                break
-        decision = finish(state, compiled.ref, compiled)
         if observer is not None:
             observer.decided(decision, state.now, started)
         return decision
@@ -167,16 +153,31 @@ class Engine:
         no store can count (negative, NaN, infinite, too large) raises OutcomeError
         naming it, after the reservation was settled as if no figures were reported.
         """
-        problem = check_outcome(input_tokens, output_tokens, cost_usd)
-        if problem is not None:
-            input_tokens = output_tokens = cost_usd = None
-        outcome = self._outcome(
-            decision, input_tokens, output_tokens, cost_usd, error, latency_s, model
+        outcome, problem = outcome_of(
+            decision, self._runtime, input_tokens, output_tokens, cost_usd, error, latency_s, model
         )
-        for stage in self._stages_for(decision):
-            hook = getattr(stage, "record", None)
-            if hook is not None:
-                hook(decision, outcome)
+        drive(record_flow(self._compiled_for(decision), decision, outcome))
+        self._recorded(decision, outcome, problem)
+
+    async def arecord(
+        self,
+        decision: Decision,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        error: BaseException | str | None = None,
+        latency_s: float | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Like record(), with store I/O awaited."""
+        outcome, problem = outcome_of(
+            decision, self._runtime, input_tokens, output_tokens, cost_usd, error, latency_s, model
+        )
+        await adrive(record_flow(self._compiled_for(decision), decision, outcome))
+        self._recorded(decision, outcome, problem)
+
+    def _recorded(self, decision: Decision, outcome: Outcome, problem: Exception | None) -> None:
         if self._observer is not None:
             self._observer.recorded(decision, outcome)
         if problem is not None:
@@ -194,61 +195,10 @@ class Engine:
 
         Feeds cooldowns only; budgets settle once per decision, with ``record()``.
         """
-        outcome = self._outcome(decision, None, None, None, error, latency_s, model)
-        for stage in self._stages_for(decision):
-            if getattr(stage, "name", None) == "routing":
-                stage.record(decision, outcome)
+        outcome, _ = outcome_of(decision, self._runtime, None, None, None, error, latency_s, model)
+        record_attempt(self._compiled_for(decision), decision, outcome)
         if self._observer is not None:
             self._observer.attempted(decision, outcome)
-
-    async def arecord(self, decision: Decision, **kwargs: Any) -> None:
-        """Like record(), with store I/O awaited."""
-        figures = [kwargs.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")]
-        problem = check_outcome(*figures)
-        if problem is not None:
-            figures = [None, None, None]
-        outcome = self._outcome(
-            decision,
-            figures[0],
-            figures[1],
-            figures[2],
-            kwargs.get("error"),
-            kwargs.get("latency_s"),
-            kwargs.get("model"),
-        )
-        for stage in self._stages_for(decision):
-            hook = getattr(stage, "arecord", None) or getattr(stage, "record", None)
-            if hook is None:
-                continue
-            result = hook(decision, outcome)
-            if inspect.isawaitable(result):
-                await result
-        if self._observer is not None:
-            self._observer.recorded(decision, outcome)
-        if problem is not None:
-            raise problem
-
-    def _outcome(
-        self,
-        decision: Decision,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cost_usd: float | None,
-        error: BaseException | str | None,
-        latency_s: float | None,
-        model: str | None,
-    ) -> Outcome:
-        if error is not None and not isinstance(error, str):
-            error = f"{type(error).__name__}: {error}"
-        return Outcome(
-            model=model or decision.model,
-            error=error,
-            latency_s=latency_s,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd,
-            at=self._runtime.clock(),
-        )
 
     def _compiled_for(self, decision: Decision) -> CompiledPolicy | None:
         """The revision that made ``decision`` (one revision from decide to record),
@@ -257,10 +207,6 @@ class Engine:
         if isinstance(made_by, CompiledPolicy):
             return made_by
         return self._current.policies.get(decision.policy.name)
-
-    def _stages_for(self, decision: Decision) -> tuple[Any, ...]:
-        compiled = self._compiled_for(decision)
-        return compiled.stages if compiled is not None else ()
 
     # -- budgets -----------------------------------------------------------------------------
 
@@ -349,7 +295,6 @@ class Engine:
         to the serving revision is no new revision. Safe to call from any thread.
         """
         from policyd.reload.build import Rejected, Unchanged, build_revision
-        from policyd.reload.revisions import diff_revisions
 
         with self._reload_lock:
             started = time.perf_counter()
@@ -363,58 +308,68 @@ class Engine:
                     )
                 return False
             if isinstance(built, Rejected):
-                digest, errors = built.digest, built.errors
-                if (digest, errors) == (self._rejected_revision, self._last_error):
-                    return False  # the same broken files again: already reported
-                self._rejected += 1
-                self._rejected_revision = digest
-                self._last_error = errors
-                self._last_error_at = self._runtime.clock()
-                log.warning(
-                    "policyd: rejected a new revision of %s; still serving %s:\n%s",
-                    self._path,
-                    current.digest[:12],
-                    "\n".join(str(d) for d in errors),
-                )
-                self._runtime.emit(
-                    {
-                        "type": "reload_rejected",
-                        "path": self._path,
-                        "revision": digest,
-                        "serving": current.digest,
-                        "at": self._last_error_at.isoformat(),
-                        "errors": [d.to_dict() for d in errors],
-                    }
-                )
+                self._reject(current, built.digest, built.errors)
                 return False
-            compiled = built.compiled
-            self._current = compiled
-            self._reloads += 1
-            self._rejected_revision = None
-            diff = diff_revisions(current, compiled)
-            took_ms = (time.perf_counter() - started) * 1000
-            log.info(
-                "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
-                compiled.digest[:12],
-                self._path,
-                current.digest[:12],
-                took_ms,
-                "; ".join(diff.lines()),
-            )
-            self._runtime.emit(
-                {
-                    "type": "reloaded",
-                    "path": self._path,
-                    "revision": compiled.digest,
-                    "previous": current.digest,
-                    "at": compiled.loaded_at.isoformat(),
-                    "compile_ms": took_ms,
-                    "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
-                    "changes": diff.to_dict(),
-                    "diff_lines": diff.lines(),
-                }
-            )
+            self._go_live(current, built.compiled, started)
             return True
+
+    def _reject(
+        self, current: CompiledBundle, digest: str | None, errors: tuple[Diagnostic, ...]
+    ) -> None:
+        """Record a rejected revision (once per distinct broken files): status, log, event."""
+        if (digest, errors) == (self._rejected_revision, self._last_error):
+            return  # the same broken files again: already reported
+        self._rejected += 1
+        self._rejected_revision = digest
+        self._last_error = errors
+        self._last_error_at = at = self._runtime.clock()
+        log.warning(
+            "policyd: rejected a new revision of %s; still serving %s:\n%s",
+            self._path,
+            current.digest[:12],
+            "\n".join(str(d) for d in errors),
+        )
+        self._runtime.emit(
+            {
+                "type": "reload_rejected",
+                "path": self._path,
+                "revision": digest,
+                "serving": current.digest,
+                "at": at.isoformat(),
+                "errors": [d.to_dict() for d in errors],
+            }
+        )
+
+    def _go_live(self, current: CompiledBundle, compiled: CompiledBundle, started: float) -> None:
+        """Swap to ``compiled`` (one reference assignment); log and emit what changed."""
+        from policyd.reload.revisions import diff_revisions
+
+        self._current = compiled
+        self._reloads += 1
+        self._rejected_revision = None
+        diff = diff_revisions(current, compiled)
+        took_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
+            compiled.digest[:12],
+            self._path,
+            current.digest[:12],
+            took_ms,
+            "; ".join(diff.lines()),
+        )
+        self._runtime.emit(
+            {
+                "type": "reloaded",
+                "path": self._path,
+                "revision": compiled.digest,
+                "previous": current.digest,
+                "at": compiled.loaded_at.isoformat(),
+                "compile_ms": took_ms,
+                "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
+                "changes": diff.to_dict(),
+                "diff_lines": diff.lines(),
+            }
+        )
 
     def start_watching_thread(
         self, *, debounce_ms: int = 200, force_polling: bool | None = None
@@ -424,7 +379,8 @@ class Engine:
         Returns once the file system watches are in place. ``debounce_ms`` is the quiet
         time to wait after the last change (sync tools write many files).
         """
-        from policyd.reload import Watcher, prompt_files
+        from policyd.reload.revisions import prompt_files
+        from policyd.reload.watcher import Watcher
 
         if self._watcher is None:
             self._watcher = Watcher(
@@ -457,7 +413,7 @@ class Engine:
 
     def install_sighup_handler(self) -> None:
         """Reload on SIGHUP (``kill -HUP <pid>``). Call from the main thread; undone by close()."""
-        from policyd.reload import install_sighup
+        from policyd.reload.control import install_sighup
 
         if getattr(self, "_sighup_undo", None) is None:
             self._sighup_undo: Callable[[], None] | None = install_sighup(self)
@@ -483,9 +439,7 @@ class Engine:
         if undo is not None:
             self._sighup_undo = None
             undo()
-        close = getattr(self._runtime.store, "close", None)
-        if close is not None:
-            close()
+        self._runtime.store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -494,7 +448,7 @@ class Engine:
         self.close()
 
 
-def _open_store(store: Any, **options: Any) -> Any:
+def _open_store(store: Any, **options: Any) -> Store:
     from policyd.stores import open_store
 
     return open_store(store, **options)

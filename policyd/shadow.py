@@ -22,11 +22,13 @@ from policyd.budgets.ledger import Amount, Line, LineResult, ReserveResult
 from policyd.budgets.windows import Window, current_window
 from policyd.bundle import load_bundle
 from policyd.compile import compile_bundle
+from policyd.deciding import decision_flow
 from policyd.decision import Decision
 from policyd.decision_log import decision_summary
 from policyd.diff import DiffReport
 from policyd.errors import ConfigError, RequestError
-from policyd.stages.base import DecisionState, Runtime, finish
+from policyd.stages.base import DecisionState, Runtime
+from policyd.stages.flow import drive
 from policyd.worker import BoundedWorker
 
 if TYPE_CHECKING:
@@ -168,11 +170,7 @@ class Shadow(BoundedWorker):
             compiled.shape.prepare(live.request), now, live.id, self._counter.name
         )
         self.store.seen = live.reservation
-        for stage in compiled.stages:
-            stage.run(state)
-            if state.blocked_by is not None:
-                break
-        return finish(state, compiled.ref, compiled)
+        return drive(decision_flow(compiled, state))
 
     def compare(self, live: Decision, now: datetime) -> dict[str, tuple[str, str]]:
         try:
@@ -246,7 +244,7 @@ def report(engine: Engine) -> dict[str, Any] | None:
 def promote(engine: Engine) -> bool:
     """Make the shadow candidate live (compiled again on the live runtime and store); the
     engine then reloads from the candidate's path. False when there is no shadow."""
-    from policyd import reload as rl
+    from policyd.reload.revisions import diff_revisions
 
     observers = engine._observer
     shadow = observers.shadow if observers is not None else None
@@ -264,7 +262,7 @@ def promote(engine: Engine) -> bool:
     if watching:
         engine.stop_watching()
         engine.start_watching_thread()
-    diff = rl.diff_revisions(previous, compiled)
+    diff = diff_revisions(previous, compiled)
     engine._runtime.emit(
         {
             "type": "reloaded",

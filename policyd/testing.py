@@ -5,9 +5,10 @@ itself contains dots (``prompts.support-system.version``) is resolved by
 trying the longest key that exists at each level. A case with an ``output``
 (the model's answer) also runs ``engine.check_output`` on it, and ``output.*``
 paths go into that verdict's ``to_dict()`` plus ``text`` (the answer as shown,
-redacted). Cases of one file share an engine and clock holder, so a file can
-test a sequence (e.g. budget use): a case's ``record`` reports an outcome of its call
-(``engine.record``) for the cases after it, and ``repeat`` runs a case several times.
+redacted). Cases of one file share a compiled revision, an in-memory store and a
+clock, so a file can test a sequence (e.g. budget use): a case's ``record`` reports an
+outcome of its call (as ``Engine.record``) for the cases after it, and ``repeat`` runs a
+case several times. Cases are decided by :mod:`policyd.deciding`, as the engine decides.
 A failed case carries ``why``: the lines of the decision's trace that explain it.
 """
 
@@ -20,12 +21,14 @@ from typing import Any
 
 from policyd import fields, model
 from policyd.bundle import Bundle
-from policyd.compile import compile_bundle
-from policyd.engine import Engine
+from policyd.compile import CompiledBundle, compile_bundle
+from policyd.deciding import decide, outcome_of, record
+from policyd.decision import Decision
 from policyd.errors import RequestError
 from policyd.loader import Document
 from policyd.request import TokenCounter
 from policyd.stages.base import Runtime
+from policyd.stages.output import OutputVerdict
 
 _MISSING = object()
 
@@ -190,11 +193,7 @@ def _run_file(
     bundle: Bundle, test: model.PolicyTest, doc: Document, coverage: Coverage
 ) -> list[CaseResult]:
     clock = _Clock()
-    runtime = Runtime(clock, _memory_store())
-    counter = TokenCounter()
-    engine = Engine(
-        compile_bundle(bundle, runtime, token_counter=counter), runtime, bundle.path, counter
-    )
+    session = _Session(bundle, clock)
     results = []
     for i, case in enumerate(test.cases):
         line = doc.source_map.value(("cases", i)).line
@@ -203,7 +202,7 @@ def _run_file(
         result = CaseResult(test.metadata.name, case.name, test.policy, doc.file, line, True)
         for run in range(1, case.repeat + 1):
             try:
-                decision, actual = _run_case(engine, test.policy, case)
+                decision, actual = _run_case(session, test.policy, case)
             except _CaseError as exc:
                 result = replace(result, passed=False, error=str(exc), run=run)
                 break
@@ -213,7 +212,7 @@ def _run_file(
                 reached.update(reached_rules(actual["output"]["trace"]))
             mismatches = compare(case.expect, actual)
             if case.record is not None:
-                _record(engine, decision, case.record)
+                session.record(decision, case.record)
             if mismatches:
                 why = explain(actual, mismatches)
                 result = replace(
@@ -221,7 +220,7 @@ def _run_file(
                 )
                 break
         results.append(result)
-    engine.close()
+    session.runtime.store.close()
     return results
 
 
@@ -283,22 +282,52 @@ def _deciding_stage(trace: list[dict[str, Any]]) -> str | None:
     return "routing" if any(e["stage"] == "routing" for e in trace) else None
 
 
-def _record(engine: Engine, decision: Any, outcome: model.RecordedOutcome) -> None:
-    engine.record(
-        decision,
-        input_tokens=outcome.input_tokens,
-        output_tokens=outcome.output_tokens,
-        cost_usd=outcome.cost_usd,
-        error=outcome.error,
-        model=outcome.model,
-    )
+class _Session:
+    """One test file's revision, compiled on its own runtime (in-memory store, the file's
+    clock): decides, checks answers and records outcomes as the engine does."""
+
+    def __init__(self, bundle: Bundle, clock: _Clock) -> None:
+        from policyd.stores import open_store
+
+        self.runtime = Runtime(clock, open_store(None))
+        self.counter = TokenCounter()
+        self.compiled: CompiledBundle = compile_bundle(
+            bundle, self.runtime, token_counter=self.counter
+        )
+
+    def decide(self, request: dict[str, Any], policy: str) -> Decision:
+        compiled = self.compiled.policy(policy)
+        return decide(compiled, self.runtime, self.counter, request)
+
+    def check_output(self, decision: Decision, text: str) -> OutputVerdict:
+        guards = self.compiled.policy(decision.policy.name).output_guardrails
+        if guards is None:
+            return OutputVerdict(True, text)
+        return guards.check(decision, text, self.runtime.clock())
+
+    def record(self, decision: Decision, outcome: model.RecordedOutcome) -> None:
+        reported, problem = outcome_of(
+            decision,
+            self.runtime,
+            outcome.input_tokens,
+            outcome.output_tokens,
+            outcome.cost_usd,
+            outcome.error,
+            None,
+            outcome.model,
+        )
+        record(self.compiled.policy(decision.policy.name), decision, reported)
+        if problem is not None:
+            raise problem
 
 
 class _CaseError(Exception):
     """A case that cannot be run (a bad request, an answer to a blocked request)."""
 
 
-def _run_case(engine: Engine, policy: str, case: model.TestCase) -> tuple[Any, dict[str, Any]]:
+def _run_case(
+    engine: _Session, policy: str, case: model.TestCase
+) -> tuple[Decision, dict[str, Any]]:
     """The decision and its ``to_dict()``, with ``output`` (verdict plus ``text``) if the
     case has an answer to check."""
     try:
@@ -315,11 +344,3 @@ def _run_case(engine: Engine, policy: str, case: model.TestCase) -> tuple[Any, d
         verdict = engine.check_output(decision, case.output)
         actual["output"] = {**verdict.to_dict(), "text": verdict.text}
     return decision, actual
-
-
-def _memory_store() -> Any:
-    try:
-        from policyd.stores import open_store
-    except ImportError:
-        return None
-    return open_store(None)

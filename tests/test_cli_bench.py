@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from policyd.cli import main
@@ -36,3 +37,20 @@ def test_bench_one_policy_and_a_broken_bundle(tmp_path):
     broken = CliRunner().invoke(main, ["bench", str(tmp_path)])
     assert broken.exit_code == 1
     assert "PD202" in broken.output
+
+
+def test_bench_stages_prints_each_stage_in_order_with_its_share():
+    result = CliRunner().invoke(
+        main, ["bench", str(POLICIES), "--policy", "support-bot", "--n", "300", "--stages"]
+    )
+    assert result.exit_code == 0, result.output
+    table = result.output.split("\n\n", 1)[1].strip().splitlines()
+    assert table[0].split() == ["policy", "stage", "runs", "mean", "µs", "share"]
+    rows = [line.split() for line in table[1:]]
+    assert {row[0] for row in rows} == {"support-bot"}
+    stages = [row[1] for row in rows]
+    # the pipeline's order, each stage the policy has, then the rest of decide()
+    assert stages == ["guardrails", "routing", "cache", "prompts", "other"]
+    for _, _, runs, mean, _share in rows:
+        assert 0 < int(runs) <= 300 and float(mean) >= 0
+    assert sum(float(share.rstrip("%")) for *_, share in rows) == pytest.approx(100, abs=0.5)

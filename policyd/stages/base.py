@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from policyd import cel
 from policyd.decision import (
@@ -27,6 +27,8 @@ from policyd.decision import (
     TraceEntry,
 )
 from policyd.prices import ModelInfo
+from policyd.stages.flow import Flow
+from policyd.stores.base import Store
 from policyd.validate import PolicyContext
 
 log = logging.getLogger("policyd")
@@ -113,12 +115,58 @@ class Outcome:
     at: datetime
 
 
+#: Fields of DecisionState any stage may change: through note() and warn() (trace,
+#: warnings) and block() (blocked_by, message, retry_after_s). Beyond them a stage
+#: changes only the fields its ``writes`` names.
+ALWAYS_WRITTEN = frozenset({"trace", "warnings", "blocked_by", "message", "retry_after_s"})
+
+
 class Stage(Protocol):
-    """One step of a decision."""
+    """One step of a decision, compiled from one section of a policy (docs/architecture.md).
+
+    A stage is built once per revision by its builder in :data:`policyd.pipeline.STAGES`,
+    with everything it depends on (the runtime, another stage) passed to its constructor,
+    and is immutable afterwards: one object serves every thread. It reads the request
+    and what earlier stages wrote from the :class:`DecisionState`, and writes only the
+    fields its ``writes`` names (and those of :data:`ALWAYS_WRITTEN`). It does its work in
+    ``run`` when it needs no I/O (:class:`PureStage`), else in ``flow`` (:class:`IoStage`),
+    and may take part in ``Engine.record`` (:class:`AttemptHook`, :class:`SettleHook`).
+    The pipeline reads which of these a stage is once, when a policy is compiled.
+    """
 
     name: str
+    writes: frozenset[str]
+
+
+@runtime_checkable
+class PureStage(Stage, Protocol):
+    """A stage without I/O: ``decide`` and ``adecide`` both call ``run``."""
 
     def run(self, state: DecisionState) -> None: ...
+
+
+@runtime_checkable
+class IoStage(Stage, Protocol):
+    """A stage with I/O (a store, a plugin): a flow that yields each call it needs, made
+    blocking by ``decide`` and awaited by ``adecide`` (:mod:`policyd.stages.flow`)."""
+
+    def flow(self, state: DecisionState) -> Flow[None]: ...
+
+
+@runtime_checkable
+class AttemptHook(Protocol):
+    """Told of every try of a model (``Engine.record_attempt``, and the last try reported
+    by ``Engine.record``); no I/O (routing feeds its cooldowns)."""
+
+    def attempt(self, decision: Decision, outcome: Outcome) -> None: ...
+
+
+@runtime_checkable
+class SettleHook(Protocol):
+    """Told once what the call a decision led to cost (``Engine.record``), as a flow
+    (budgets settle their reservation in the store)."""
+
+    def settle(self, decision: Decision, outcome: Outcome) -> Flow[None]: ...
 
 
 def evaluate(expr: cel.Expression, state: DecisionState) -> tuple[Any, str | None]:
@@ -190,7 +238,7 @@ REQUEST_VALUE_FIELDS = frozenset({"key"})
 class Runtime:
     """State that outlives one policy revision; shared by every stage of every revision."""
 
-    def __init__(self, clock: Callable[[], datetime], store: Any) -> None:
+    def __init__(self, clock: Callable[[], datetime], store: Store) -> None:
         self.clock = clock
         self.store = store
         self.reservation_ttl_s: float | None = None  # None: the decision's timeout + margin

@@ -1,10 +1,10 @@
 """Budgets stage, settling: what a call cost (``Engine.record``) and overshoots reported.
 
-``SettleMixin`` gives :class:`policyd.stages.budgets.BudgetsStage` its ``record`` and
-``arecord``: the actual cost (reported cost, else tokens at the model's price, else
-the reservation), one settle per decision, and a ``budget_overshoot`` event when a
-call cost more than it reserved and took a budget past its limit.
-"""
+``SettleMixin`` gives :class:`policyd.stages.budgets.BudgetsStage` its ``settle`` flow,
+which ``Engine.record`` and ``arecord`` drive: the actual cost (reported cost, else tokens
+at the model's price, else the reservation), one settle per decision, and a
+``budget_overshoot`` event when a call cost more than it reserved and took a budget
+past its limit."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from policyd.decision import Decision
 from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
 from policyd.stages.base import Outcome, Runtime
+from policyd.stages.flow import Flow, Io
 from policyd.stores.base import StoreError
 
 
@@ -41,7 +42,9 @@ class SettleMixin:
             usd = info.cost_micros(input_tokens, output_tokens) if info else 0
         return Amount(usd, input_tokens + output_tokens, 1).clamped()
 
-    def record(self, decision: Decision, outcome: Outcome) -> None:
+    def settle(self, decision: Decision, outcome: Outcome) -> Flow[None]:
+        """Settle the decision's reservation with what the call cost (store calls yielded:
+        blocking for record(), awaited for arecord())."""
         reservation = decision.reservation
         if reservation is None:
             return
@@ -49,26 +52,11 @@ class SettleMixin:
         if actual is None:
             actual = _reserved(reservation, decision)
         store = self.runtime.store
-        if store.settle(reservation, actual, outcome.at):
+        if (yield Io(store.settle, store.asettle, (reservation, actual, outcome.at))):
             for line in _overshot(decision, reservation, actual):
+                args = (line.budget, line.key, line.window, outcome.at)
                 try:
-                    spent = store.usage(line.budget, line.key, line.window, outcome.at)
-                except StoreError:
-                    continue
-                self._overshoot(line, actual, spent)
-
-    async def arecord(self, decision: Decision, outcome: Outcome) -> None:
-        reservation = decision.reservation
-        if reservation is None:
-            return
-        actual = self._actual(decision, outcome)
-        if actual is None:
-            actual = _reserved(reservation, decision)
-        store = self.runtime.store
-        if await store.asettle(reservation, actual, outcome.at):
-            for line in _overshot(decision, reservation, actual):
-                try:
-                    spent = await store.ausage(line.budget, line.key, line.window, outcome.at)
+                    spent = yield Io(store.usage, store.ausage, args)
                 except StoreError:
                     continue
                 self._overshoot(line, actual, spent)

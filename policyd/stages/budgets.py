@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
 
 from policyd import cel, fields, model
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
@@ -26,6 +25,8 @@ from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
 from policyd.stages.base import CompileEnv, DecisionState, Runtime, evaluate, matches
 from policyd.stages.budget_settle import SettleMixin, most
+from policyd.stages.flow import Flow, Io
+from policyd.stages.routing import RoutingStage
 
 STAGE = "budgets"
 IN_FLIGHT = Window("in_flight")
@@ -67,9 +68,13 @@ def _limit(limit: model.Limit) -> Limit:
 
 class BudgetsStage(SettleMixin):
     name = STAGE
+    writes = frozenset({"budgets", "reservation"}) | RoutingStage.writes  # a downgrade re-routes
 
-    def __init__(self, env: CompileEnv, budgets: list[model.Budget]) -> None:
+    def __init__(
+        self, env: CompileEnv, budgets: list[model.Budget], routing: RoutingStage | None
+    ) -> None:
         self.runtime: Runtime = env.runtime
+        self.routing = routing  # a downgrade re-routes through it
         self.models = env.models
         self.policy_name = env.policy_name
         self.budgets = tuple(
@@ -92,7 +97,6 @@ class BudgetsStage(SettleMixin):
             )
             for i, b in enumerate(budgets)
         )
-        self.routing: Any = None  # set by the compiler: the policy's routing stage
         listen = getattr(self.runtime.store, "listen", None)
         if listen is not None:  # store events (a reservation the store lost) are engine events
             listen(self.runtime.emit)
@@ -198,35 +202,23 @@ class BudgetsStage(SettleMixin):
         timeout = state.timeout_s or DEFAULT_TIMEOUT_S
         return timeout * attempts + waits + RESERVATION_MARGIN_S
 
-    def run(self, state: DecisionState) -> None:
+    def flow(self, state: DecisionState) -> Flow[None]:
+        """Reserve (again at the cheaper model after a downgrade); the store calls are
+        yielded, made blocking by decide() and awaited by adecide()."""
         applicable = self._applicable(state)
         if not applicable:
             return
         store = self.runtime.store
         ttl = self._ttl(state)
         lines = self._lines(state, applicable, False)
-        result = store.reserve(state.decision_id, lines, state.now, ttl)
+        result = yield Io(store.reserve, store.areserve, (state.decision_id, lines, state.now, ttl))
         if self._after(state, applicable, result, _amounts(lines)) is not None:
             lines = self._lines(state, applicable, True)
-            result = store.reserve(state.decision_id, lines, state.now, self._ttl(state))
+            args = (state.decision_id, lines, state.now, self._ttl(state))
+            result = yield Io(store.reserve, store.areserve, args)
             self._after(state, applicable, result, _amounts(lines), downgraded=True)
         if self._unknown(state, result):
-            store.settle(result, None, state.now)
-
-    async def arun(self, state: DecisionState) -> None:
-        applicable = self._applicable(state)
-        if not applicable:
-            return
-        store = self.runtime.store
-        ttl = self._ttl(state)
-        lines = self._lines(state, applicable, False)
-        result = await store.areserve(state.decision_id, lines, state.now, ttl)
-        if self._after(state, applicable, result, _amounts(lines)) is not None:
-            lines = self._lines(state, applicable, True)
-            result = await store.areserve(state.decision_id, lines, state.now, self._ttl(state))
-            self._after(state, applicable, result, _amounts(lines), downgraded=True)
-        if self._unknown(state, result):
-            await store.asettle(result, None, state.now)
+            yield Io(store.settle, store.asettle, (result, None, state.now))
 
     def _unknown(self, state: DecisionState, result: ReserveResult) -> bool:
         """True when a reservation failed with a store error and the decision is blocked:

@@ -32,6 +32,7 @@ class CompiledCacheRule:
 
 class CacheStage:
     name = STAGE
+    writes = frozenset({"cache"})
 
     def __init__(self, env: CompileEnv, cache: model.Cache) -> None:
         self.policy_name = env.policy_name

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyd import cel, fields, model
 from policyd.stages.base import CompileEnv, DecisionState, matches
+from policyd.stages.flow import Flow, Io
 
 if TYPE_CHECKING:
     from policyd.guardrails import Check as TextCheck
@@ -166,6 +167,8 @@ class CompiledGuardrail:
 
 class InputGuardrailsStage:
     name = STAGE
+    # a redaction replaces texts of request["messages"] too (later stages see them redacted)
+    writes = frozenset({"messages", "redacted", "request"})
 
     def __init__(self, env: CompileEnv, guards: list[model.Guardrail]) -> None:
         self.guards = tuple(
@@ -192,20 +195,13 @@ class InputGuardrailsStage:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, state: DecisionState) -> None:
+    def flow(self, state: DecisionState) -> Flow[None]:
+        """Every guardrail in order until one stops the request; a plugin is called
+        blocking by decide() and awaited by adecide() (``async def`` ones on its loop)."""
         for guard in self.guards:
             step = self._check(state, guard)
             if step == _PLUGIN:
-                step = self._plugin(state, guard)
-            if step == _STOP:
-                return
-
-    async def arun(self, state: DecisionState) -> None:
-        """Like run(); plugins are awaited (``async def`` ones on this event loop)."""
-        for guard in self.guards:
-            step = self._check(state, guard)
-            if step == _PLUGIN:
-                step = await self._aplugin(state, guard)
+                step = yield Io(self._plugin, self._aplugin, (state, guard))
             if step == _STOP:
                 return
 

@@ -104,6 +104,7 @@ class CompiledRollout:
 
 class PromptsStage:
     name = STAGE
+    writes = frozenset({"prompts"})
 
     def __init__(self, env: CompileEnv, policy: model.Policy) -> None:
         self.templates = {key: Template(text) for key, text in env.ctx.prompt_texts.items()}

@@ -47,6 +47,9 @@ class CompiledRule:
 
 class RoutingStage:
     name = STAGE
+    writes = frozenset(
+        {"tier", "model", "litellm_model", "fallbacks", "litellm_fallbacks", "retry", "timeout_s"}
+    )
 
     def __init__(self, env: CompileEnv, routing: model.Routing) -> None:
         policy = env.ctx.policy
@@ -192,7 +195,8 @@ class RoutingStage:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def record(self, decision: Decision, outcome: Outcome) -> None:
+    def attempt(self, decision: Decision, outcome: Outcome) -> None:
+        """One try of ``outcome.model``: a failure counts toward its cooldown."""
         if self.cooldown is None or outcome.model is None:
             return
         after, seconds = self.cooldown

@@ -1,0 +1,62 @@
+"""Flows: one core for code that does I/O, driven either blocking or awaited.
+
+A *flow* is a generator that does all of a step's work except its I/O: where it
+needs a store call or a plugin call it yields an :class:`Io` naming both forms of
+the call, and gets the result back from the ``yield``. :func:`drive` performs each
+``Io`` blocking (``decide``, ``record``); :func:`adrive` awaits it (``adecide``,
+``arecord``). So the logic around the I/O is written once and a fix lands once
+(httpx drives its auth flows the same way). An exception raised by the call is
+thrown into the flow at its ``yield``, so ``try``/``except`` around a ``yield``
+works as it would around the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Io:
+    """One call a flow needs made: ``call(*args)`` blocking, ``acall(*args)`` awaited."""
+
+    call: Callable[..., Any]
+    acall: Callable[..., Awaitable[Any]]
+    args: tuple[Any, ...] = ()
+
+
+#: A flow returning ``T``: yields each :class:`Io`, receives its result.
+Flow = Generator[Io, Any, T]
+
+
+def drive(flow: Flow[T]) -> T:
+    """Run ``flow`` to its end, making each call it yields blocking; return its value."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            io = flow.send(send) if error is None else flow.throw(error)
+        except StopIteration as done:
+            return done.value
+        try:
+            send, error = io.call(*io.args), None
+        except Exception as exc:
+            send, error = None, exc
+
+
+async def adrive(flow: Flow[T]) -> T:
+    """Run ``flow`` to its end, awaiting each call it yields; return its value."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            io = flow.send(send) if error is None else flow.throw(error)
+        except StopIteration as done:
+            return done.value
+        try:
+            send, error = await io.acall(*io.args), None
+        except Exception as exc:
+            send, error = None, exc
