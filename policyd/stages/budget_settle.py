@@ -3,7 +3,9 @@
 ``SettleMixin`` gives :class:`policyd.stages.budgets.BudgetsStage` its ``record`` and
 ``arecord``: the actual cost (reported cost, else tokens at the model's price, else
 the reservation), one settle per decision, and a ``budget_overshoot`` event when a
-call cost more than it reserved and took a budget past its limit.
+call cost more than it reserved and took a budget past its limit. When a budget of
+the policy reserves a learned estimate, the call's output tokens are counted for its
+policy and model, and sent to the store after the settle (at most once per refresh).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from policyd.budgets import Amount, LineResult, ReserveResult
+from policyd.budgets.learned import LearnedOutputs
 from policyd.decision import Decision
 from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
@@ -22,6 +25,7 @@ class SettleMixin:
     runtime: Runtime
     models: Mapping[str, ModelInfo]
     policy_name: str
+    learned: LearnedOutputs | None
 
     def _actual(self, decision: Decision, outcome: Outcome) -> Amount | None:
         if (
@@ -41,7 +45,31 @@ class SettleMixin:
             usd = info.cost_micros(input_tokens, output_tokens) if info else 0
         return Amount(usd, input_tokens + output_tokens, 1).clamped()
 
+    def _learn(self, decision: Decision, outcome: Outcome) -> bool:
+        """Count the call's output tokens for a learned estimate; True when the store
+        may be due an exchange. Only models of the policy are counted (a reported model
+        name is a request value: it must not grow the store)."""
+        learned = self.learned
+        if learned is None:
+            return False
+        tokens = outcome.output_tokens
+        name = outcome.model or decision.model
+        counted = decision.allowed and outcome.error is None and tokens is not None
+        if counted and name and name in self.models and tokens is not None:
+            learned.observe(self.policy_name, name, tokens)
+        return learned.due()
+
     def record(self, decision: Decision, outcome: Outcome) -> None:
+        self._settle(decision, outcome)
+        if self._learn(decision, outcome) and self.learned is not None:
+            self.learned.sync(outcome.at)
+
+    async def arecord(self, decision: Decision, outcome: Outcome) -> None:
+        await self._asettle(decision, outcome)
+        if self._learn(decision, outcome) and self.learned is not None:
+            await self.learned.async_sync(outcome.at)
+
+    def _settle(self, decision: Decision, outcome: Outcome) -> None:
         reservation = decision.reservation
         if reservation is None:
             return
@@ -57,7 +85,7 @@ class SettleMixin:
                     continue
                 self._overshoot(line, actual, spent)
 
-    async def arecord(self, decision: Decision, outcome: Outcome) -> None:
+    async def _asettle(self, decision: Decision, outcome: Outcome) -> None:
         reservation = decision.reservation
         if reservation is None:
             return
