@@ -280,7 +280,7 @@ class Reserve(Strict):
         if self.output_tokens is None and self.estimate is None:
             raise problem(
                 "reserve",
-                "reserve needs output_tokens, estimate or both",
+                "needs output_tokens, estimate or both",
                 "for example {output_tokens: 1024} or {estimate: p95, output_tokens: 4096}",
             )
         if self.min_samples is not None and self.estimate is None:

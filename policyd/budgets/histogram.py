@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
+from policyd.errors import ConfigError
 from policyd.fields import MAX_COUNT, MAX_TOKENS
 
 STEPS_PER_DOUBLING = 4
@@ -68,10 +69,10 @@ class Quantile:
 
 
 def parse_quantile(text: str) -> Quantile:
-    """``"p95"`` -> 0.95. Raises ValueError for anything but p1 .. p99.99."""
+    """``"p95"`` -> 0.95. Raises ConfigError (a ValueError) for anything but p1 .. p99.99."""
     match = _QUANTILE.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"unknown quantile {text!r}")
+        raise ConfigError(f"unknown quantile {text!r}: write p1 .. p99.99, e.g. p95")
     whole, part = match.group(1), match.group(2) or ""
     percent = Fraction(int(whole + part), 10 ** len(part))
     return Quantile(text, percent / 100)

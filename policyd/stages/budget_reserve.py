@@ -85,13 +85,13 @@ def price(
                 f"{state.model}: {found.tokens} tokens; reserving {out}",
             )
         else:
-            fallback = f"output_tokens {plan.cap}" if plan.cap is not None else "the worst case"
+            fallback = "the cap" if plan.cap is not None else "the worst case"
             state.note(
                 "budgets",
                 budget,
                 "estimate",
                 f"{found.samples} of {plan.min_samples} outputs of {state.model} recorded: "
-                f"reserving {fallback} ({out} tokens)",
+                f"reserving {fallback}, {out} output tokens",
             )
     usd = info.cost_micros(input_tokens, out) if info is not None else 0
     # saturate: a request too large to count reserves the most a store can hold
