@@ -4,7 +4,7 @@ p95}`` learns from.
 One fixed bucket layout, shared by every store and instance, so histograms from
 anywhere add up field by field. Bucket 0 holds 0 tokens; above that a bucket spans a
 factor of 2**(1/4) (about 19 %), aligned to whole tokens, so that small counts are exact
-(1 to 6 tokens each have their own bucket). Everything up to the largest output a
+(1 to 16 tokens each have their own bucket). Everything up to the largest output a
 policy can describe (``MAX_TOKENS``, 10^9) fits in :data:`BUCKETS` buckets, so a
 histogram never holds more fields than that, whatever the traffic.
 

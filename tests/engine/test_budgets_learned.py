@@ -331,3 +331,16 @@ def test_budget_defaults_without_budgets_have_no_effect(make_engine, tmp_path):
     [warning] = [d for d in diagnostics_of(make_engine, tmp_path, text) if d.code == "PD504"]
     assert warning.severity == "warning" and "budget_defaults has no effect" in warning.message
     assert (warning.line, warning.column) == at(text, "budget_defaults:")
+
+
+def test_the_worked_example_of_docs_budgets(make_engine, stores):
+    # docs/budgets.md: {estimate: p95, output_tokens: 2048} on $3/M in, $15/M out
+    engine = make_engine(policy(body("{estimate: p95, output_tokens: 2048}")), **stores)
+    d = engine.decide(req())
+    inputs = int(d.request["input_tokens"])
+    assert d.budgets[0].reserved_usd == pytest.approx((inputs * 3 + 2048 * 15) / 1e6)
+    record_outputs(engine, [700] * 95 + [5000] * 5)  # p95: 700 tokens
+    d = engine.decide(req())
+    assert d.budgets[0].reserved_tokens == inputs + 724  # 700's bucket is 609 .. 724
+    assert d.budgets[0].reserved_usd == pytest.approx((inputs * 3 + 724 * 15) / 1e6)
+    engine.close()
