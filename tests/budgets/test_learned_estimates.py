@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from budget_helpers import NOW, ThrowawayRedis
@@ -182,3 +183,26 @@ def test_pending_counts_are_bounded_while_the_store_is_down(server: ThrowawayRed
     assert outputs.stats()["pending"] == 100_000
     assert len(outputs._pending[("pol", "m")]) <= BUCKETS  # counts, not values
     store.close()
+
+
+def test_a_redis_cluster_exchanges_every_key_in_one_pipeline(
+    tmp_path: Path, idle_server: ThrowawayRedis
+) -> None:
+    cluster = ThrowawayRedis(idle_server.executable, cluster_dir=str(tmp_path))
+    cluster.start()
+    try:
+        store = open_store(cluster.url, key_prefix="learned:")
+        p50 = parse_quantile("p50")
+        writer, reader = learned(store), learned(store)
+        for model in ("a", "b", "c"):  # keys in different slots
+            for _ in range(3):
+                writer.observe("pol", model, 10)
+        writer.sync(NOW)
+        reader.estimate("pol", "a", p50, 1)
+        reader.estimate("pol", "c", p50, 1)
+        reader.sync(NOW)
+        assert reader.estimate("pol", "a", p50, 3).tokens == 10
+        assert reader.estimate("pol", "c", p50, 3).samples == 3
+        store.close()
+    finally:
+        cluster.kill()
