@@ -344,3 +344,26 @@ def test_the_worked_example_of_docs_budgets(make_engine, stores):
     assert d.budgets[0].reserved_tokens == inputs + 724  # 700's bucket is 609 .. 724
     assert d.budgets[0].reserved_usd == pytest.approx((inputs * 3 + 724 * 15) / 1e6)
     engine.close()
+
+
+def test_async_decide_and_record_learn_the_same_way(make_engine, stores):
+    import asyncio
+
+    engine = make_engine(
+        policy(body("{estimate: p50, output_tokens: 900, min_samples: 4}")), **stores
+    )
+
+    async def run() -> tuple[int, int]:
+        first = await engine.adecide(req())
+        for _ in range(4):
+            d = await engine.adecide(req())
+            await engine.arecord(d, input_tokens=5, output_tokens=60)
+        last = await engine.adecide(req())
+        await engine._runtime.store.aclose()  # this loop's client
+        return (
+            first.budgets[0].reserved_tokens - int(first.request["input_tokens"]),
+            last.budgets[0].reserved_tokens - int(last.request["input_tokens"]),
+        )
+
+    assert asyncio.run(run()) == (900, 63)  # 60 is in the bucket 54 .. 63
+    engine.close()
