@@ -160,6 +160,9 @@ class Decision:
     warnings: tuple[str, ...]
     trace: tuple[TraceEntry, ...]
     policy: PolicyRef
+    #: Why it was blocked (None when allowed): ``used_up``, ``too_large``, ``concurrent``
+    #: or ``store_unavailable`` for a budget, ``guardrail``, ``routing``.
+    reason: str | None = None
     # Not part of to_dict(): for the caller and the integrations.
     id: str = ""
     messages: tuple[Mapping[str, Any], ...] | None = None
@@ -185,6 +188,7 @@ class Decision:
         return {
             "allowed": self.allowed,
             "blocked_by": self.blocked_by,
+            "reason": self.reason,
             "message": self.message,
             "model": self.model,
             "litellm_model": self.litellm_model,

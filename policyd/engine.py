@@ -72,6 +72,7 @@ class Engine:
         watch: bool = False,
         debounce_ms: int = 200,
         reservation_ttl_s: float | None = None,
+        estimate_refresh_s: float | None = None,
         decision_log: Any = None,
         otel: Any = None,
         shadow: str | os.PathLike[str] | None = None,
@@ -85,14 +86,16 @@ class Engine:
         ``watch=True`` hot-reloads the bundle when its files change (``debounce_ms``
         after the last change). ``reservation_ttl_s`` is how long a budget reservation
         that is never settled keeps counting (default: the decision's timeout, 600 s
-        without one, times its tries, plus backoff waits and 60 s). Other keyword
-        arguments go to the store (``key_prefix``, ``command_timeout_s``, ``pool_size``, ...).
+        without one, times its tries, plus backoff waits and 60 s); ``estimate_refresh_s``
+        how often learned reservations (``{estimate: p95}``) exchange counts with the
+        store (default 10). Other keyword arguments go to the store (``key_prefix``, ...).
 
         ``decision_log`` (path or callable), ``otel`` (None: on with an SDK provider) and
         ``shadow``/``shadow_rate`` (a candidate bundle): see docs/observability.md.
         """
         runtime = Runtime(clock or utc_now, _open_store(store, **store_options))
         runtime.reservation_ttl_s = reservation_ttl_s
+        runtime.estimate_refresh_s = estimate_refresh_s
         counter = TokenCounter(token_counter)
         bundle = load_bundle(path)
         compiled = compile_bundle(bundle, runtime, token_counter=counter)

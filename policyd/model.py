@@ -43,6 +43,14 @@ from policyd.model_guardrails import Guardrails as Guardrails
 from policyd.model_guardrails import Injection as Injection
 from policyd.model_guardrails import InjectionOptions as InjectionOptions
 from policyd.model_guardrails import PiiKind as PiiKind
+from policyd.model_reserve import (  # a budget's reserve and the policy's defaults, re-exported
+    DEFAULT_MIN_SAMPLES as DEFAULT_MIN_SAMPLES,
+)
+from policyd.model_reserve import BudgetDefaults as BudgetDefaults
+from policyd.model_reserve import Quantile as Quantile
+from policyd.model_reserve import Reserve as Reserve
+from policyd.model_reserve import ReserveCap as ReserveCap
+from policyd.model_reserve import ReserveMode as ReserveMode
 
 API_VERSION = "policyd/v1"
 SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"
@@ -200,15 +208,6 @@ class OnExceed(Strict):
         return self
 
 
-class ReserveCap(Strict):
-    output_tokens: int = Field(
-        ge=1,
-        le=2**53 - 1,
-        description="Output tokens a reservation assumes at most (the request's max_tokens "
-        "when lower); the settle corrects to the actual cost",
-    )
-
-
 class Budget(Strict):
     name: Name
     key: CelKey
@@ -219,10 +218,11 @@ class Budget(Strict):
     on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block", tier=None))
     alerts: list[float] = Field(default_factory=list)
     on_store_error: Literal["allow", "block"] = "allow"
-    reserve: Literal["worst_case"] | ReserveCap = Field(
-        "worst_case",
+    reserve: ReserveMode | None = Field(
+        None,
         description="How a reservation is priced: worst_case (max_tokens or the model's "
-        "output limit) or a cap {output_tokens: N}",
+        "output limit), a cap {output_tokens: N}, or a learned {estimate: p95}; default "
+        "budget_defaults.reserve, else worst_case",
     )
 
 
@@ -317,12 +317,20 @@ class PolicySpec(Strict):
     tiers: dict[Name, Tier] = Field(default_factory=dict)
     routing: Routing | None = None
     budgets: list[Budget] = Field(default_factory=list)
+    budget_defaults: BudgetDefaults | None = None
     guardrails: Guardrails = Field(default_factory=Guardrails)
     cache: Cache = Field(default_factory=Cache)
     prompts: dict[Name, Prompt] = Field(default_factory=dict)
     rollouts: list[Rollout] = Field(default_factory=list)
     reload: Reload | None = None
     log: DecisionLogSpec | None = None
+
+
+def reserve_of(policy: PolicySpec, budget: Budget) -> ReserveMode:
+    """How ``budget`` prices a reservation: its own reserve, else the policy's default."""
+    if budget.reserve is not None:
+        return budget.reserve
+    return policy.budget_defaults.reserve if policy.budget_defaults else "worst_case"
 
 
 class Policy(PolicySpec):

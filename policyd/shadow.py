@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from policyd.budgets.learned import learned_outputs
 from policyd.budgets.ledger import Amount, Line, LineResult, ReserveResult
 from policyd.budgets.windows import Window, current_window
 from policyd.bundle import load_bundle
@@ -133,6 +134,7 @@ class Shadow(BoundedWorker):
         self.runtime = Runtime(live.clock, self.store)
         self.runtime.cooldowns = live.cooldowns  # read only: the candidate never records
         self.runtime.reservation_ttl_s = live.reservation_ttl_s
+        self.runtime.outputs = learned_outputs(live)  # read only: learned estimates
         self._live = live
         self._counter = engine._counter
         self.bundle = load_bundle(self.path)

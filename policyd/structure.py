@@ -133,10 +133,15 @@ def _translate(doc: Document, cls: type[BaseModel], errors: Sequence[Any]) -> li
     out = [_diagnostic(doc, cls, path, error) for path, error in plain]
     for union_at, group in unions.items():
         inside = [(p, e) for p, e, _ in group if len(p) > len(union_at)]
+        whole = [e for _, e, _ in group if isinstance((e.get("ctx") or {}).get("hint"), str)]
         if inside:
             # The value has the shape of one of the forms: report what is wrong inside it,
             # not that it fails every other form too.
             out.extend(_diagnostic(doc, cls, p, e) for p, e in inside)
+        elif isinstance(_at(doc.data, union_at), dict) and len(whole) == 1:
+            # A mapping that its mapping form refuses as a whole (a validator's problem,
+            # with its fix): that problem, not "expected 'worst_case', or ..."
+            out.append(_diagnostic(doc, cls, union_at, whole[0]))
         else:
             out.append(_union_diagnostic(doc, union_at, [(e, b) for _, e, b in group]))
     return out

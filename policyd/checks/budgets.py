@@ -1,5 +1,6 @@
 """Budgets: time zones (PD404), alert thresholds (PD403), rolling window lengths (PD104),
-the tier a budget downgrades to (PD202), and a default request that never fits (PD505)."""
+the tier a budget downgrades to (PD202), a default request that never fits (PD505), and
+budget_defaults with no budget to apply to (PD504)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import zoneinfo
 
 from policyd import fields, model, prices
 from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
-from policyd.checks.base import ALERTS, NEVER_FITS, TIMEZONE, UNKNOWN_TIER, Checker, Path
+from policyd.checks.base import (
+    ALERTS,
+    NEVER_FITS,
+    NO_EFFECT,
+    TIMEZONE,
+    UNKNOWN_TIER,
+    Checker,
+    Path,
+)
 from policyd.checks.routing import unknown_tier
 from policyd.diagnostics import Severity
 from policyd.loader import Document
@@ -19,6 +28,16 @@ def check_budgets(
     policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
 ) -> None:
     """Each budget's time zone, alert thresholds and downgrade tier."""
+    if policy.budget_defaults is not None and not policy.budgets:
+        checker.add(
+            doc,
+            ("budget_defaults",),
+            NO_EFFECT,
+            "budget_defaults has no effect: the policy has no budgets",
+            "add budgets, or remove budget_defaults",
+            severity=Severity.WARNING,
+            key=True,
+        )
     for i, budget in enumerate(policy.budgets):
         base: Path = ("budgets", i)
         try:
@@ -106,7 +125,11 @@ def _check_default_fits(
     if tier is None:
         return
     limit = budget.limit
-    cap = budget.reserve.output_tokens if isinstance(budget.reserve, model.ReserveCap) else None
+    reserve = model.reserve_of(policy, budget)
+    # an estimate starts from its fallback: the cap if given, else the worst case (and a
+    # budget that refuses every request never records the outcomes it would learn from)
+    cap = reserve.output_tokens if isinstance(reserve, model.Reserve) else None
+    learned = isinstance(reserve, model.Reserve) and reserve.estimate is not None
     for target in tier.targets:
         spec = models.get(target.model)
         if spec is None:
@@ -126,8 +149,15 @@ def _check_default_fits(
                 f"budget {budget.name!r} can never admit a request without max_tokens to "
                 f"model {target.model!r} of the default tier: its reservation of {out} "
                 f"output tokens alone is over the limit ({', '.join(over)})",
-                "add reserve: {output_tokens: N} to the budget, set the model's "
-                "max_output_tokens, or have callers send max_tokens",
+                (
+                    "give the estimate a fallback cap: reserve: {estimate: "
+                    f"{reserve.estimate}, output_tokens: N}} (it applies until enough "
+                    "outcomes are recorded, and none are while every request is refused)"
+                    if learned and isinstance(reserve, model.Reserve)
+                    else "add reserve: {output_tokens: N} to the budget (or to "
+                    "budget_defaults, for every budget), set the model's "
+                    "max_output_tokens, or have callers send max_tokens"
+                ),
                 severity=Severity.WARNING,
             )
             return

@@ -74,11 +74,13 @@ def output_unchecked() -> Refusal:
 
 
 def blocked(exc: PolicyBlockedError) -> Refusal:
-    """A request the policy blocked: 429 with ``Retry-After`` on a budget, else 400."""
-    status = 429 if exc.kind == "budget" else 400
+    """A request the policy blocked: 429 with ``Retry-After`` on a budget, else 400 (and
+    400 for a budget the request can never fit: retrying it is no use)."""
+    reason = exc.decision.reason
+    status = 429 if exc.kind == "budget" and reason != "too_large" else 400
     headers = None
     if exc.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     error = {"message": exc.message, "type": "policyd_blocked", "blocked_by": exc.blocked_by,
-             "kind": exc.kind, "retry_after": exc.retry_after}  # fmt: skip
+             "kind": exc.kind, "reason": reason, "retry_after": exc.retry_after}  # fmt: skip
     return Refusal(status, error, headers)

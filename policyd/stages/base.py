@@ -45,6 +45,7 @@ class DecisionState:
     """
 
     blocked_by: str | None = None
+    reason: str | None = None
     message: str | None = None
     retry_after_s: float | None = None
     messages: list[Any] | None = None
@@ -91,8 +92,10 @@ class DecisionState:
         message: str,
         detail: str = "",
         retry_after_s: float | None = None,
+        reason: str | None = None,
     ) -> None:
         self.blocked_by = rule
+        self.reason = reason or _STAGE_REASONS.get(stage, stage)
         self.message = message
         self.retry_after_s = retry_after_s
         self.note(stage, rule, "block", detail or message)
@@ -100,6 +103,10 @@ class DecisionState:
     def warn(self, stage: str, rule: str, message: str) -> None:
         self.warnings.append(f"{rule}: {message}")
         self.note(stage, rule, "warn", message)
+
+
+#: ``Decision.reason`` of a block that names no finer reason: the stage's kind.
+_STAGE_REASONS = {"guardrails": "guardrail"}
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,11 @@ class Outcome:
 
 
 #: Fields of DecisionState any stage may change: through note() and warn() (trace,
-#: warnings) and block() (blocked_by, message, retry_after_s). Beyond them a stage
+#: warnings) and block() (blocked_by, reason, message, retry_after_s). Beyond them a stage
 #: changes only the fields its ``writes`` names.
-ALWAYS_WRITTEN = frozenset({"trace", "warnings", "blocked_by", "message", "retry_after_s"})
+ALWAYS_WRITTEN = frozenset(
+    {"trace", "warnings", "blocked_by", "reason", "message", "retry_after_s"}
+)
 
 
 class Stage(Protocol):
@@ -242,6 +251,8 @@ class Runtime:
         self.clock = clock
         self.store = store
         self.reservation_ttl_s: float | None = None  # None: the decision's timeout + margin
+        self.estimate_refresh_s: float | None = None  # None: learned estimates' default
+        self.outputs: Any = None  # policyd.budgets.learned.LearnedOutputs, made on first use
         self.cooldowns = Cooldowns()
         self._callbacks: list[EventCallback] = []
 
@@ -285,6 +296,7 @@ def finish(state: DecisionState, ref: Any, revision: Any = None) -> Decision:
     return Decision(
         allowed=allowed,
         blocked_by=state.blocked_by,
+        reason=state.reason,
         message=state.message,
         model=state.model if allowed else None,
         litellm_model=state.litellm_model if allowed else None,

@@ -4,13 +4,17 @@
 which ``Engine.record`` and ``arecord`` drive: the actual cost (reported cost, else tokens
 at the model's price, else the reservation), one settle per decision, and a
 ``budget_overshoot`` event when a call cost more than it reserved and took a budget
-past its limit."""
+past its limit. When a budget of the policy reserves a learned estimate, the call's
+output tokens are counted for its policy and model, and sent to the store after the
+settle (at most once per refresh).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 from policyd.budgets import Amount, LineResult, ReserveResult
+from policyd.budgets.learned import LearnedOutputs
 from policyd.decision import Decision
 from policyd.money import micros_to_usd, usd_to_micros
 from policyd.prices import ModelInfo
@@ -23,6 +27,7 @@ class SettleMixin:
     runtime: Runtime
     models: Mapping[str, ModelInfo]
     policy_name: str
+    learned: LearnedOutputs | None
 
     def _actual(self, decision: Decision, outcome: Outcome) -> Amount | None:
         if (
@@ -43,8 +48,29 @@ class SettleMixin:
         return Amount(usd, input_tokens + output_tokens, 1).clamped()
 
     def settle(self, decision: Decision, outcome: Outcome) -> Flow[None]:
-        """Settle the decision's reservation with what the call cost (store calls yielded:
-        blocking for record(), awaited for arecord())."""
+        """Settle the decision's reservation with what the call cost, then count the
+        call's output tokens for learned estimates (store calls yielded: blocking for
+        record(), awaited for arecord())."""
+        yield from self._settle(decision, outcome)
+        learned = self.learned
+        if self._learn(decision, outcome) and learned is not None:
+            yield Io(learned.sync, learned.async_sync, (outcome.at,))
+
+    def _learn(self, decision: Decision, outcome: Outcome) -> bool:
+        """Count the call's output tokens for a learned estimate; True when the store
+        may be due an exchange. Only models of the policy are counted (a reported model
+        name is a request value: it must not grow the store)."""
+        learned = self.learned
+        if learned is None:
+            return False
+        tokens = outcome.output_tokens
+        name = outcome.model or decision.model
+        counted = decision.allowed and outcome.error is None and tokens is not None
+        if counted and name and name in self.models and tokens is not None:
+            learned.observe(self.policy_name, name, tokens)
+        return learned.due()
+
+    def _settle(self, decision: Decision, outcome: Outcome) -> Flow[None]:
         reservation = decision.reservation
         if reservation is None:
             return

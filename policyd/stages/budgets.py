@@ -1,12 +1,12 @@
 """Budgets stage: price the chosen model, reserve against every budget, settle on record.
 
 Per decision: each applicable budget's key is evaluated (an error or null goes
-to the shared ``_missing`` counter, never around the budget), the worst-case
-cost of the chosen model is computed (input tokens × input price + max output
-tokens × output price, rounded up to the micro-dollar; a budget with
-``reserve: {output_tokens: N}`` assumes at most N output tokens), and all lines go to
-the store in one atomic reservation. A ``block`` budget that does not fit
-refuses the whole reservation and blocks with ``retry_after``; a ``downgrade``
+to the shared ``_missing`` counter, never around the budget), each budget's line is
+priced by its ``reserve`` (:mod:`policyd.stages.budget_reserve`: worst case, a cap
+on output tokens, or a learned estimate), and all lines go to the store in one
+atomic reservation. A ``block`` budget that does not fit refuses the whole
+reservation and blocks: ``used_up`` with ``retry_after``, or ``too_large`` (no
+``retry_after``) when the reservation alone exceeds the limit; a ``downgrade``
 budget re-routes to its tier and reserves again at the cheaper model's price;
 ``warn`` records a warning. ``Engine.record`` settles the reservation with the
 actual tokens and cost, exactly once per decision.
@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 
 from policyd import cel, fields, model
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
-from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
+from policyd.budgets.learned import LearnedOutputs, learned_outputs
 from policyd.decision import BudgetState
 from policyd.money import micros_to_usd, usd_to_micros
-from policyd.prices import ModelInfo
 from policyd.stages.base import CompileEnv, DecisionState, Runtime, evaluate, matches
+from policyd.stages.budget_reserve import WORST_CASE, ReservePlan, plan_of, price
 from policyd.stages.budget_settle import SettleMixin, most
 from policyd.stages.flow import Flow, Io
 from policyd.stages.routing import RoutingStage
@@ -50,7 +50,7 @@ class CompiledBudget:
     alerts: tuple[float, ...]
     on_store_error: str
     counter: str  # the store's name for it: "<policy>/<budget>"
-    reserve_cap: int | None = None  # reserve: {output_tokens: N}; None: the worst case
+    reserve: ReservePlan = WORST_CASE  # how its line is priced
     concurrent: int | None = None  # limit: {concurrent: N}: a second, in-flight line
 
 
@@ -77,6 +77,7 @@ class BudgetsStage(SettleMixin):
         self.routing = routing  # a downgrade re-routes through it
         self.models = env.models
         self.policy_name = env.policy_name
+        policy = env.ctx.policy
         self.budgets = tuple(
             CompiledBudget(
                 name=b.name,
@@ -90,13 +91,13 @@ class BudgetsStage(SettleMixin):
                 alerts=tuple(b.alerts),
                 on_store_error=b.on_store_error,
                 counter=f"{env.policy_name}/{b.name}",
-                reserve_cap=b.reserve.output_tokens
-                if isinstance(b.reserve, model.ReserveCap)
-                else None,
+                reserve=plan_of(model.reserve_of(policy, b)),
                 concurrent=b.limit.concurrent,
             )
             for i, b in enumerate(budgets)
         )
+        learns = any(b.reserve.quantile is not None for b in self.budgets)
+        self.learned: LearnedOutputs | None = learned_outputs(self.runtime) if learns else None
         listen = getattr(self.runtime.store, "listen", None)
         if listen is not None:  # store events (a reservation the store lost) are engine events
             listen(self.runtime.emit)
@@ -129,21 +130,6 @@ class BudgetsStage(SettleMixin):
             out.append((budget, key))
         return out
 
-    def _amount(self, state: DecisionState, cap: int | None = None) -> Amount:
-        """What one call may cost: input tokens plus ``max_tokens`` (else the model's
-        output limit) of output, at most ``cap`` output tokens when the budget caps it."""
-        info: ModelInfo | None = self.models.get(state.model) if state.model else None
-        request = state.request
-        input_tokens = int(request.get("input_tokens") or 0)
-        max_tokens = request.get("max_tokens")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
-            max_tokens = (info.max_output_tokens if info else None) or DEFAULT_MAX_OUTPUT
-        if cap is not None:
-            max_tokens = min(max_tokens, cap)
-        usd = info.cost_micros(input_tokens, max_tokens) if info is not None else 0
-        # saturate: a request too large to count reserves the most a store can hold
-        return Amount(usd, input_tokens + max_tokens, 1).clamped()
-
     def _lines(
         self,
         state: DecisionState,
@@ -155,10 +141,12 @@ class BudgetsStage(SettleMixin):
         enforced until the decision was downgraded: a refused reservation leaves no
         trace (no spend, no alert), and the cheaper model is reserved under the same id.
         Each line is priced by its budget's ``reserve`` mode."""
-        amounts: dict[int | None, Amount] = {}
+        amounts: dict[ReservePlan, Amount] = {}
         for budget, _ in applicable:
-            if budget.reserve_cap not in amounts:
-                amounts[budget.reserve_cap] = self._amount(state, budget.reserve_cap)
+            if budget.reserve not in amounts:
+                amounts[budget.reserve] = price(
+                    state, self.models, budget.reserve, self.learned, self.policy_name, budget.name
+                )
         lines = []
         for budget, key in applicable:
             enforce = budget.action == "block" or (budget.action == "downgrade" and not downgraded)
@@ -168,7 +156,7 @@ class BudgetsStage(SettleMixin):
                     key,
                     budget.window,
                     budget.limit,
-                    amounts[budget.reserve_cap],
+                    amounts[budget.reserve],
                     enforce=enforce,
                     alerts=budget.alerts,
                 )
@@ -299,15 +287,17 @@ class BudgetsStage(SettleMixin):
                 state.block(
                     STAGE,
                     budget.name,
-                    f"Request too large for budget {budget.name}: what it may cost alone "
-                    "exceeds the limit, so it can never fit (lower max_tokens)",
+                    too_large_message(budget.name),
                     f"never fits: reservation of {amount.usd_micros} µUSD, {amount.tokens} "
-                    f"tokens alone exceeds the limit of window {line.window_id}",
+                    f"tokens ({budget.reserve.describe()}) alone exceeds the limit of window "
+                    f"{line.window_id}",
+                    reason="too_large",
                 )
                 state.reservation = None
                 return None
             budget, line = blocking[0]
             retry = max((ln.retry_after_s or 0.0) for _, ln in blocking) or None
+            in_flight = line.window.is_in_flight
             state.block(
                 STAGE,
                 budget.name,
@@ -315,10 +305,11 @@ class BudgetsStage(SettleMixin):
                 f"key {line.key}: "
                 + (
                     f"{line.limit.requests} calls in flight"
-                    if line.window.is_in_flight
+                    if in_flight
                     else f"limit reached in window {line.window_id}"
                 ),
                 retry_after_s=retry,
+                reason="concurrent" if in_flight else "used_up",
             )
             state.reservation = None
             return None
@@ -359,6 +350,7 @@ class BudgetsStage(SettleMixin):
                 "Budget store unavailable; try again shortly",
                 f"store unreachable and on_store_error: block ({error})",
                 retry_after_s=1.0,
+                reason="store_unavailable",
             )
             state.reservation = None
         else:
@@ -378,6 +370,16 @@ class BudgetsStage(SettleMixin):
                 "window": line.window_id,
             }
         )
+
+
+def too_large_message(budget: str) -> str:
+    """What a caller is told when a reservation alone exceeds a block budget's limit."""
+    return (
+        f"Request too large for budget {budget}: what it may cost alone exceeds the limit, "
+        "so it can never fit and waiting will not help. Send a lower max_tokens, or have "
+        "the policy cap the reservation (reserve: {output_tokens: N} or {estimate: p95}) "
+        "or raise the budget's limit"
+    )
 
 
 def _amounts(lines: list[Line]) -> dict[str, Amount]:

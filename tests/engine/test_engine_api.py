@@ -38,6 +38,7 @@ cache:
 KEYS = [
     "allowed",
     "blocked_by",
+    "reason",
     "message",
     "model",
     "litellm_model",
