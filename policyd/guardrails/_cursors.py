@@ -123,6 +123,7 @@ class _RegexCursor:
         "_brk_to",
         "_literal",
         "_pre",
+        "_pre_cont",
         "_pre_len",
         "_pre_memo",
         "_regex",
@@ -158,9 +159,11 @@ class _RegexCursor:
         self._pre: Any = None
         self._pre_len = 0
         self._literal: bytes | None = None
+        self._pre_cont: frozenset[int] | None = None  # every byte a trigger match can hold
         if rule.trigger:
             self._pre = _compiled(rule.trigger)
             self._pre_len = _width(rule.trigger)
+            self._pre_cont = shape_of(rule.trigger).cont
         elif shape.prefix:
             flags = "(?i)" if shape.icase else ""
             self._pre = _compiled(flags + re2.escape(shape.prefix))
@@ -195,10 +198,10 @@ class _RegexCursor:
 
     def tail_start(self, buf: _Buf, limit: int) -> int:
         """Where an occurrence of the prefix cut off at ``limit`` could start: the first
-        position whose text up to ``limit`` begins the literal prefix (a trigger: any of
-        its last bytes)."""
+        position whose text up to ``limit`` begins the literal prefix (a trigger: the
+        first of its last bytes after which every byte is one a trigger match can hold)."""
         if self._literal is None:
-            return limit - self._pre_len + 1
+            return self._trigger_tail(buf, limit)
         literal = self._literal
         b0 = buf.bbase
         data = buf.data
@@ -219,6 +222,21 @@ class _RegexCursor:
                     break
                 at = data.find(first, at + 1, hi)
         return best + b0
+
+    def _trigger_tail(self, buf: _Buf, limit: int) -> int:
+        lo = limit - self._pre_len + 1
+        cont = self._pre_cont
+        if cont is None:
+            return lo
+        # a trigger match cut off at ``limit`` holds only ``cont`` bytes before it, so it
+        # starts after the last byte outside ``cont``
+        b0 = buf.bbase
+        data = buf.data
+        stop = max(lo, b0)
+        at = limit
+        while at > stop and data[at - 1 - b0] in cont:
+            at -= 1
+        return lo if at == stop else at
 
     def next(self, buf: _Buf, hard: int, final: bool, nohit: bool = False) -> Spans | None:
         """The next match's group spans (absolute bytes), or None: more text needed, or
