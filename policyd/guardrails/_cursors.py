@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from policyd.guardrails._rules import Rule
 
 LOOKAHEAD = 64  # the most bytes past a match any rule's validator reads (Rule.lookahead)
+RE2_LOOK = 1  # bytes past a searched range RE2 reads (\b, $): a stream searches short of it
 CONTEXT = 64  # bytes kept before the scan position (boundaries, validators)
 KEY_MAX = 64 * 1024  # longest private-key block (a 16,384-bit RSA key is ~12.7 KB)
 _END_MAX = 128  # longest END marker
@@ -123,6 +124,7 @@ class _RegexCursor:
         "_brk_to",
         "_literal",
         "_pre",
+        "_pre_cont",
         "_pre_len",
         "_pre_memo",
         "_regex",
@@ -158,9 +160,11 @@ class _RegexCursor:
         self._pre: Any = None
         self._pre_len = 0
         self._literal: bytes | None = None
+        self._pre_cont: frozenset[int] | None = None  # every byte a trigger match can hold
         if rule.trigger:
             self._pre = _compiled(rule.trigger)
             self._pre_len = _width(rule.trigger)
+            self._pre_cont = shape_of(rule.trigger).cont
         elif shape.prefix:
             flags = "(?i)" if shape.icase else ""
             self._pre = _compiled(flags + re2.escape(shape.prefix))
@@ -195,10 +199,10 @@ class _RegexCursor:
 
     def tail_start(self, buf: _Buf, limit: int) -> int:
         """Where an occurrence of the prefix cut off at ``limit`` could start: the first
-        position whose text up to ``limit`` begins the literal prefix (a trigger: any of
-        its last bytes)."""
+        position whose text up to ``limit`` begins the literal prefix (a trigger: the
+        first of its last bytes after which every byte is one a trigger match can hold)."""
         if self._literal is None:
-            return limit - self._pre_len + 1
+            return self._trigger_tail(buf, limit)
         literal = self._literal
         b0 = buf.bbase
         data = buf.data
@@ -220,13 +224,33 @@ class _RegexCursor:
                 at = data.find(first, at + 1, hi)
         return best + b0
 
+    def _trigger_tail(self, buf: _Buf, limit: int) -> int:
+        lo = limit - self._pre_len + 1
+        cont = self._pre_cont
+        if cont is None:
+            return lo
+        # a trigger match cut off at ``limit`` holds only ``cont`` bytes before it, so it
+        # starts after the last byte outside ``cont``
+        b0 = buf.bbase
+        data = buf.data
+        stop = max(lo, b0)
+        at = limit
+        while at > stop and data[at - 1 - b0] in cont:
+            at -= 1
+        return lo if at == stop else at
+
     def next(self, buf: _Buf, hard: int, final: bool, nohit: bool = False) -> Spans | None:
         """The next match's group spans (absolute bytes), or None: more text needed, or
         (when ``final``) no more matches. ``nohit``: the rule matches nowhere in the text
-        from ``pos`` on (a set pass said so), so every step only moves ``pos``."""
+        from ``pos`` on (a set pass said so), so every step only moves ``pos``.
+
+        A stream searches up to its last byte but one (RE2 reads one byte past a range
+        for ``\\b`` and ``$``); a match ending past ``hard`` waits there, since its
+        validator reads ``lookahead`` bytes past it. Without a match, look-ahead does
+        not matter: a stream is held back only by what a match could still become."""
         window = self.rule.window
         n = buf.end
-        top = n if final else hard
+        top = n if final else n - RE2_LOOK
         while self.pos < top:
             pos = self.pos
             if self._pre is not None:
@@ -240,12 +264,12 @@ class _RegexCursor:
             else:
                 wend = bound = pos
                 maxw = self.shape.maxw
-                if maxw is None or maxw > 16:  # a short pattern: its width bounds it enough
-                    brk = self._last_breaker(buf, pos, hard)
+                if self._brk is not None:
+                    brk = self._last_breaker(buf, pos, n)  # a match cannot cross it
                     if brk >= pos:
                         wend, bound = brk, brk + 1
-                if maxw is not None and maxw <= window and hard - maxw + 1 > bound:
-                    wend, bound = hard, hard - maxw + 1
+                if maxw is not None and maxw <= window and top - maxw + 1 > bound:
+                    wend, bound = top, top - maxw + 1
                 if bound <= pos:
                     if self._pre is None and (maxw is None or maxw > window):
                         self.idle, self.idle_until = self._breakers, pos + 2 * window
@@ -255,6 +279,9 @@ class _RegexCursor:
                 self.pos = bound
                 continue
             start = found[0][0]
+            if found[0][1] > hard:  # its validator would read bytes not here yet
+                self.pos = start  # no match starts before this one
+                return None
             if found[0][1] - start <= window:  # what the window would give: no second search
                 spans = found
             else:

@@ -38,6 +38,7 @@ from policyd.guardrails._cursors import (
     KEY_MAX,
     LOOKAHEAD,
     MAX_FINDINGS,
+    RE2_LOOK,
     Cursor,
     Spans,
     _Buf,
@@ -167,17 +168,18 @@ class RuleCursor:
             low = max(min(c.pos for c in self._cursors) - 1 - buf.bbase, 0)
             hits, starts = self._gates.hits(buf.data[low:])
         for index, cursor in zip(self._index, self._cursors, strict=True):
-            # a step is taken only where the bytes its validator (or RE2) reads have come
+            # a match is taken only once the bytes its validator reads have come
             hard = n if final else n - cursor.rule.lookahead
             nohit = hits is not None and index not in hits
             if isinstance(cursor, _RegexCursor):
                 if nohit and cursor._pre is not None and index not in starts:
                     # no match and no start in the text in play: skip all but its tail
-                    cursor.pos = max(cursor.pos, cursor.tail_start(buf, hard))
+                    cursor.pos = max(cursor.pos, cursor.tail_start(buf, n - RE2_LOOK))
                     continue
                 cursor.fresh, cursor.fresh_from = (None if final else fresh), fresh_from
                 if cursor.idle is not None:
-                    if not final and hard < cursor.idle_until and fresh.isdisjoint(cursor.idle):
+                    reach = n - RE2_LOOK
+                    if not final and reach < cursor.idle_until and fresh.isdisjoint(cursor.idle):
                         continue  # nothing it waits for arrived: its next step is the same
                     cursor.idle = None
             while (spans := cursor.next(buf, hard, final, nohit)) is not None:

@@ -141,7 +141,13 @@ SECRET_DETECTORS: tuple[Detector, ...] = (
         (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]{20,}",),
     ),
     Detector("secret:google_api_key", "SECRET", (r"\bAIza[0-9A-Za-z_\-]{35}",), v.token_end_spans),
-    Detector("secret:stripe", "SECRET", (r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,}\b",)),
+    Detector(
+        "secret:stripe",
+        "SECRET",
+        (r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,}\b",),
+        # no literal prefix (two): without a trigger a stream holds back every letter run
+        trigger=r"(?:sk|rk)_(?:live|test)_",
+    ),
     # the header only: the scanner extends it to the END marker, or over its base64 body
     # (a truncated key), holding a stream back from the header until it knows which
     Detector(

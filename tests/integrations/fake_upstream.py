@@ -7,7 +7,8 @@ answers ``/chat/completions`` (plain and streamed), ``/responses``, ``/completio
 - a model whose name contains ``limited`` answers 429 (``Retry-After: 0``);
 - a chat answer is ``from <model>``; when the last message asks to ``say-email`` it is
   ``write to bob@example.com``; a streamed answer to ``slow-stream`` is 50 chunks of 20
-  characters, 40 ms apart (1,000 characters over 2 s); to ``gate-stream`` it is 10
+  characters, 40 ms apart (1,000 characters over 2 s), and to ``prose-stream`` the same
+  timing carries a support answer in words (:data:`PROSE`); to ``gate-stream`` it is 10
   chunks of 20 characters, then nothing until ``POST /_release`` (120 s at most, then
   the connection is cut), then 10 more; else the answer in 3 chunks.
 """
@@ -25,6 +26,13 @@ from typing import Any
 _LOCK = threading.Lock()
 _SEEN: list[dict[str, Any]] = []
 _GATE = threading.Event()  # a gate-stream waits here half way, until POST /_release
+_SENTENCES = (
+    "To export your data, open Settings and choose Export. ",
+    "Pick CSV or JSON, select the date range you need, and click Download. ",
+    "Large exports are prepared in the background and emailed as a link. ",
+    "If the link expires after 7 days, simply request a new export. ",
+)
+PROSE = ("".join(_SENTENCES) * 5)[:1000]  # 1,000 characters of a model's answer
 
 
 def _last_text(body: dict[str, Any]) -> str:
@@ -149,9 +157,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream_chat(self, body: dict[str, Any]) -> None:
         model = str(body.get("model"))
-        slow = "slow-stream" in _last_text(body)
+        prose = "prose-stream" in _last_text(body)
+        slow = "slow-stream" in _last_text(body) or prose
         gated = "gate-stream" in _last_text(body)
         text = ("x" * 19 + " ") * (20 if gated else 50) if slow or gated else _answer(body)
+        text = PROSE if prose else text
         pieces = [text[i : i + 20] for i in range(0, len(text), 20)] if slow or gated else [
             text[: len(text) // 3], text[len(text) // 3 : 2 * len(text) // 3],
             text[2 * len(text) // 3 :]]  # fmt: skip
