@@ -37,7 +37,7 @@ POLL_SETTLE_S = 1.2  # polling: mtimes are whole seconds, the first snapshot com
 IN_PLACE_CONFIRM_MS = 500
 # A burst of renames (temp file renamed over the old one, ConfigMap ``..data`` flips)
 # publishes complete files: it settles after this much quiet (at most debounce_ms).
-RENAME_SETTLE_MS = 20
+RENAME_SETTLE_MS = 10
 _HASH_WHOLE_BYTES = 32 * 1024 * 1024  # larger files are digested by size and mtime
 
 
@@ -352,7 +352,8 @@ class Watcher:
             if _identity(self.path) != plan.identity:
                 return True
             quiet = self.rename_s if renamed and not in_place else self.debounce_s
-            settled = now - last >= quiet or now - first >= self.max_wait_s
+            # (1 us of slack: ``last`` is ``now - step``, and floats do not always give back step)
+            settled = now - last >= quiet - 1e-6 or now - first >= self.max_wait_s
             if pending and settled and now >= hold_until and in_place:
                 if check is None or now >= check[1]:
                     digest = content_digest(self.path, plan.filter)
