@@ -33,6 +33,8 @@ from policyd.fields import (
     TypeDecl,
     Usd,
     at_most,
+    new_dict,
+    new_list,
     problem,
 )
 from policyd.model_guardrails import (  # the guardrails section, re-exported
@@ -54,7 +56,7 @@ class Metadata(Strict):
     name: Name
     version: Text | None = Field(None, description="Author-set version; a digest is added")
     description: Text | None = None
-    labels: dict[str, Text] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=new_dict)
 
 
 class Price(Strict):
@@ -83,7 +85,7 @@ class Tier(Strict):
     strategy: Literal["weighted", "ordered", "cheapest"] = "ordered"
     sticky_by: CelKey | None = None
     targets: list[Target] = Field(min_length=1)
-    fallback: list[Name] = Field(default_factory=list, description="Models or tiers, in order")
+    fallback: list[Name] = Field(default_factory=new_list, description="Models or tiers, in order")
 
 
 class RoutingRule(Strict):
@@ -116,7 +118,7 @@ class Cooldown(Strict):
 
 class Routing(Strict):
     default: Name
-    rules: list[RoutingRule] = Field(default_factory=list)
+    rules: list[RoutingRule] = Field(default_factory=new_list)
     context_window: Literal["skip_small", "ignore"] = "skip_small"
     retry: Retry | None = None
     timeout: Duration | None = None
@@ -217,7 +219,7 @@ class Budget(Strict):
     timezone: Text = "UTC"
     limit: Limit
     on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block", tier=None))
-    alerts: list[float] = Field(default_factory=list)
+    alerts: list[float] = Field(default_factory=new_list)
     on_store_error: Literal["allow", "block"] = "allow"
     reserve: Literal["worst_case"] | ReserveCap = Field(
         "worst_case",
@@ -245,7 +247,7 @@ class CacheRule(Strict):
 
 
 class Cache(Strict):
-    rules: list[CacheRule] = Field(default_factory=list)
+    rules: list[CacheRule] = Field(default_factory=new_list)
 
 
 # --------------------------------------------------------------------------- prompts
@@ -285,7 +287,7 @@ class Rollout(Strict):
     when: Condition | None = None
     default: Name
     variants: dict[Name, Percent] = Field(min_length=1)
-    schedule: list[ScheduleEntry] = Field(default_factory=list)
+    schedule: list[ScheduleEntry] = Field(default_factory=new_list)
 
 
 class Reload(Strict):
@@ -312,15 +314,15 @@ class DecisionLogSpec(Strict):
 class PolicySpec(Strict):
     """The body of a Policy document (everything but apiVersion/kind/metadata)."""
 
-    context: dict[str, TypeDecl] = Field(default_factory=dict)
-    models: dict[Name, ModelSpec] = Field(default_factory=dict)
-    tiers: dict[Name, Tier] = Field(default_factory=dict)
+    context: dict[str, TypeDecl] = Field(default_factory=new_dict)
+    models: dict[Name, ModelSpec] = Field(default_factory=new_dict)
+    tiers: dict[Name, Tier] = Field(default_factory=new_dict)
     routing: Routing | None = None
-    budgets: list[Budget] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=new_list)
     guardrails: Guardrails = Field(default_factory=Guardrails)
     cache: Cache = Field(default_factory=Cache)
-    prompts: dict[Name, Prompt] = Field(default_factory=dict)
-    rollouts: list[Rollout] = Field(default_factory=list)
+    prompts: dict[Name, Prompt] = Field(default_factory=new_dict)
+    rollouts: list[Rollout] = Field(default_factory=new_list)
     reload: Reload | None = None
     log: DecisionLogSpec | None = None
 
