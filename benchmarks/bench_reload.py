@@ -73,7 +73,8 @@ def write_to_serving(bundle: Path, changes: int, in_place: bool = False) -> list
     try:
         deadline = time.monotonic() + 10
         while watcher is not None and watcher.bursts < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the watcher's first check (catch-up) has passed
+            time.sleep(0.01)  # the watcher's first check (catch-up) has started...
+        engine.reload()  # ...and ended (reloads take turns): it must not read a half write
         for i in range(changes):
             version = f"bench-{'in-place' if in_place else 'rename'}-{i}"
             started = time.perf_counter()
