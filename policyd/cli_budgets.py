@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from policyd.budgets.usage import BudgetUsage, UnknownBudget, budgets_of, list_usage
+if TYPE_CHECKING:  # imported by the command, so that `policyd check` does not load them
+    from policyd.budgets.usage import BudgetUsage
 
 
 @click.command("budgets")
@@ -51,6 +52,7 @@ def budgets_command(
 ) -> None:
     """List live budget counters of the bundle at PATH: spent, reserved, limit, window,
     resets at, alerts fired."""
+    from policyd.budgets.usage import UnknownBudget, budgets_of, list_usage
     from policyd.diagnostics import PolicyError
     from policyd.engine import Engine
     from policyd.errors import RequestError
@@ -111,6 +113,8 @@ def budgets_command(
 def _selected(policies: dict[str, Any], policy: str | None, budget: str | None) -> dict[str, Any]:
     """The policies to read: ``--budget`` without ``--policy`` means the policies that
     have that budget (an error only when none has it)."""
+    from policyd.budgets.usage import UnknownBudget, budgets_of
+
     if policy is not None:
         return {policy: policies[policy]}
     if budget is None:

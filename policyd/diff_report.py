@@ -4,10 +4,12 @@ decide ``--fail-on``."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from policyd.diff import FIELDS, DiffReport
 from policyd.errors import ConfigError
+
+if TYPE_CHECKING:  # policyd.diff imports the compiler: not for `policyd diff --help`
+    from policyd.diff import DiffReport
 
 FAIL_ON_HELP = (
     "any (any decision changed), newly-blocked, errors, a field (allowed, blocked_by, tier, "
@@ -18,6 +20,8 @@ FAIL_ON_HELP = (
 
 def failures(report: DiffReport, conditions: tuple[str, ...]) -> list[str]:
     """The --fail-on conditions that hold, each as a sentence; ConfigError for a bad one."""
+    from policyd.diff import FIELDS
+
     out = []
     for raw in conditions:
         cond = raw.strip()

@@ -83,8 +83,8 @@ class Engine:
 
         ``store`` is ``None``/``"memory"`` (one process) or a ``redis://`` URL (shared).
         ``token_counter`` is ``"estimate"`` (default, offline) or ``"tiktoken"``.
-        ``watch=True`` hot-reloads the bundle when its files change (``debounce_ms``
-        after the last change). ``reservation_ttl_s`` is how long a budget reservation
+        ``watch=True`` hot-reloads the bundle when its files change (10 ms after a rename,
+        ``debounce_ms`` after other changes). ``reservation_ttl_s`` is how long a budget reservation
         that is never settled keeps counting (default: the decision's timeout, 600 s
         without one, times its tries, plus backoff waits and 60 s); ``estimate_refresh_s``
         how often learned reservations (``{estimate: p95}``) exchange counts with the
@@ -380,7 +380,7 @@ class Engine:
         """Reload on every settled burst of file changes, from a daemon thread.
 
         Returns once the file system watches are in place. ``debounce_ms`` is the quiet
-        time to wait after the last change (sync tools write many files).
+        time after a change written in place or deleted (renames settle after 10 ms).
         """
         from policyd.reload.revisions import prompt_files
         from policyd.reload.watcher import Watcher

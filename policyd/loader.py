@@ -4,7 +4,9 @@ Owns reading a bundle (a file, or a directory read recursively in sorted order),
 (UTF-8, BOM tolerated), the file-level checks (size, emptiness, unreadable paths) and the results
 :class:`Document` / :class:`LoadResult`, through :func:`load_path` and :func:`load_text`.
 Loading never raises for bad input: every problem becomes a
-:class:`~policyd.diagnostics.Diagnostic` (codes PD001-PD011).
+:class:`~policyd.diagnostics.Diagnostic` (codes PD001-PD011). Loading the same path again
+(a hot reload) reuses what the last load of that path read from each file whose bytes did
+not change: documents are never modified once read.
 
 The YAML 1.2 core-schema reading itself is :mod:`policyd.yaml12`; positions are
 :mod:`policyd.sourcemap`.  Their public names are re-exported here, so ``policyd.loader``
@@ -215,6 +217,28 @@ def _read(path: str) -> bytes:
         return handle.read(MAX_FILE_BYTES + 1)
 
 
+# What the last load of each path read: (display name, bytes) -> (documents, diagnostics, text)
+_Read = dict[tuple[str, bytes], tuple[list[Document], list[Diagnostic], str | None]]
+_last_reads: dict[str, _Read] = {}
+_last_reads_lock = threading.Lock()
+_MAX_REMEMBERED_PATHS = 16
+
+
+def _load_file(
+    data: bytes, file: str, files: dict[str, str], last: _Read, now: _Read
+) -> tuple[list[Document], list[Diagnostic]]:
+    """:func:`_load`, or what the last load of the same path read from the same bytes."""
+    key = (file, data)
+    hit = last.get(key)
+    if hit is None:
+        documents, diagnostics = _load(data, file, files)
+        hit = (documents, diagnostics, files.get(file))
+    elif hit[2] is not None:
+        files[file] = hit[2]
+    now[key] = hit
+    return list(hit[0]), list(hit[1])
+
+
 @gc_paused()
 def load_path(path: str | os.PathLike[str]) -> LoadResult:
     """Load a YAML file, or every ``*.yaml``/``*.yml`` under a directory in sorted order."""
@@ -236,6 +260,10 @@ def load_path(path: str | os.PathLike[str]) -> LoadResult:
     else:
         paths = [root]
     seen: set[str] = set()
+    key = os.path.realpath(root)
+    with _last_reads_lock:
+        last = _last_reads.get(key, {})
+    now: _Read = {}
     for file in paths:
         real = os.path.realpath(file)
         if real in seen:
@@ -246,7 +274,12 @@ def load_path(path: str | os.PathLike[str]) -> LoadResult:
         except OSError as exc:
             diagnostics.append(_unreadable(file, exc))
             continue
-        docs, diags = _load(data, _display(file), files)
+        docs, diags = _load_file(data, _display(file), files, last, now)
         documents.extend(docs)
         diagnostics.extend(diags)
+    with _last_reads_lock:
+        _last_reads.pop(key, None)
+        while len(_last_reads) >= _MAX_REMEMBERED_PATHS:
+            del _last_reads[next(iter(_last_reads))]  # the path loaded longest ago
+        _last_reads[key] = now
     return LoadResult(documents, files, sort_diagnostics(diagnostics))

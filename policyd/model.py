@@ -7,10 +7,11 @@ the committed JSON Schema (``schemas/policyd-v1.schema.json``) is generated from
 these classes by :func:`json_schema`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would compile and evaluate every
+# annotation string again when it builds the models (~15% of building them).
 
 import re
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import (
     ConfigDict,
@@ -33,6 +34,8 @@ from policyd.fields import (
     TypeDecl,
     Usd,
     at_most,
+    new_dict,
+    new_list,
     problem,
 )
 from policyd.model_guardrails import (  # the guardrails section, re-exported
@@ -62,7 +65,7 @@ class Metadata(Strict):
     name: Name
     version: Text | None = Field(None, description="Author-set version; a digest is added")
     description: Text | None = None
-    labels: dict[str, Text] = Field(default_factory=dict)
+    labels: dict[str, Text] = Field(default_factory=new_dict)
 
 
 class Price(Strict):
@@ -91,7 +94,7 @@ class Tier(Strict):
     strategy: Literal["weighted", "ordered", "cheapest"] = "ordered"
     sticky_by: CelKey | None = None
     targets: list[Target] = Field(min_length=1)
-    fallback: list[Name] = Field(default_factory=list, description="Models or tiers, in order")
+    fallback: list[Name] = Field(default_factory=new_list, description="Models or tiers, in order")
 
 
 class RoutingRule(Strict):
@@ -124,7 +127,7 @@ class Cooldown(Strict):
 
 class Routing(Strict):
     default: Name
-    rules: list[RoutingRule] = Field(default_factory=list)
+    rules: list[RoutingRule] = Field(default_factory=new_list)
     context_window: Literal["skip_small", "ignore"] = "skip_small"
     retry: Retry | None = None
     timeout: Duration | None = None
@@ -163,7 +166,7 @@ class Limit(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_limit(self) -> Limit:
+    def _one_limit(self) -> Self:
         if (
             self.usd is None
             and self.tokens is None
@@ -192,7 +195,7 @@ class OnExceed(Strict):
     message: Text | None = None
 
     @model_validator(mode="after")
-    def _tier_for_downgrade(self) -> OnExceed:
+    def _tier_for_downgrade(self) -> Self:
         if self.action == "downgrade" and not self.tier:
             raise problem(
                 "downgrade",
@@ -216,7 +219,7 @@ class Budget(Strict):
     timezone: Text = "UTC"
     limit: Limit
     on_exceed: OnExceed = Field(default_factory=lambda: OnExceed(action="block", tier=None))
-    alerts: list[float] = Field(default_factory=list)
+    alerts: list[float] = Field(default_factory=new_list)
     on_store_error: Literal["allow", "block"] = "allow"
     reserve: ReserveMode | None = Field(
         None,
@@ -245,7 +248,7 @@ class CacheRule(Strict):
 
 
 class Cache(Strict):
-    rules: list[CacheRule] = Field(default_factory=list)
+    rules: list[CacheRule] = Field(default_factory=new_list)
 
 
 # --------------------------------------------------------------------------- prompts
@@ -258,7 +261,7 @@ class PromptVersion(Strict):
     template: Text | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> PromptVersion:
+    def _one_source(self) -> Self:
         if (self.file is None) == (self.template is None):
             raise problem(
                 "prompt_source",
@@ -285,7 +288,7 @@ class Rollout(Strict):
     when: Condition | None = None
     default: Name
     variants: dict[Name, Percent] = Field(min_length=1)
-    schedule: list[ScheduleEntry] = Field(default_factory=list)
+    schedule: list[ScheduleEntry] = Field(default_factory=new_list)
 
 
 class Reload(Strict):
@@ -312,16 +315,16 @@ class DecisionLogSpec(Strict):
 class PolicySpec(Strict):
     """The body of a Policy document (everything but apiVersion/kind/metadata)."""
 
-    context: dict[str, TypeDecl] = Field(default_factory=dict)
-    models: dict[Name, ModelSpec] = Field(default_factory=dict)
-    tiers: dict[Name, Tier] = Field(default_factory=dict)
+    context: dict[str, TypeDecl] = Field(default_factory=new_dict)
+    models: dict[Name, ModelSpec] = Field(default_factory=new_dict)
+    tiers: dict[Name, Tier] = Field(default_factory=new_dict)
     routing: Routing | None = None
-    budgets: list[Budget] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=new_list)
     budget_defaults: BudgetDefaults | None = None
     guardrails: Guardrails = Field(default_factory=Guardrails)
     cache: Cache = Field(default_factory=Cache)
-    prompts: dict[Name, Prompt] = Field(default_factory=dict)
-    rollouts: list[Rollout] = Field(default_factory=list)
+    prompts: dict[Name, Prompt] = Field(default_factory=new_dict)
+    rollouts: list[Rollout] = Field(default_factory=new_list)
     reload: Reload | None = None
     log: DecisionLogSpec | None = None
 
@@ -396,7 +399,7 @@ class TestCase(Strict):
     repeat: int = Field(1, ge=1, le=10_000, description="Run the case this many times in a row")
 
     @model_validator(mode="after")
-    def _output_for_output_paths(self) -> TestCase:
+    def _output_for_output_paths(self) -> Self:
         if self.output is None:
             paths = [str(k) for k in self.expect if re.match(_OUTPUT_PATH, str(k))]
             if paths:

@@ -1,7 +1,8 @@
 """cel-python's CEL grammar as a lark LALR parser: built once per process, cached on disk.
 
-Owns :func:`parser`.  The parser is the one ``celpy.celparser.CELParser`` builds (same
-grammar file, same options, so cel-python's evaluator on the slow path shares it), built
+Owns :func:`parser` and :func:`cache_dir` (shared with :mod:`policyd.cel.astcache`).
+The parser is the one ``celpy.celparser.CELParser`` builds (same grammar file, same
+options, so cel-python's evaluator on the slow path shares it), built
 without importing cel-python (its package pulls in its evaluator, pendulum and re2: ~50 ms),
 and through lark's grammar cache: constructing the LALR tables takes ~150 ms, loading them
 ~15 ms, which is most of what ``policyd check`` costs on a small bundle.
@@ -25,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["parser"]
+__all__ = ["cache_dir", "parser"]
 
 _lock = threading.Lock()
 _parser: Any = None
@@ -47,11 +48,11 @@ def _grammar() -> str:
     return (Path(next(iter(spec.submodule_search_locations))) / "cel.lark").read_text()
 
 
-def _cache_file(grammar: str) -> str | None:
+def cache_dir() -> str | None:
+    """The per-user cache directory (made 0700 if missing), or None when ``POLICYD_NO_CACHE``
+    is set, it cannot be made, or others can write to it (its files are read with pickle)."""
     if os.environ.get("POLICYD_NO_CACHE"):
         return None
-    import lark
-
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     directory = os.path.join(base, "policyd")
     try:
@@ -61,6 +62,15 @@ def _cache_file(grammar: str) -> str | None:
             return None  # others can write there: do not unpickle what they wrote
     except (OSError, AttributeError):  # AttributeError: no os.getuid (Windows)
         return None
+    return directory
+
+
+def _cache_file(grammar: str) -> str | None:
+    directory = cache_dir()
+    if directory is None:
+        return None
+    import lark
+
     key = f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()
     return os.path.join(directory, f"cel-lark-{hashlib.sha256(key).hexdigest()[:16]}.cache")
 

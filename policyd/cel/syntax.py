@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from policyd.cel import astcache
 from policyd.cel.errors import SYNTAX, TOO_COMPLEX, CompileError
 from policyd.cel.types import CelType
 
@@ -458,6 +459,9 @@ def parse(source: str) -> Node:
         )
     if not source.strip():
         raise CompileError("empty expression", code=SYNTAX, source=source, offset=0)
+    cached = astcache.get(source)
+    if cached is not None:
+        return cached
     from lark.exceptions import LarkError
 
     text, placeholders = _hide_backticks(source)
@@ -473,4 +477,6 @@ def parse(source: str) -> Node:
             offset=0,
             hint="split it into simpler conditions",
         ) from None
-    return _Builder(source, placeholders).build(tree)
+    node = _Builder(source, placeholders).build(tree)
+    astcache.put(source, node)
+    return node

@@ -6,6 +6,7 @@ byte offsets; :class:`ScanText` turns them back into ``str`` offsets in one line
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -59,6 +60,21 @@ def _hint_for(pattern: str) -> str:
     return f"write the pattern in RE2 syntax ({RE2_SYNTAX_URL})"
 
 
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str, longest: bool) -> tuple[Any, str | None, bool]:
+    """(compiled, None, matches empty) or (None, RE2's reason, False). Cached: compiled RE2
+    objects are immutable and safe to share between threads, and a reload compiles the
+    same built-in detectors again for every revision (most of what a reload cost)."""
+    try:
+        compiled = re2.compile(pattern, options(longest_match=longest))
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        return None, str(reason), False
+    return compiled, None, _matches_empty(compiled)
+
+
 def compile_pattern(pattern: str, *, what: str, index: int | None, longest: bool = False) -> Any:
     """Compile one RE2 pattern; a bad one raises :class:`GuardrailConfigError` saying why."""
     where = what if index is None else f"{what}[{index}]"
@@ -68,18 +84,14 @@ def compile_pattern(pattern: str, *, what: str, index: int | None, longest: bool
             index=index,
             hint="quote the pattern in YAML: '...'",
         )
-    try:
-        compiled = re2.compile(pattern, options(longest_match=longest))
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else "invalid pattern"
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
+    compiled, reason, matches_empty = _compile(pattern, longest)
+    if reason is not None:
         raise GuardrailConfigError(
             f"{where} is not a valid RE2 pattern: {reason}",
             index=index,
             hint=_hint_for(pattern),
-        ) from None
-    if _matches_empty(compiled):
+        )
+    if matches_empty:
         raise GuardrailConfigError(
             f"{where} can match the empty string, so it would flag every text",
             index=index,
@@ -100,6 +112,20 @@ def _matches_empty(compiled: Any) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _compile_set(patterns: tuple[str, ...]) -> Any:
+    """A compiled RE2 ``Set`` of ``patterns`` (None when too large); cached like
+    :func:`_compile` (matching a compiled set does not change it)."""
+    rset = re2.Set.SearchSet(options())
+    for pattern in patterns:
+        rset.Add(pattern)
+    try:
+        rset.Compile()
+    except re2.error:
+        return None
+    return rset
+
+
 class PatternSet:
     """Many RE2 patterns scanned together: one RE2 ``Set`` pass says which ones hit.
 
@@ -113,17 +139,12 @@ class PatternSet:
         self.regexes = tuple(regexes)
         self._set: Any = None
         if len(self.regexes) > 1:
-            rset = re2.Set.SearchSet(options())
-            for regex in self.regexes:
-                rset.Add(regex.pattern)
-            try:
-                rset.Compile()
-            except re2.error:
+            self._set = _compile_set(tuple(regex.pattern for regex in self.regexes))
+            if self._set is None:
                 raise GuardrailConfigError(
                     f"the {len(self.regexes)} patterns are too large to compile together",
                     hint="split them across several guardrails",
-                ) from None
-            self._set = rset
+                )
 
     def hits(self, data: bytes) -> Sequence[int]:
         """Indices of the patterns that match somewhere in ``data`` (ascending)."""

@@ -6,6 +6,7 @@ what is found, so an unknown shape (``None``) is always safe, only slower to rel
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from dataclasses import dataclass
@@ -126,8 +127,13 @@ def _prefix(tree: Any) -> str:
     return "".join(chars)
 
 
+@functools.lru_cache(maxsize=4096)
 def shape_of(pattern: str) -> Shape:
-    """The shape of an RE2 pattern, or an empty (always safe) one when unsure."""
+    """The shape of an RE2 pattern, or an empty (always safe) one when unsure.
+
+    Cached: a reload rebuilds every guardrail, and parsing the built-in detectors' patterns
+    again was most of what a reload cost; a shape depends on the pattern alone.
+    """
     if _RE2_ONLY.search(pattern):
         return Shape()
     try:

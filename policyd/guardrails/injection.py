@@ -8,6 +8,7 @@ the exact behaviour it was tested with. Improvements ship as a new version. Rule
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 
 from policyd.guardrails._core import GuardrailConfigError
@@ -120,6 +121,7 @@ def _split_top(body: str) -> list[str] | None:
     return parts
 
 
+@functools.lru_cache(maxsize=256)
 def trigger_of(pattern: str) -> str | None:
     """A short pattern every match of a built-in rule starts with: its leading word group,
     each alternative cut at its first ``\\s+`` (any match has at least that one space).

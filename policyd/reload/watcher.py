@@ -1,9 +1,10 @@
 """The file watcher: a ``watchfiles`` loop in a daemon thread that reports settled bursts.
 
 Owns which file system changes count (:class:`BundleFilter`: YAML, prompt files, ConfigMap
-``..data`` flips and directories, never editors' scratch files), debouncing, holding back
-files written in place until their content is stable, and staying attached when the bundle
-directory is replaced or a symlink leading to it flips.
+``..data`` flips and directories, never editors' scratch files), debouncing (short for
+renames, which publish complete files), holding back files written in place until their
+content is stable, and staying attached when the bundle directory is replaced or a symlink
+leading to it flips.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ POLL_SETTLE_S = 1.2  # polling: mtimes are whole seconds, the first snapshot com
 # bundle's content digest is the same at the end of the debounce and this long after it
 # (at least debounce_ms), so that a writer pausing mid-file does not publish its prefix.
 IN_PLACE_CONFIRM_MS = 500
+# A burst of renames (temp file renamed over the old one, ConfigMap ``..data`` flips)
+# publishes complete files: it settles after this much quiet (at most debounce_ms).
+RENAME_SETTLE_MS = 10
 _HASH_WHOLE_BYTES = 32 * 1024 * 1024  # larger files are digested by size and mtime
 
 
@@ -126,6 +130,28 @@ def content_digest(path: str, bundle_filter: BundleFilter) -> str:
     return h.hexdigest()
 
 
+def _burst_kind(batch: Iterable[tuple[Change, str]], counts: BundleFilter) -> tuple[bool, bool]:
+    """(wrote in place, renamed) for one batch of changes from watchfiles.
+
+    watchfiles reports a rename as the old name ``deleted`` and the new one ``added`` in the
+    same batch (the old name is often a scratch file that does not count), and a file
+    created by ``open(..., "w")`` as ``added`` alone, even when it was written to since: so
+    an ``added`` regular file with no ``deleted`` beside it may be a writer's prefix.
+    """
+    deleted = any(change.name == "deleted" for change, _ in batch)
+    in_place = renamed = False
+    for change, path in batch:
+        if not counts(change, path):
+            continue
+        if change.name == "modified":
+            in_place = True
+        elif change.name == "added" and deleted:
+            renamed = True
+        elif change.name == "added" and os.path.isfile(path) and not os.path.islink(path):
+            in_place = True  # created and maybe still being written
+    return in_place, renamed
+
+
 class _StopFlag:
     """``stop_event`` for watchfiles: also tells us when the OS watches are in place.
 
@@ -173,11 +199,15 @@ class Watcher:
     """Calls ``on_change()`` after each settled burst of changes to the bundle at ``path``.
 
     A burst settles when no relevant change arrived for ``debounce_ms`` (or ``max_wait_s``
-    passed since its first change). ``on_change`` runs in the watcher thread; its errors are
-    logged and never stop the watcher. ``prompt_paths`` gives the prompt files to watch
-    too (asked again after every change). If the bundle directory is replaced or a symlink
-    leading to it flips, the watcher re-attaches and reloads. With ``catch_up`` it also
-    calls ``on_change()`` once the watches are in place, for changes made while starting.
+    passed since its first change); a burst of renames only (complete files renamed into
+    place, symlink flips) after ``rename_settle_ms`` (at most ``debounce_ms``). A burst
+    that wrote a file in place also waits until the bundle's content is the same at the
+    end of the debounce and ``in_place_confirm_ms`` later. ``on_change`` runs in the watcher
+    thread; its errors are logged and never stop the watcher. ``prompt_paths`` gives the
+    prompt files to watch too (asked again after every change). If the bundle directory is
+    replaced or a symlink leading to it flips, the watcher re-attaches and reloads. With
+    ``catch_up`` it also calls ``on_change()`` once the watches are in place, for changes
+    made while starting.
     """
 
     def __init__(
@@ -191,6 +221,7 @@ class Watcher:
         force_polling: bool | None = None,
         catch_up: bool = True,
         in_place_confirm_ms: int = IN_PLACE_CONFIRM_MS,
+        rename_settle_ms: int = RENAME_SETTLE_MS,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.on_change = on_change
@@ -200,10 +231,13 @@ class Watcher:
         self.force_polling = force_polling
         self.catch_up = catch_up
         self.confirm_s = max(self.debounce_s, max(0, in_place_confirm_ms) / 1000)
+        rename_ms = max(0, min(rename_settle_ms, debounce_ms))
         # watchfiles hands over a batch after ``step`` ms without events and checks the stop
         # flag every ``step``; with nothing to report it returns after ``tick`` ms, when we
-        # look at the clock (quiet long enough?) and at the bundle's identity.
-        self.step_ms = max(10, min(50, debounce_ms))
+        # look at the clock (quiet long enough?) and at the bundle's identity. A batch is
+        # handed over after ``step`` ms of quiet, so a burst of renames settles on arrival.
+        self.step_ms = max(10, min(50, rename_ms))
+        self.rename_s = max(rename_ms, self.step_ms) / 1000
         self.tick_ms = max(self.step_ms, min(debounce_ms - self.step_ms, 1000))
         self.bursts = 0
         self.unstable = 0  # in-place writes still changing when their stability was checked
@@ -292,9 +326,11 @@ class Watcher:
         # compare it again), or None while the burst has not settled yet.
         in_place = False
         check: tuple[str, float] | None = None
+        renamed = False  # the burst renamed files into place (and wrote none in place)
         for batch in watchfiles.watch(
             *plan.paths,
-            watch_filter=plan.filter,
+            # deletions that do not count (a rename's scratch file) tell renames apart
+            watch_filter=lambda change, path: change.name == "deleted" or plan.filter(change, path),
             stop_event=flag,
             debounce=max(self.step_ms, int(self.max_wait_s * 1000)),
             step=self.step_ms,
@@ -305,16 +341,19 @@ class Watcher:
             force_polling=self.force_polling,
         ):
             now = time.monotonic()
-            if batch:
+            if any(plan.filter(c, p) for c, p in batch):
                 log.debug("policyd: changes under %s: %s", self.path, sorted(p for _, p in batch))
                 if not pending:
-                    first = now
+                    first, renamed = now, False
                 pending, last = True, now - self.step_ms / 1000  # quiet since, per watchfiles
-                in_place = in_place or any(c.name == "modified" for c, _ in batch)
+                wrote, moved = _burst_kind(batch, plan.filter)
+                in_place, renamed = in_place or wrote, renamed or moved
                 check = None  # still being written: the stability check starts over
             if _identity(self.path) != plan.identity:
                 return True
-            settled = now - last >= self.debounce_s or now - first >= self.max_wait_s
+            quiet = self.rename_s if renamed and not in_place else self.debounce_s
+            # (1 us of slack: ``last`` is ``now - step``, and floats do not always give back step)
+            settled = now - last >= quiet - 1e-6 or now - first >= self.max_wait_s
             if pending and settled and now >= hold_until and in_place:
                 if check is None or now >= check[1]:
                     digest = content_digest(self.path, plan.filter)

@@ -348,3 +348,68 @@ def test_content_digest_covers_yaml_and_prompt_files(bundle_dir: Path) -> None:
     assert after_prompt != before
     (bundle_dir / "models.yaml").write_text((bundle_dir / "models.yaml").read_text() + "\n")
     assert content_digest(str(bundle_dir), bundle_filter) != after_prompt
+
+
+def test_a_new_file_written_slowly_never_goes_live_as_its_prefix(rev_dir: Path) -> None:
+    """A file created by open(..., "w") shows up as "added" only, even once written to: it is
+    held back like an in-place write, not taken for a file renamed into place."""
+    from policyd.reload import Watcher
+
+    engine = Engine.from_path(rev_dir)
+    events: list[dict[str, Any]] = []
+    engine.on_event(events.append)
+    watcher = Watcher(
+        rev_dir, engine.reload, debounce_ms=50, in_place_confirm_ms=3000, catch_up=False
+    )
+    watcher.start()
+    try:
+        prefix, rest = (part.replace("{name: p,", "{name: q,") for part in _guarded(1))
+        with open(rev_dir / "q.yaml", "w", encoding="utf-8") as handle:
+            handle.write(prefix)
+            handle.flush()
+            assert watcher.confirming.wait(WAIT_S)
+            assert "q" not in engine.status().policies
+            handle.write(rest)
+        assert wait_for(lambda: "q" in engine.status().policies)
+        message = {"messages": [{"role": "user", "content": "a@b.example"}]}
+        assert engine.decide(message, policy="q").blocked_by == "pii"
+        assert [e["type"] for e in events] == ["reloaded"]
+    finally:
+        watcher.stop()
+
+
+def test_a_rename_does_not_wait_for_the_debounce(rev_dir: Path) -> None:
+    """Renames settle after rename_settle_ms, whatever debounce_ms (for in-place writes)."""
+    from policyd.reload import Watcher
+
+    engine = Engine.from_path(rev_dir)
+    watcher = Watcher(
+        rev_dir, engine.reload, debounce_ms=600_000, in_place_confirm_ms=600_000, catch_up=False
+    )
+    watcher.start()
+    try:
+        write_atomically(rev_dir / "p.yaml", revision(7))
+        # a 10-minute debounce: going live within WAIT_S means the short settle applied
+        assert wait_for(lambda: serving(engine) == 7)
+        assert not watcher.confirming.is_set()
+        write_atomically(rev_dir / "p.yaml", revision(8))
+        assert wait_for(lambda: serving(engine) == 8)
+    finally:
+        watcher.stop()
+
+
+def test_burst_kind_tells_renames_from_writes(tmp_path: Path) -> None:
+    from watchfiles import Change
+
+    from policyd.reload.watcher import BundleFilter, _burst_kind
+
+    (tmp_path / "a.yaml").write_text("a")
+    os.symlink("a.yaml", tmp_path / "link.yaml")
+    counts = BundleFilter(str(tmp_path), True)
+    a, scratch = str(tmp_path / "a.yaml"), str(tmp_path / ".a.yaml.tmp")
+    assert _burst_kind([(Change.modified, a)], counts) == (True, False)
+    assert _burst_kind([(Change.added, a)], counts) == (True, False)  # open(..., "w")
+    assert _burst_kind([(Change.added, a), (Change.deleted, scratch)], counts) == (False, True)
+    assert _burst_kind([(Change.added, str(tmp_path / "link.yaml"))], counts) == (False, False)
+    assert _burst_kind([(Change.deleted, a)], counts) == (False, False)
+    assert _burst_kind([(Change.deleted, scratch)], counts) == (False, False)
