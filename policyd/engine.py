@@ -19,7 +19,14 @@ from typing import Any
 from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
-from policyd.deciding import decision_flow, outcome_of, record_attempt, record_flow, start
+from policyd.deciding import (
+    decision_flow,
+    outcome_of,
+    record_attempt,
+    record_flow,
+    run_steps,
+    start,
+)
 from policyd.decision import Decision
 from policyd.diagnostics import Diagnostic
 from policyd.request import TokenCounter
@@ -114,7 +121,7 @@ class Engine:
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""
         compiled, state, started = self._open(request, policy)
-        return self._decided(drive(decision_flow(compiled, state)), state, started)
+        return self._decided(run_steps(compiled, state), state, started)
 
     async def adecide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Like decide(), with store I/O awaited instead of blocking the event loop."""

@@ -31,7 +31,7 @@ from policyd.stages.base import (
 )
 from policyd.stages.cache import CacheStage
 from policyd.stages.flow import Flow, drive
-from policyd.stages.guardrails import InputGuardrailsStage
+from policyd.stages.guardrails import InputGuardrailsStage, PluginGuardrailsStage
 from policyd.stages.prompts import PromptsStage
 from policyd.stages.routing import RoutingStage
 
@@ -40,7 +40,10 @@ Builder = Callable[[CompileEnv, Mapping[str, Stage]], Stage | None]
 
 def _guardrails(env: CompileEnv, built: Mapping[str, Stage]) -> Stage | None:
     guards = env.ctx.policy.guardrails.input
-    return InputGuardrailsStage(env, guards) if guards else None
+    if not guards:
+        return None
+    plugins = any(g.plugin is not None for g in guards)
+    return (PluginGuardrailsStage if plugins else InputGuardrailsStage)(env, guards)
 
 
 def _routing(env: CompileEnv, built: Mapping[str, Stage]) -> Stage | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyd import cel, fields, model
 from policyd.stages.base import CompileEnv, DecisionState, matches
-from policyd.stages.flow import Flow, Io
+from policyd.stages.flow import Flow, Io, drive
 
 if TYPE_CHECKING:
     from policyd.guardrails import Check as TextCheck
@@ -195,14 +195,11 @@ class InputGuardrailsStage:
 
     # -- running ----------------------------------------------------------------------------
 
-    def flow(self, state: DecisionState) -> Flow[None]:
-        """Every guardrail in order until one stops the request; a plugin is called
-        blocking by decide() and awaited by adecide() (``async def`` ones on its loop)."""
+    def run(self, state: DecisionState) -> None:
+        """Every guardrail in order until one stops the request (no guardrail of this
+        stage calls a plugin: see :class:`PluginGuardrailsStage`)."""
         for guard in self.guards:
-            step = self._check(state, guard)
-            if step == _PLUGIN:
-                step = yield Io(self._plugin, self._aplugin, (state, guard))
-            if step == _STOP:
+            if self._check(state, guard) == _STOP:
                 return
 
     def _check(self, state: DecisionState, guard: CompiledGuardrail) -> int:
@@ -347,6 +344,24 @@ class InputGuardrailsStage:
             where = ", ".join(str(i) for i in sorted({i for i, _ in changes}))
             state.note(STAGE, guard.name, "redact", f"plugin redacted messages {where}")
         return _CONTINUE
+
+
+class PluginGuardrailsStage(InputGuardrailsStage):
+    """Input guardrails of which one or more calls a plugin: I/O, so the stage is a flow
+    (``run`` drives it blocking; the pipeline binds the flow for ``adecide``)."""
+
+    def run(self, state: DecisionState) -> None:
+        drive(self.flow(state))
+
+    def flow(self, state: DecisionState) -> Flow[None]:
+        """Like run(), with plugins: each is called blocking by decide() and awaited by
+        adecide() (``async def`` ones on its event loop)."""
+        for guard in self.guards:
+            step = self._check(state, guard)
+            if step == _PLUGIN:
+                step = yield Io(self._plugin, self._aplugin, (state, guard))
+            if step == _STOP:
+                return
 
 
 def _located(found: Sequence[tuple[int, Finding]]) -> str:

@@ -93,8 +93,9 @@ def test_stages_are_named_and_ordered_in_one_place(engine: Engine) -> None:
 
 def test_steps_are_bound_once_with_what_each_stage_does(engine: Engine) -> None:
     steps = {step.name: step for step in engine.compiled.policy(None).steps}
-    # stages with I/O (store calls, plugins) are flows; the others are called directly
-    assert {n for n, s in steps.items() if s.flow is not None} == {"guardrails", "budgets"}
+    # stages with I/O are flows (budgets: the store; guardrails only with a plugin); the
+    # others are called directly
+    assert {n for n, s in steps.items() if s.flow is not None} == {"budgets"}
     for step in steps.values():
         if step.flow is None:
             assert step.run == step.stage.run  # nothing between decide() and the stage
