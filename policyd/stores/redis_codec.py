@@ -278,12 +278,12 @@ def line_results(
     return tuple(out)
 
 
-def _fired(line: Line, positions: Sequence[int]) -> tuple[float, ...]:
-    """The thresholds a reservation fired, from their 1-based positions in the reply."""
-    if not positions:
+def _fired(line: Line, mask: int) -> tuple[float, ...]:
+    """The thresholds a reservation fired, from the reply's bit mask (bit i: the i-th)."""
+    if not mask:
         return ()
     levels = alert_levels(line.limit, line.alerts)
-    return tuple(float(levels[int(p) - 1][0]) for p in positions)
+    return tuple(float(name) for i, (name, _) in enumerate(levels) if int(mask) >> i & 1)
 
 
 def unknown_results(lines: Sequence[Line], slots: Sequence[WindowSlot]) -> tuple[LineResult, ...]:
@@ -320,8 +320,8 @@ def reserve_result(
     ok = True
     for call, reply in zip(calls, replies, strict=True):
         ok = ok and int(reply[0]) == 1
-        for index, row in zip(call.lines, reply[1:], strict=True):
-            rows[index] = row
+        for n, index in enumerate(call.lines):
+            rows[index] = reply[1 + 6 * n : 7 + 6 * n]
     deadline = now_ms + max(1, round(ttl_s * 1000))
     return ReserveResult(decision_id, ok, line_results(lines, slots, rows), None, deadline)
 

@@ -44,9 +44,10 @@
 --              (1: a concurrency counter, the settle only releases)
 --     cancel:  the names of the alert markers to clear (the reservation never happened)
 --     usage:   the names of the alert markers to report when live
--- Replies: reserve {ok, per line {spent x3, fits, retry ms (-1: none), fired alerts (their
--- 1-based positions)}}; settle 0 / 1 / 2 (lost); usage per line {spent, settled,
--- reserved, live alert names}; cancel 1.
+-- Replies: reserve {ok, then per line: spent x3, fits, retry ms (-1: none), fired alerts
+-- (bit i - 1 set: the i-th threshold fired)}, one flat array (nested tables cost more to
+-- send); settle 0 / 1 / 2 (lost); usage per line {spent, settled, reserved, live alert
+-- names}; cancel 1.
 
 local call, sunpack, pack, byte, char = redis.call, struct.unpack, struct.pack, string.byte,
   string.char
@@ -71,16 +72,12 @@ local function clamp(n)
   return n
 end
 
-local function slot_field(s)
-  return 'b' .. char(48 + s)
-end
-
 -- the figures of ring slot s (fetched the first time, unless prefetched)
 local function slot(L, s)
   local v = L.slots[s]
   if not v then
     local raw = L.raw[s]
-    if raw == nil then raw = call('HGET', L.h, slot_field(s)) end
+    if raw == nil then raw = call('HGET', L.h, 'b' .. char(48 + s)) end
     if raw then v = {sunpack(SLOT, raw)} else v = {0, 0, 0, 0, 0, 0} end
     L.slots[s] = v
   end
@@ -93,9 +90,17 @@ local function add(L, kind, bucket, u, t, r, sign)
   local nb = L.nb
   if nb > 0 and bucket < L.hi - nb then return end
   local hd = L.hd
-  hd[kind + 1] = clamp(hd[kind + 1] + sign * u)
-  hd[kind + 2] = clamp(hd[kind + 2] + sign * t)
-  hd[kind + 3] = clamp(hd[kind + 3] + sign * r)
+  local a, b, c = hd[kind + 1] + sign * u, hd[kind + 2] + sign * t, hd[kind + 3] + sign * r
+  if sign > 0 then
+    if a > MAXN then a = MAXN end
+    if b > MAXN then b = MAXN end
+    if c > MAXN then c = MAXN end
+  else
+    if a < 0 then a = 0 end
+    if b < 0 then b = 0 end
+    if c < 0 then c = 0 end
+  end
+  hd[kind + 1], hd[kind + 2], hd[kind + 3] = a, b, c
   if nb > 0 then
     local s = bucket % (nb + 1)
     local v = slot(L, s)
@@ -127,19 +132,23 @@ end
 -- sweep forgotten entries
 local function open(k, nb, bw, target, want)
   local h, z = KEYS[k], KEYS[k + 1]
-  local got, cur, raw = nil, 0, {}
+  local got, cur, raw = nil, 0, nil
   if nb > 0 then
     cur = floor(now / bw)
     local s1, s2 = cur % (nb + 1), want % (nb + 1)
-    got = call('HMGET', h, 'n', ent, slot_field(s1), slot_field(s2))
+    got = call('HMGET', h, 'n', ent, 'b' .. char(48 + s1), 'b' .. char(48 + s2))
+    raw = {}
     raw[s1], raw[s2] = got[3], got[4]
   else
     got = call('HMGET', h, 'n', ent)
   end
   local hd
   if got[1] then hd = {sunpack(HEAD, got[1])} else hd = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0} end
+  -- every field a step may set is named here, so the table is sized once
   local L = {h = h, z = z, nb = nb, bw = bw, target = target, hd = hd, hi = 0, e = got[2],
-             raw = raw, slots = {}, touched = {}}
+             raw = raw, slots = raw and {}, touched = raw and {}, b1 = 0, b2 = 0, b3 = 0,
+             u = 0, t = 0, r = 0, lu = 0, lt = 0, lr = 0, retry = 0, na = 0, cfg = false,
+             pos = 0, dup = false, fits = true}
   if nb > 0 then
     local hi = hd[8] - 1
     if hi < 0 or cur > hi then
@@ -152,7 +161,7 @@ local function open(k, nb, bw, target, want)
         end
         if #missing > 0 then
           local fields = {}
-          for i, s in ipairs(missing) do fields[i] = slot_field(s) end
+          for i, s in ipairs(missing) do fields[i] = 'b' .. char(48 + s) end
           local values = call('HMGET', h, unpack(fields))
           for i, s in ipairs(missing) do raw[s] = values[i] end
         end
@@ -223,10 +232,12 @@ local function finish(L, w)
   w[#w + 1] = 'n'
   w[#w + 1] = pack(HEAD, hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7], hd[8], hd[9],
     hd[10])
-  for s in pairs(L.touched) do
-    local v = L.slots[s]
-    w[#w + 1] = slot_field(s)
-    w[#w + 1] = pack(SLOT, v[1], v[2], v[3], v[4], v[5], v[6])
+  if L.touched then
+    for s in pairs(L.touched) do
+      local v = L.slots[s]
+      w[#w + 1] = 'b' .. char(48 + s)
+      w[#w + 1] = pack(SLOT, v[1], v[2], v[3], v[4], v[5], v[6])
+    end
   end
   call('HSET', L.h, unpack(w))
   if extend then
@@ -240,8 +251,9 @@ end
 local function retry_after(L)
   if L.nb == 0 then return L.retry end
   local need = {}
+  local before, limit, amount = {L.b1, L.b2, L.b3}, {L.lu, L.lt, L.lr}, {L.u, L.t, L.r}
   for i = 1, 3 do
-    need[i] = L.limit[i] >= 0 and clamp(L.before[i] - L.limit[i] + L.amount[i]) or 0
+    need[i] = limit[i] >= 0 and clamp(before[i] - limit[i] + amount[i]) or 0
   end
   for b = L.hi - L.nb, L.hi do
     local v = slot(L, b % (L.nb + 1))
@@ -269,39 +281,44 @@ if op == 'reserve' then
   local lines, ok = {}, true
   for k = 1, #KEYS, 2 do
     local cfg = ARGV[6 + (k + 1) / 2]
-    local nb, bw, target, enforce, u, t, r, lu, lt, lr, retry, n_alerts, pos =
+    local nb, bw, target, enforce, u, t, r, lu, lt, lr, retry, na, pos =
       sunpack('<dddddddddddd', cfg)
-    local L = open(k, nb, bw, target, floor(now / (bw > 0 and bw or 1)))
-    local b1, b2, b3 = spent(L)
-    L.before, L.amount, L.limit = {b1, b2, b3}, {u, t, r}, {lu, lt, lr}
-    L.retry, L.n_alerts, L.cfg, L.pos = retry, n_alerts, cfg, pos
-    L.dup = entry(L.e) ~= nil
-    L.fits = L.dup or not ((lu >= 0 and b1 + u > lu) or (lt >= 0 and b2 + t > lt)
+    local L = open(k, nb, bw, target, nb > 0 and floor(now / bw) or 0)
+    local hd = L.hd
+    local b1, b2, b3 = hd[1] + hd[4], hd[2] + hd[5], hd[3] + hd[6]
+    if b1 > MAXN then b1 = MAXN end
+    if b2 > MAXN then b2 = MAXN end
+    if b3 > MAXN then b3 = MAXN end
+    L.b1, L.b2, L.b3, L.u, L.t, L.r, L.lu, L.lt, L.lr = b1, b2, b3, u, t, r, lu, lt, lr
+    L.retry, L.na, L.cfg, L.pos = retry, na, cfg, pos
+    local dup = L.e and entry(L.e) ~= nil
+    local fits = dup or not ((lu >= 0 and b1 + u > lu) or (lt >= 0 and b2 + t > lt)
       or (lr >= 0 and b3 + r > lr))
-    if enforce == 1 and not L.fits then ok = false end
+    L.dup, L.fits = dup, fits
+    if enforce == 1 and not fits then ok = false end
     lines[#lines + 1] = L
   end
   local out = {ok and 1 or 0}
   for _, L in ipairs(lines) do
-    local fired, w = {}, {}
+    local fired, w = 0, {}
     if ok and not L.dup then
-      local u, t, r = L.amount[1], L.amount[2], L.amount[3]
+      local u, t, r = L.u, L.t, L.r
       local bucket = 0
       if L.nb > 0 then bucket = min(math.max(floor(now / L.bw), L.hi - L.nb), L.hi) end
       add(L, 3, bucket, u, t, r, 1)
       w[1], w[2] = ent, 'L' .. pack('<dddd', bucket, u, t, r)
       if A < L.hd[9] then L.hd[9] = A end  -- nextL stays at most the earliest deadline
       call('ZADD', L.z, As, did)
-      if L.n_alerts > 0 then
-        local after = {L.before[1] + u, L.before[2] + t, L.before[3] + r}
+      if L.na > 0 then
+        local a1, a2, a3 = L.b1 + u, L.b2 + t, L.b3 + r
         local pos, list = L.pos, nil
         -- thresholds ascend, and so do their levels: stop at the first one not reached
-        for i = 1, L.n_alerts do
+        for i = 1, L.na do
           local l1, l2, l3
           l1, l2, l3, pos = sunpack('<ddd', L.cfg, pos)
-          if not ((l1 >= 0 and after[1] >= l1) or (l2 >= 0 and after[2] >= l2)
-            or (l3 >= 0 and after[3] >= l3)) then break end
-          list = list or names(L.cfg:sub(L.pos + 24 * L.n_alerts))
+          if not ((l1 >= 0 and a1 >= l1) or (l2 >= 0 and a2 >= l2)
+            or (l3 >= 0 and a3 >= l3)) then break end
+          list = list or names(L.cfg:sub(L.pos + 24 * L.na))
           local field = 'a:' .. list[i]
           local marker = tonumber(call('HGET', L.h, field))
           if marker == nil or (marker > 0 and marker <= now) then
@@ -309,14 +326,16 @@ if op == 'reserve' then
             if L.nb > 0 then expiry = now + L.nb * L.bw end
             w[#w + 1] = field
             w[#w + 1] = expiry
-            fired[#fired + 1] = i
+            fired = fired + 2 ^ (i - 1)
           end
         end
       end
     end
     local retry = -1
     if not L.fits then retry = retry_after(L) end
-    out[#out + 1] = {L.before[1], L.before[2], L.before[3], L.fits and 1 or 0, retry, fired}
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3] = L.b1, L.b2, L.b3
+    out[n + 4], out[n + 5], out[n + 6] = L.fits and 1 or 0, retry, fired
     finish(L, w)
   end
   return out
@@ -360,7 +379,7 @@ for k = 1, #KEYS, 2 do
   local cfg = ARGV[6 + (k + 1) / 2]
   local nb, bw, target, pos = sunpack('<ddd', cfg)
   local list = names(cfg:sub(pos))
-  local L = open(k, nb, bw, target, floor(now / (bw > 0 and bw or 1)))
+  local L = open(k, nb, bw, target, nb > 0 and floor(now / bw) or 0)
   if op == 'usage' then
     -- spent, settled, reserved, and which of the given alert markers are live
     local live = {}
