@@ -31,7 +31,6 @@ from policyd.budgets.windows import epoch_ms
 from policyd.stores import MemoryStore
 
 START = datetime(2026, 11, 24, 12, tzinfo=UTC)
-TARGET_BYTES = 120  # per decision held (0.1.0: about 3x this)
 
 
 def rss_bytes() -> int:

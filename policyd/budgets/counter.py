@@ -34,11 +34,23 @@ Lua script does, so a hostile amount can neither wrap nor drive a counter negati
 from __future__ import annotations
 
 import heapq
+import re
 
 from policyd.budgets.ledger import clamp
 from policyd.budgets.windows import Window
 
 Triple = list[int]  # [usd_micros, tokens, requests]
+SettledKey = str | int
+_ENGINE_ID = re.compile("[0-9a-f]{32}")
+
+
+def settled_key(did: str) -> SettledKey:
+    """How a settled decision id is remembered: an engine decision id (32 lowercase hex
+    digits) as the 128-bit number it spells (44 bytes instead of 81: there are many),
+    any other id as itself. Distinct ids stay distinct (a number never equals a text)."""
+    if len(did) == 32 and _ENGINE_ID.fullmatch(did):
+        return int(did, 16)
+    return did
 
 
 class Entry:
@@ -86,7 +98,7 @@ class Counter:
         self.heap: list[tuple[int, str]] = []
         # settled decisions: generation -> {decision id: forget ms}, generation = forget
         # ms // generation_ms (see the module docstring)
-        self.done: dict[int, dict[str, int]] = {}
+        self.done: dict[int, dict[SettledKey, int]] = {}
         self.n_done = 0
         self.generation_ms = max(1, grace_ms // 4)
         self.max_settled = max_settled
@@ -139,17 +151,20 @@ class Counter:
             for gen in [g for g in self.done if g < first]:
                 self.n_done -= len(self.done.pop(gen))
 
-    def is_settled(self, did: str, now_ms: int) -> bool:
-        """True when ``did`` was settled here and is not forgotten yet."""
+    def is_settled(self, key: SettledKey, now_ms: int) -> bool:
+        """True when the decision (its :func:`settled_key`) was settled here and is not
+        forgotten yet."""
         for ids in self.done.values():
-            forget = ids.get(did)
+            forget = ids.get(key)
             if forget is not None and forget > now_ms:
                 return True
         return False
 
-    def knows(self, did: str, now_ms: int) -> bool:
+    def knows(self, did: str, now_ms: int, key: SettledKey | None = None) -> bool:
         """True when ``did`` has an entry here: reserved, expired or settled."""
-        return did in self.entries or self.is_settled(did, now_ms)
+        if did in self.entries:
+            return True
+        return self.is_settled(settled_key(did) if key is None else key, now_ms)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -209,13 +224,20 @@ class Counter:
         now_ms: int,
         grace_ms: int,
         force_bucket: int | None,
+        key: SettledKey | None = None,
+        forget_ms: int | None = None,
     ) -> bool:
         """Replace ``did``'s reservation with ``actual`` (``None``: release it).
 
         Returns False for a decision already settled, or unknown here (unless
-        ``force_bucket`` is given: then the spend is recorded in that bucket).
+        ``force_bucket`` is given: then the spend is recorded in that bucket). ``key``
+        is :func:`settled_key` of ``did``, when the caller has it (one object shared by
+        every counter a decision settles in), and ``forget_ms`` ``now_ms + grace_ms``,
+        likewise.
         """
-        if self.is_settled(did, now_ms):
+        if key is None:
+            key = settled_key(did)
+        if self.is_settled(key, now_ms):
             return False
         entry = self.entries.get(did)
         if entry is None and force_bucket is None:
@@ -236,17 +258,17 @@ class Counter:
             self._add(self.settled, self.total_settled, bucket, actual, 1)
         if entry is not None:
             del self.entries[did]  # its heap item is now superseded
-        self._remember(did, now_ms + grace_ms)
+        self._remember(key, now_ms + grace_ms if forget_ms is None else forget_ms)
         return True
 
-    def _remember(self, did: str, forget_ms: int) -> None:
-        """Keep ``did`` as settled until ``forget_ms`` (the oldest generation goes early
-        when ``max_settled`` would be exceeded)."""
+    def _remember(self, key: SettledKey, forget_ms: int) -> None:
+        """Keep a decision as settled until ``forget_ms`` (the oldest generation goes
+        early when ``max_settled`` would be exceeded)."""
         gen = forget_ms // self.generation_ms
         ids = self.done.get(gen)
         if ids is None:
             ids = self.done[gen] = {}
-        ids[did] = forget_ms
+        ids[key] = forget_ms
         self.n_done += 1
         while self.n_done > self.max_settled and len(self.done) > 1:
             oldest = min(self.done)

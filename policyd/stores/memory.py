@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from policyd.budgets.counter import Counter
+from policyd.budgets.counter import Counter, settled_key
 from policyd.budgets.ledger import (
     Amount,
     CounterUsage,
@@ -71,7 +71,8 @@ class MemoryStore:
                 counter.expires_ms = max(counter.expires_ms, life + ttl_ms + self._grace_ms)
                 counters.append(counter)
             befores = [c.spent() for c in counters]
-            dups = [c.knows(decision_id, now_ms) for c in counters]
+            key = settled_key(decision_id)
+            dups = [c.knows(decision_id, now_ms, key) for c in counters]
             fits = [
                 dup or line.limit.admits(Amount(*before) + line.amount)
                 for line, before, dup in zip(lines, befores, dups, strict=True)
@@ -126,6 +127,8 @@ class MemoryStore:
         now_ms = epoch_ms(now)
         amount = None if actual is None else actual.clamped().as_tuple()
         force = reservation.store_error is not None
+        # one object each for every counter: there may be many settled decisions
+        key, forget = settled_key(reservation.decision_id), now_ms + self._grace_ms
         changed = False
         with self._lock:
             for line in reservation.lines:
@@ -136,7 +139,8 @@ class MemoryStore:
                 )
                 bucket = _bucket_of(line.window_id) if force else None
                 spend = None if line.window.is_in_flight else amount  # in flight: release
-                if counter.settle(reservation.decision_id, spend, now_ms, self._grace_ms, bucket):
+                did = reservation.decision_id
+                if counter.settle(did, spend, now_ms, self._grace_ms, bucket, key, forget):
                     changed = True
         return changed
 
