@@ -41,9 +41,12 @@ def rss_bytes() -> int:
 def _legacy_store() -> MemoryStore:
     from legacy.counter_0_1_0 import Counter as LegacyCounter
 
-    class Counter(LegacyCounter):
-        def knows(self, did: str, now_ms: int) -> bool:
+    class Counter(LegacyCounter):  # the calls this build's MemoryStore makes
+        def knows(self, did: str, now_ms: int, key: object = None) -> bool:
             return did in self.entries
+
+        def settle(self, did, actual, now_ms, grace_ms, bucket, key=None, forget=None):  # type: ignore[no-untyped-def]
+            return super().settle(did, actual, now_ms, grace_ms, bucket)
 
     class LegacyStore(MemoryStore):
         def _counter(self, budget, key, window, window_id):  # type: ignore[no-untyped-def]
