@@ -255,6 +255,17 @@ local function retry_after(L)
   for i = 1, 3 do
     need[i] = limit[i] >= 0 and clamp(before[i] - limit[i] + amount[i]) or 0
   end
+  local missing, fields = {}, {}  -- read the slots not read yet in one HMGET
+  for s = 0, L.nb do
+    if not L.slots[s] and L.raw[s] == nil then
+      missing[#missing + 1] = s
+      fields[#fields + 1] = 'b' .. char(48 + s)
+    end
+  end
+  if #fields > 0 then
+    local values = call('HMGET', L.h, unpack(fields))
+    for i, s in ipairs(missing) do L.raw[s] = values[i] end
+  end
   for b = L.hi - L.nb, L.hi do
     local v = slot(L, b % (L.nb + 1))
     local done = true
