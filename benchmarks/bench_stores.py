@@ -7,7 +7,8 @@ day and a global 1-minute rolling rate, like the reference policy) followed by
 its settle. A second table gives the Redis **server** time per reserve and per
 settle (from ``INFO commandstats``, on a private ``redis-server`` the benchmark
 starts and stops, so other clients do not blur it) for 1 and 3 budgets, with
-and without a concurrency limit: the cost of one Redis core per decision.
+and without a concurrency limit, for this build's ledger script and the 0.1.0
+one in the same run (``bench_ledger.py``): the cost of one Redis core per decision.
 Clients are separate processes, each with its own store and connection, all
 sharing the same counters. Latencies are per call, measured inside the clients;
 the "added" rows subtract the memory store's figures measured in the same run.
@@ -122,36 +123,6 @@ def in_flight_line() -> Line:
     )
 
 
-def evalsha_usec(client: Any) -> tuple[float, int]:
-    stats = client.info("commandstats").get("cmdstat_evalsha", {})
-    return float(stats.get("usec", 0)), int(stats.get("calls", 0))
-
-
-def server_time(url: str, n_budgets: int, concurrent: bool, n: int) -> tuple[float, float]:
-    """Redis server µs per reserve and per settle (mean over ``n`` decisions)."""
-    import redis
-
-    store = open_store(url, key_prefix=f"st{n_budgets}{int(concurrent)}:", command_timeout_s=5)
-    client = redis.Redis.from_url(url)
-
-    def lines(i: int) -> list[Line]:
-        chosen = lines_for(0, i)[:n_budgets]
-        return [*chosen, in_flight_line()] if concurrent else chosen
-
-    now = datetime.now(UTC)
-    store.reserve("warm", lines(0), now, 60)
-    usec0, calls0 = evalsha_usec(client)
-    results = [store.reserve(f"d{i}", lines(i), now, 60) for i in range(n)]
-    usec1, calls1 = evalsha_usec(client)
-    actual = Amount(usd_micros=1_234, tokens=800, requests=1)
-    for result in results:
-        store.settle(result, actual, now)
-    usec2, calls2 = evalsha_usec(client)
-    store.close()
-    client.close()
-    return (usec1 - usec0) / max(1, calls1 - calls0), (usec2 - usec1) / max(1, calls2 - calls1)
-
-
 def private_redis() -> tuple[Any, str] | None:
     """A throwaway redis-server on a free loopback port (stopped by its PID), or None."""
     import shutil
@@ -181,27 +152,18 @@ def private_redis() -> tuple[Any, str] | None:
 
 
 def server_table(n: int) -> None:
-    started = private_redis()
-    if started is None:
+    """Server time per call, this build's ledger script against the 0.1.0 one
+    (``bench_ledger.py``, which also runs the steady-clock case)."""
+    import shutil
+
+    import bench_ledger
+
+    if shutil.which("redis-server") is None:
         print("\nserver time: skipped (no redis-server on PATH)")
         return
-    process, url = started
-    try:
-        print(
-            f"\nRedis server time per call (INFO commandstats, private server, "
-            f"mean of {n} decisions)"
-        )
-        header = f"{'budgets':>8}{'concurrent':>12}{'reserve':>12}{'settle':>12}"
-        print(header)
-        print("-" * len(header))
-        for n_budgets in (1, 3):
-            for concurrent in (False, True):
-                reserve, settle = server_time(url, n_budgets, concurrent, n)
-                flag = "yes" if concurrent else "no"
-                print(f"{n_budgets:>8}{flag:>12}{reserve:>10.1f}µs{settle:>10.1f}µs")
-    finally:
-        process.kill()
-        process.wait()
+    cases = ((1, False, False), (1, True, False), (3, False, False), (3, True, False))
+    print()
+    bench_ledger.print_table(bench_ledger.measure(n, 1, cases), n, 1)
 
 
 def cleanup(url: str, prefix: str) -> None:

@@ -1,6 +1,7 @@
 """The speed targets of #17 in one table: figure, ratio, target, met / not met.
 
-Run: python benchmarks/targets.py [--runs 10] [--policies 1000]
+Run: python benchmarks/targets.py [--runs 10] [--policies 1000] [--decisions 2000]
+     [--memory-decisions 1000000] [--memory-rate 1000]
 
 Each row is measured in this run (the machine is shared, so ratios are taken against a
 contender timed in the same run). Rows whose benchmark is not written yet say so. To add
@@ -21,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_check
 import bench_decide_target
+import bench_ledger
+import bench_memory_store
 import bench_reload
 
 
@@ -37,6 +40,9 @@ class Row:
 class Options:
     runs: int
     policies: int
+    decisions: int = 2000  # per Redis server-time row
+    memory_decisions: int = 1_000_000
+    memory_rate: float = 1000.0
 
 
 def check_rows(options: Options) -> list[Row]:
@@ -128,6 +134,42 @@ def reload_rows(options: Options) -> list[Row]:
     return rows
 
 
+def redis_rows(options: Options) -> list[Row]:
+    """Target 4: Redis server time per ledger call, against the 0.1.0 script, same run."""
+    cases = ((3, False, False), (3, False, True))
+    rows = []
+    for row in bench_ledger.measure(options.decisions, 3, cases):
+        old, new = row.figures["0.1.0"], row.figures["now"]
+        clock = "steady clock" if row.steady else "one instant"
+        rows.append(
+            Row(
+                f"4. Redis server time, 3 budgets, {clock}",
+                f"reserve {new[0]:.1f} us, settle {new[1]:.1f} us "
+                f"(0.1.0: {old[0]:.1f} / {old[1]:.1f} us)",
+                f"{(old[0] + old[1]) / (new[0] + new[1]):.1f}x less than 0.1.0",
+                f"<= {bench_ledger.TARGET_US:g} us",
+                max(new) <= bench_ledger.TARGET_US,
+            )
+        )
+    return rows
+
+
+def memory_rows(options: Options) -> list[Row]:
+    """Target 5: what the memory store holds after many decisions at a steady rate."""
+    r = bench_memory_store.measure(options.memory_decisions, options.memory_rate)
+    bound = options.memory_rate * 600 * 1.25  # grace, plus one generation
+    return [
+        Row(
+            f"5. memory store, {r.decisions:,} decisions at {r.rate:g}/s",
+            f"{r.new_bytes / 2**20:.0f} MB RSS growth, {r.per_decision:.0f} B per settled "
+            f"id held ({r.held:,} held; 0.1.0: {r.legacy_bytes / 2**20:.0f} MB)",
+            f"{r.legacy_bytes / max(1, r.new_bytes):.1f}x less than 0.1.0",
+            "<= 1/2 of 0.1.0, ids held <= rate x grace x 1.25",
+            r.new_bytes * 2 <= r.legacy_bytes and r.held <= bound,
+        )
+    ]
+
+
 def not_written(target: str, goal: str) -> Callable[[Options], list[Row]]:
     def rows(options: Options) -> list[Row]:
         return [Row(target, "-", "-", goal, None)]
@@ -139,8 +181,8 @@ ROWS: list[Callable[[Options], list[Row]]] = [
     decide_rows,
     check_rows,
     reload_rows,
-    not_written("4. Redis server time per call", "<= 40 us (3 budgets)"),
-    not_written("5. memory store RSS", "bounded"),
+    redis_rows,
+    memory_rows,
 ]
 
 
@@ -148,8 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="process runs (median)")
     parser.add_argument("--policies", type=int, default=1000)
+    parser.add_argument("--decisions", type=int, default=2000, help="per Redis row")
+    parser.add_argument("--memory-decisions", type=int, default=1_000_000)
+    parser.add_argument("--memory-rate", type=float, default=1000.0, help="decisions/s")
     args = parser.parse_args()
-    options = Options(args.runs, args.policies)
+    options = Options(
+        args.runs, args.policies, args.decisions, args.memory_decisions, args.memory_rate
+    )
     rows = [row for measure in ROWS for row in measure(options)]
     widths = [max(len(r.target) for r in rows), max(len(r.figure) for r in rows)]
     for row in rows:

@@ -15,6 +15,17 @@ decision that touched it:
 * ``S`` settled: kept for ``grace`` after settling so a second settle of the
   same decision is recognised and ignored.
 
+Settled decisions are most of what a busy counter holds (one per decision for
+``grace``, 600 s by default), so they are kept compactly: not as an entry, but as
+decision id -> forget time in one of a few generation dicts (by forget time, each
+``grace / 4`` long). A lookup checks the live generations (at most six); a
+generation whose forget times have all passed is dropped whole, so forgetting costs
+O(1) per decision. At most ``max_settled`` settled ids are kept per counter: beyond
+that the oldest generation is forgotten early and counted in ``settled_dropped``. A
+decision forgotten early is then unknown here: a second settle of it is still not
+counted (it is not known, and only a store error forces a settle), but a forced
+settle would be, and a reservation reusing its id would be made again.
+
 Times are integer milliseconds from the caller's clock; amounts are integers.
 Every counter field is kept within [0, MAX_AMOUNT] (saturating), exactly as the
 Lua script does, so a hostile amount can neither wrap nor drive a counter negative.
@@ -23,11 +34,23 @@ Lua script does, so a hostile amount can neither wrap nor drive a counter negati
 from __future__ import annotations
 
 import heapq
+import re
 
 from policyd.budgets.ledger import clamp
 from policyd.budgets.windows import Window
 
 Triple = list[int]  # [usd_micros, tokens, requests]
+SettledKey = str | int
+_ENGINE_ID = re.compile("[0-9a-f]{32}")
+
+
+def settled_key(did: str) -> SettledKey:
+    """How a settled decision id is remembered: an engine decision id (32 lowercase hex
+    digits) as the 128-bit number it spells (44 bytes instead of 81: there are many),
+    any other id as itself. Distinct ids stay distinct (a number never equals a text)."""
+    if len(did) == 32 and _ENGINE_ID.fullmatch(did):
+        return int(did, 16)
+    return did
 
 
 class Entry:
@@ -46,26 +69,40 @@ class Counter:
     __slots__ = (
         "alerts",
         "bucket_ms",
+        "done",
         "entries",
         "expires_ms",
+        "generation_ms",
         "heap",
         "hi",
+        "max_settled",
         "n_buckets",
+        "n_done",
         "reserved",
         "settled",
+        "settled_dropped",
         "total_reserved",
         "total_settled",
     )
 
-    def __init__(self, window: Window) -> None:
+    def __init__(
+        self, window: Window, grace_ms: int = 600_000, max_settled: int = 1_000_000
+    ) -> None:
         self.n_buckets = window.n_buckets  # 0 for a calendar window
         self.bucket_ms = window.bucket_ms
         self.settled: dict[int, Triple] = {}
         self.reserved: dict[int, Triple] = {}
         self.total_settled: Triple = [0, 0, 0]
         self.total_reserved: Triple = [0, 0, 0]
-        self.entries: dict[str, Entry] = {}
+        self.entries: dict[str, Entry] = {}  # live and expired reservations (L, X)
         self.heap: list[tuple[int, str]] = []
+        # settled decisions: generation -> {decision id: forget ms}, generation = forget
+        # ms // generation_ms (see the module docstring)
+        self.done: dict[int, dict[SettledKey, int]] = {}
+        self.n_done = 0
+        self.generation_ms = max(1, grace_ms // 4)
+        self.max_settled = max_settled
+        self.settled_dropped = 0
         self.alerts: dict[str, int] = {}  # name -> marker expiry ms (0: until the window ends)
         self.hi: int | None = None  # newest bucket seen (rolling)
         self.expires_ms = 0  # when the memory store may forget this counter
@@ -109,6 +146,25 @@ class Counter:
                     self._set_entry(did, "X", entry.bucket, entry.amount, next_deadline)
                     continue
             del self.entries[did]
+        if self.done:  # drop the generations whose forget times have all passed
+            first = (now_ms + 1) // self.generation_ms  # forget > now_ms lies in >= first
+            for gen in [g for g in self.done if g < first]:
+                self.n_done -= len(self.done.pop(gen))
+
+    def is_settled(self, key: SettledKey, now_ms: int) -> bool:
+        """True when the decision (its :func:`settled_key`) was settled here and is not
+        forgotten yet."""
+        for ids in self.done.values():
+            forget = ids.get(key)
+            if forget is not None and forget > now_ms:
+                return True
+        return False
+
+    def knows(self, did: str, now_ms: int, key: SettledKey | None = None) -> bool:
+        """True when ``did`` has an entry here: reserved, expired or settled."""
+        if did in self.entries:
+            return True
+        return self.is_settled(settled_key(did) if key is None else key, now_ms)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -168,15 +224,22 @@ class Counter:
         now_ms: int,
         grace_ms: int,
         force_bucket: int | None,
+        key: SettledKey | None = None,
+        forget_ms: int | None = None,
     ) -> bool:
         """Replace ``did``'s reservation with ``actual`` (``None``: release it).
 
         Returns False for a decision already settled, or unknown here (unless
-        ``force_bucket`` is given: then the spend is recorded in that bucket).
+        ``force_bucket`` is given: then the spend is recorded in that bucket). ``key``
+        is :func:`settled_key` of ``did``, when the caller has it (one object shared by
+        every counter a decision settles in), and ``forget_ms`` ``now_ms + grace_ms``,
+        likewise.
         """
-        entry = self.entries.get(did)
-        if entry is not None and entry.state == "S":
+        if key is None:
+            key = settled_key(did)
+        if self.is_settled(key, now_ms):
             return False
+        entry = self.entries.get(did)
         if entry is None and force_bucket is None:
             return False
         if entry is None:
@@ -193,8 +256,25 @@ class Counter:
                 self._add(self.reserved, self.total_reserved, bucket, entry.amount, -1)
         if actual is not None:
             self._add(self.settled, self.total_settled, bucket, actual, 1)
-        self._set_entry(did, "S", bucket, (0, 0, 0), now_ms + grace_ms)
+        if entry is not None:
+            del self.entries[did]  # its heap item is now superseded
+        self._remember(key, now_ms + grace_ms if forget_ms is None else forget_ms)
         return True
+
+    def _remember(self, key: SettledKey, forget_ms: int) -> None:
+        """Keep a decision as settled until ``forget_ms`` (the oldest generation goes
+        early when ``max_settled`` would be exceeded)."""
+        gen = forget_ms // self.generation_ms
+        ids = self.done.get(gen)
+        if ids is None:
+            ids = self.done[gen] = {}
+        ids[key] = forget_ms
+        self.n_done += 1
+        while self.n_done > self.max_settled and len(self.done) > 1:
+            oldest = min(self.done)
+            dropped = len(self.done.pop(oldest))
+            self.n_done -= dropped
+            self.settled_dropped += dropped
 
     # -- helpers ----------------------------------------------------------------------------
 

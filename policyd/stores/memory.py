@@ -3,7 +3,9 @@
 One lock guards every counter, so a reservation over several budgets is
 atomic, all or nothing, exactly like one Redis script call. The accounting
 itself is :class:`policyd.budgets.counter.Counter`. Counters whose window is
-over are forgotten on a sweep every minute of the caller's clock.
+over are forgotten on a sweep every minute of the caller's clock. Settled
+decision ids, most of what a busy store holds, are kept compactly for
+``settle_grace_s`` and at most ``max_settled`` per counter (see counter.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from policyd.budgets.counter import Counter
+from policyd.budgets.counter import Counter, settled_key
 from policyd.budgets.ledger import (
     Amount,
     CounterUsage,
@@ -24,6 +26,7 @@ from policyd.budgets.ledger import (
     counter_suffix,
 )
 from policyd.budgets.windows import Window, current_window, epoch_ms
+from policyd.stores.base import StoreError
 
 _SWEEP_EVERY_MS = 60_000
 _LATE_MARGIN_MS = 60_000  # a settle may refresh a counter's life by this much past its grace
@@ -36,8 +39,11 @@ class MemoryStore:
 
     name = "memory"
 
-    def __init__(self, *, settle_grace_s: float = 600.0) -> None:
+    def __init__(self, *, settle_grace_s: float = 600.0, max_settled: int = 1_000_000) -> None:
         self._grace_ms = max(1, round(settle_grace_s * 1000))
+        if max_settled < 1:
+            raise StoreError(f"max_settled must be 1 or more, got {max_settled!r}")
+        self.max_settled = max_settled
         self._counters: dict[CounterId, Counter] = {}
         self._lock = threading.Lock()
         self._next_sweep_ms = 0
@@ -65,7 +71,8 @@ class MemoryStore:
                 counter.expires_ms = max(counter.expires_ms, life + ttl_ms + self._grace_ms)
                 counters.append(counter)
             befores = [c.spent() for c in counters]
-            dups = [decision_id in c.entries for c in counters]
+            key = settled_key(decision_id)
+            dups = [c.knows(decision_id, now_ms, key) for c in counters]
             fits = [
                 dup or line.limit.admits(Amount(*before) + line.amount)
                 for line, before, dup in zip(lines, befores, dups, strict=True)
@@ -120,6 +127,8 @@ class MemoryStore:
         now_ms = epoch_ms(now)
         amount = None if actual is None else actual.clamped().as_tuple()
         force = reservation.store_error is not None
+        # one object each for every counter: there may be many settled decisions
+        key, forget = settled_key(reservation.decision_id), now_ms + self._grace_ms
         changed = False
         with self._lock:
             for line in reservation.lines:
@@ -130,7 +139,8 @@ class MemoryStore:
                 )
                 bucket = _bucket_of(line.window_id) if force else None
                 spend = None if line.window.is_in_flight else amount  # in flight: release
-                if counter.settle(reservation.decision_id, spend, now_ms, self._grace_ms, bucket):
+                did = reservation.decision_id
+                if counter.settle(did, spend, now_ms, self._grace_ms, bucket, key, forget):
                     changed = True
         return changed
 
@@ -198,7 +208,16 @@ class MemoryStore:
 
     def stats(self) -> dict[str, object]:
         """Figures for ``engine.status()``."""
-        return {"store": "memory", "counters": len(self._counters)}
+        with self._lock:
+            counters = list(self._counters.values())
+        return {
+            "store": "memory",
+            "counters": len(counters),
+            "settled_ids": sum(c.n_done for c in counters),
+            # settled ids forgotten before settle_grace_s because a counter held
+            # max_settled (only swept counters' figures are lost from this sum)
+            "settled_dropped": sum(c.settled_dropped for c in counters),
+        }
 
     def __len__(self) -> int:
         """How many counters are held (finished windows are swept away)."""
@@ -213,7 +232,7 @@ class MemoryStore:
         ident = (budget, key, counter_suffix(window, window_id))
         counter = self._counters.get(ident)
         if counter is None:
-            counter = self._counters[ident] = Counter(window)
+            counter = self._counters[ident] = Counter(window, self._grace_ms, self.max_settled)
         return counter
 
     def _maybe_sweep(self, now_ms: int) -> None:

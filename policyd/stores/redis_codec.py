@@ -2,10 +2,11 @@
 
 Pure functions, no I/O, so the layout is easy to read and test. Every counter
 (budget × key × window) is two keys that share one hash tag, ``{budget:key}``,
-so they live in one Redis Cluster slot::
+so they live in one Redis Cluster slot (``lua/ledger.lua`` describes their contents)::
 
-    <prefix>{<budget>:<key>}:<window>      hash: totals, buckets, entries, alert marks
-    <prefix>{<budget>:<key>}:<window>:e    zset: decision id -> deadline (ms)
+    <prefix>{<budget>:<key>}:<window>:h    hash: figures (packed), an entry per decision,
+                                           alert marks
+    <prefix>{<budget>:<key>}:<window>:z    zset: decision id -> deadline / forget time (ms)
 
 ``<window>`` is the calendar window id (``d20261124``, ``w20261123``, ``m202611``)
 or ``r<seconds>s`` for a rolling window. Budget names and keys are
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +28,7 @@ from urllib.parse import quote, unquote
 
 from policyd.budgets.ledger import (
     Amount,
+    Limit,
     Line,
     LineResult,
     ReserveResult,
@@ -46,11 +49,15 @@ def encode_name(text: str) -> str:
     return quote(text, safe="")
 
 
-def counter_keys(prefix: str, budget: str, key: str, window: Window, window_id: str) -> list[str]:
+@lru_cache(maxsize=65536)
+def counter_keys(
+    prefix: str, budget: str, key: str, window: Window, window_id: str
+) -> tuple[str, str]:
+    """The two keys of one counter: figures and entries (``:h``), deadlines (``:z``)."""
     base = (
         f"{prefix}{{{encode_name(budget)}:{encode_name(key)}}}:{counter_suffix(window, window_id)}"
     )
-    return [base, base + ":e"]
+    return (base + ":h", base + ":z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +73,27 @@ def _header(
     op: str,
     did: str,
     now_ms: int,
-    ttl_ms: int,
+    a_ms: int,
     grace_ms: int,
     force: bool,
     actual: Amount | None,
 ) -> list[Any]:
+    """op, decision id, the packed header and three decimal times (see ``lua/ledger.lua``)."""
     act = (-1, -1, -1) if actual is None else actual.clamped().as_tuple()
-    return [op, did, now_ms, ttl_ms, grace_ms, 1 if force else 0, *act]
+    forget = now_ms + grace_ms
+    head = _HEAD.pack(now_ms, a_ms, grace_ms, 1 if force else 0, *act, forget)
+    return [op, did, head, now_ms, a_ms, -forget]
 
 
-def _groups(keys: list[list[str]], by_slot: bool) -> list[list[int]]:
+_HEAD = struct.Struct("<8d")
+_FIGURES = {n: struct.Struct(f"<{n}d") for n in (3, 5)}
+_RESERVE = struct.Struct("<12d")
+#: a limit beyond any spend a counter can hold (2 * (2**53 - 1)) compares the same,
+#: and stays a finite double
+_NO_WRAP = 2**62
+
+
+def _groups(keys: Sequence[Sequence[str]], by_slot: bool) -> list[list[int]]:
     """Line indexes per script call: one call, or one per cluster hash slot."""
     if not by_slot or len(keys) <= 1:
         return [list(range(len(keys)))]
@@ -111,21 +129,27 @@ def reserve_calls(
     calls = []
     for group in _groups(keys, by_slot):
         call_keys: list[str] = []
-        args = _header("reserve", did, now_ms, ttl_ms, grace_ms, False, None)
+        # reserve: A is the deadline (now + ttl)
+        args = _header("reserve", did, now_ms, now_ms + ttl_ms, grace_ms, False, None)
         for i in group:
             line, slot = lines[i], slots[i]
             call_keys += keys[i]
             window = line.window
             retry = -1 if slot.reset_ms is None else slot.reset_ms - now_ms
             life = (window.n_buckets + 1) * window.bucket_ms if retry < 0 else max(0, retry)
-            key_ttl = life + ttl_ms + grace_ms
-            limit = [-1 if x is None else x for x in line.limit.as_tuple()]
-            args += [window.n_buckets, window.bucket_ms, key_ttl, 1 if line.enforce else 0]
-            args += [*line.amount.as_tuple(), *limit, retry]
-            levels = alert_levels(line.limit, line.alerts) if line.alerts else ()
-            args.append(len(levels))
-            for name, dims in levels:
-                args += [name, *dims]
+            target = now_ms + life + ttl_ms + grace_ms
+            limits, n_alerts, levels, names = _reserve_static(line.limit, line.alerts)
+            figures = _RESERVE.pack(
+                window.n_buckets,
+                window.bucket_ms,
+                target,
+                1 if line.enforce else 0,
+                *line.amount.as_tuple(),
+                *limits,
+                retry,
+                n_alerts,
+            )
+            args.append(figures + levels + names)
         calls.append(Call(tuple(group), call_keys, args))
     return calls
 
@@ -145,19 +169,24 @@ def settle_calls(
     calls = []
     for group in _groups(keys, by_slot):
         call_keys: list[str] = []
-        # settle: the reservation's deadline rides in the ttl slot (lost-reservation check)
+        # settle: A is the reservation's deadline (the lost-reservation check)
         deadline = reservation.deadline_ms if op == "settle" else 0
         args = _header(op, reservation.decision_id, now_ms, deadline, grace_ms, force, actual)
         for i in group:
             line = lines[i]
             call_keys += keys[i]
-            key_ttl = _life_ms(line.window, line.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
-            args += [line.window.n_buckets, line.window.bucket_ms, key_ttl]
+            window = line.window
+            target = now_ms + _life_ms(window, line.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
             if op == "settle":
-                args.append(int(line.window_id[1:]) if line.window.is_rolling else 0)
-                args.append(1 if line.window.is_in_flight else 0)  # release, never record
-            elif op == "cancel":  # un-mark the alerts this reservation fired
-                args += [len(line.alerts_fired), *(repr(a) for a in line.alerts_fired)]
+                placed = int(line.window_id[1:]) if window.is_rolling else 0
+                in_flight = 1 if window.is_in_flight else 0  # release, never record
+                figures = _FIGURES[5].pack(
+                    window.n_buckets, window.bucket_ms, target, placed, in_flight
+                )
+                args.append(figures)
+            else:  # cancel: un-mark the alerts this reservation fired
+                figures = _FIGURES[3].pack(window.n_buckets, window.bucket_ms, target)
+                args.append(figures + " ".join(repr(a) for a in line.alerts_fired).encode())
         calls.append(Call(tuple(group), call_keys, args))
     return calls
 
@@ -173,23 +202,41 @@ def usage_call(
     alerts: Sequence[str] = (),
 ) -> Call:
     keys = counter_keys(prefix, budget, key, window, slot.id)
-    key_ttl = _life_ms(window, slot.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
+    target = now_ms + _life_ms(window, slot.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
     args = _header("usage", "", now_ms, 0, grace_ms, False, None)
-    args += [window.n_buckets, window.bucket_ms, key_ttl, len(alerts), *alerts]
-    return Call((0,), keys, args)
+    args.append(_FIGURES[3].pack(window.n_buckets, window.bucket_ms, target) + _names(alerts))
+    return Call((0,), list(keys), args)
+
+
+@lru_cache(maxsize=4096)
+def _reserve_static(
+    limit: Limit, alerts: tuple[float, ...]
+) -> tuple[tuple[int, ...], int, bytes, bytes]:
+    """What a line's reserve arguments take from its budget, computed once per budget:
+    the limits (-1: none), the alert levels packed (x3 each, ascending, -1 where
+    unlimited: the script stops at the first threshold not reached) and their names."""
+    limits = tuple(-1 if x is None else min(x, _NO_WRAP) for x in limit.as_tuple())
+    levels = alert_levels(limit, alerts) if alerts else ()
+    flat = [min(x, _NO_WRAP) for _, dims in levels for x in dims]
+    packed = struct.pack(f"<{len(flat)}d", *flat)
+    return limits, len(levels), packed, " ".join(n for n, _ in levels).encode()
+
+
+def _names(names: Sequence[str]) -> bytes:
+    return " ".join(names).encode()
 
 
 def counter_pattern(prefix: str, budget: str, window: Window, window_id: str) -> str:
     """SCAN pattern for every key's main counter of one budget and window."""
     suffix = counter_suffix(window, window_id)
-    return f"{_glob(prefix)}{{{_glob(encode_name(budget))}:*}}:{_glob(suffix)}"
+    return f"{_glob(prefix)}{{{_glob(encode_name(budget))}:*}}:{_glob(suffix)}:h"
 
 
 def key_of(name: bytes | str, prefix: str, budget: str, window: Window, window_id: str) -> str:
     """The budget key a counter's Redis key holds (hashed long keys stay ``#<hash>``)."""
     text = _text(name)
     head = f"{prefix}{{{encode_name(budget)}:"
-    tail = f"}}:{counter_suffix(window, window_id)}"
+    tail = f"}}:{counter_suffix(window, window_id)}:h"
     return unquote(text[len(head) : len(text) - len(tail)])
 
 
@@ -223,12 +270,20 @@ def line_results(
                 limit=line.limit,
                 spent_before=Amount(int(usd), int(tokens), int(requests)),
                 fits=bool(fits),
-                alerts_fired=tuple(float(_text(n)) for n in fired),
+                alerts_fired=_fired(line, fired),
                 retry_after_s=None if int(retry_ms) < 0 else int(retry_ms) / 1000,
                 reset_at=slot.reset_at,
             )
         )
     return tuple(out)
+
+
+def _fired(line: Line, mask: int) -> tuple[float, ...]:
+    """The thresholds a reservation fired, from the reply's bit mask (bit i: the i-th)."""
+    if not mask:
+        return ()
+    levels = alert_levels(line.limit, line.alerts)
+    return tuple(float(name) for i, (name, _) in enumerate(levels) if int(mask) >> i & 1)
 
 
 def unknown_results(lines: Sequence[Line], slots: Sequence[WindowSlot]) -> tuple[LineResult, ...]:
@@ -265,8 +320,8 @@ def reserve_result(
     ok = True
     for call, reply in zip(calls, replies, strict=True):
         ok = ok and int(reply[0]) == 1
-        for index, row in zip(call.lines, reply[1:], strict=True):
-            rows[index] = row
+        for n, index in enumerate(call.lines):
+            rows[index] = reply[1 + 6 * n : 7 + 6 * n]
     deadline = now_ms + max(1, round(ttl_s * 1000))
     return ReserveResult(decision_id, ok, line_results(lines, slots, rows), None, deadline)
 

@@ -1,0 +1,209 @@
+"""Redis server time per ledger call: this build's script against the 0.1.0 one, same run.
+
+Run: ``python benchmarks/bench_ledger.py [--decisions 2000] [--rounds 3]``.
+
+Each contender reserves ``--decisions`` decisions (1 or 3 budgets, with or without a
+concurrency limit, the lines of ``bench_stores.py``) and then settles them, on a private
+``redis-server`` started and stopped by PID; the Redis server time per call is the
+``cmdstat_evalsha`` usec delta of ``INFO commandstats`` over the calls delta. "fixed"
+runs every call at one instant (the figure ``bench_stores.py`` always printed); "steady"
+moves the clock 90 ms per decision with each reserve followed by its settle, so
+settled ids fall due and are swept as in production (grace 60 s, so that most of them
+do within a run of 2,000 decisions: 3 minutes of the caller's clock). Contenders
+alternate, round by round, and the median round is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_stores
+from legacy import ledger_0_1_0 as legacy
+
+from policyd.budgets import Amount, Line
+from policyd.budgets.ledger import ReserveResult
+from policyd.budgets.windows import current_window, epoch_ms
+from policyd.stores import redis_codec as codec
+from policyd.stores.redis import LUA
+
+TARGET_US = 40.0
+ACTUAL = Amount(usd_micros=1_234, tokens=800, requests=1)
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    script: str
+    reserve: Callable[[str, str, list[Line], datetime, int], tuple[list[str], list[Any]]]
+    settle: Callable[[str, ReserveResult, datetime, int], tuple[list[str], list[Any]]]
+
+
+def _new_reserve(
+    prefix: str, did: str, lines: list[Line], now: datetime, grace_ms: int
+) -> tuple[list[str], list[Any]]:
+    slots = [current_window(line.window, now) for line in lines]
+    call = codec.reserve_calls(prefix, did, lines, slots, epoch_ms(now), 60_000, grace_ms, False)
+    return call[0].keys, call[0].args
+
+
+def _new_settle(
+    prefix: str, reservation: ReserveResult, now: datetime, grace_ms: int
+) -> tuple[list[str], list[Any]]:
+    calls = codec.settle_calls(prefix, reservation, ACTUAL, epoch_ms(now), grace_ms, False, False)
+    return calls[0].keys, calls[0].args
+
+
+def _old_reserve(
+    prefix: str, did: str, lines: list[Line], now: datetime, grace_ms: int
+) -> tuple[list[str], list[Any]]:
+    slots = [current_window(line.window, now) for line in lines]
+    return legacy.reserve_call(prefix, did, lines, slots, epoch_ms(now), 60_000, grace_ms)
+
+
+def _old_settle(
+    prefix: str, reservation: ReserveResult, now: datetime, grace_ms: int
+) -> tuple[list[str], list[Any]]:
+    return legacy.settle_call(prefix, reservation, ACTUAL, epoch_ms(now), grace_ms)
+
+
+CONTENDERS = (
+    Contender("0.1.0", legacy.LUA, _old_reserve, _old_settle),
+    Contender("now", LUA, _new_reserve, _new_settle),
+)
+
+
+def _usec(client: Any) -> tuple[float, int]:
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return float(stats.get("usec", 0)), int(stats.get("calls", 0))
+
+
+def _handle(did: str, lines: list[Line], now: datetime) -> ReserveResult:
+    """What settle needs of a reservation (the replies themselves are not parsed)."""
+    slots = [current_window(line.window, now) for line in lines]
+    return ReserveResult(
+        did, True, codec.unknown_results(lines, slots), None, epoch_ms(now) + 60_000
+    )
+
+
+def server_us(
+    client: Any, who: Contender, n_budgets: int, concurrent: bool, n: int, steady: bool
+) -> tuple[float, float]:
+    """Mean server µs per reserve and per settle of ``n`` decisions."""
+    sha = client.script_load(who.script)
+    prefix = f"lb{uuid.uuid4().hex[:8]}:"
+    grace_ms = 60_000 if steady else 600_000
+
+    def lines(i: int) -> list[Line]:
+        chosen = bench_stores.lines_for(0, i)[:n_budgets]
+        return [*chosen, bench_stores.in_flight_line()] if concurrent else chosen
+
+    def run(keys: list[str], args: list[Any]) -> None:
+        client.evalsha(sha, len(keys), *keys, *args)
+
+    start = datetime.now(UTC)
+    run(*who.reserve(prefix, "warm", lines(0), start, grace_ms))
+    reserve_us = settle_us = 0.0
+    if steady:
+        for i in range(n):
+            now = start + timedelta(milliseconds=i * 90)
+            u0, _ = _usec(client)
+            run(*who.reserve(prefix, f"d{i}", lines(i), now, grace_ms))
+            u1, _ = _usec(client)
+            run(*who.settle(prefix, _handle(f"d{i}", lines(i), now), now, grace_ms))
+            u2, _ = _usec(client)
+            reserve_us += u1 - u0
+            settle_us += u2 - u1
+        return reserve_us / n, settle_us / n
+    u0, c0 = _usec(client)
+    for i in range(n):
+        run(*who.reserve(prefix, f"d{i}", lines(i), start, grace_ms))
+    u1, c1 = _usec(client)
+    for i in range(n):
+        run(*who.settle(prefix, _handle(f"d{i}", lines(i), start), start, grace_ms))
+    u2, c2 = _usec(client)
+    return (u1 - u0) / (c1 - c0), (u2 - u1) / (c2 - c1)
+
+
+@dataclass(frozen=True)
+class Row:
+    n_budgets: int
+    concurrent: bool
+    steady: bool
+    figures: dict[str, tuple[float, float]]  # contender -> (reserve µs, settle µs)
+
+
+CASES = ((1, False, False), (3, False, False), (3, True, False), (3, False, True))
+
+
+def measure(n: int, rounds: int, cases: tuple[tuple[int, bool, bool], ...] = CASES) -> list[Row]:
+    import redis
+
+    started = bench_stores.private_redis()
+    if started is None:
+        raise SystemExit("no redis-server on PATH")
+    process, url = started
+    client = redis.Redis.from_url(url)
+    try:
+        rows = []
+        for n_budgets, concurrent, steady in cases:
+            runs: dict[str, list[tuple[float, float]]] = {c.name: [] for c in CONTENDERS}
+            for r in range(rounds):
+                order = CONTENDERS if r % 2 == 0 else CONTENDERS[::-1]
+                for who in order:
+                    runs[who.name].append(server_us(client, who, n_budgets, concurrent, n, steady))
+            figures = {
+                name: (
+                    statistics.median(x[0] for x in got),
+                    statistics.median(x[1] for x in got),
+                )
+                for name, got in runs.items()
+            }
+            rows.append(Row(n_budgets, concurrent, steady, figures))
+        return rows
+    finally:
+        client.close()
+        process.kill()
+        process.wait()
+
+
+def print_table(rows: list[Row], n: int, rounds: int) -> None:
+    print(
+        f"Redis server time per call (INFO commandstats, private server, {n} decisions, "
+        f"median of {rounds} alternating rounds)"
+    )
+    header = (
+        f"{'budgets':>8}{'concurrent':>11}{'clock':>8}{'0.1.0 reserve':>15}{'settle':>9}"
+        f"{'now reserve':>13}{'settle':>9}{'ratio':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        old, new = row.figures["0.1.0"], row.figures["now"]
+        ratio = (old[0] + old[1]) / (new[0] + new[1])
+        print(
+            f"{row.n_budgets:>8}{'yes' if row.concurrent else 'no':>11}"
+            f"{'steady' if row.steady else 'fixed':>8}{old[0]:>13.1f}µs{old[1]:>7.1f}µs"
+            f"{new[0]:>11.1f}µs{new[1]:>7.1f}µs{ratio:>7.1f}x"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--decisions", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    print_table(measure(options.decisions, options.rounds), options.decisions, options.rounds)
+
+
+if __name__ == "__main__":
+    main()
