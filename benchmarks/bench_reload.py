@@ -67,7 +67,7 @@ def write_to_serving(bundle: Path, changes: int, in_place: bool = False) -> list
     policy = bundle / "support-bot.yaml"
     text = policy.read_text()
     engine = Engine.from_path(bundle, clock=lambda: NOW)
-    engine.start_watching_thread()
+    engine.start_watching()
     watcher = engine._watcher
     times = []
     try:

@@ -113,7 +113,7 @@ class Engine:
             engine, decision_log=decision_log, otel=otel, shadow=shadow, shadow_rate=shadow_rate
         )
         if watch:
-            engine.start_watching_thread(debounce_ms=debounce_ms)
+            engine.start_watching(debounce_ms=debounce_ms)
         return engine
 
     # -- deciding ---------------------------------------------------------------------------
@@ -381,13 +381,12 @@ class Engine:
             }
         )
 
-    def start_watching_thread(
-        self, *, debounce_ms: int = 200, force_polling: bool | None = None
-    ) -> None:
+    def start_watching(self, *, debounce_ms: int = 200, force_polling: bool | None = None) -> None:
         """Reload on every settled burst of file changes, from a daemon thread.
 
         Returns once the file system watches are in place. ``debounce_ms`` is the quiet
         time after a change written in place or deleted (renames settle after 10 ms).
+        asyncio apps use :meth:`astart_watching`.
         """
         from policyd.reload.revisions import prompt_files
         from policyd.reload.watcher import Watcher
@@ -402,18 +401,30 @@ class Engine:
             )
             self._watcher.start()
 
-    async def start_watching(
+    async def astart_watching(
         self, *, debounce_ms: int = 200, force_polling: bool | None = None
     ) -> None:
-        """For asyncio apps: start the watcher without blocking the event loop.
-
-        Reloads still compile in the watcher thread, never on the loop.
-        """
+        """Like start_watching(), without blocking the event loop while the watches are
+        set up. Reloads still compile in the watcher thread, never on the loop."""
         import asyncio
 
         await asyncio.to_thread(
-            self.start_watching_thread, debounce_ms=debounce_ms, force_polling=force_polling
+            self.start_watching, debounce_ms=debounce_ms, force_polling=force_polling
         )
+
+    def start_watching_thread(
+        self, *, debounce_ms: int = 200, force_polling: bool | None = None
+    ) -> None:
+        """Deprecated (0.1.0's name): :meth:`start_watching`."""
+        import warnings
+
+        warnings.warn(
+            "Engine.start_watching_thread() is now Engine.start_watching() "
+            "(and the async form Engine.astart_watching())",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.start_watching(debounce_ms=debounce_ms, force_polling=force_polling)
 
     def stop_watching(self) -> None:
         """Stop the file watcher (within about 50 ms); the current revision keeps serving."""

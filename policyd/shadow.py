@@ -263,7 +263,7 @@ def promote(engine: Engine) -> bool:
     watching = engine._watcher is not None
     if watching:
         engine.stop_watching()
-        engine.start_watching_thread()
+        engine.start_watching()
     diff = diff_revisions(previous, compiled)
     engine._runtime.emit(
         {

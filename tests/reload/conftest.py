@@ -99,7 +99,7 @@ def rev_dir(tmp_path: Path) -> Path:
 def watched(rev_dir: Path) -> Iterator[Engine]:
     """An engine on ``rev_dir`` with the real watcher running (short debounce)."""
     engine = Engine.from_path(rev_dir)
-    engine.start_watching_thread(debounce_ms=50)
+    engine.start_watching(debounce_ms=50)
     yield caught_up(engine)
     engine.close()
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from policyd.engine import Engine
 
 from .conftest import (
@@ -66,7 +68,7 @@ def test_broken_revision_then_fix(watched: Engine, rev_dir: Path) -> None:
 
 def test_a_burst_of_50_writes_is_one_or_two_reloads(rev_dir: Path) -> None:
     engine = Engine.from_path(rev_dir)
-    engine.start_watching_thread(debounce_ms=200)
+    engine.start_watching(debounce_ms=200)
     try:
         caught_up(engine)
         for n in range(1, 51):
@@ -90,7 +92,7 @@ def test_configmap_symlink_swap(tmp_path: Path) -> None:
     os.symlink("..2026_11_24_12_00_00.1", mount / "..data")
     os.symlink("..data/p.yaml", mount / "p.yaml")
     engine = Engine.from_path(mount)
-    engine.start_watching_thread(debounce_ms=50)
+    engine.start_watching(debounce_ms=50)
     try:
         caught_up(engine)
         assert serving(engine) == 0
@@ -139,7 +141,7 @@ def test_single_file_bundle_ignores_its_neighbours(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(revision(0))
     engine = Engine.from_path(policy)
-    engine.start_watching_thread(debounce_ms=50)
+    engine.start_watching(debounce_ms=50)
     try:
         watcher = caught_up(engine)._watcher
         assert watcher is not None
@@ -173,7 +175,7 @@ def test_flipped_symlink_to_the_bundle_is_followed(tmp_path: Path) -> None:
         (tmp_path / f"rev{n}" / "p.yaml").write_text(revision(n))
     os.symlink("rev0", tmp_path / "current")
     engine = Engine.from_path(tmp_path / "current")
-    engine.start_watching_thread(debounce_ms=50)
+    engine.start_watching(debounce_ms=50)
     try:
         caught_up(engine)
         os.symlink("rev1", tmp_path / "next")
@@ -214,7 +216,7 @@ async def test_start_watching_in_an_asyncio_app(rev_dir: Path) -> None:
     import asyncio
 
     engine = Engine.from_path(rev_dir)
-    await engine.start_watching(debounce_ms=50)
+    await engine.astart_watching(debounce_ms=50)
     try:
         await asyncio.to_thread(caught_up, engine)
         assert engine.status().watching
@@ -263,7 +265,7 @@ def test_decisions_from_four_threads_while_the_watcher_reloads(
 def test_polling_mode_also_works(rev_dir: Path) -> None:
     """Where inotify is unavailable (some network file systems), the watcher polls."""
     engine = Engine.from_path(rev_dir)
-    engine.start_watching_thread(debounce_ms=50, force_polling=True)
+    engine.start_watching(debounce_ms=50, force_polling=True)
     try:
         caught_up(engine)
         (rev_dir / "p.yaml").write_text(revision(2))
@@ -413,3 +415,15 @@ def test_burst_kind_tells_renames_from_writes(tmp_path: Path) -> None:
     assert _burst_kind([(Change.added, str(tmp_path / "link.yaml"))], counts) == (False, False)
     assert _burst_kind([(Change.deleted, a)], counts) == (False, False)
     assert _burst_kind([(Change.deleted, scratch)], counts) == (False, False)
+
+
+def test_start_watching_thread_is_a_deprecated_name(rev_dir: Path) -> None:
+    """0.1.0's start_watching_thread() still works, with a DeprecationWarning naming the
+    new name (start_watching, and astart_watching for asyncio)."""
+    engine = Engine.from_path(rev_dir)
+    try:
+        with pytest.warns(DeprecationWarning, match=r"Engine\.start_watching\(\)"):
+            engine.start_watching_thread(debounce_ms=50)
+        assert engine.status().watching
+    finally:
+        engine.close()
