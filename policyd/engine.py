@@ -22,6 +22,7 @@ from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
 from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
 from policyd.decision import Decision
+from policyd.decision_id import new_decision_id
 from policyd.diagnostics import Diagnostic
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, EventCallback, Outcome, Runtime, finish
@@ -109,9 +110,7 @@ class Engine:
 
     def _start(self, policy: CompiledPolicy, request: Any) -> DecisionState:
         prepared = policy.shape.prepare(request)
-        return DecisionState(
-            prepared, self._runtime.clock(), os.urandom(16).hex(), self._counter.name
-        )
+        return DecisionState(prepared, self._runtime.clock(), new_decision_id(), self._counter.name)
 
     def decide(self, request: Mapping[str, Any], policy: str | None = None) -> Decision:
         """Decide one request. Raises RequestError for a malformed request or policy name."""
