@@ -213,7 +213,7 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
             if not key.isascii() and _bad_text(key):
                 raise _Refused("has a key that is not valid Unicode text (a lone surrogate)")
             cls = item.__class__
-            if (cls is str and item.isascii()) or cls in _PLAIN:
+            if (cls is str and (item.isascii() or not _bad_text(item))) or cls in _PLAIN:
                 continue
             if cls is int and _INT64[0] <= item <= _INT64[1]:
                 continue
@@ -228,7 +228,7 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
         return
     for i, item in enumerate(value):
         cls = item.__class__
-        if (cls is str and item.isascii()) or cls in _PLAIN:
+        if (cls is str and (item.isascii() or not _bad_text(item))) or cls in _PLAIN:
             continue
         if cls is int and _INT64[0] <= item <= _INT64[1]:
             continue
