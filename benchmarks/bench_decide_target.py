@@ -133,8 +133,7 @@ PHASES = ("prepare", "state", "guardrails", "routing", "cache", "prompts", "fini
 
 
 def _prefix(engine: Engine, upto: int) -> Callable[[dict[str, Any]], Any]:
-    import os
-
+    from policyd.decision_id import new_decision_id
     from policyd.stages.base import DecisionState, finish
 
     compiled = engine.compiled.policy(None)
@@ -145,7 +144,7 @@ def _prefix(engine: Engine, upto: int) -> Callable[[dict[str, Any]], Any]:
         prepared = compiled.shape.prepare(request)
         if upto < 1:
             return prepared
-        state = DecisionState(prepared, clock(), os.urandom(16).hex(), counter)
+        state = DecisionState(prepared, clock(), new_decision_id(), counter)
         for step in steps:
             step.run(state)
             if state.blocked_by is not None:

@@ -15,7 +15,6 @@ benchmarks/bench_decide_target.py --only decide``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ from bench_decide_target import NOW, ROUTING_BUNDLE  # noqa: E402
 from routing_mix import varied_requests  # noqa: E402
 
 from policyd import Engine  # noqa: E402
+from policyd.decision_id import new_decision_id  # noqa: E402
 from policyd.stages.base import DecisionState, finish  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def phases(engine: Engine, requests: list[dict[str, Any]]) -> dict[str, float]:
     prepared = [compiled.shape.prepare(r) for r in requests]
     out["request preparation (checks, copy, token count)"] += clock() - start
     start = clock()
-    states = [DecisionState(p, runtime.clock(), os.urandom(16).hex(), counter) for p in prepared]
+    states = [DecisionState(p, runtime.clock(), new_decision_id(), counter) for p in prepared]
     out["state: clock, decision id, DecisionState"] += clock() - start
     for step in compiled.steps:
         live = [s for s in states if s.blocked_by is None]

@@ -10,7 +10,7 @@ order.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from policyd.bundle import Bundle, policy_digest
@@ -57,13 +57,21 @@ class CompiledBundle:
     digest: str
     source: Bundle
     loaded_at: datetime
+    # policy(None)'s answer on a bundle of one policy, looked up once per revision
+    _only: CompiledPolicy | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        only = next(iter(self.policies.values())) if len(self.policies) == 1 else None
+        object.__setattr__(self, "_only", only)
 
     def policy(self, name: str | None) -> CompiledPolicy:
+        if name is None:
+            only = self._only
+            if only is not None:
+                return only
         from policyd.errors import RequestError
 
         if name is None:
-            if len(self.policies) == 1:
-                return next(iter(self.policies.values()))
             raise RequestError(
                 f"this bundle has {len(self.policies)} policies; name one "
                 "(policy=... in Python, --policy NAME on the command line)",

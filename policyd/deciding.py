@@ -12,13 +12,13 @@ serves.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from policyd.budgets.outcome import check_outcome
 from policyd.compile import CompiledPolicy
 from policyd.decision import Decision
+from policyd.decision_id import new_decision_id
 from policyd.errors import OutcomeError
 from policyd.request import TokenCounter
 from policyd.stages.base import DecisionState, Outcome, Runtime, finish
@@ -30,7 +30,7 @@ def start(
 ) -> DecisionState:
     """Check and prepare ``request`` (RequestError when malformed); a fresh state."""
     prepared = policy.shape.prepare(request)
-    return DecisionState(prepared, runtime.clock(), os.urandom(16).hex(), counter.name)
+    return DecisionState(prepared, runtime.clock(), new_decision_id(), counter.name)
 
 
 def decision_flow(policy: CompiledPolicy, state: DecisionState) -> Flow[Decision]:

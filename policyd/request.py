@@ -4,7 +4,11 @@ A request is a plain mapping in the OpenAI chat shape plus the attributes the
 policy declares under ``context``. :class:`RequestShape` is compiled once per
 policy; per request it checks only the fields that are present (a missing
 attribute is not an error: a condition reading it simply does not match) and
-adds ``input_tokens`` and ``input_chars``.
+adds ``input_tokens`` and ``input_chars`` (counted by :mod:`policyd.tokens`).
+A shape's ``prepare`` is generated Python, one function per policy: the
+declared checks written out field by field, each taking the exact type in a
+line and calling the general checker (whose words every refusal uses) only
+for anything else.
 """
 
 from __future__ import annotations
@@ -14,84 +18,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from policyd.errors import ConfigError, RequestError
+from policyd.errors import RequestError
 from policyd.fields import MAX_TOKENS
+from policyd.tokens import ESTIMATE as ESTIMATE
+from policyd.tokens import PER_MESSAGE, TokenCounter, content_chars
+from policyd.tokens import count_text as count_text
 from policyd.words import describe
 
 Checker = Callable[[Any, str], None]
-
-# Token estimate when no tokenizer is configured: about four characters per token
-# for English text, plus a small per-message overhead (role, separators), as the
-# OpenAI chat format adds. Deterministic and offline; the decision names it.
-ESTIMATE = "estimate:chars/4"
-_PER_MESSAGE = 4
-
-
-def count_text(messages: list[Any]) -> tuple[int, int]:
-    """(characters, estimated tokens) of chat messages' text content."""
-    chars = 0
-    tokens = 0
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            n = len(content)
-        elif isinstance(content, list):
-            n = sum(
-                len(part["text"])
-                for part in content
-                if isinstance(part, Mapping) and isinstance(part.get("text"), str)
-            )
-        else:
-            n = 0
-        chars += n
-        tokens += (n + 3) // 4 + _PER_MESSAGE
-    return chars, tokens
-
-
-class TokenCounter:
-    """Counts input tokens: a deterministic estimate, or tiktoken when configured."""
-
-    def __init__(self, kind: str = "estimate") -> None:
-        self.name = ESTIMATE
-        self._encode: Callable[[str], list[int]] | None = None
-        if kind == "tiktoken":
-            self._encode = _tiktoken_encoder()
-            self.name = "tiktoken:cl100k_base"
-        elif kind != "estimate":
-            raise ConfigError(f"unknown token counter {kind!r}: use 'estimate' or 'tiktoken'")
-
-    def count(self, messages: list[Any]) -> tuple[int, int]:
-        chars, estimate = count_text(messages)
-        if self._encode is None:
-            return chars, estimate
-        tokens = 0
-        for message in messages:
-            content = message.get("content")
-            if isinstance(content, list):
-                content = " ".join(
-                    p["text"] for p in content if isinstance(p, Mapping) and "text" in p
-                )
-            tokens += len(self._encode(content if isinstance(content, str) else ""))
-            tokens += _PER_MESSAGE
-        return chars, tokens
-
-
-def _tiktoken_encoder() -> Callable[[str], list[int]]:
-    """cl100k_base from the copy LiteLLM ships, so nothing is downloaded at run time."""
-    import importlib.util
-    import os
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("litellm")
-    if spec and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            cache = Path(location) / "litellm_core_utils" / "tokenizers"
-            if cache.is_dir():
-                os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
-    import tiktoken
-
-    encoding = tiktoken.get_encoding("cl100k_base")
-    return encoding.encode_ordinary
 
 
 def _type_checker(decl: Any) -> Checker:
@@ -127,16 +61,8 @@ def _type_checker(decl: Any) -> Checker:
 
         return check_list
     if text.startswith("map<"):
-        inner = text[4:-1]
-        depth = 0
-        split = len(inner)
-        for i, ch in enumerate(inner):
-            depth += ch == "<"
-            depth -= ch == ">"
-            if ch == "," and depth == 0:
-                split = i
-                break
-        value_check = _type_checker(inner[split + 1 :]) if split < len(inner) else None
+        value_type = _map_value_type(text)
+        value_check = _type_checker(value_type) if value_type is not None else None
 
         def check_map(value: Any, where: str) -> None:
             if not isinstance(value, Mapping):
@@ -161,6 +87,18 @@ def _type_checker(decl: Any) -> Checker:
             raise RequestError(f"must be {label}, not {_kind(value)}", where)
 
     return check_scalar
+
+
+def _map_value_type(text: str) -> str | None:
+    """``V`` of ``map<K, V>`` (None when the declaration names no value type)."""
+    inner = text[4:-1]
+    depth = 0
+    for i, ch in enumerate(inner):
+        depth += ch == "<"
+        depth -= ch == ">"
+        if ch == "," and depth == 0:
+            return inner[i + 1 :]
+    return None
 
 
 def _accept(value: Any, where: str) -> None:
@@ -275,7 +213,7 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
             if not key.isascii() and _bad_text(key):
                 raise _Refused("has a key that is not valid Unicode text (a lone surrogate)")
             cls = item.__class__
-            if (cls is str and item.isascii()) or cls in _PLAIN:
+            if (cls is str and (item.isascii() or not _bad_text(item))) or cls in _PLAIN:
                 continue
             if cls is int and _INT64[0] <= item <= _INT64[1]:
                 continue
@@ -290,7 +228,7 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
         return
     for i, item in enumerate(value):
         cls = item.__class__
-        if (cls is str and item.isascii()) or cls in _PLAIN:
+        if (cls is str and (item.isascii() or not _bad_text(item))) or cls in _PLAIN:
             continue
         if cls is int and _INT64[0] <= item <= _INT64[1]:
             continue
@@ -353,48 +291,179 @@ def _check_tokens(request: Mapping[str, Any], name: str) -> None:
         )
 
 
+def _as_list(messages: Any) -> list[Any]:
+    if not isinstance(messages, list | tuple):
+        raise RequestError(f"must be a list of messages, not {_kind(messages)}", "messages")
+    return list(messages)
+
+
+def _not_a_request(request: Any) -> None:
+    raise RequestError(
+        f"a request must be a mapping (dict), not {_kind(request)}",
+        hint="pass e.g. {'messages': [...], 'user': {'id': 'u1'}}",
+    )
+
+
 class RequestShape:
-    """The declared request attributes of one policy, compiled to checkers."""
+    """The declared request attributes of one policy, compiled to one checking function.
+
+    ``prepare(request)`` returns a checked copy of the request with ``input_tokens``
+    and ``input_chars`` set, or raises RequestError naming the field. It checks, in
+    this order (the first problem found is the one reported): the request is a
+    mapping; every value (:func:`scan_values`); ``messages`` and each message's chat
+    shape; ``max_tokens`` and ``input_tokens`` in range; each declared attribute's
+    type, in declaration order.
+    """
+
+    prepare: Callable[[Any], dict[str, Any]]
+    python_source: str  # prepare's generated code, for reading and debugging
 
     def __init__(self, declarations: Mapping[str, Any], counter: TokenCounter) -> None:
-        self._checks = tuple(
-            (name, _type_checker(decl))
-            for name, decl in declarations.items()
-            if name not in ("messages", "input_tokens", "input_chars")
-        )
         self._counter = counter
+        self.prepare, self.python_source = _generate(declarations, counter)
 
-    def prepare(self, request: Any) -> dict[str, Any]:
-        """A checked copy of the request with ``input_tokens`` and ``input_chars`` set."""
-        if request.__class__ is not dict and not isinstance(request, Mapping):
-            raise RequestError(
-                f"a request must be a mapping (dict), not {_kind(request)}",
-                hint="pass e.g. {'messages': [...], 'user': {'id': 'u1'}}",
-            )
-        scan_values(request)
-        out = dict(request)
-        messages = out.get("messages")
-        if messages is None:
-            messages = []
-        elif messages.__class__ is not list:
-            if not isinstance(messages, list | tuple):
-                raise RequestError(f"must be a list of messages, not {_kind(messages)}", "messages")
-            messages = list(messages)
-        for i, message in enumerate(messages):
-            _check_message(message, i)
-        out["messages"] = messages
-        _check_tokens(out, "max_tokens")
-        _check_tokens(out, "input_tokens")
-        for name, check in self._checks:
-            value = out.get(name)
-            if value is not None:
-                check(value, name)
-        chars, tokens = self._counter.count(messages)
-        out["input_chars"] = chars
-        provided = out.get("input_tokens")
-        if (
-            provided.__class__ is not int
-            and (not isinstance(provided, int) or isinstance(provided, bool))
-        ) or provided < 0:
-            out["input_tokens"] = tokens
-        return out
+
+_SKIPPED = ("messages", "input_tokens", "input_chars")  # built in, checked on their own
+_EXACT_ITEMS = {"string": str, "int": int, "double": float, "bool": bool}
+_INLINE_DEPTH = 8  # records nested deeper are checked by their general checker
+
+
+class _Source:
+    """Lines of generated code, and the objects they name (checkers, classes)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {}
+
+    def name(self, obj: Any) -> str:
+        key = f"_k{len(self.names)}"
+        self.names[key] = obj
+        return key
+
+    def add(self, indent: int, line: str) -> None:
+        self.lines.append(" " * indent + line)
+
+
+def _emit(src: _Source, decl: Any, var: str, where: str, indent: int, depth: int) -> None:
+    """Lines checking ``var`` (not None) against ``decl``: the exact type inline, anything
+    else handed to the general checker, which accepts it or raises with its words."""
+    check = f"{src.name(_type_checker(decl))}({var}, {where!r})"
+    if isinstance(decl, dict):
+        if depth >= _INLINE_DEPTH:
+            src.add(indent, check)
+            return
+        inner = f"_v{depth + 1}"
+        src.add(indent, f"if {var}.__class__ is dict:")
+        for name, sub in decl.items():
+            src.add(indent + 4, f"{inner} = {var}.get({name!r})")
+            src.add(indent + 4, f"if {inner} is not None:")
+            _emit(src, sub, inner, f"{where}.{name}", indent + 8, depth + 1)
+        src.add(indent + 4, "pass")
+        src.add(indent, "else:")
+        src.add(indent + 4, check)
+        return
+    text = decl.strip()
+    if text.startswith("list<"):
+        item = _EXACT_ITEMS.get(text[5:-1].strip())
+        if item is None:
+            src.add(indent, check)
+            return
+        src.add(indent, f"if {var}.__class__ is list:")
+        src.add(indent + 4, f"for _e in {var}:")
+        src.add(indent + 8, f"if _e.__class__ is not {src.name(item)}:")
+        src.add(indent + 12, check)
+        src.add(indent + 12, "break")
+        src.add(indent, "else:")
+        src.add(indent + 4, check)
+        return
+    if text.startswith("map<"):
+        value_type = _map_value_type(text)
+        if value_type is None or _type_checker(value_type) is _accept:
+            # map<K, dyn>: only the mapping itself is checked (each value is accepted)
+            src.add(indent, f"if {var}.__class__ is not dict:")
+            src.add(indent + 4, check)
+        else:
+            src.add(indent, check)
+        return
+    expected = _SCALARS.get(text)
+    if expected is None:  # dyn and anything unchecked
+        src.add(indent, "pass")
+        return
+    exact = " and ".join(f"{var}.__class__ is not {src.name(cls)}" for cls in expected[0])
+    src.add(indent, f"if {exact}:")
+    src.add(indent + 4, check)
+
+
+def _generate(
+    declarations: Mapping[str, Any], counter: TokenCounter
+) -> tuple[Callable[[Any], Any], str]:
+    """The policy's ``prepare`` function (see :class:`RequestShape`) and its source."""
+    estimate = counter.name == ESTIMATE
+    src = _Source()
+    add = src.add
+    add(0, "def prepare(request):")
+    add(4, "if request.__class__ is not dict and not isinstance(request, _Mapping):")
+    add(8, "_not_a_request(request)")
+    add(4, "_scan_values(request)")
+    add(4, "out = dict(request)")
+    add(4, "get = out.get")
+    add(4, "messages = get('messages')")
+    add(4, "if messages is None:")
+    add(8, "messages = []")
+    add(4, "elif messages.__class__ is not list:")
+    add(8, "messages = _as_list(messages)")
+    add(4, "chars = tokens = i = 0")
+    add(4, "for message in messages:")
+    # the common message, {"role": "user", "content": "text"}, in a line; any other
+    # through the general check (which names what is wrong) and character count
+    add(8, "if message.__class__ is dict:")
+    add(12, "content = message.get('content')")
+    add(12, "if content.__class__ is str:")
+    add(16, "role = message.get('role')")
+    add(16, "if role is None or role.__class__ is str:")
+    add(20, "n = len(content)")
+    add(20, "chars += n")
+    add(20, f"tokens += (n + 3) // 4 + {PER_MESSAGE}")
+    add(20, "i += 1")
+    add(20, "continue")
+    add(8, "_check_message(message, i)")
+    add(8, "n = _content_chars(message)")
+    add(8, "chars += n")
+    add(8, f"tokens += (n + 3) // 4 + {PER_MESSAGE}")
+    add(8, "i += 1")
+    add(4, "out['messages'] = messages")
+    for name in ("max_tokens", "input_tokens"):
+        add(4, f"_v0 = get({name!r})")
+        add(4, f"if _v0 is not None and (_v0.__class__ is not int or _v0 > {MAX_REQUEST_TOKENS}):")
+        add(8, f"_check_tokens(out, {name!r})")
+    for name, decl in declarations.items():
+        if name in _SKIPPED:
+            continue
+        add(4, f"_v0 = get({name!r})")
+        add(4, "if _v0 is not None:")
+        _emit(src, decl, "_v0", name, 8, 0)
+    if not estimate:  # a tokenizer counts once every check has passed
+        add(4, "chars, tokens = _count(messages)")
+    add(4, "out['input_chars'] = chars")
+    add(4, "provided = get('input_tokens')")
+    add(4, "if (")
+    add(8, "provided.__class__ is not int")
+    add(8, "and (not isinstance(provided, int) or isinstance(provided, bool))")
+    add(4, ") or provided < 0:")
+    add(8, "out['input_tokens'] = tokens")
+    add(4, "return out")
+    namespace: dict[str, Any] = {
+        "_Mapping": Mapping,
+        "_not_a_request": _not_a_request,
+        "_scan_values": scan_values,
+        "_as_list": _as_list,
+        "_check_message": _check_message,
+        "_content_chars": content_chars,
+        "_check_tokens": _check_tokens,
+        "_count": counter.count,
+        **src.names,
+    }
+    source = "\n".join(src.lines) + "\n"
+    exec(compile(source, "<policyd request shape>", "exec"), namespace)
+    prepare: Callable[[Any], Any] = namespace["prepare"]
+    return prepare, source
