@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from policyd.decision import Decision
+from policyd.errors import ConfigError
 from policyd.stages.base import (
     AttemptHook,
     CompileEnv,
@@ -109,7 +110,10 @@ def bind(name: str, stage: Stage) -> Step:
     elif isinstance(stage, PureStage):
         run = stage.run
     else:
-        raise TypeError(f"stage {name!r} has neither run(state) nor flow(state)")
+        raise ConfigError(
+            f"stage {name!r} has neither run(state) nor flow(state): give its class one "
+            "(see docs/architecture.md, the stage contract)"
+        )
     return Step(
         name,
         run,

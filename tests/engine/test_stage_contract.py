@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from policyd import Engine
 from policyd.deciding import start
+from policyd.errors import ConfigError
 from policyd.pipeline import STAGES, StageTimings, bind
 from policyd.stages.base import ALWAYS_WRITTEN, DecisionState, IoStage
 from policyd.stages.flow import Io, adrive, drive
@@ -110,7 +111,7 @@ def test_an_object_that_is_no_stage_is_refused_when_bound() -> None:
         name = "nothing"
         writes: frozenset[str] = frozenset()
 
-    with pytest.raises(TypeError, match="neither run"):
+    with pytest.raises(ConfigError, match="neither run"):
         bind("nothing", Nothing())  # type: ignore[arg-type]
 
 
