@@ -214,8 +214,8 @@ class MemoryStore:
             "store": "memory",
             "counters": len(counters),
             "settled_ids": sum(c.n_done for c in counters),
-            # settled ids forgotten before settle_grace_s because a counter held
-            # max_settled (only swept counters' figures are lost from this sum)
+            # settled ids forgotten before settle_grace_s because their counter held
+            # max_settled (summed over the counters held now: a swept counter's go)
             "settled_dropped": sum(c.settled_dropped for c in counters),
         }
 
