@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from llm_setup import POLICY
+from proxy_setup import START_TIMEOUT_S
 
 from policyd import Engine
 from policyd.integrations.litellm_export import export_config
@@ -126,7 +127,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
 def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     import httpx
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_TIMEOUT_S  # a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"the proxy exited with {process.returncode}:\n{log.read_text()[-3000:]}")
@@ -136,7 +137,9 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> Non
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    pytest.fail(f"the proxy did not start within 60 s:\n{log.read_text()[-3000:]}")
+    pytest.fail(
+        f"the proxy did not start within {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 def _delete_keys(url: str, prefix: str) -> None:
