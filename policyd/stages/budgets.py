@@ -66,6 +66,14 @@ def _limit(limit: model.Limit) -> Limit:
     return Limit(usd, limit.tokens, limit.requests)
 
 
+@dataclass
+class _Verdict:
+    """What a reservation's lines say: the lines that block, a tier to downgrade to."""
+
+    blocking: list[tuple[CompiledBudget, LineResult]]
+    downgrade_to: str | None
+
+
 class BudgetsStage(SettleMixin):
     name = STAGE
     writes = frozenset({"budgets", "reservation"}) | RoutingStage.writes  # a downgrade re-routes
@@ -244,16 +252,48 @@ class BudgetsStage(SettleMixin):
     ) -> str | None:
         """Apply a reservation's answer (``amounts``: what each line reserved, by
         counter); returns a tier to downgrade to, or None."""
-        by_counter = {budget.counter: budget for budget, _ in applicable}
-        by_counter.update({b.counter + IN_FLIGHT_SUFFIX: b for b, _ in applicable})
         state.reservation = result
         if result.store_error is not None:
             self._store_error(state, applicable, result.store_error)
             return None
+        verdict = self._judge(state, applicable, result, amounts, downgraded)
+        if verdict.blocking:
+            self._refuse(state, verdict.blocking, amounts)
+            return None
+        if verdict.downgrade_to is not None and self.routing is not None:
+            previous = state.model
+            state.note(
+                STAGE,
+                verdict.downgrade_to,
+                "downgrade",
+                f"over budget on {previous}: re-routing to tier {verdict.downgrade_to}",
+            )
+            self.routing.route(state, verdict.downgrade_to)
+            return verdict.downgrade_to
+        if result.ok:
+            top = most(amounts.values())
+            state.note(
+                STAGE,
+                None,
+                "reserved",
+                f"{len(result.lines)} budget(s), {top.usd_micros} µUSD, {top.tokens} tokens",
+            )
+        return None
+
+    def _judge(
+        self,
+        state: DecisionState,
+        applicable: list[tuple[CompiledBudget, str]],
+        result: ReserveResult,
+        amounts: dict[str, Amount],
+        downgraded: bool,
+    ) -> _Verdict:
+        """Each line's state (set on ``state.budgets``; warnings and alerts emitted), the
+        lines that block and the tier a line downgrades to."""
+        by_counter = {budget.counter: budget for budget, _ in applicable}
+        by_counter.update({b.counter + IN_FLIGHT_SUFFIX: b for b, _ in applicable})
         states = []
-        blocking: list[tuple[CompiledBudget, LineResult]] = []
-        downgrade_to: str | None = None
-        too_large = False
+        verdict = _Verdict([], None)
         for line in result.lines:
             budget = by_counter[line.budget]
             amount = amounts[line.budget]
@@ -264,11 +304,10 @@ class BudgetsStage(SettleMixin):
                 never = not line.limit.admits(amount)
                 if budget.action == "block":
                     status = "too_large" if never else "blocked"
-                    too_large = too_large or never
-                    blocking.append((budget, line))
+                    verdict.blocking.append((budget, line))
                 elif budget.action == "downgrade" and not downgraded:
                     status = "downgraded"
-                    downgrade_to = downgrade_to or budget.tier
+                    verdict.downgrade_to = verdict.downgrade_to or budget.tier
                 else:
                     status = "exceeded"
                     state.warn(STAGE, budget.name, f"{budget.message} (key {line.key})")
@@ -278,12 +317,19 @@ class BudgetsStage(SettleMixin):
             if line.window.is_in_flight:  # not an amount: no reservation to settle by name
                 states[-1] = replace(states[-1], reserved_usd=None, reserved_tokens=None)
         state.budgets = states
-        if blocking:
-            if too_large:
-                budget, line = next(
-                    (b, ln) for b, ln in blocking if not ln.limit.admits(amounts[ln.budget])
-                )
-                amount = amounts[line.budget]
+        return verdict
+
+    def _refuse(
+        self,
+        state: DecisionState,
+        blocking: list[tuple[CompiledBudget, LineResult]],
+        amounts: dict[str, Amount],
+    ) -> None:
+        """Block on the first line that can never fit, else on the first used-up one."""
+        state.reservation = None
+        for budget, line in blocking:
+            amount = amounts[line.budget]
+            if not line.limit.admits(amount):
                 state.block(
                     STAGE,
                     budget.name,
@@ -293,45 +339,23 @@ class BudgetsStage(SettleMixin):
                     f"{line.window_id}",
                     reason="too_large",
                 )
-                state.reservation = None
-                return None
-            budget, line = blocking[0]
-            retry = max((ln.retry_after_s or 0.0) for _, ln in blocking) or None
-            in_flight = line.window.is_in_flight
-            state.block(
-                STAGE,
-                budget.name,
-                budget.message,
-                f"key {line.key}: "
-                + (
-                    f"{line.limit.requests} calls in flight"
-                    if in_flight
-                    else f"limit reached in window {line.window_id}"
-                ),
-                retry_after_s=retry,
-                reason="concurrent" if in_flight else "used_up",
-            )
-            state.reservation = None
-            return None
-        if downgrade_to is not None and self.routing is not None:
-            previous = state.model
-            state.note(
-                STAGE,
-                downgrade_to,
-                "downgrade",
-                f"over budget on {previous}: re-routing to tier {downgrade_to}",
-            )
-            self.routing.route(state, downgrade_to)
-            return downgrade_to
-        if result.ok:
-            top = most(amounts.values())
-            state.note(
-                STAGE,
-                None,
-                "reserved",
-                f"{len(result.lines)} budget(s), {top.usd_micros} µUSD, {top.tokens} tokens",
-            )
-        return None
+                return
+        budget, line = blocking[0]
+        retry = max((ln.retry_after_s or 0.0) for _, ln in blocking) or None
+        in_flight = line.window.is_in_flight
+        state.block(
+            STAGE,
+            budget.name,
+            budget.message,
+            f"key {line.key}: "
+            + (
+                f"{line.limit.requests} calls in flight"
+                if in_flight
+                else f"limit reached in window {line.window_id}"
+            ),
+            retry_after_s=retry,
+            reason="concurrent" if in_flight else "used_up",
+        )
 
     def _store_error(
         self, state: DecisionState, applicable: list[tuple[CompiledBudget, str]], error: str
