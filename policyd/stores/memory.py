@@ -25,7 +25,7 @@ from policyd.budgets.ledger import (
     check_lines,
     counter_suffix,
 )
-from policyd.budgets.windows import Window, current_window, epoch_ms
+from policyd.budgets.windows import Window, WindowSlot, current_window, epoch_ms
 from policyd.stores.base import StoreError
 
 _SWEEP_EVERY_MS = 60_000
@@ -59,17 +59,10 @@ class MemoryStore:
         slots = [current_window(line.window, now) for line in lines]
         with self._lock:
             self._maybe_sweep(now_ms)
-            counters = []
-            for line, slot in zip(lines, slots, strict=True):
-                counter = self._counter(line.budget, line.key, line.window, slot.id)
-                counter.maintain(now_ms, self._grace_ms)
-                life = (
-                    now_ms + (counter.n_buckets + 1) * counter.bucket_ms
-                    if slot.reset_ms is None
-                    else slot.reset_ms
-                )
-                counter.expires_ms = max(counter.expires_ms, life + ttl_ms + self._grace_ms)
-                counters.append(counter)
+            counters = [
+                self._live_counter(line, slot, now_ms, ttl_ms)
+                for line, slot in zip(lines, slots, strict=True)
+            ]
             befores = [c.spent() for c in counters]
             key = settled_key(decision_id)
             dups = [c.knows(decision_id, now_ms, key) for c in counters]
@@ -83,28 +76,10 @@ class MemoryStore:
                 counter, before, slot = counters[i], befores[i], slots[i]
                 fired: tuple[float, ...] = ()
                 if ok and not dups[i]:
-                    amount = line.amount.as_tuple()
-                    counter.reserve(decision_id, amount, now_ms, ttl_ms)
-                    if line.alerts:
-                        after = (
-                            before[0] + amount[0],
-                            before[1] + amount[1],
-                            before[2] + amount[2],
-                        )
-                        names = counter.fire_alerts(
-                            alert_levels(line.limit, line.alerts), after, now_ms
-                        )
-                        fired = tuple(float(n) for n in names)
+                    fired = _take(counter, line, before, decision_id, now_ms, ttl_ms)
                 retry: float | None = None
                 if not fits[i] and not line.window.is_in_flight:  # in flight: no reset time
-                    if slot.reset_ms is None:
-                        limit = tuple(-1 if x is None else x for x in line.limit.as_tuple())
-                        retry_ms = counter.retry_after_ms(
-                            before, line.amount.as_tuple(), (limit[0], limit[1], limit[2]), now_ms
-                        )
-                    else:
-                        retry_ms = slot.reset_ms - now_ms
-                    retry = retry_ms / 1000
+                    retry = _retry_after_s(counter, line, before, slot, now_ms)
                 results.append(
                     LineResult(
                         budget=line.budget,
@@ -122,6 +97,19 @@ class MemoryStore:
         return ReserveResult(
             decision_id=decision_id, ok=ok, lines=tuple(results), deadline_ms=now_ms + ttl_ms
         )
+
+    def _live_counter(self, line: Line, slot: WindowSlot, now_ms: int, ttl_ms: int) -> Counter:
+        """The line's counter for this window, maintained, kept alive past the
+        reservation's deadline and the settle grace."""
+        counter = self._counter(line.budget, line.key, line.window, slot.id)
+        counter.maintain(now_ms, self._grace_ms)
+        life = (
+            now_ms + (counter.n_buckets + 1) * counter.bucket_ms
+            if slot.reset_ms is None
+            else slot.reset_ms
+        )
+        counter.expires_ms = max(counter.expires_ms, life + ttl_ms + self._grace_ms)
+        return counter
 
     def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
         now_ms = epoch_ms(now)
@@ -247,3 +235,35 @@ class MemoryStore:
 def _bucket_of(window_id: str) -> int:
     """The rolling bucket a window id names (``r123`` -> 123); 0 for calendar ids."""
     return int(window_id[1:]) if window_id.startswith("r") else 0
+
+
+def _take(
+    counter: Counter,
+    line: Line,
+    before: tuple[int, int, int],
+    decision_id: str,
+    now_ms: int,
+    ttl_ms: int,
+) -> tuple[float, ...]:
+    """Reserve the line's amount on its counter; the alert levels it crossed."""
+    amount = line.amount.as_tuple()
+    counter.reserve(decision_id, amount, now_ms, ttl_ms)
+    if not line.alerts:
+        return ()
+    after = (before[0] + amount[0], before[1] + amount[1], before[2] + amount[2])
+    names = counter.fire_alerts(alert_levels(line.limit, line.alerts), after, now_ms)
+    return tuple(float(n) for n in names)
+
+
+def _retry_after_s(
+    counter: Counter, line: Line, before: tuple[int, int, int], slot: WindowSlot, now_ms: int
+) -> float:
+    """When the line would fit again: the window's reset, or on a rolling window when
+    enough of the spend has aged out."""
+    if slot.reset_ms is not None:
+        return (slot.reset_ms - now_ms) / 1000
+    limit = tuple(-1 if x is None else x for x in line.limit.as_tuple())
+    retry_ms = counter.retry_after_ms(
+        before, line.amount.as_tuple(), (limit[0], limit[1], limit[2]), now_ms
+    )
+    return retry_ms / 1000

@@ -74,11 +74,16 @@ class ThrowawayRedis:
         The port was free when probed; if another process took it meanwhile the server
         exits at once, and it is started again on a new port (a few times at most).
         """
-        for _attempt in range(3):
-            if self._start_once():
+        said = b""
+        for _attempt in range(5):
+            started, said = self._start_once()
+            if started:
                 return
             self._new_port()
-        raise TimeoutError(f"redis-server on port {self.port} did not become ready")
+        raise TimeoutError(
+            f"redis-server did not become ready (5 ports tried); it said: "
+            f"{said.decode(errors='replace')[-2000:]}"
+        )
 
     def _new_port(self) -> None:
         import socket
@@ -89,8 +94,10 @@ class ThrowawayRedis:
         scheme = "redis+cluster" if self.cluster_dir else "redis"
         self.url = f"{scheme}://127.0.0.1:{self.port}" + ("" if self.cluster_dir else "/0")
 
-    def _start_once(self) -> bool:
+    def _start_once(self) -> tuple[bool, bytes]:
+        """(ready, what the server printed when it was not)."""
         import subprocess
+        import tempfile
         import time
 
         import redis
@@ -100,23 +107,23 @@ class ThrowawayRedis:
         if self.cluster_dir:
             command += ["--cluster-enabled", "yes", "--dir", self.cluster_dir]
             command += ["--cluster-config-file", f"nodes-{self.port}.conf"]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
-        deadline = time.monotonic() + 30  # generous: the machine may be busy
-        try:
-            while not self._ready(client):
-                if self.process.poll() is not None:
-                    return False  # exited: most likely the port was taken
-                if time.monotonic() > deadline:
-                    self.process.kill()
-                    self.process.wait()
-                    return False
-                time.sleep(0.02)
-        finally:
-            client.close()
-        return True
+        with tempfile.TemporaryFile() as output:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
+            deadline = time.monotonic() + 30  # generous: the machine may be busy
+            try:
+                while not self._ready(client):
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        # exited (most likely the port was taken) or never ready
+                        if self.process.poll() is None:
+                            self.process.kill()
+                        self.process.wait()
+                        output.seek(0)
+                        return False, output.read()
+                    time.sleep(0.02)
+            finally:
+                client.close()
+        return True, b""
 
     def _ready(self, client: Any) -> bool:
         import redis
