@@ -298,46 +298,19 @@ _NO_PROMPTS: Mapping[str, PromptChoice] = MappingProxyType({})
 
 def finish(state: DecisionState, ref: Any, revision: Any = None) -> Decision:
     """Freeze a state into a Decision (``revision``: the compiled policy that made it)."""
-    if state.blocked_by is None:
-        return build_decision(
-            True,  # allowed
-            None,  # blocked_by
-            state.message,
-            state.model,
-            state.litellm_model,
-            state.tier,
-            state.fallbacks,
-            state.retry,
-            state.timeout_s,
-            state.cache,
-            MappingProxyType(state.prompts),
-            tuple(state.budgets),
-            tuple(state.warnings),
-            tuple(state.trace),
-            ref,  # policy
-            state.reason,
-            state.decision_id,  # id
-            tuple(state.messages) if state.messages is not None else None,
-            state.redacted,
-            state.retry_after_s,
-            state.litellm_fallbacks,
-            state.token_counter,
-            state.request,
-            state.reservation,
-            revision,
-        )
-    return build_decision(
-        False,  # allowed
+    allowed = state.blocked_by is None  # a blocked decision names no model, tier, cache...
+    return build_decision(  # every field, positionally in field order
+        allowed,
         state.blocked_by,
         state.message,
-        None,  # model
-        None,  # litellm_model
-        None,  # tier
-        (),  # fallbacks
-        None,  # retry
-        None,  # timeout_s
-        None,  # cache
-        _NO_PROMPTS,
+        state.model if allowed else None,
+        state.litellm_model if allowed else None,
+        state.tier if allowed else None,
+        state.fallbacks if allowed else (),
+        state.retry if allowed else None,
+        state.timeout_s if allowed else None,
+        state.cache if allowed else None,
+        MappingProxyType(state.prompts) if allowed else _NO_PROMPTS,
         tuple(state.budgets),
         tuple(state.warnings),
         tuple(state.trace),
@@ -347,7 +320,7 @@ def finish(state: DecisionState, ref: Any, revision: Any = None) -> Decision:
         tuple(state.messages) if state.messages is not None else None,
         state.redacted,
         state.retry_after_s,
-        (),  # litellm_fallbacks
+        state.litellm_fallbacks if allowed else (),
         state.token_counter,
         state.request,
         state.reservation,
