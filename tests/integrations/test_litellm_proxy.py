@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from llm_setup import POLICY
-from proxy_setup import START_TIMEOUT_S
+from proxy_setup import START_TIMEOUT_S, litellm_command
 
 from policyd import Engine
 from policyd.integrations.litellm_export import export_config
@@ -92,9 +91,7 @@ def _config(bundle: Path, store: str, prefix: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Proxy]:
-    executable = Path(sys.executable).with_name("litellm")
-    if not executable.exists():
-        pytest.skip(f"no litellm proxy command next to {sys.executable}")
+    executable = litellm_command()
     folder = tmp_path_factory.mktemp("proxy")
     bundle = folder / "bundle"
     bundle.mkdir()
