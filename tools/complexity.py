@@ -148,6 +148,10 @@ EXPLAINED: dict[str, str] = {
         "on purpose (#17); tests/engine/test_request_prepare.py compares it with the previous"
         " preparation on generated requests"
     ),
+    "policyd/stages/base.py:finish": (
+        "one conditional per field a blocked decision leaves empty; a single "
+        "build_decision call keeps the positional field order in one place"
+    ),
     "policyd/stages/budget_reserve.py:price": (
         "one branch per reservation mode (worst case, cap, learned estimate with its fallbacks)"
     ),
