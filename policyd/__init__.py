@@ -59,7 +59,7 @@ _HOME = {name: module for module, names in _HOMES.items() for name in names}
 def __getattr__(name: str) -> object:
     """Import a public name from its module the first time it is used."""
     module = _HOME.get(name)
-    if module is None:  # not ours: `from policyd import model` then imports the submodule
+    if module is None:  # not ours: `from policyd import document` then imports the submodule
         raise AttributeError(f"module 'policyd' has no attribute {name!r}")
     value = getattr(_importlib.import_module(module), name)
     globals()[name] = value

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from policyd import loader, model, structure
+from policyd import document, loader, structure
 from policyd.diagnostics import Diagnostic, has_errors, sort_diagnostics
 from policyd.validate import Broken, PolicyContext, check_bundle
 
@@ -25,12 +25,12 @@ class Bundle:
 
     path: str
     policies: dict[str, PolicyContext]
-    tests: list[tuple[model.PolicyTest, loader.Document]]
+    tests: list[tuple[document.PolicyTest, loader.Document]]
     files: dict[str, str]
     diagnostics: list[Diagnostic]
     digest: str
     document_count: int = 0
-    catalogs: list[tuple[model.ModelCatalog, loader.Document]] = field(default_factory=list)
+    catalogs: list[tuple[document.ModelCatalog, loader.Document]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,9 +54,9 @@ def load_bundle(path: str | os.PathLike[str], *more: str | os.PathLike[str]) -> 
             loaded.files.setdefault(name, text)
         loaded.diagnostics.extend(other.diagnostics)
     diagnostics = list(loaded.diagnostics)
-    policies: list[tuple[model.Policy, loader.Document]] = []
-    catalogs: list[tuple[model.ModelCatalog, loader.Document]] = []
-    tests: list[tuple[model.PolicyTest, loader.Document]] = []
+    policies: list[tuple[document.Policy, loader.Document]] = []
+    catalogs: list[tuple[document.ModelCatalog, loader.Document]] = []
+    tests: list[tuple[document.PolicyTest, loader.Document]] = []
     broken = Broken()
     for doc in loaded.documents:
         typed, problems = structure.to_model(doc)
@@ -64,11 +64,11 @@ def load_bundle(path: str | os.PathLike[str], *more: str | os.PathLike[str]) -> 
         if typed is None and problems:
             typed, removed = structure.repair(doc)
             broken.note(doc, typed, removed)
-        if isinstance(typed, model.Policy):
+        if isinstance(typed, document.Policy):
             policies.append((typed, doc))
-        elif isinstance(typed, model.ModelCatalog):
+        elif isinstance(typed, document.ModelCatalog):
             catalogs.append((typed, doc))
-        elif isinstance(typed, model.PolicyTest):
+        elif isinstance(typed, document.PolicyTest):
             tests.append((typed, doc))
     contexts, semantic = check_bundle(policies, catalogs, tests, broken)
     diagnostics.extend(semantic)

@@ -357,7 +357,7 @@ def _engine_or_exit(path: str, clock: Any, engine_cls: Any) -> Any:
 )
 def schema(output: str | None) -> None:
     """Print the JSON Schema of policy files (for editors and CI)."""
-    from policyd.model import json_schema
+    from policyd.document import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     _write_or_echo("schema", output, text)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from policyd import model
+from policyd import document
 
 Row = tuple[str, str, str, str]
 
 
-def explain_rows(policy: model.Policy, trace: list[dict[str, Any]]) -> list[Row]:
+def explain_rows(policy: document.Policy, trace: list[dict[str, Any]]) -> list[Row]:
     """(stage, rule, outcome, detail) rows, in pipeline order."""
     rows: list[Row] = []
     stages = list(dict.fromkeys(t["stage"] for t in trace))
@@ -36,7 +36,7 @@ def _row(t: dict[str, Any]) -> Row:
     return (t["stage"], t["rule"] or "-", t["outcome"], t["detail"])
 
 
-def _guardrails(policy: model.Policy, entries: list[dict[str, Any]]) -> list[Row]:
+def _guardrails(policy: document.Policy, entries: list[dict[str, Any]]) -> list[Row]:
     rows: list[Row] = []
     by_rule: dict[str | None, list[dict[str, Any]]] = {}
     for t in entries:
@@ -56,7 +56,7 @@ def _guardrails(policy: model.Policy, entries: list[dict[str, Any]]) -> list[Row
     return rows
 
 
-def _pass_detail(guard: model.Guardrail) -> str:
+def _pass_detail(guard: document.Guardrail) -> str:
     checks = ", ".join(guard.checks())
     if guard.when is not None and checks:
         return f"nothing found ({checks}) or condition false"
@@ -65,7 +65,7 @@ def _pass_detail(guard: model.Guardrail) -> str:
     return f"nothing found ({checks})"
 
 
-def _routing(policy: model.Policy, entries: list[dict[str, Any]]) -> list[Row]:
+def _routing(policy: document.Policy, entries: list[dict[str, Any]]) -> list[Row]:
     rules = policy.routing.rules if policy.routing else []
     names = {r.name for r in rules}
     noted = {t["rule"]: t for t in entries if t["rule"] in names}

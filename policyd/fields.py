@@ -2,7 +2,7 @@
 
 The scalar vocabulary every document part is built from, with the parsing helpers
 the compiler uses (``parse_duration``, ``parse_timestamp``) and the strict base
-model. :mod:`policyd.model` builds the document classes from these.
+model. :mod:`policyd.document` builds the document classes from these.
 """
 
 from __future__ import annotations

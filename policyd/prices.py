@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from policyd import model
+from policyd import document
 
 _PRICE_FILE = "model_prices_and_context_window_backup.json"
 
@@ -98,7 +98,7 @@ def litellm_entry(litellm_model: str) -> dict[str, Any] | None:
     return None
 
 
-def resolve(model_id: str, spec: model.ModelSpec) -> ModelInfo:
+def resolve(model_id: str, spec: document.ModelSpec) -> ModelInfo:
     """The policy's facts about one model; what it does not say is unknown (None)."""
     if spec.price is not None:
         price_in: int | None = _micros_per_mtok(spec.price.input_per_mtok)

@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from policyd import model
+from policyd import document
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import Document
 from policyd.words import describe, suggest
@@ -46,29 +46,31 @@ _TYPE_NAMES = {
 }
 
 
-def to_model(doc: Document) -> tuple[model.Document | None, list[Diagnostic]]:
+def to_model(doc: Document) -> tuple[document.Document | None, list[Diagnostic]]:
     """Validate one document's structure; the typed object when it is valid."""
     data = doc.data
     api = data.get("apiVersion")
     kind = data.get("kind")
-    if api != model.API_VERSION:
+    if api != document.API_VERSION:
         where = ("apiVersion",) if "apiVersion" in data else ()
         message = "document has no apiVersion" if api is None else f"unknown apiVersion {api!r}"
         return None, [
-            _diag(doc, where, UNKNOWN_API_VERSION, message, f"use apiVersion: {model.API_VERSION}")
+            _diag(
+                doc, where, UNKNOWN_API_VERSION, message, f"use apiVersion: {document.API_VERSION}"
+            )
         ]
-    cls = model.KINDS.get(kind) if isinstance(kind, str) else None
+    cls = document.KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         where = ("kind",) if "kind" in data else ()
         message = "document has no kind" if kind is None else f"unknown kind {kind!r}"
-        hint = suggest(str(kind), model.KINDS) if kind is not None else None
+        hint = suggest(str(kind), document.KINDS) if kind is not None else None
         return None, [
             _diag(
                 doc,
                 where,
                 UNKNOWN_KIND,
                 message,
-                hint or f"kind is one of {', '.join(model.KINDS)}",
+                hint or f"kind is one of {', '.join(document.KINDS)}",
             )
         ]
     try:
@@ -80,7 +82,7 @@ def to_model(doc: Document) -> tuple[model.Document | None, list[Diagnostic]]:
 _MAX_REPAIRS = 8
 
 
-def repair(doc: Document) -> tuple[model.Document | None, set[str]]:
+def repair(doc: Document) -> tuple[document.Document | None, set[str]]:
     """A typed object for a document that failed :func:`to_model`, with the parts that
     failed removed, so the rest of it can still be checked (None when nothing valid is
     left), and the top-level keys something was removed under.
@@ -90,9 +92,9 @@ def repair(doc: Document) -> tuple[model.Document | None, set[str]]:
     and diagnostics about it point at the right lines. The result is only ever checked,
     never compiled: ``check`` mutes reports that the removal itself could cause.
     """
-    cls = model.KINDS.get(doc.data.get("kind"))
+    cls = document.KINDS.get(doc.data.get("kind"))
     removed: set[str] = set()
-    if cls is None or doc.data.get("apiVersion") != model.API_VERSION:
+    if cls is None or doc.data.get("apiVersion") != document.API_VERSION:
         return None, removed
     data = copy.deepcopy(doc.data)
     for _ in range(_MAX_REPAIRS):
@@ -206,7 +208,7 @@ def _union_diagnostic(
 
 def _form(branch: str) -> str | None:
     """How a union branch that is a model looks in YAML: ``{rolling: ...}``."""
-    cls = getattr(model, branch, None)
+    cls = getattr(document, branch, None)
     if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
         return None
     required = [info.alias or name for name, info in cls.model_fields.items() if info.is_required()]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from policyd import fields, model
+from policyd import document, fields
 from policyd.bundle import Bundle
 from policyd.compile import CompiledBundle, compile_bundle
 from policyd.deciding import decide, outcome_of, record
@@ -137,7 +137,7 @@ def compare(expect: dict[str, Any], decision: dict[str, Any]) -> list[Mismatch]:
     return out
 
 
-def defined_rules(policy: model.Policy) -> set[tuple[str, str]]:
+def defined_rules(policy: document.Policy) -> set[tuple[str, str]]:
     items: set[tuple[str, str]] = set()
     if policy.routing:
         items |= {("routing rule", r.name) for r in policy.routing.rules}
@@ -190,7 +190,7 @@ def run_tests(bundle: Bundle) -> tuple[list[CaseResult], Coverage]:
 
 
 def _run_file(
-    bundle: Bundle, test: model.PolicyTest, doc: Document, coverage: Coverage
+    bundle: Bundle, test: document.PolicyTest, doc: Document, coverage: Coverage
 ) -> list[CaseResult]:
     clock = _Clock()
     session = _Session(bundle, clock)
@@ -305,7 +305,7 @@ class _Session:
             return OutputVerdict(True, text)
         return guards.check(decision, text, self.runtime.clock())
 
-    def record(self, decision: Decision, outcome: model.RecordedOutcome) -> None:
+    def record(self, decision: Decision, outcome: document.RecordedOutcome) -> None:
         reported, problem = outcome_of(
             decision,
             self.runtime,
@@ -326,7 +326,7 @@ class _CaseError(Exception):
 
 
 def _run_case(
-    engine: _Session, policy: str, case: model.TestCase
+    engine: _Session, policy: str, case: document.TestCase
 ) -> tuple[Decision, dict[str, Any]]:
     """The decision and its ``to_dict()``, with ``output`` (verdict plus ``text``) if the
     case has an answer to check."""

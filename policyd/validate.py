@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from policyd import cel, model
+from policyd import cel
 from policyd.checks.base import (
     ALERTS,
     BAD_CACHE_KEY,
@@ -61,6 +61,7 @@ from policyd.checks.prompts import check_prompts
 from policyd.checks.routing import check_routing, check_tiers
 from policyd.checks.templates import check_templates
 from policyd.diagnostics import Diagnostic
+from policyd.document import ModelCatalog, ModelSpec, Policy, PolicyTest
 from policyd.loader import Document
 from policyd.words import suggest
 
@@ -104,9 +105,9 @@ __all__ = [
 class PolicyContext:
     """What the engine needs besides the typed policy: resolved parts, located."""
 
-    policy: model.Policy
+    policy: Policy
     document: Document
-    models: dict[str, model.ModelSpec]
+    models: dict[str, ModelSpec]
     declarations: dict[str, Any]
     expressions: dict[Path, cel.Expression] = field(default_factory=dict)
     prompt_texts: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -169,9 +170,9 @@ def _where(doc: Document, path: Path) -> str:
 
 
 def check_bundle(
-    policies: list[tuple[model.Policy, Document]],
-    catalogs: list[tuple[model.ModelCatalog, Document]],
-    tests: list[tuple[model.PolicyTest, Document]],
+    policies: list[tuple[Policy, Document]],
+    catalogs: list[tuple[ModelCatalog, Document]],
+    tests: list[tuple[PolicyTest, Document]],
     broken: Broken | None = None,
 ) -> tuple[dict[str, PolicyContext], list[Diagnostic]]:
     """All semantic checks; returns the per-policy context of every policy without errors.
@@ -266,9 +267,9 @@ def check_bundle(
 
 
 def _catalog_models(
-    catalogs: list[tuple[model.ModelCatalog, Document]], checker: Checker
-) -> dict[str, tuple[model.ModelSpec, Document]]:
-    models: dict[str, tuple[model.ModelSpec, Document]] = {}
+    catalogs: list[tuple[ModelCatalog, Document]], checker: Checker
+) -> dict[str, tuple[ModelSpec, Document]]:
+    models: dict[str, tuple[ModelSpec, Document]] = {}
     for catalog, doc in catalogs:
         for model_id, spec in catalog.models.items():
             if model_id in models:
@@ -290,9 +291,9 @@ def _catalog_models(
 
 
 def _check_policy(
-    policy: model.Policy,
+    policy: Policy,
     doc: Document,
-    shared: dict[str, tuple[model.ModelSpec, Document]],
+    shared: dict[str, tuple[ModelSpec, Document]],
     checker: Checker,
 ) -> PolicyContext:
     models = {k: v for k, (v, _) in shared.items()}
@@ -327,7 +328,7 @@ def _check_policy(
     return PolicyContext(policy, doc, models, declarations, expressions, prompt_texts)
 
 
-def _check_names(policy: model.Policy, doc: Document, checker: Checker) -> None:
+def _check_names(policy: Policy, doc: Document, checker: Checker) -> None:
     groups: list[tuple[str, Iterable[tuple[Path, str]]]] = [
         (
             "routing rule",

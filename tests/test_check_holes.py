@@ -85,7 +85,9 @@ def test_a_priced_model_and_a_token_only_budget_are_fine(tmp_path: Path) -> None
 
 
 def test_decisions_use_only_the_policys_facts(tmp_path: Path) -> None:
-    spec = prices.resolve("m", __import__("policyd").model.ModelSpec(litellm="openai/gpt-4o"))
+    spec = prices.resolve(
+        "m", __import__("policyd.document").document.ModelSpec(litellm="openai/gpt-4o")
+    )
     assert (spec.context_window, spec.input_micros_per_mtok, spec.source) == (
         None,
         None,

@@ -84,8 +84,8 @@ def test_explain_lists_passed_guardrails_and_rules_that_did_not_match() -> None:
 
 
 def test_explain_says_no_match_for_rules_before_the_default(tmp_path: Path) -> None:
+    from policyd.document import Policy
     from policyd.explain import explain_rows
-    from policyd.model import Policy
 
     policy = Policy.model_validate(
         {

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from policyd import fields, model
+from policyd import document, fields
 from policyd.bundle import load_bundle
 from policyd.cli import main
 from policyd.engine import Engine
@@ -222,7 +222,7 @@ def test_schema_and_model_agree_on_output_cases(keys: list[str], output: Any) ->
     }
     schema_ok = jsonschema.Draft202012Validator(schema).is_valid(doc)
     try:
-        model.PolicyTest.model_validate(doc)
+        document.PolicyTest.model_validate(doc)
         model_ok = True
     except ValidationError:
         model_ok = False

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from policyd import loader, model
+from policyd import document, loader
 from policyd.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def validator(committed: dict[str, Any]) -> jsonschema.protocols.Validator:
 
 
 def test_committed_schema_is_what_the_model_generates(committed: dict[str, Any]) -> None:
-    assert committed == model.json_schema(), (
+    assert committed == document.json_schema(), (
         f"schemas/policyd-v1.schema.json is stale: {REGENERATE}"
     )
 
@@ -85,7 +85,7 @@ def test_typed_documents_round_trip_through_json(
     doc: loader.Document, validator: jsonschema.protocols.Validator
 ) -> None:
     """Typed -> JSON (with every default filled in) -> schema-valid -> the same typed object."""
-    cls = model.KINDS[doc.data["kind"]]
+    cls = document.KINDS[doc.data["kind"]]
     typed = cls.model_validate(doc.data)
     dumped = json.loads(typed.model_dump_json(by_alias=True))
     assert [e.message for e in validator.iter_errors(dumped)] == []
@@ -106,7 +106,7 @@ def test_the_format_documents_examples_are_valid(
     assert {d.data["kind"] for d in documents} == {"Policy", "PolicyTest"}
     for doc in documents:
         assert [e.message for e in validator.iter_errors(doc.data)] == []
-        model.KINDS[doc.data["kind"]].model_validate(doc.data)
+        document.KINDS[doc.data["kind"]].model_validate(doc.data)
 
 
 # --- the schema and the model agree on what is valid ------------------------------------------
@@ -188,7 +188,7 @@ def test_schema_and_model_accept_and_reject_the_same_documents(
         _set(doc, path, data.draw(values, label=".".join(map(str, path))))
     schema_ok = jsonschema.Draft202012Validator(schema).is_valid(doc)
     try:
-        model.Policy.model_validate(doc)
+        document.Policy.model_validate(doc)
         model_ok = True
     except ValidationError:
         model_ok = False

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyd import model
+from policyd import document
 from policyd.bundle import load_bundle
 from policyd.diagnostics import Diagnostic
 from policyd.loader import load_text
@@ -485,7 +485,7 @@ def test_every_number_with_a_unit_is_a_duration_and_a_bare_number_is_not(
         text += f"  default: t\n  timeout: {value}\n"
         typed, diagnostics = to_model(load_text(text).documents[0])
         if ok:
-            assert isinstance(typed, model.Policy), diagnostics
+            assert isinstance(typed, document.Policy), diagnostics
             assert typed.routing is not None and typed.routing.timeout == value
         else:
             d = only(diagnostics)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyd import cel, model
+from policyd import cel, document
 from policyd.bundle import Bundle, load_bundle
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import load_text
@@ -688,9 +688,9 @@ def test_any_edit_of_a_real_policy_gives_located_diagnostics(edits: list[tuple[i
     for doc in loaded.documents:
         typed, problems = to_model(doc)
         diagnostics += problems
-        if isinstance(typed, model.Policy):
+        if isinstance(typed, document.Policy):
             policies.append((typed, doc))
-        elif isinstance(typed, model.ModelCatalog):
+        elif isinstance(typed, document.ModelCatalog):
             catalogs.append((typed, doc))
     diagnostics += check_bundle(policies, catalogs, [])[1]
     lines = text.split("\n")

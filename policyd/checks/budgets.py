@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zoneinfo
 
-from policyd import fields, model, prices
+from policyd import document, fields, prices
 from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
 from policyd.checks.base import (
     ALERTS,
@@ -25,7 +25,7 @@ from policyd.words import suggest
 
 
 def check_budgets(
-    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+    policy: document.Policy, doc: Document, models: dict[str, document.ModelSpec], checker: Checker
 ) -> None:
     """Each budget's time zone, alert thresholds and downgrade tier."""
     if policy.budget_defaults is not None and not policy.budgets:
@@ -51,7 +51,7 @@ def check_budgets(
                 suggest(budget.timezone, zoneinfo.available_timezones())
                 or "use an IANA name such as UTC, Europe/Berlin, America/New_York",
             )
-        if isinstance(budget.window, model.RollingWindow):
+        if isinstance(budget.window, document.RollingWindow):
             _check_rolling(budget.window.rolling, doc, (*base, "window", "rolling"), checker)
         alerts = budget.alerts
         for j, alert in enumerate(alerts):
@@ -110,9 +110,9 @@ def _check_rolling(text: str, doc: Document, path: Path, checker: Checker) -> No
 
 
 def _check_default_fits(
-    policy: model.Policy,
-    budget: model.Budget,
-    models: dict[str, model.ModelSpec],
+    policy: document.Policy,
+    budget: document.Budget,
+    models: dict[str, document.ModelSpec],
     doc: Document,
     path: Path,
     checker: Checker,
@@ -125,11 +125,11 @@ def _check_default_fits(
     if tier is None:
         return
     limit = budget.limit
-    reserve = model.reserve_of(policy, budget)
+    reserve = document.reserve_of(policy, budget)
     # an estimate starts from its fallback: the cap if given, else the worst case (and a
     # budget that refuses every request never records the outcomes it would learn from)
-    cap = reserve.output_tokens if isinstance(reserve, model.Reserve) else None
-    learned = isinstance(reserve, model.Reserve) and reserve.estimate is not None
+    cap = reserve.output_tokens if isinstance(reserve, document.Reserve) else None
+    learned = isinstance(reserve, document.Reserve) and reserve.estimate is not None
     for target in tier.targets:
         spec = models.get(target.model)
         if spec is None:
@@ -153,7 +153,7 @@ def _check_default_fits(
                     "give the estimate a fallback cap: reserve: {estimate: "
                     f"{reserve.estimate}, output_tokens: N}} (it applies until enough "
                     "outcomes are recorded, and none are while every request is refused)"
-                    if learned and isinstance(reserve, model.Reserve)
+                    if learned and isinstance(reserve, document.Reserve)
                     else "add reserve: {output_tokens: N} to the budget (or to "
                     "budget_defaults, for every budget), set the model's "
                     "max_output_tokens, or have callers send max_tokens"

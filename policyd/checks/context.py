@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from policyd import cel, model
+from policyd import cel, document
 from policyd.checks.base import BAD_CACHE_KEY, BAD_CONTEXT, NAME_CLASH, Checker, Path
 from policyd.loader import Document
 from policyd.words import suggest
@@ -32,7 +32,7 @@ _SCALAR_TYPES = {"string", "int", "double", "bool", "bytes", "timestamp", "durat
 _TYPE_WORD = re.compile(r"[A-Za-z_]+")
 
 
-def check_context(policy: model.Policy, doc: Document, checker: Checker) -> dict[str, Any]:
+def check_context(policy: document.Policy, doc: Document, checker: Checker) -> dict[str, Any]:
     """Check the ``context:`` declarations; return what the policy's CEL compiles against."""
     request: dict[str, Any] = dict(BUILTIN_REQUEST)
     for name, decl in policy.context.items():
@@ -86,7 +86,7 @@ def _type_suggestion(text: str) -> str | None:
 
 
 def check_cache(
-    policy: model.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
+    policy: document.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
 ) -> None:
     """Every cache key field names a request attribute, built in or declared."""
     request = declarations["request"]

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from policyd import cel, fields, model
+from policyd import cel, document, fields
 from policyd.checks.base import CEL_NOT_BOOL, CEL_SLOW_PATH, Checker, Path
 from policyd.diagnostics import Severity
 from policyd.loader import Document
@@ -98,7 +98,7 @@ def _declarations_key(declarations: dict[str, Any]) -> str:
 
 
 def check_expressions(
-    policy: model.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
+    policy: document.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
 ) -> dict[Path, cel.Expression]:
     """Compile every CEL expression of ``policy``; return those that compiled to a usable type."""
     expressions: dict[Path, cel.Expression] = {}

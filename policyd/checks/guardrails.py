@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policyd import model
+from policyd import document
 from policyd.checks.base import (
     GUARDRAIL_ACTION,
     GUARDRAIL_SHAPE,
@@ -61,7 +61,7 @@ _WRONG_SIDE: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def check_guardrails(policy: model.Policy, doc: Document, checker: Checker) -> None:
+def check_guardrails(policy: document.Policy, doc: Document, checker: Checker) -> None:
     """Every input and output guardrail of ``policy``."""
     for side in ("input", "output"):
         for i, guard in enumerate(getattr(policy.guardrails, side)):
@@ -69,7 +69,7 @@ def check_guardrails(policy: model.Policy, doc: Document, checker: Checker) -> N
 
 
 def _check_guardrail(
-    guard: model.Guardrail, side: str, base: Path, doc: Document, checker: Checker
+    guard: document.Guardrail, side: str, base: Path, doc: Document, checker: Checker
 ) -> None:
     """One guardrail: its shape for its side, its action, and every pattern, schema and
     plugin compiled as the engine will compile them, so ``check`` and load agree.
@@ -124,7 +124,7 @@ def _check_guardrail(
         except GuardrailConfigError as exc:
             index = () if exc.index is None else (exc.index,)
             shape(("deny_terms", *index), exc.message, exc.hint)
-    if isinstance(guard.injection, model.InjectionOptions):
+    if isinstance(guard.injection, document.InjectionOptions):
         _check_injection(guard.injection, (*base, "injection"), doc, checker)
     if guard.json_schema is not None and side == "output":
         invalid = _schema_problem(guard.json_schema)
@@ -146,7 +146,7 @@ def _check_guardrail(
 
 
 def _check_redact(
-    guard: model.Guardrail, side: str, base: Path, doc: Document, checker: Checker
+    guard: document.Guardrail, side: str, base: Path, doc: Document, checker: Checker
 ) -> None:
     """``action: redact`` needs checks that find text to replace, and only such checks."""
     if guard.action != "redact":
@@ -175,7 +175,7 @@ def _check_redact(
 
 
 def _check_injection(
-    options: model.InjectionOptions, path: Path, doc: Document, checker: Checker
+    options: document.InjectionOptions, path: Path, doc: Document, checker: Checker
 ) -> None:
     from policyd.guardrails import RULESETS
 
@@ -241,7 +241,7 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_roles(guard: model.Guardrail, base: Path, doc: Document, checker: Checker) -> None:
+def _check_roles(guard: document.Guardrail, base: Path, doc: Document, checker: Checker) -> None:
     """PD409: ``roles`` names OpenAI chat roles or ``x-`` extension roles; a typo would
     silently turn the guardrail off for the messages it meant to check."""
     roles = guard.roles or []

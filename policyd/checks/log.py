@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policyd import model
+from policyd import document
 from policyd.checks.base import Checker
 from policyd.loader import Document
 from policyd.words import suggest
@@ -13,7 +13,7 @@ BAD_LOG_FIELD = "PD220"
 
 
 def check_log(
-    policy: model.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
+    policy: document.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
 ) -> None:
     """``log.request`` paths name declared (or built-in) request attributes."""
     if policy.log is None or policy.log.request is None:

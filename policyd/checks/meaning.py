@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policyd import fields, model
+from policyd import document, fields
 from policyd.checks.base import NO_EFFECT, Checker, Path
 from policyd.diagnostics import Severity
 from policyd.loader import Document
@@ -18,7 +18,7 @@ NO_TESTS = "PD602"  # as policyd.reload.revisions reports it on a reload
 
 
 def check_meaning(
-    policy: model.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
+    policy: document.Policy, doc: Document, declarations: dict[str, Any], checker: Checker
 ) -> None:
     """Weights and sticky_by outside weighted tiers, retry settings with one attempt or a
     base above the max, cache scopes whose id the policy never declares."""
@@ -88,7 +88,7 @@ def _raw_rule(doc: Document, index: int) -> dict[str, Any]:
 
 
 def check_require_tests(
-    policies: list[tuple[model.Policy, Document]],
+    policies: list[tuple[document.Policy, Document]],
     tested: set[str],
     checker: Checker,
 ) -> None:

@@ -10,7 +10,7 @@ window only means the target is never skipped, so it is a warning.
 
 from __future__ import annotations
 
-from policyd import model
+from policyd import document
 from policyd.checks.base import MISSING_PRICE, UNPRICED_USD_LIMIT, Checker, Path
 from policyd.diagnostics import Severity
 from policyd.loader import Document
@@ -18,7 +18,9 @@ from policyd.loader import Document
 PRICE_FIX = "price: {input_per_mtok: ..., output_per_mtok: ...}"
 
 
-def routed_models(policy: model.Policy, models: dict[str, model.ModelSpec]) -> dict[str, Path]:
+def routed_models(
+    policy: document.Policy, models: dict[str, document.ModelSpec]
+) -> dict[str, Path]:
     """Every defined model the policy's tiers can send a request to (targets, then
     model fallbacks), with the path of its first mention."""
     found: dict[str, Path] = {}
@@ -33,9 +35,9 @@ def routed_models(policy: model.Policy, models: dict[str, model.ModelSpec]) -> d
 
 
 def check_prices(
-    policy: model.Policy,
+    policy: document.Policy,
     doc: Document,
-    models: dict[str, model.ModelSpec],
+    models: dict[str, document.ModelSpec],
     where: dict[str, str],
     checker: Checker,
 ) -> None:
@@ -64,7 +66,7 @@ def check_prices(
 
 
 def check_windows(
-    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+    policy: document.Policy, doc: Document, models: dict[str, document.ModelSpec], checker: Checker
 ) -> None:
     """PD502: under ``context_window: skip_small``, a target model without a context window
     is never skipped (one warning per model, at its first use). Said when the policy

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from policyd import model
+from policyd import document
 from policyd.checks.base import (
     TEST_REQUEST,
     UNDECLARED_TEST_ATTRIBUTE,
@@ -134,11 +134,11 @@ _FIELD_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def check_policy_test(
-    test: model.PolicyTest,
+    test: document.PolicyTest,
     doc: Document,
-    policy: model.Policy | None,
+    policy: document.Policy | None,
     declarations: dict[str, Any] | None,
-    models: dict[str, model.ModelSpec] | None,
+    models: dict[str, document.ModelSpec] | None,
     checker: Checker,
 ) -> None:
     """Every case of ``test``; ``policy`` and its declarations are None when the test names

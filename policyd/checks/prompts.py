@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path as FsPath
 
-from policyd import fields, model
+from policyd import document, fields
 from policyd.checks.base import (
     PROMPT_FILE,
     ROLLOUT_SUM,
@@ -60,7 +60,7 @@ def read_prompt_file(file: FsPath) -> str:
 
 
 def check_prompts(
-    policy: model.Policy, doc: Document, checker: Checker
+    policy: document.Policy, doc: Document, checker: Checker
 ) -> dict[tuple[str, str], str]:
     """Check prompts and rollouts; return each (prompt, version)'s text that could be read."""
     texts: dict[tuple[str, str], str] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policyd import model
+from policyd import document
 from policyd.checks.base import (
     FALLBACK_CYCLE,
     MISSING_PRICE,
@@ -30,7 +30,7 @@ from policyd.words import suggest
 
 
 def check_tiers(
-    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+    policy: document.Policy, doc: Document, models: dict[str, document.ModelSpec], checker: Checker
 ) -> None:
     """Every tier's targets, strategy and fallbacks, then fallback cycles between tiers."""
     tiers = policy.tiers
@@ -93,7 +93,7 @@ def check_tiers(
     _check_cycles(policy, doc, checker)
 
 
-def _define_hint(models: dict[str, model.ModelSpec]) -> str:
+def _define_hint(models: dict[str, document.ModelSpec]) -> str:
     """How to define a missing model; when the bundle defines no model at all, the likely
     cause is a policy file checked without its catalog file."""
     if not models:
@@ -104,7 +104,7 @@ def _define_hint(models: dict[str, model.ModelSpec]) -> str:
     return "define it under models: or in a ModelCatalog"
 
 
-def _check_cycles(policy: model.Policy, doc: Document, checker: Checker) -> None:
+def _check_cycles(policy: document.Policy, doc: Document, checker: Checker) -> None:
     tiers = policy.tiers
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     reported: set[tuple[str, int]] = set()
@@ -147,7 +147,7 @@ def unknown_tier(name: str, tiers: Iterable[str], models: Iterable[str]) -> tupl
 
 
 def check_routing(
-    policy: model.Policy, doc: Document, models: dict[str, model.ModelSpec], checker: Checker
+    policy: document.Policy, doc: Document, models: dict[str, document.ModelSpec], checker: Checker
 ) -> None:
     """The tiers routing names, and rules no request can reach (first match wins)."""
     routing = policy.routing

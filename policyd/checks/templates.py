@@ -13,7 +13,7 @@ import re
 from pathlib import Path as FsPath
 from typing import Any
 
-from policyd import model
+from policyd import document
 from policyd.checks.base import UNKNOWN_PLACEHOLDER, Checker, Path
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import Document
@@ -24,7 +24,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-
 
 
 def check_templates(
-    policy: model.Policy,
+    policy: document.Policy,
     doc: Document,
     declarations: dict[str, Any],
     texts: dict[tuple[str, str], str],

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from policyd import model
+from policyd import document
 from policyd.budgets import Amount
 from policyd.budgets.histogram import Quantile, parse_quantile
 from policyd.budgets.learned import LearnedOutputs
@@ -33,7 +33,7 @@ class ReservePlan:
 
     cap: int | None = None
     quantile: Quantile | None = None
-    min_samples: int = model.DEFAULT_MIN_SAMPLES
+    min_samples: int = document.DEFAULT_MIN_SAMPLES
 
     def describe(self) -> str:
         if self.quantile is not None:
@@ -45,13 +45,13 @@ class ReservePlan:
 WORST_CASE = ReservePlan()
 
 
-def plan_of(reserve: model.ReserveMode) -> ReservePlan:
-    if not isinstance(reserve, model.Reserve):
+def plan_of(reserve: document.ReserveMode) -> ReservePlan:
+    if not isinstance(reserve, document.Reserve):
         return WORST_CASE
     return ReservePlan(
         cap=reserve.output_tokens,
         quantile=parse_quantile(reserve.estimate) if reserve.estimate is not None else None,
-        min_samples=reserve.min_samples or model.DEFAULT_MIN_SAMPLES,
+        min_samples=reserve.min_samples or document.DEFAULT_MIN_SAMPLES,
     )
 
 

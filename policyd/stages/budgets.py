@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from policyd import cel, fields, model
+from policyd import cel, document, fields
 from policyd.budgets import MISSING_KEY, Amount, Limit, Line, LineResult, ReserveResult, Window
 from policyd.budgets.learned import LearnedOutputs, learned_outputs
 from policyd.decision import BudgetState
@@ -54,14 +54,14 @@ class CompiledBudget:
     concurrent: int | None = None  # limit: {concurrent: N}: a second, in-flight line
 
 
-def _window(budget: model.Budget) -> Window:
-    if isinstance(budget.window, model.RollingWindow):
+def _window(budget: document.Budget) -> Window:
+    if isinstance(budget.window, document.RollingWindow):
         seconds = max(1, round(fields.parse_duration(budget.window.rolling)))
         return Window("rolling", budget.timezone, seconds)
     return Window(budget.window, budget.timezone)
 
 
-def _limit(limit: model.Limit) -> Limit:
+def _limit(limit: document.Limit) -> Limit:
     usd = usd_to_micros(limit.usd) if limit.usd is not None else None
     return Limit(usd, limit.tokens, limit.requests)
 
@@ -79,7 +79,7 @@ class BudgetsStage(SettleMixin):
     writes = frozenset({"budgets", "reservation"}) | RoutingStage.writes  # a downgrade re-routes
 
     def __init__(
-        self, env: CompileEnv, budgets: list[model.Budget], routing: RoutingStage | None
+        self, env: CompileEnv, budgets: list[document.Budget], routing: RoutingStage | None
     ) -> None:
         self.runtime: Runtime = env.runtime
         self.routing = routing  # a downgrade re-routes through it
@@ -99,7 +99,7 @@ class BudgetsStage(SettleMixin):
                 alerts=tuple(b.alerts),
                 on_store_error=b.on_store_error,
                 counter=f"{env.policy_name}/{b.name}",
-                reserve=plan_of(model.reserve_of(policy, b)),
+                reserve=plan_of(document.reserve_of(policy, b)),
                 concurrent=b.limit.concurrent,
             )
             for i, b in enumerate(budgets)

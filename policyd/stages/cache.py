@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from policyd import cel, fields, model
+from policyd import cel, document, fields
 from policyd.decision import CacheDirective
 from policyd.stages.base import CompileEnv, DecisionState, matches
 
@@ -34,7 +34,7 @@ class CacheStage:
     name = STAGE
     writes = frozenset({"cache"})
 
-    def __init__(self, env: CompileEnv, cache: model.Cache) -> None:
+    def __init__(self, env: CompileEnv, cache: document.Cache) -> None:
         self.policy_name = env.policy_name
         self.rules = tuple(
             CompiledCacheRule(

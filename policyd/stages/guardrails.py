@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from policyd import cel, fields, model
+from policyd import cel, document, fields
 from policyd.stages.base import CompileEnv, DecisionState, matches
 from policyd.stages.flow import Flow, Io, drive
 
@@ -58,7 +58,7 @@ def _max_messages(limit: int) -> Check:
     return check
 
 
-def simple_checks(guard: model.Guardrail) -> list[Check]:
+def simple_checks(guard: document.Guardrail) -> list[Check]:
     checks = []
     if guard.max_tokens is not None:
         checks.append(_max_tokens(guard.max_tokens))
@@ -72,7 +72,7 @@ def simple_checks(guard: model.Guardrail) -> list[Check]:
 # --------------------------------------------------------------------------- shared with output
 
 
-def build_text_check(guard: model.Guardrail, side: str) -> TextCheck | None:
+def build_text_check(guard: document.Guardrail, side: str) -> TextCheck | None:
     """The guardrail's text checks as one library check (pii, injection and deny_patterns
     merged into one RE2 set), or None. Output adds max_chars and json_schema."""
     used: list[object] = [
@@ -94,7 +94,7 @@ def build_text_check(guard: model.Guardrail, side: str) -> TextCheck | None:
         parts.append(lib.pii_check(guard.pii))
     if guard.injection:
         opts = guard.injection
-        if isinstance(opts, model.InjectionOptions):
+        if isinstance(opts, document.InjectionOptions):
             parts.append(lib.injection_check(opts.patterns, opts.version, disable=opts.disable))
         else:
             parts.append(lib.injection_check())
@@ -116,7 +116,7 @@ def build_text_check(guard: model.Guardrail, side: str) -> TextCheck | None:
     return lib.combine_checks(parts) if parts else None
 
 
-def build_plugin(guard: model.Guardrail) -> tuple[PluginFn | None, float]:
+def build_plugin(guard: document.Guardrail) -> tuple[PluginFn | None, float]:
     """The guardrail's plugin (imported now) and its time limit in seconds."""
     timeout = fields.parse_duration(guard.timeout) if guard.timeout else DEFAULT_PLUGIN_TIMEOUT_S
     if guard.plugin is None:
@@ -170,7 +170,7 @@ class InputGuardrailsStage:
     # a redaction replaces texts of request["messages"] too (later stages see them redacted)
     writes = frozenset({"messages", "redacted", "request"})
 
-    def __init__(self, env: CompileEnv, guards: list[model.Guardrail]) -> None:
+    def __init__(self, env: CompileEnv, guards: list[document.Guardrail]) -> None:
         self.guards = tuple(
             CompiledGuardrail(
                 g.name,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from policyd import cel, model
+from policyd import cel, document
 from policyd.decision import Decision, TraceEntry
 from policyd.errors import UsageError
 from policyd.stages.guardrails import (
@@ -54,7 +54,7 @@ class CompiledOutputGuardrail:
     fallback: Hold = "none"  # ... once a whole-answer hold overflows with on_error: allow
 
 
-def _holds(g: model.Guardrail) -> tuple[Hold, Hold]:
+def _holds(g: document.Guardrail) -> tuple[Hold, Hold]:
     positional = bool(g.pii or g.injection or g.deny_patterns or g.deny_terms)
     window: Hold = "window" if positional else "none"
     if g.action == "warn":
@@ -65,7 +65,7 @@ def _holds(g: model.Guardrail) -> tuple[Hold, Hold]:
 
 
 def compile_output_guardrail(
-    g: model.Guardrail, when: cel.Expression | None
+    g: document.Guardrail, when: cel.Expression | None
 ) -> CompiledOutputGuardrail:
     hold, fallback = _holds(g)
     plugin, timeout_s = build_plugin(g)
@@ -230,7 +230,7 @@ class OutputGuardrails:
 
     def __init__(
         self,
-        guards: list[model.Guardrail],
+        guards: list[document.Guardrail],
         expressions: Mapping[tuple[str | int, ...], cel.Expression],
     ) -> None:
         self.guards = tuple(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from policyd import cel, fields, model
+from policyd import cel, document, fields
 from policyd.checks.templates import PLACEHOLDER as _PLACEHOLDER
 from policyd.decision import PromptChoice
 from policyd.stages.base import CompileEnv, DecisionState, evaluate, matches
@@ -106,7 +106,7 @@ class PromptsStage:
     name = STAGE
     writes = frozenset({"prompts"})
 
-    def __init__(self, env: CompileEnv, policy: model.Policy) -> None:
+    def __init__(self, env: CompileEnv, policy: document.Policy) -> None:
         self.templates = {key: Template(text) for key, text in env.ctx.prompt_texts.items()}
         self._static: dict[tuple[str, str, str | None], PromptChoice] = {}
         self.rollouts = tuple(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policyd import cel, fields, model
+from policyd import cel, document, fields
 from policyd.decision import Decision, RetryPolicy, TraceEntry
 from policyd.prices import ModelInfo
 from policyd.stages.base import CompileEnv, DecisionState, Outcome, Runtime, evaluate, matches
@@ -51,7 +51,7 @@ class RoutingStage:
         {"tier", "model", "litellm_model", "fallbacks", "litellm_fallbacks", "retry", "timeout_s"}
     )
 
-    def __init__(self, env: CompileEnv, routing: model.Routing) -> None:
+    def __init__(self, env: CompileEnv, routing: document.Routing) -> None:
         policy = env.ctx.policy
         self.runtime: Runtime = env.runtime
         self.models = env.models
@@ -230,7 +230,7 @@ def _key_text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def _retry(retry: model.Retry | None) -> RetryPolicy | None:
+def _retry(retry: document.Retry | None) -> RetryPolicy | None:
     if retry is None:
         return None
     return RetryPolicy(
@@ -243,7 +243,7 @@ def _retry(retry: model.Retry | None) -> RetryPolicy | None:
     )
 
 
-def _compile_tiers(policy: model.Policy, env: CompileEnv) -> dict[str, CompiledTier]:
+def _compile_tiers(policy: document.Policy, env: CompileEnv) -> dict[str, CompiledTier]:
     models = env.models
     ordered: dict[str, tuple[tuple[ModelInfo, ...], tuple[int, ...]]] = {}
     for name, tier in policy.tiers.items():

@@ -8,7 +8,7 @@ import sys
 import litellm
 import pytest
 
-from policyd import model
+from policyd import document
 from policyd.prices import litellm_entry, litellm_price_map, resolve
 
 FIELDS = ("input_cost_per_token", "output_cost_per_token", "max_input_tokens", "max_output_tokens")
@@ -36,7 +36,7 @@ def test_the_price_map_read_without_litellm_is_litellms_model_cost() -> None:
 def test_decisions_never_take_facts_from_litellms_map(litellm_model: str) -> None:
     # check and decide give the same with and without the [litellm] extra (#12): a model's
     # price and window come from the policy only; the map serves the integration.
-    info = resolve("m", model.ModelSpec(litellm=litellm_model))
+    info = resolve("m", document.ModelSpec(litellm=litellm_model))
     assert (info.source, info.context_window, info.input_micros_per_mtok) == ("unknown", None, None)
     entry = litellm.model_cost[litellm_model.split("/", 1)[-1]]
     ours = litellm_entry(litellm_model)
@@ -45,8 +45,8 @@ def test_decisions_never_take_facts_from_litellms_map(litellm_model: str) -> Non
 
 
 def test_the_policy_price_is_the_price() -> None:
-    spec = model.ModelSpec(
-        litellm="openai/gpt-4o", price=model.Price(input_per_mtok=1, output_per_mtok=2)
+    spec = document.ModelSpec(
+        litellm="openai/gpt-4o", price=document.Price(input_per_mtok=1, output_per_mtok=2)
     )
     info = resolve("m", spec)
     assert (info.input_micros_per_mtok, info.output_micros_per_mtok) == (1_000_000, 2_000_000)

@@ -19,6 +19,22 @@ from pydantic import (
     model_validator,
 )
 
+from policyd.document_guardrails import (  # the guardrails section, re-exported
+    GUARDRAIL_CHECKS as GUARDRAIL_CHECKS,
+)
+from policyd.document_guardrails import Guardrail as Guardrail
+from policyd.document_guardrails import Guardrails as Guardrails
+from policyd.document_guardrails import Injection as Injection
+from policyd.document_guardrails import InjectionOptions as InjectionOptions
+from policyd.document_guardrails import PiiKind as PiiKind
+from policyd.document_reserve import (  # a budget's reserve and the policy's defaults, re-exported
+    DEFAULT_MIN_SAMPLES as DEFAULT_MIN_SAMPLES,
+)
+from policyd.document_reserve import BudgetDefaults as BudgetDefaults
+from policyd.document_reserve import Quantile as Quantile
+from policyd.document_reserve import Reserve as Reserve
+from policyd.document_reserve import ReserveCap as ReserveCap
+from policyd.document_reserve import ReserveMode as ReserveMode
 from policyd.fields import (
     CelKey,
     Condition,
@@ -38,22 +54,6 @@ from policyd.fields import (
     new_list,
     problem,
 )
-from policyd.model_guardrails import (  # the guardrails section, re-exported
-    GUARDRAIL_CHECKS as GUARDRAIL_CHECKS,
-)
-from policyd.model_guardrails import Guardrail as Guardrail
-from policyd.model_guardrails import Guardrails as Guardrails
-from policyd.model_guardrails import Injection as Injection
-from policyd.model_guardrails import InjectionOptions as InjectionOptions
-from policyd.model_guardrails import PiiKind as PiiKind
-from policyd.model_reserve import (  # a budget's reserve and the policy's defaults, re-exported
-    DEFAULT_MIN_SAMPLES as DEFAULT_MIN_SAMPLES,
-)
-from policyd.model_reserve import BudgetDefaults as BudgetDefaults
-from policyd.model_reserve import Quantile as Quantile
-from policyd.model_reserve import Reserve as Reserve
-from policyd.model_reserve import ReserveCap as ReserveCap
-from policyd.model_reserve import ReserveMode as ReserveMode
 
 API_VERSION = "policyd/v1"
 SCHEMA_ID = "https://policyd.dev/schemas/policyd-v1.schema.json"
@@ -231,7 +231,7 @@ class Budget(Strict):
 
 # --------------------------------------------------------------------------- guardrails
 
-# the section's classes live in model_guardrails.py (imported above)
+# the section's classes live in document_guardrails.py (imported above)
 
 # --------------------------------------------------------------------------- cache
 

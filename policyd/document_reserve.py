@@ -1,6 +1,6 @@
 """Typed model of how a budget prices a reservation: ``reserve:`` and ``budget_defaults:``.
 
-Split from :mod:`policyd.model`, which re-exports every name here. ``reserve`` is
+Split from :mod:`policyd.document`, which re-exports every name here. ``reserve`` is
 ``worst_case``, ``{output_tokens: N}`` (a cap), ``{estimate: pNN}`` (a quantile of the
 output tokens recorded for the policy and model, :mod:`policyd.budgets.learned`), or a
 cap and an estimate together (the cap bounds the estimate and is its fallback).

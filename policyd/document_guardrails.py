@@ -1,6 +1,6 @@
 """Typed model of a policy's ``guardrails:`` section (input and output checks).
 
-Split from :mod:`policyd.model`, which re-exports every name here; like it, structure
+Split from :mod:`policyd.document`, which re-exports every name here; like it, structure
 only: cross-checks live in :mod:`policyd.checks.guardrails`.
 """
 
