@@ -25,7 +25,7 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 # Not copied: git data, virtualenvs, test caches. The mypy and ruff caches are copied:
 # they make the lint command seconds instead of a minute (both revalidate by content).
 _SKIP_DIRS = {".git", ".venv", ".ci-venv", ".ci-base-venv", ".pytest_cache", ".hypothesis",
-              ".benchmarks", "__pycache__", ".mutation"}  # fmt: skip
+              ".benchmarks", "__pycache__", ".mutation", ".stress"}  # fmt: skip
 
 
 # A segment of a `a && b` line needs the segments before it (`b` reads what `a` wrote):

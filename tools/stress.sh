@@ -4,20 +4,63 @@
 #   tools/stress.sh 20                 # 20 runs, 2 busy CPU workers (the flakiness gate)
 #   STRESS_CPUS=4 tools/stress.sh 5    # more load
 #   tools/stress.sh 3 tests/reload     # a part of the suite (extra args go to pytest)
+#   STRESS_LANES=2 tools/stress.sh 20  # two runs at a time, each the other's load (root)
 #
 # The load is `stress --cpu K` when Debian's stress is installed, else K Python busy
 # loops. CI=true is set (as in CI: hypothesis derandomized), so a failure here is a
 # timing flake, not a newly drawn example. Each run's output is kept in
 # $STRESS_LOG_DIR (default: a fresh temporary directory); exit status 1 if any run failed.
+#
+# With STRESS_LANES=L (L > 1) the runs are split over L lanes running at the same time, the
+# busy workers too, so each run also has L-1 other suites for load. Some documented
+# commands write to fixed paths under /tmp (the observability tour), so each lane gets a
+# private /tmp: a mount namespace of its own (`unshare -m`, which needs root).
 set -u
 
 runs="${1:-20}"
 shift || true
 cpus="${STRESS_CPUS:-2}"
+lanes="${STRESS_LANES:-1}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-logs="${STRESS_LOG_DIR:-$(mktemp -d -t policyd-stress.XXXXXX)}"
+if [ "$lanes" -gt 1 ]; then  # outside /tmp: each lane gets a private one
+    logs="${STRESS_LOG_DIR:-$root/.stress/$(date -u +%Y%m%dT%H%M%SZ)}"
+    case "$(realpath -m "$logs")/" in /tmp/*)
+        echo "policyd stress: with STRESS_LANES, STRESS_LOG_DIR must be outside /tmp" >&2
+        exit 2
+        ;;
+    esac
+else
+    logs="${STRESS_LOG_DIR:-$(mktemp -d -t policyd-stress.XXXXXX)}"
+fi
 mkdir -p "$logs"
 python="${PYTHON:-python}"
+
+if [ "$lanes" -gt 1 ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null 2>&1; then
+        echo "policyd stress: STRESS_LANES needs root and unshare (a private /tmp per lane)" >&2
+        exit 2
+    fi
+    echo "policyd stress: $runs run(s) in $lanes lanes at a time; logs in $logs"
+    lane_pids=()
+    for lane in $(seq "$lanes"); do
+        share=$(((runs + lanes - lane) / lanes))
+        lane_cpus=$(((cpus + lanes - lane) / lanes))
+        mkdir -p "$logs/lane-$lane"
+        STRESS_LANES=1 STRESS_CPUS="$lane_cpus" STRESS_LOG_DIR="$logs/lane-$lane" \
+            unshare -m --propagation private \
+            sh -c 'mount -t tmpfs tmpfs /tmp && exec "$@"' sh bash "$0" "$share" "$@" \
+            >"$logs/lane-$lane.out" 2>&1 &
+        lane_pids+=("$!")
+    done
+    status=0
+    for pid in "${lane_pids[@]}"; do
+        wait "$pid" || status=1
+    done
+    cat "$logs"/lane-*.out
+    passed=$(cat "$logs"/lane-*.out | grep -c ": pass (")
+    echo "policyd stress: $passed passed, $((runs - passed)) failed of $runs run(s) in $lanes lanes"
+    exit "$status"
+fi
 
 load_pids=()
 stop_load() {
