@@ -125,9 +125,6 @@ def span() -> None:
 
 def shadow(candidate: str, n: int = 2000) -> None:
     """Serve ``n`` requests from policies/ with ``candidate`` in shadow; print its report."""
-    from policyd.diff import DiffReport
-    from policyd.diff_report import render_text
-
     clock = [START]
     with Engine.from_path(
         ROOT / "policies", clock=lambda: clock[0], shadow=candidate, shadow_rate=0.25
@@ -137,15 +134,13 @@ def shadow(candidate: str, n: int = 2000) -> None:
         for i, request in enumerate(requests(n)):
             clock[0] = START + timedelta(seconds=20 * i)
             engine.decide(request, policy="support-bot")
-        shadow_ = engine._observer.shadow
-        shadow_.flush(600)
-        report: DiffReport = shadow_.report
-        summary = engine.shadow_report() or {}
+        text = engine.shadow_report(text=True, wait_s=600)
+        summary = engine.shadow_report()
     print(
         f"sampled {summary['rate']:.0%}: {summary['requests']:,} compared, "
         f"{summary['sampled_out']:,} sampled out, {summary['dropped']:,} dropped\n"
     )
-    print(render_text(report, title="policyd shadow"))
+    print(text)
     print("\nfirst shadow_diff event:")
     print(json.dumps(events[0], indent=2))
 

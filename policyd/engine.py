@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from policyd.budgets.usage import BudgetUsage, abudget_usage, budget_usage
 from policyd.bundle import load_bundle
@@ -350,36 +350,17 @@ class Engine:
             }
         )
 
-    def _go_live(self, current: CompiledBundle, compiled: CompiledBundle, started: float) -> None:
+    def _go_live(
+        self, current: CompiledBundle, compiled: CompiledBundle, started: float, **extra: str
+    ) -> None:
         """Swap to ``compiled`` (one reference assignment); log and emit what changed."""
-        from policyd.reload.revisions import diff_revisions
+        from policyd.reload.revisions import went_live
 
         self._current = compiled
         self._reloads += 1
         self._rejected_revision = None
-        diff = diff_revisions(current, compiled)
         took_ms = (time.perf_counter() - started) * 1000
-        log.info(
-            "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
-            compiled.digest[:12],
-            self._path,
-            current.digest[:12],
-            took_ms,
-            "; ".join(diff.lines()),
-        )
-        self._runtime.emit(
-            {
-                "type": "reloaded",
-                "path": self._path,
-                "revision": compiled.digest,
-                "previous": current.digest,
-                "at": compiled.loaded_at.isoformat(),
-                "compile_ms": took_ms,
-                "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
-                "changes": diff.to_dict(),
-                "diff_lines": diff.lines(),
-            }
-        )
+        self._runtime.emit(went_live(self._path, current, compiled, took_ms, extra))
 
     def start_watching(self, *, debounce_ms: int = 200, force_polling: bool | None = None) -> None:
         """Reload on every settled burst of file changes, from a daemon thread.
@@ -440,16 +421,43 @@ class Engine:
             self._sighup_undo: Callable[[], None] | None = install_sighup(self)
 
     def promote_shadow(self) -> bool:
-        """Make the shadow candidate the live revision (see docs/observability.md)."""
-        from policyd.shadow import promote
+        """Make the shadow candidate the live revision (see docs/observability.md): it is
+        compiled again on the live runtime and swapped in like a reload, and from then on
+        reloads and the watcher follow its path. False when there is no shadow."""
+        shadow = self._observer.shadow if self._observer is not None else None
+        if shadow is None:
+            return False
+        started = time.perf_counter()
+        compiled = shadow.compile_for_live()
+        with self._reload_lock:
+            self._observer.shadow = None
+            self._path = shadow.path
+            self._go_live(self._current, compiled, started, promoted="shadow")
+        if self._watcher is not None:
+            self.stop_watching()
+            self.start_watching()
+        return True
 
-        return promote(self)
-
-    def shadow_report(self) -> dict[str, Any] | None:
-        """What the shadow candidate decided differently so far (None without a shadow)."""
-        from policyd.shadow import report
-
-        return report(self)
+    @overload
+    def shadow_report(
+        self, top: int = 10, *, text: Literal[False] = False, wait_s: float = 0.0
+    ) -> dict[str, Any] | None: ...
+    @overload
+    def shadow_report(
+        self, top: int = 10, *, text: Literal[True], wait_s: float = 0.0
+    ) -> str | None: ...
+    def shadow_report(
+        self, top: int = 10, *, text: bool = False, wait_s: float = 0.0
+    ) -> dict[str, Any] | str | None:
+        """What the shadow candidate decided differently so far (None without a shadow): a
+        dict of counts and the ``top`` changes, or with ``text=True`` the report as ``policyd
+        diff`` prints it. ``wait_s`` waits up to that long for the comparisons queued so far."""
+        shadow = self._observer.shadow if self._observer is not None else None
+        if shadow is None:
+            return None
+        if wait_s > 0:
+            shadow.flush(wait_s)
+        return shadow.text(top) if text else shadow.summary(top)
 
     def close(self) -> None:
         """Stop the watcher, remove the SIGHUP handler, flush the decision log, close the store."""

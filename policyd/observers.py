@@ -152,6 +152,13 @@ def attach(
     if shadow is not None:
         from policyd.shadow import Shadow
 
-        observers.shadow = Shadow(engine, shadow, rate=shadow_rate, observers=observers)
+        observers.shadow = Shadow(
+            engine._runtime,
+            engine.compiled.digest,
+            shadow,
+            token_counter=engine._counter,
+            rate=shadow_rate,
+            observers=observers,
+        )
     engine.on_event(observers.event)
     return observers

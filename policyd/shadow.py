@@ -22,7 +22,7 @@ from policyd.budgets.learned import learned_outputs
 from policyd.budgets.ledger import Amount, Line, LineResult, ReserveResult
 from policyd.budgets.windows import Window, current_window
 from policyd.bundle import load_bundle
-from policyd.compile import compile_bundle
+from policyd.compile import CompiledBundle, compile_bundle
 from policyd.deciding import decision_flow
 from policyd.decision import Decision
 from policyd.decision_log import decision_summary
@@ -33,8 +33,8 @@ from policyd.stages.flow import drive
 from policyd.worker import BoundedWorker
 
 if TYPE_CHECKING:
-    from policyd.engine import Engine
     from policyd.observers import Observers
+    from policyd.request import TokenCounter
 
 log = logging.getLogger("policyd")
 
@@ -118,16 +118,17 @@ class Shadow(BoundedWorker):
 
     def __init__(
         self,
-        engine: Engine,
+        live: Runtime,
+        live_digest: str,
         path: str | os.PathLike[str],
         *,
+        token_counter: TokenCounter,
         rate: float = 1.0,
         observers: Observers,
         capacity: int = 1000,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ConfigError(f"shadow_rate must be between 0 and 1, not {rate!r}")
-        live = engine._runtime
         self.path = os.fspath(path)
         self.rate = rate
         self.store = ReadOnlyStore(live.store)
@@ -136,13 +137,11 @@ class Shadow(BoundedWorker):
         self.runtime.reservation_ttl_s = live.reservation_ttl_s
         self.runtime.outputs = learned_outputs(live)  # read only: learned estimates
         self._live = live
-        self._counter = engine._counter
+        self._counter = token_counter
         self.bundle = load_bundle(self.path)
         self.compiled = compile_bundle(self.bundle, self.runtime, token_counter=self._counter)
         self._observers = observers
-        self.report = DiffReport(
-            "live", f"shadow {self.path}", engine.compiled.digest, self.compiled.digest
-        )
+        self.report = DiffReport("live", f"shadow {self.path}", live_digest, self.compiled.digest)
         self.sampled_out = 0
         self._lock = threading.Lock()  # the report, read by summary() on other threads
         super().__init__("policyd-shadow", capacity)
@@ -228,6 +227,7 @@ class Shadow(BoundedWorker):
         return changes
 
     def summary(self, top: int = 10) -> dict[str, Any]:
+        """``Engine.shadow_report()``: the counts so far and the ``top`` changes."""
         with self._lock:
             data = self.report.to_dict(top)
         data["sampled_out"] = self.sampled_out
@@ -235,47 +235,15 @@ class Shadow(BoundedWorker):
         data["rate"] = self.rate
         return data
 
+    def text(self, top: int = 10) -> str:
+        """``Engine.shadow_report(text=True)``: the report as ``policyd diff`` prints it."""
+        from policyd.diff_report import render_text
 
-def report(engine: Engine) -> dict[str, Any] | None:
-    """``engine.shadow_report()``: the shadow's counts so far, None without a shadow."""
-    observers = engine._observer
-    shadow = observers.shadow if observers is not None else None
-    return shadow.summary() if shadow is not None else None
+        with self._lock:
+            return render_text(self.report, top, title="policyd shadow")
 
-
-def promote(engine: Engine) -> bool:
-    """Make the shadow candidate live (compiled again on the live runtime and store); the
-    engine then reloads from the candidate's path. False when there is no shadow."""
-    from policyd.reload.revisions import diff_revisions
-
-    observers = engine._observer
-    shadow = observers.shadow if observers is not None else None
-    if shadow is None:
-        return False
-    shadow.close()
-    with engine._reload_lock:
-        previous = engine._current
-        compiled = compile_bundle(shadow.bundle, engine._runtime, token_counter=engine._counter)
-        engine._current = compiled
-        engine._path = shadow.path
-        engine._reloads += 1
-        observers.shadow = None
-    watching = engine._watcher is not None
-    if watching:
-        engine.stop_watching()
-        engine.start_watching()
-    diff = diff_revisions(previous, compiled)
-    engine._runtime.emit(
-        {
-            "type": "reloaded",
-            "path": shadow.path,
-            "revision": compiled.digest,
-            "previous": previous.digest,
-            "at": compiled.loaded_at.isoformat(),
-            "promoted": "shadow",
-            "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
-            "changes": diff.to_dict(),
-            "diff_lines": diff.lines(),
-        }
-    )
-    return True
+    def compile_for_live(self) -> CompiledBundle:
+        """Stop comparing; the candidate compiled again on the live runtime (store,
+        cooldowns, callbacks), for ``Engine.promote_shadow()`` to swap in."""
+        self.close()
+        return compile_bundle(self.bundle, self._live, token_counter=self._counter)

@@ -7,12 +7,15 @@ between two revisions (:func:`diff_revisions`) that events and ``policyd watch``
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from policyd.bundle import policy_digest
 from policyd.diagnostics import Diagnostic, PolicyError, Severity
+
+log = logging.getLogger("policyd")
 
 if TYPE_CHECKING:
     from policyd.bundle import Bundle
@@ -223,3 +226,30 @@ def _changed_sections(before: Any, after: Any) -> tuple[str, ...]:
     if before.prompt_texts != after.prompt_texts:
         out.append("prompt texts")
     return tuple(out)
+
+
+def went_live(
+    path: str, current: CompiledBundle, compiled: CompiledBundle, took_ms: float, extra: Any
+) -> dict[str, Any]:
+    """Log that ``compiled`` replaced ``current`` and return the ``reloaded`` event."""
+    diff = diff_revisions(current, compiled)
+    log.info(
+        "policyd: revision %s of %s is live (was %s, built in %.0f ms): %s",
+        compiled.digest[:12],
+        path,
+        current.digest[:12],
+        took_ms,
+        "; ".join(diff.lines()),
+    )
+    return {
+        "type": "reloaded",
+        "path": path,
+        "revision": compiled.digest,
+        "previous": current.digest,
+        "at": compiled.loaded_at.isoformat(),
+        "compile_ms": took_ms,
+        "policies": {n: p.ref.to_dict() for n, p in compiled.policies.items()},
+        "changes": diff.to_dict(),
+        "diff_lines": diff.lines(),
+        **extra,
+    }
