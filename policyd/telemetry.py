@@ -139,7 +139,7 @@ class Telemetry:
             attributes["policyd.revision"] = revision
         if decision.allowed:
             attributes["gen_ai.request.model"] = decision.litellm_model or decision.model or ""
-            attributes["policyd.document"] = decision.model or ""
+            attributes["policyd.model"] = decision.model or ""
             attributes["policyd.tier"] = decision.tier or ""
             if decision.fallbacks:
                 attributes["policyd.fallbacks"] = list(decision.fallbacks)
@@ -229,7 +229,7 @@ class Telemetry:
         if outcome.model:
             info = getattr(decision.revision, "models", {}).get(outcome.model)
             attributes["gen_ai.response.model"] = info.litellm if info else outcome.model
-            attributes["policyd.document"] = outcome.model
+            attributes["policyd.model"] = outcome.model
         if outcome.input_tokens is not None:
             attributes["gen_ai.usage.input_tokens"] = outcome.input_tokens
         if outcome.output_tokens is not None:
@@ -251,7 +251,7 @@ class Telemetry:
         span.end()
         if cost:
             self.spend.add(
-                cost, {"policyd.policy": policy.name, "policyd.document": outcome.model or ""}
+                cost, {"policyd.policy": policy.name, "policyd.model": outcome.model or ""}
             )
 
     # -- engine events ------------------------------------------------------------------------

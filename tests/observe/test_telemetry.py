@@ -92,7 +92,7 @@ def test_record_is_a_span_with_usage_and_error_type_only(bundle: Path, otel: Ote
     assert ok.attributes["gen_ai.usage.input_tokens"] == 1000
     assert ok.attributes["gen_ai.usage.output_tokens"] == 200
     assert ok.attributes["gen_ai.response.model"] == decision.litellm_model
-    assert ok.attributes["policyd.document"] == decision.model
+    assert ok.attributes["policyd.model"] == decision.model
     assert ok.attributes["policyd.cost_usd"] > 0
     assert failed.attributes["error.type"] == "ValueError"
     assert failed.status.status_code is trace.StatusCode.ERROR
@@ -145,7 +145,7 @@ def test_budget_spend_reservations_and_store_errors(bundle: Path, otel: Otel):
         )
     ]
     assert otel.points("policyd.budget.spend") == [
-        ({"policyd.policy": "support-bot", "policyd.document": decision.model}, 0.25)
+        ({"policyd.policy": "support-bot", "policyd.model": decision.model}, 0.25)
     ]
     down = Engine.from_path(
         bundle,
