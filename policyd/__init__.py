@@ -1,6 +1,14 @@
 """policyd: declarative, versioned, hot-reloaded policies for production LLM applications.
 
-The public API lives here; everything else is an implementation module.
+What is public: the names in ``__all__`` here, and the modules in ``PUBLIC_MODULES``, each
+as far as its own ``__all__`` or the docs show it (the text checks of ``policyd.guardrails``,
+``policyd.cel.compile``, the LiteLLM integration, ``DecisionLog``, the telemetry providers).
+Every other module is an implementation module, whatever its name: it may change in any
+release. Inside a public package a leading underscore marks the implementation modules
+(``guardrails/_scan.py``, ``integrations/_proxy_routes.py``). ``tests/test_public_api.py``
+fails when the README, docs/ (docs/architecture.md, for contributors, aside) or examples/
+send users to an implementation module.
+
 ``import policyd`` is nearly free: each public name is imported from its module on first use
 (PEP 562), so ``policyd check`` never loads the engine, and nothing here imports litellm,
 redis or watchfiles. The exception tree is drawn in :mod:`policyd.errors`.
@@ -10,6 +18,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from policyd.budgets.usage import UnknownBudget
     from policyd.bundle import Bundle, load_bundle
     from policyd.cel.errors import CelError, CompileError, EvaluationError
     from policyd.decision import (
@@ -32,7 +41,19 @@ if _typing.TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+PUBLIC_MODULES = (
+    "policyd",
+    "policyd.guardrails",
+    "policyd.cel",
+    "policyd.decision_log",
+    "policyd.telemetry",
+    "policyd.integrations.litellm",
+    "policyd.integrations.litellm_proxy",
+    "policyd.integrations.litellm_export",
+)
+
 _HOMES = {
+    "policyd.budgets.usage": ("UnknownBudget",),
     "policyd.bundle": ("Bundle", "load_bundle"),
     "policyd.cel.errors": ("CelError", "CompileError", "EvaluationError"),
     "policyd.decision": (
@@ -71,6 +92,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "PUBLIC_MODULES",
     "BudgetState",
     "Bundle",
     "CacheDirective",
@@ -98,6 +120,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TraceEntry",
+    "UnknownBudget",
     "UsageError",
     "__version__",
     "load_bundle",

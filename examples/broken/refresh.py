@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from policyd.bundle import load_bundle
+from policyd import load_bundle
 
 HERE = Path(__file__).resolve().parent
 
