@@ -20,6 +20,7 @@ from policyd.pipeline import StageTimings, Step, build_steps, timed
 from policyd.prices import ModelInfo, resolve
 from policyd.request import RequestShape, TokenCounter
 from policyd.stages.base import CompileEnv, Runtime, Stage
+from policyd.stages.budgets import BudgetsStage, CompiledBudget
 from policyd.stages.output import OutputGuardrails
 
 
@@ -42,6 +43,14 @@ class CompiledPolicy:
     @property
     def stage_by_name(self) -> Mapping[str, Stage]:
         return {step.name: step.stage for step in self.steps}
+
+    @property
+    def budgets(self) -> tuple[CompiledBudget, ...]:
+        """The policy's compiled budgets, in their order (empty when it has none)."""
+        for stage in self.stages:
+            if isinstance(stage, BudgetsStage):
+                return stage.budgets
+        return ()
 
     def timed(self, timings: StageTimings) -> CompiledPolicy:
         """This policy with every step adding its time to ``timings`` (for benchmarks;

@@ -110,7 +110,7 @@ class Side:
 
     @property
     def has_budgets(self) -> bool:
-        return any("budgets" in p.stage_by_name for p in self.bundle.policies.values())
+        return any(p.budgets for p in self.bundle.policies.values())
 
     def decide(
         self, policy: CompiledPolicy, item: Replay, now: datetime

@@ -78,10 +78,7 @@ class BudgetUsage:
 
 def budgets_of(compiled: Any) -> tuple[Any, ...]:
     """The compiled budgets of a compiled policy (empty when it has none)."""
-    for stage in compiled.stages:
-        if getattr(stage, "name", None) == "budgets":
-            return tuple(stage.budgets)
-    return ()
+    return tuple(compiled.budgets)
 
 
 def find_budget(compiled: Any, name: str) -> Any:
