@@ -8,9 +8,6 @@ in the test Redis, so this process can read the spend the proxy recorded.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from llm_setup import POLICY
-from proxy_setup import START_TIMEOUT_S, litellm_command
+from proxy_setup import KEY, ProxyProcess, delete_keys, guardrail_entry
 
 from policyd import Engine
 from policyd.integrations.litellm_export import export_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
-KEY = "sk-policyd-test"
 HELLO = [{"role": "user", "content": "hello"}]
 
 
@@ -55,12 +50,6 @@ class Proxy:
             return next(b.spent_usd for b in decision.budgets if b.name == "tenant-daily")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config(bundle: Path, store: str, prefix: str) -> dict[str, Any]:
     config = export_config(bundle, "llm-app")
     config.pop("_policy")
@@ -70,18 +59,9 @@ def _config(bundle: Path, store: str, prefix: str) -> dict[str, Any]:
             "litellm.RateLimitError" if name == "fast-a" else f"from {name}"
         )
     config["router_settings"].update(retry_after=0)
-    config["guardrails"] = [{
-        "guardrail_name": "policyd",
-        "litellm_params": {
-            "guardrail": "policyd.integrations.litellm_proxy.PolicydGuardrail",
-            "mode": ["pre_call", "post_call"],
-            "default_on": True,
-            "policy_path": str(bundle),
-            "policy": "llm-app",
-            "store": store,
-            "store_options": {"key_prefix": prefix},
-        },
-    }]  # fmt: skip
+    config["guardrails"] = [
+        guardrail_entry(bundle, store, policy="llm-app", store_options={"key_prefix": prefix})
+    ]
     config["litellm_settings"] = {
         "cache": True,
         "cache_params": {"type": "local", "mode": "default_off"},
@@ -91,61 +71,20 @@ def _config(bundle: Path, store: str, prefix: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Proxy]:
-    executable = litellm_command()
     folder = tmp_path_factory.mktemp("proxy")
     bundle = folder / "bundle"
     bundle.mkdir()
     (bundle / "policies.yaml").write_text(POLICY, encoding="utf-8")
     prefix = f"policyd-test:{uuid.uuid4().hex[:12]}:"
-    config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(_config(bundle, redis_url, prefix)), encoding="utf-8")
-    port = _free_port()
-    env = {**os.environ, "LITELLM_MASTER_KEY": KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    log = (folder / "proxy.log").open("w")
-    process = subprocess.Popen(
-        [str(executable), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(process, url, folder / "proxy.log")
-        yield Proxy(url, bundle, redis_url, prefix)
+        process = ProxyProcess.start(folder, _config(bundle, redis_url, prefix))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield Proxy(process.url, bundle, redis_url, prefix)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        _delete_keys(redis_url, prefix)
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + START_TIMEOUT_S  # a loaded machine starts it slowly
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the proxy exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health/liveliness", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(
-        f"the proxy did not start within {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}"
-    )
-
-
-def _delete_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        client.delete(key)
-    client.close()
+        process.stop()
+        delete_keys(redis_url, prefix)
 
 
 def _eventually(read: Any, expected: float) -> float:
