@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from budget_helpers import ThrowawayRedis
+from redis_helpers import PATIENT
 
 from policyd.stores import MemoryStore, Store, open_store
 
@@ -20,7 +21,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         return
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_prefix")
-    redis_store = open_store(url, key_prefix=prefix)
+    redis_store = open_store(url, key_prefix=prefix, **PATIENT)
     yield redis_store
     redis_store.close()
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from budget_helpers import NOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis_helpers import PATIENT
 
 from policyd.budgets import Amount, Limit, Line, ReserveResult, Window
 from policyd.budgets.ledger import MAX_AMOUNT
@@ -81,7 +82,7 @@ def run_ops(store: Store, ops: list[tuple]) -> list[object]:
 
 def test_a_settle_past_the_bounds_is_clamped_the_same_on_both(redis_url, redis_prefix):
     line = POOL[0]
-    for store in (MemoryStore(), open_store(redis_url, key_prefix=redis_prefix)):
+    for store in (MemoryStore(), open_store(redis_url, key_prefix=redis_prefix, **PATIENT)):
         result = store.reserve("d", [line], NOW, TTL_S)
         assert store.settle(result, Amount(-(10**6), 10**19, 1), NOW)
         assert store.usage("block", "k", line.window, NOW) == Amount(0, MAX_AMOUNT, 1)
@@ -98,7 +99,7 @@ def test_memory_and_redis_agree_on_every_counter_at_the_bounds(
     import redis
 
     prefix = f"policyd-test:{uuid.uuid4().hex[:12]}:"
-    redis_store = open_store(redis_url, key_prefix=prefix, settle_grace_s=GRACE_S)
+    redis_store = open_store(redis_url, key_prefix=prefix, settle_grace_s=GRACE_S, **PATIENT)
     client = redis.Redis.from_url(redis_url)
     try:
         expected = run_ops(MemoryStore(settle_grace_s=GRACE_S), ops)

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 from budget_helpers import NOW, actual_cost, contended_lines, redis_worker
+from redis_helpers import PATIENT
 
 from policyd.budgets import Amount, Window
 from policyd.stores import MemoryStore
@@ -62,7 +63,7 @@ def test_redis_store_under_processes(redis_url: str, redis_prefix: str) -> None:
     assert sum(r[2] for r in results) == ADMITS
     from policyd.stores import open_store
 
-    store = open_store(redis_url, key_prefix=redis_prefix)
+    store = open_store(redis_url, key_prefix=redis_prefix, **PATIENT)
     assert store.usage("shared", "all", Window("calendar_day"), NOW) == Amount(
         settled, 10 * ADMITS, ADMITS
     )

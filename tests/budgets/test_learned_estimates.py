@@ -12,6 +12,7 @@ import pytest
 from budget_helpers import NOW, ThrowawayRedis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis_helpers import PATIENT
 
 from policyd.budgets.histogram import BUCKETS, bucket_of, parse_quantile, quantile, upper
 from policyd.budgets.learned import LearnedOutputs, open_outputs
@@ -136,7 +137,7 @@ def test_redis_keeps_one_bounded_expiring_hash_per_policy_model_epoch(
 ) -> None:
     import redis
 
-    store = open_store(redis_url, key_prefix=redis_prefix)
+    store = open_store(redis_url, key_prefix=redis_prefix, **PATIENT)
     outputs = learned(store)
     for n in range(0, 10**9, 9_999_991):  # 101 counts spread over every magnitude
         outputs.observe("pol", "m", n)

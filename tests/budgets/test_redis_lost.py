@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from budget_helpers import NOW, ThrowawayRedis
+from redis_helpers import PATIENT
 
 from policyd import Engine
 from policyd.budgets import Amount, Limit, Line, Window
@@ -136,7 +137,7 @@ def test_a_lost_reservation_counts_only_until_deadline_plus_grace(
 ) -> None:
     import redis
 
-    store = open_store(redis_url, key_prefix=redis_prefix, settle_grace_s=45)
+    store = open_store(redis_url, key_prefix=redis_prefix, settle_grace_s=45, **PATIENT)
     line = Line("b", "k", DAY, Limit(requests=5), Amount(0, 0, 1))
     early, late = (store.reserve(d, [line], NOW, 30) for d in ("d1", "d2"))
     client = redis.Redis.from_url(redis_url)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import redis
 from budget_helpers import NOW
+from redis_helpers import PATIENT
 
 from policyd.budgets import Amount, Limit, Line, Window
 from policyd.stores import MemoryStore, StoreError, open_store
@@ -36,7 +37,7 @@ def keys_under(client: redis.Redis, prefix: str) -> dict[str, int]:
 def test_every_redis_key_is_prefixed_tagged_and_expires(
     redis_url: str, redis_prefix: str, client: redis.Redis
 ) -> None:
-    store = open_store(redis_url, key_prefix=redis_prefix)
+    store = open_store(redis_url, key_prefix=redis_prefix, **PATIENT)
     first = store.reserve("d1", [line(), line("rate", window=MINUTE)], NOW, ttl_s=60)
     store.settle(first, Amount(50, 1, 1), NOW)
     store.reserve("d2", [line()], NOW, ttl_s=60)  # left to expire
@@ -61,7 +62,7 @@ def test_every_redis_key_is_prefixed_tagged_and_expires(
 def test_reading_usage_creates_nothing(
     redis_url: str, redis_prefix: str, client: redis.Redis
 ) -> None:
-    store = open_store(redis_url, key_prefix=redis_prefix)
+    store = open_store(redis_url, key_prefix=redis_prefix, **PATIENT)
     assert store.usage("daily", "nobody", DAY, NOW) == Amount()
     assert store.usage("rate", "nobody", MINUTE, NOW) == Amount()
     assert keys_under(client, redis_prefix) == {}
@@ -139,7 +140,7 @@ def test_memory_store_forgets_finished_windows() -> None:
 def test_one_redis_store_serves_several_event_loops(redis_url: str, redis_prefix: str) -> None:
     import asyncio
 
-    store = open_store(redis_url, key_prefix=redis_prefix)
+    store = open_store(redis_url, key_prefix=redis_prefix, **PATIENT)
 
     async def once(did: str) -> Amount:
         result = await store.areserve(did, [line()], NOW, ttl_s=60)

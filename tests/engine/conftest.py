@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from engine_bundles import CATALOG
+from redis_helpers import PATIENT
 
 from policyd import Engine
 
@@ -36,6 +37,9 @@ def make_engine(tmp_path: Path, clock: Clock) -> Callable[..., Engine]:
         (tmp_path / "models.yaml").write_text(textwrap.dedent(CATALOG))
         (tmp_path / "policy.yaml").write_text(textwrap.dedent(policy))
         kwargs.setdefault("clock", clock)
+        if str(kwargs.get("store", "")).startswith("redis"):
+            for option, value in PATIENT.items():
+                kwargs.setdefault(option, value)
         return Engine.from_path(tmp_path, **kwargs)  # type: ignore[arg-type]
 
     return make
@@ -49,4 +53,5 @@ def redis_or_memory(request: pytest.FixtureRequest) -> dict[str, object]:
     return {
         "store": request.getfixturevalue("redis_url"),
         "key_prefix": request.getfixturevalue("redis_prefix"),
+        **PATIENT,
     }

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from engine_bundles import policy
+from redis_helpers import PATIENT
 
 from policyd.stores import StoreError, open_store
 from policyd.stores.redis import RedisStore
@@ -63,7 +64,7 @@ def test_1500_concurrent_adecide_admit_exactly_the_limit(make_engine, redis_url,
 
 
 def test_pool_size_is_an_option_and_a_url_parameter(redis_url, redis_prefix):
-    store = open_store(redis_url, key_prefix=redis_prefix, pool_size=7)
+    store = open_store(redis_url, key_prefix=redis_prefix, pool_size=7, **PATIENT)
     assert isinstance(store, RedisStore) and store.pool_size == 7
     store.close()
     sep = "&" if "?" in redis_url else "?"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_helpers import PATIENT
 
 from policyd.engine import Engine
 from policyd.reload import NO_TESTS, TESTS_FAILED
@@ -319,7 +320,9 @@ def test_budget_counters_in_redis_survive_a_reload(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     (tmp_path / "p.yaml").write_text(BUDGETED % ("1", 10))
-    engine = Engine.from_path(tmp_path, clock=lambda: NOW, store=redis_url, key_prefix=redis_prefix)
+    engine = Engine.from_path(
+        tmp_path, clock=lambda: NOW, store=redis_url, key_prefix=redis_prefix, **PATIENT
+    )
     try:
         spender = {"user": {"id": "u1"}, "messages": [{"role": "user", "content": "hi"}]}
         for _ in range(2):
