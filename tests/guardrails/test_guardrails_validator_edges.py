@@ -58,8 +58,11 @@ def test_valid_card_digits_in_a_grouping_no_card_uses_are_no_card(text: str) -> 
 
 def test_card_ending_a_run_of_groups_and_cards_back_to_back() -> None:
     assert found("4111 1111 1111 1111 2027", "credit_card") == ["4111 1111 1111 1111"]
-    text = "4111111111111111 5555555555554444 378282246310005"
-    assert found(text, "credit_card") == text.split()
+    for text in (
+        "4111111111111111 5555555555554444 378282246310005",
+        "30569309025904 4222222222222 30569309025904",  # 14, 13 and 14 digits
+    ):
+        assert found(text, "credit_card") == text.split()
     text = "4111 1111 1111 1111 5555 5555 5555 4444"
     assert found(text, "credit_card") == ["4111 1111 1111 1111", "5555 5555 5555 4444"]
 
@@ -75,6 +78,13 @@ def test_card_run_takes_the_split_that_covers_the_most_digits() -> None:
     # a 16-digit card whose last group also starts a card: the longer cover wins
     text = "5555 5555 5555 4444 4111 1111 1111 1111"
     assert found(text, "credit_card") == ["5555 5555 5555 4444", "4111 1111 1111 1111"]
+    # 6011 and the next three groups pass as a Discover card, but would cut the Visa card
+    grouped = " ".join([VISA_19[i : i + 4] for i in range(0, 16, 4)] + [VISA_19[16:]])
+    assert luhn_ok("6011" + VISA_19[:12])
+    assert found(f"6011 {grouped}", "credit_card") == [grouped]
+    # 5555 5555 4444 4111 passes Luhn too: on an equal cover the card starting first wins
+    assert luhn_ok("5555555544444111")
+    assert found("5555 5555 5555 4444 4111", "credit_card") == ["5555 5555 5555 4444"]
 
 
 def test_digits_glued_to_letters_after_a_card_are_not_another_card() -> None:
@@ -109,6 +119,7 @@ def test_right_check_digits_with_the_wrong_length_for_the_country_is_no_iban() -
 
 
 def test_ssn_list_with_one_separator_is_every_ssn() -> None:
+    assert found("my ssn 123 45 6789 is here", "us_ssn") == ["123 45 6789"]
     assert found("123 45 6789 234 56 7890", "us_ssn") == ["123 45 6789", "234 56 7890"]
     assert found("123-45-6789-234-56-7890", "us_ssn") == ["123-45-6789", "234-56-7890"]
 
@@ -120,6 +131,7 @@ def test_ssn_list_with_one_separator_is_every_ssn() -> None:
         "9123 45 6789 234 56 7890",  # the first is no SSN, so the second goes on from it
         "123 45 6789 234 56 78901",  # the second is no SSN, so the first goes on into it
         "123-45-6789-1234",
+        "123-45-6789-7",
     ],
 )
 def test_ssn_inside_a_longer_separated_number_is_not_flagged(text: str) -> None:
@@ -172,10 +184,13 @@ def test_north_american_number_edges(text: str, phones: list[str]) -> None:
         ("ref 0123 020 7946 0958", ["020 7946 0958"]),  # after a reference number
         ("020 7946 0958 and 12", ["020 7946 0958"]),
         ("01632 960123", ["01632 960123"]),  # a 5-digit trunk group
-        ("016320 960123", []),  # 6 digits: no trunk group
+        ("0123 012345 6789", []),  # a group of 6 digits is no trunk group
         ("call 020 7946 09581", []),  # 12 digits: longer than a national number
         ("020 7946 0958 12", []),
         ("on 01.02.2024 12 people", []),  # a date, not a number
+        ("+020 7946 0958", []),  # glued to a +: no country code starts with 0
+        ("v1.020 7946 0958", []),  # glued to a dot: the tail of a dotted number
+        ("ref-0042 020 7946 0958", ["020 7946 0958"]),  # the glued group alone is skipped
     ],
 )
 def test_national_number_edges(text: str, phones: list[str]) -> None:
