@@ -350,11 +350,7 @@ def phone_nanp_spans(data: bytes, start: int, end: int) -> list[Span]:
     # goes on with the same separator and more digits: longer than a phone number, unless
     # what follows is the next phone number of a list (415 555 2671 415 555 0199)
     sep = _byte(data, end - 5)  # the one before the last 4 digits
-    if (
-        _byte(data, end) == sep
-        and _byte(data, end + 1) in _DIGITS
-        and not _phone_at(data, end + 1)
-    ):
+    if _byte(data, end) == sep and _byte(data, end + 1) in _DIGITS and not _phone_at(data, end + 1):
         return []
     if _byte(data, start - 1) in _DIGITS or _byte(data, start - 1) == ord("+"):
         return []
