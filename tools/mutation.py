@@ -143,6 +143,91 @@ ROUTING_EQUIVALENT = (
     Equivalent("RoutingStage.models is never read (dead)", "self.models = env.models", "= None"),
 )
 
+_BYTE = "return data[i] if 0 <= i < len(data) else -1"
+_STEP = "if not 3 <= nxt_end - nxt_start <= 6 or len(digits) + nxt_end - nxt_start > 19:"
+_TAKE = "if covered > best[i] or (covered == best[i] and take[i] < 0):"
+VALIDATORS_EQUIVALENT = (
+    Equivalent("codec names are case-insensitive", '"latin-1"', '"LATIN-1"'),
+    *(
+        Equivalent("no byte compared with _byte() is 1 or negative: -1 was no byte", _BYTE, a)
+        for a in ("else +1", "else -2")
+    ),
+    Equivalent(
+        "-total is a multiple of 10 exactly when total is",
+        "total += _LUHN_DOUBLED[d] if i & 1 else d",
+        "total -= _LUHN_DOUBLED[d] if i & 1 else d",
+    ),
+    Equivalent(
+        "two groups from a group of 4 hold at most 10 digits: never a card",
+        "if size != 4 or i + 1 >= len(groups):",
+        "if size != 4 or i + 2 >= len(groups):",
+    ),
+    Equivalent("card_number_ok() rejects 20 digits", "if 13 <= size <= 19:", "13 <= size <= 20"),
+    *(
+        Equivalent("the bound only ends the walk early: no card has over 19 digits", _STEP, a)
+        for a in ("start > 20:", "len(digits) - nxt_end")
+    ),
+    # card_spans(): covers are compared with each other, so a constant added to each is moot
+    Equivalent("only differences of the prefix sums are read", "= [0]", "= [1]", "card_spans"),
+    Equivalent("adding 1 to every cover keeps their order", "[0] * (n + 1)", "[1] * (n + 1)"),
+    Equivalent("the extra slot is never read", "[0] * (n + 1)", "[0] * (n + 2)"),
+    Equivalent("any negative take means no card", "take = [-1] * n", "take = [-2] * n"),
+    Equivalent(
+        "i = -1 reads the last group as the first: its windows cover less than best[0]",
+        "for i in range(n - 1, -1, -1):",
+        "for i in range(n - 1, -2, -1):",
+    ),
+    *(
+        Equivalent("take[i] is 0 only for a one-group card at 0, its only window", _TAKE, a)
+        for a in ("take[i] <= 0)", "take[i] < 1)")
+    ),
+    Equivalent(
+        "an IBAN with single spaces spans under 2 * length: the window only bounds the work",
+        "window = data[start : min(end, start + 2 * length)]",
+        "start + 3 * length",
+    ),
+    Equivalent(
+        "a date prefix is the number's first 3 groups, inside its first 10 digits",
+        "_DATE_PREFIX.match(data, gs, groups[j][1])",
+        "_DATE_PREFIX.match(data, gs, )",
+    ),
+    Equivalent(
+        "a start past the candidate's end gets an empty window in _iban_end",
+        "_IBAN_START.finditer(data, start, end)",
+        "_IBAN_START.finditer(data, start, )",
+    ),
+    Equivalent("None is as false as 0", "best = 0  # end of", "best = None  # end of"),
+    Equivalent("the candidate pattern holds one @", "text.rpartition(", "text.partition("),
+    Equivalent(
+        "they differ for len % 4 of 1 (never base64) and 3 (extra padding is ignored)",
+        '+ b"=" * (-len(part) % 4)',
+        '+ b"=" * (+len(part) % 4)',
+    ),
+    Equivalent("a phone candidate holds no X", 'text[i - 1] in " .-"', 'in "XX .-XX"'),
+    *(
+        Equivalent("digits hold no X", a, a.replace('"01"', '"XX01XX"'))
+        for a in ('if digits[0] in "01" or', 'or digits[3] in "01":')
+    ),
+)
+
+_CLOSE = "close = difflib.get_close_matches(name, names, n=1)"
+INJECTION_EQUIVALENT = (
+    *(
+        Equivalent("only the closest match, close[0], is read", _CLOSE, a)
+        for a in ("names, n=2)", "names, )")
+    ),
+    Equivalent(
+        "there is one ruleset version: a join of one name has no separator",
+        "hint=f\"use one of {', '.join(sorted(RULESETS))}\"",
+        "'XX, XX'.join(sorted(RULESETS))",
+    ),
+    Equivalent(
+        "built-in patterns always compile: `what` only names a pattern in a compile error",
+        'what=f"injection {name}"',
+        "what=None",
+    ),
+)
+
 MODULES: dict[str, Module] = {
     "ledger": Module(
         "policyd/budgets/ledger.py",
@@ -179,13 +264,19 @@ MODULES: dict[str, Module] = {
         "policyd/guardrails/_validators.py",
         (
             "tests/guardrails/test_guardrails_validators.py",
+            "tests/guardrails/test_guardrails_validator_edges.py",
             "tests/guardrails/test_guardrails_pii.py",
             "tests/guardrails/test_guardrails_secrets.py",
         ),
+        VALIDATORS_EQUIVALENT,
     ),
     "injection": Module(
         "policyd/guardrails/injection.py",
-        ("tests/guardrails/test_guardrails_patterns.py",),
+        (
+            "tests/guardrails/test_guardrails_patterns.py",
+            "tests/guardrails/test_guardrails_injection.py",
+        ),
+        INJECTION_EQUIVALENT,
     ),
 }
 

@@ -196,27 +196,27 @@ def iban_spans(data: bytes, start: int, end: int) -> list[Span]:
         if at < resume:
             continue
         iban_end = _iban_end(data, at, end)
-        if iban_end > 0:
+        if iban_end is not None:
             out.append((at, iban_end))
             resume = iban_end
     return out
 
 
-def _iban_end(data: bytes, start: int, end: int) -> int:
-    """End of the IBAN starting at ``start`` (groups split by single spaces), or -1."""
+def _iban_end(data: bytes, start: int, end: int) -> int | None:
+    """End of the IBAN starting at ``start`` (groups split by single spaces), or None."""
     length = IBAN_LENGTHS.get(data[start : start + 2].decode("latin-1").upper())
     if length is None:
-        return -1
+        return None
     window = data[start : min(end, start + 2 * length)]
     compact = window.replace(b" ", b"")
     if len(compact) < length:
-        return -1
+        return None
     span = length  # bytes up to the length-th character: that many plus the spaces in between
-    while (grown := length + window.count(b" ", 0, span)) != span:
+    while (grown := length + window[:span].count(b" ")) != span:
         span = grown
     if _byte(data, start + span) in _ALNUM:  # the IBAN would end inside a group
-        return -1
-    return start + span if iban_ok(compact[:length].decode("latin-1")) else -1
+        return None
+    return start + span if iban_ok(compact[:length].decode("latin-1")) else None
 
 
 # --- US social security numbers -------------------------------------------------------------
@@ -240,10 +240,12 @@ _SSN_SHAPE = re.compile(rb"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}
 
 
 def _ssn_shape(data: bytes, at: int) -> bool:
-    """Is ``data[at:at + 11]`` a whole SSN-shaped number (``123-45-6789``, ``123 45 6789``)?"""
+    """Is ``data[at:at + 11]`` a whole SSN-shaped number (``123-45-6789``, ``123 45 6789``)?
+
+    A negative ``at`` needs no test: the match is cut at ``at + 11``, too short for one.
+    """
     return (
-        at >= 0
-        and _SSN_SHAPE.fullmatch(data, at, at + 11) is not None
+        _SSN_SHAPE.fullmatch(data, at, at + 11) is not None
         and _byte(data, at - 1) not in _WORD
         and _byte(data, at + 11) not in _WORD
     )
@@ -294,7 +296,7 @@ def _phone_at(data: bytes, at: int) -> bool:
     if run is None:
         return False
     groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(data, at, run.end())]
-    return _national_number(data, groups, 0) >= 0
+    return _national_number(data, groups, 0) is not None
 
 
 def phone_international_spans(data: bytes, start: int, end: int) -> list[Span]:
@@ -310,10 +312,10 @@ def phone_international_spans(data: bytes, start: int, end: int) -> list[Span]:
         return []
     text = data[start:end].decode("latin-1")
     digits = 0
-    best = -1
-    i = 0
+    best = 0  # end of the longest number so far (0: none yet)
+    i = 1  # after the +
     while i < len(text):
-        if best >= 0 and text[i - 1] in " .-" and _NANP_SHAPE.match(data, start + i):
+        if best and text[i - 1] in " .-" and _NANP_SHAPE.match(data, start + i):
             break
         if text.startswith("(0)", i):
             i += 3
@@ -326,7 +328,7 @@ def phone_international_spans(data: bytes, start: int, end: int) -> list[Span]:
             if digits >= 8 and at_group_end:
                 best = i + 1
         i += 1
-    if best < 0:
+    if not best:
         return []
     if best == len(text) and _byte(data, end) in _DIGITS:  # cut off mid-number
         return []
@@ -347,12 +349,8 @@ def phone_nanp_spans(data: bytes, start: int, end: int) -> list[Span]:
             return []
     # goes on with the same separator and more digits: longer than a phone number, unless
     # what follows is the next phone number of a list (415 555 2671 415 555 0199)
-    last = data[end - 5 : end - 4]
-    if (
-        _byte(data, end) == last[0]
-        and _byte(data, end + 1) in _DIGITS
-        and not _phone_at(data, end + 1)
-    ):
+    sep = _byte(data, end - 5)  # the one before the last 4 digits
+    if _byte(data, end) == sep and _byte(data, end + 1) in _DIGITS and not _phone_at(data, end + 1):
         return []
     if _byte(data, start - 1) in _DIGITS or _byte(data, start - 1) == ord("+"):
         return []
@@ -373,7 +371,7 @@ def phone_national_spans(data: bytes, start: int, end: int) -> list[Span]:
     i = 1 if _byte(data, start - 1) in (ord("+"), ord("."), ord("-"), ord("/")) else 0
     while i < len(groups):
         last = _national_number(data, groups, i)
-        if last >= 0 and (last + 1 == len(groups) or _phone_at(data, groups[last + 1][0])):
+        if last is not None and (last + 1 == len(groups) or _phone_at(data, groups[last + 1][0])):
             out.append((groups[i][0], groups[last][1]))
             i = last + 1
         else:
@@ -381,23 +379,23 @@ def phone_national_spans(data: bytes, start: int, end: int) -> list[Span]:
     return out
 
 
-def _national_number(data: bytes, groups: list[Span], i: int) -> int:
-    """Index of the last group of a national number starting at group ``i``, or -1.
+def _national_number(data: bytes, groups: list[Span], i: int) -> int | None:
+    """Index of the last group of a national number starting at group ``i``, or None.
 
     It starts with a trunk ``0`` group of 2-5 digits and ends at the first group that
     brings it to 10 digits; 12 or more there means it is something longer.
     """
     gs, ge = groups[i]
     if data[gs] != 0x30 or not 2 <= ge - gs <= 5:
-        return -1
+        return None
     digits = 0
     for j in range(i, len(groups)):
         digits += groups[j][1] - groups[j][0]
         if digits >= 10:
             if digits > 11 or _DATE_PREFIX.match(data, gs, groups[j][1]):
-                return -1
+                return None
             return j
-    return -1
+    return None
 
 
 # --- network addresses --------------------------------------------------------------------
