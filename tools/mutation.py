@@ -143,6 +143,44 @@ ROUTING_EQUIVALENT = (
     Equivalent("RoutingStage.models is never read (dead)", "self.models = env.models", "= None"),
 )
 
+_ZIPV = "zip(detector.patterns, detector.validators(), "
+_CLOSE = "difflib.get_close_matches(str(kind), known, n=1)"
+PII_EQUIVALENT = (
+    Equivalent(
+        "`what` names a pattern only in the error for a bad one; the shipped patterns compile",
+        'what=f"pii {detector.kind}"',
+        "what=None",
+    ),
+    *(
+        Equivalent("a detector has one validator per pattern", _ZIPV + "strict=True)", _ZIPV + a)
+        for a in ("strict=None)", "strict=False)", ")")
+    ),
+    *(
+        Equivalent("only the closest match is used; n bounds the rest", _CLOSE, after)
+        for after in ("known, )", "known, n=2)")
+    ),
+)
+
+_EXACT = 'exact_item = {"string": str, "int": int, "double": float, "bool": bool}.get('
+REQUEST_EQUIVALENT = (
+    *(
+        Equivalent(
+            "exact_item only skips the check of items it would accept; a miss checks them",
+            before,
+            "",
+            "x__type_checker",
+        )
+        for before in (_EXACT, "text[5:-1].strip(), _Never")
+    ),
+    Equivalent("codec names are case-insensitive", '"utf-8"', '"UTF-8"'),
+    Equivalent(
+        "a refusal is read from .message, never str()", "super().__init__(message)", "(None)"
+    ),
+    Equivalent(
+        "the isinstance tests decide; cls is only a shortcut", "cls = value.__class__", "= None"
+    ),
+)
+
 MODULES: dict[str, Module] = {
     "ledger": Module(
         "policyd/budgets/ledger.py",
@@ -169,11 +207,17 @@ MODULES: dict[str, Module] = {
     ),
     "request": Module(
         "policyd/request.py",
-        ("tests/engine/test_engine_api.py", "tests/engine/test_request_edges.py"),
+        (
+            "tests/engine/test_engine_api.py",
+            "tests/engine/test_request_edges.py",
+            "tests/engine/test_request_scan.py",
+        ),
+        REQUEST_EQUIVALENT,
     ),
     "pii": Module(
         "policyd/guardrails/pii.py",
         ("tests/guardrails/test_guardrails_pii.py", "tests/guardrails/test_guardrails_redact.py"),
+        PII_EQUIVALENT,
     ),
     "validators": Module(
         "policyd/guardrails/_validators.py",
