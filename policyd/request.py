@@ -90,15 +90,13 @@ def _type_checker(decl: Any) -> Checker:
 
 
 def _map_value_type(text: str) -> str | None:
-    """``V`` of ``map<K, V>`` (None when the declaration names no value type)."""
-    inner = text[4:-1]
-    depth = 0
-    for i, ch in enumerate(inner):
-        depth += ch == "<"
-        depth -= ch == ">"
-        if ch == "," and depth == 0:
-            return inner[i + 1 :]
-    return None
+    """``V`` of ``map<K, V>`` (None when the declaration names no value type).
+
+    ``K`` is a scalar type name (a policy declaring any other key type does not load),
+    so ``V`` is what follows the first comma, up to the closing ``>``.
+    """
+    _, comma, rest = text.partition(",")
+    return rest[:-1] if comma else None
 
 
 def _accept(value: Any, where: str) -> None:
@@ -319,7 +317,6 @@ class RequestShape:
     python_source: str  # prepare's generated code, for reading and debugging
 
     def __init__(self, declarations: Mapping[str, Any], counter: TokenCounter) -> None:
-        self._counter = counter
         self.prepare, self.python_source = _generate(declarations, counter)
 
 

@@ -69,6 +69,7 @@ def test_every_json_value_and_declared_scalar_is_accepted() -> None:
             "n": -(2**63),
             "m": 2**63 - 1,
             "k": Number(7),
+            "bounds": [Number(2**63 - 1), Number(-(2**63))],
             "floats": [1.5, None, False],
             "when": datetime(2026, 1, 1, tzinfo=UTC),
             "ttl": [timedelta(seconds=1), b"x"],
@@ -126,9 +127,20 @@ def test_a_key_is_named_only_when_it_is_a_field_name(key: str, step: str) -> Non
     assert key_step({"first": 0, key: 1, "last": 2}, key) == step
 
 
+class Hiding(dict[Any, Any]):
+    """A mapping whose iteration shows none of its keys."""
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
 def test_a_key_that_is_no_string_is_named_by_position() -> None:
     assert key_step({"a": 0, "b": 1, 7: 2}, 7) == "[key #2]"
-    assert key_step({"a": 0, (1, 2): 1}, (1, 2)) == "[key #1]"  # equal, not the same object
+    assert key_step({"a": 0, (1, 2): 1}, tuple([1, 2])) == "[key #1]"  # equal, another object
+    nan = float("nan")  # the same object, though not equal to itself
+    assert key_step({"a": 0, nan: 1}, nan) == "[key #1]"
+    # a mapping that hides its keys from iteration: a position all the same, no crash
+    assert key_step(Hiding({"a": 0, "Secret9Key": 1}), "Secret9Key") == "[key #0]"
 
 
 def test_a_deep_structure_below_a_low_recursion_limit_is_refused_not_crashed() -> None:
