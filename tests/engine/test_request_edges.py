@@ -250,7 +250,8 @@ def test_other_mappings_sequences_and_subclasses_are_accepted_and_counted() -> N
 
 @pytest.mark.parametrize("name", ["max_tokens", "input_tokens"])
 def test_token_counts_above_the_bound_are_refused(name: str) -> None:
-    assert prepare({name: MAX_REQUEST_TOKENS})[name] == MAX_REQUEST_TOKENS
+    for value in (MAX_REQUEST_TOKENS, Number(MAX_REQUEST_TOKENS)):
+        assert prepare({name: value})[name] == value
     for value in (MAX_REQUEST_TOKENS + 1, Number(MAX_REQUEST_TOKENS + 1)):
         raised = error({name: value})
         assert raised.field == name
@@ -279,6 +280,9 @@ def test_records_nested_deeper_than_inlined_are_still_checked() -> None:
     for _ in range(10):
         good, bad = {"in": good}, {"in": bad}
     assert prepare({"deep": good}, declarations)["deep"] == good
+    # inlined 8 records deep (_v1.._v8), the general checker below: bounded generated code
+    source = RequestShape(declarations, TokenCounter()).python_source
+    assert "_v8 = _v7.get('in')" in source and "_v9" not in source
     raised = error({"deep": bad}, declarations)
     assert raised.field == "deep" + ".in" * 10 + ".leaf"
     assert str(raised).endswith(": must be an integer, not a string")
@@ -293,6 +297,7 @@ def test_declared_types_of_every_kind_accept_their_values() -> None:
         "rows": "list<map<string, int>>",
         "loose": "map<string, dyn>",
         "bare": "map<string>",
+        "tight": "map<string,int>",
         "name": " string ",
         "any": "dyn",
         "messages": "list<map<string, dyn>>",
@@ -317,6 +322,7 @@ def test_declared_types_of_every_kind_accept_their_values() -> None:
         ({"rows": ["x"]}, "rows[0]", "must be a mapping, not a string"),
         ({"loose": ["x"]}, "loose", "must be a mapping, not a list"),
         ({"bare": "x"}, "bare", "must be a mapping, not a string"),
+        ({"tight": {"a": "x"}}, "tight.a", "must be an integer, not a string"),
         ({"name": 1}, "name", "must be a string, not an integer"),
         ({"n": 1.5}, "n", "must be an integer, not a number"),
         ({"ratio": "x"}, "ratio", "must be a number, not a string"),
@@ -326,6 +332,41 @@ def test_declared_types_of_every_kind_accept_their_values() -> None:
 
 
 GOLDEN = """\
+def prepare(request):
+    if request.__class__ is not dict and not isinstance(request, _Mapping):
+        _not_a_request(request)
+    _scan_values(request)
+    out = dict(request)
+    get = out.get
+    messages = get('messages')
+    if messages is None:
+        messages = []
+    elif messages.__class__ is not list:
+        messages = _as_list(messages)
+    chars = tokens = i = 0
+    for message in messages:
+        if message.__class__ is dict:
+            content = message.get('content')
+            if content.__class__ is str:
+                role = message.get('role')
+                if role is None or role.__class__ is str:
+                    n = len(content)
+                    chars += n
+                    tokens += (n + 3) // 4 + 4
+                    i += 1
+                    continue
+        _check_message(message, i)
+        n = _content_chars(message)
+        chars += n
+        tokens += (n + 3) // 4 + 4
+        i += 1
+    out['messages'] = messages
+    _v0 = get('max_tokens')
+    if _v0 is not None and (_v0.__class__ is not int or _v0 > 1000000000):
+        _check_tokens(out, 'max_tokens')
+    _v0 = get('input_tokens')
+    if _v0 is not None and (_v0.__class__ is not int or _v0 > 1000000000):
+        _check_tokens(out, 'input_tokens')
     _v0 = get('tenant')
     if _v0 is not None:
         if _v0.__class__ is dict:
@@ -373,13 +414,21 @@ GOLDEN = """\
     if _v0 is not None:
         pass
     out['input_chars'] = chars
+    provided = get('input_tokens')
+    if (
+        provided.__class__ is not int
+        and (not isinstance(provided, int) or isinstance(provided, bool))
+    ) or provided < 0:
+        out['input_tokens'] = tokens
+    return out
 """
 
 
 def test_exact_types_are_checked_in_a_line_and_anything_else_by_the_general_checker() -> None:
-    # the generated preparation (docs/performance.md, #4): a value of exactly its declared
-    # type costs a class test, a dict record has its fields inlined, a list<string> one
-    # class test per item; the general checker (_kN) is called only for anything else
+    # the generated preparation (docs/performance.md, #4): the common message counted in
+    # a line; a value of exactly its declared type costs a class test, a dict record has
+    # its fields inlined, a list<string> one class test per item; the general checkers
+    # (_kN, _check_message, _check_tokens) are called only for anything else
     declarations = {
         "tenant": {"id": "string", "limits": {"rpm": "int"}},
         "tags": "list<string>",
@@ -391,6 +440,7 @@ def test_exact_types_are_checked_in_a_line_and_anything_else_by_the_general_chec
         "messages": "list<map<string, dyn>>",
         "input_chars": "int",
     }
-    source = RequestShape(declarations, TokenCounter()).python_source
-    declared = source[source.index("    _v0 = get('tenant')") : source.index("    provided =")]
-    assert declared == GOLDEN
+    shape = RequestShape(declarations, TokenCounter())
+    assert shape.python_source == GOLDEN
+    # a traceback through it says it is the generated code
+    assert shape.prepare.__code__.co_filename == "<policyd request shape>"
