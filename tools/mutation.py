@@ -162,6 +162,8 @@ PII_EQUIVALENT = (
 )
 
 _EXACT = 'exact_item = {"string": str, "int": int, "double": float, "bool": bool}.get('
+_PASS = "(cls is str and (item.isascii() or not _bad_text(item))) or cls in _PLAIN:"
+_INT = "if cls is int and _INT64[0] <= item <= _INT64[1]:"
 REQUEST_EQUIVALENT = (
     *(
         Equivalent(
@@ -178,6 +180,20 @@ REQUEST_EQUIVALENT = (
     ),
     Equivalent(
         "the isinstance tests decide; cls is only a shortcut", "cls = value.__class__", "= None"
+    ),
+    # _walk: a shortcut that passes fewer values on; _leaf or the isinstance test that
+    # then sees them decides each one the same way
+    *(
+        Equivalent("the shortcut skips fewer values; the full check decides alike", a, b, "_walk")
+        for a, b in (
+            ("cls = item.__class__", "cls = None"),
+            (_PASS, "(item.isascii() and not _bad_text(item)))"),
+            (_PASS, ")) and cls in _PLAIN:"),
+            (_INT, "_INT64[0] < item"),
+            (_INT, "item < _INT64[1]"),
+            (_INT, "_INT64[1] <= item"),
+            ("if cls is dict or cls is list or", "if cls is dict and cls is list or"),
+        )
     ),
     # _emit: with the inline class test never passing, the general checker decides each
     # value exactly as it does for any other, only slower
