@@ -61,15 +61,14 @@ def _type_checker(decl: Any) -> Checker:
 
         return check_list
     if text.startswith("map<"):
-        value_type = _map_value_type(text)
-        value_check = _type_checker(value_type) if value_type is not None else None
+        value_check = _type_checker(_map_value_type(text))
 
         def check_map(value: Any, where: str) -> None:
             if not isinstance(value, Mapping):
                 raise RequestError(f"must be a mapping, not {_kind(value)}", where)
-            if value_check is not None:
-                for key, element in value.items():
-                    value_check(element, f"{where}{key_step(value, key)}")
+            # the position comes with the item: looking each key up again was quadratic
+            for position, (key, element) in enumerate(value.items()):
+                value_check(element, where + _step(key, position))
 
         return check_map
     expected = _SCALARS.get(text)
@@ -89,16 +88,13 @@ def _type_checker(decl: Any) -> Checker:
     return check_scalar
 
 
-def _map_value_type(text: str) -> str | None:
-    """``V`` of ``map<K, V>`` (None when the declaration names no value type)."""
-    inner = text[4:-1]
-    depth = 0
-    for i, ch in enumerate(inner):
-        depth += ch == "<"
-        depth -= ch == ">"
-        if ch == "," and depth == 0:
-            return inner[i + 1 :]
-    return None
+def _map_value_type(text: str) -> str:
+    """``V`` of ``map<K, V>`` ("" when the declaration names none: unchecked, like dyn).
+
+    ``K`` is a scalar type name (a policy declaring any other key type does not load),
+    so ``V`` is what follows the first comma, up to the closing ``>``.
+    """
+    return text.partition(",")[2][:-1]
 
 
 def _accept(value: Any, where: str) -> None:
@@ -159,10 +155,13 @@ def key_step(mapping: Mapping[Any, Any], key: Any) -> str:
     """How an error names a mapping's key: ``.tier`` for a name-like key; otherwise
     its position (``[key #2]``), since a key such as an e-mail address, an IBAN or an
     API key is request data."""
-    if isinstance(key, str) and _name_like(key):
-        return f".{key}"
     position = next((i for i, k in enumerate(mapping) if k is key or k == key), 0)
-    return f"[key #{position}]"
+    return _step(key, position)
+
+
+def _step(key: Any, position: int) -> str:
+    """:func:`key_step` of the key at ``position`` in its mapping."""
+    return f".{key}" if isinstance(key, str) and _name_like(key) else f"[key #{position}]"
 
 
 def _field(path: list[str | int]) -> str | None:
@@ -319,7 +318,6 @@ class RequestShape:
     python_source: str  # prepare's generated code, for reading and debugging
 
     def __init__(self, declarations: Mapping[str, Any], counter: TokenCounter) -> None:
-        self._counter = counter
         self.prepare, self.python_source = _generate(declarations, counter)
 
 
@@ -377,8 +375,7 @@ def _emit(src: _Source, decl: Any, var: str, where: str, indent: int, depth: int
         src.add(indent + 4, check)
         return
     if text.startswith("map<"):
-        value_type = _map_value_type(text)
-        if value_type is None or _type_checker(value_type) is _accept:
+        if _type_checker(_map_value_type(text)) is _accept:
             # map<K, dyn>: only the mapping itself is checked (each value is accepted)
             src.add(indent, f"if {var}.__class__ is not dict:")
             src.add(indent + 4, check)

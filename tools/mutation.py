@@ -228,6 +228,66 @@ INJECTION_EQUIVALENT = (
     ),
 )
 
+_ZIPV = "zip(detector.patterns, detector.validators(), "
+_CLOSE_PII = "difflib.get_close_matches(str(kind), known, n=1)"
+PII_EQUIVALENT = (
+    Equivalent(
+        "`what` names a pattern only in the error for a bad one; the shipped patterns compile",
+        'what=f"pii {detector.kind}"',
+        "what=None",
+    ),
+    *(
+        Equivalent("a detector has one validator per pattern", _ZIPV + "strict=True)", _ZIPV + a)
+        for a in ("strict=None)", "strict=False)", ")")
+    ),
+    *(
+        Equivalent("only the closest match is used; n bounds the rest", _CLOSE_PII, after)
+        for after in ("known, )", "known, n=2)")
+    ),
+)
+
+_EXACT = 'exact_item = {"string": str, "int": int, "double": float, "bool": bool}.get('
+_PASS = "(cls is str and (item.isascii() or not _bad_text(item))) or cls in _PLAIN:"
+_INT = "if cls is int and _INT64[0] <= item <= _INT64[1]:"
+REQUEST_EQUIVALENT = (
+    *(
+        Equivalent(
+            "exact_item only skips the check of items it would accept; a miss checks them",
+            before,
+            "",
+            "x__type_checker",
+        )
+        for before in (_EXACT, "text[5:-1].strip(), _Never")
+    ),
+    Equivalent("codec names are case-insensitive", '"utf-8"', '"UTF-8"'),
+    Equivalent(
+        "a refusal is read from .message, never str()", "super().__init__(message)", "(None)"
+    ),
+    Equivalent(
+        "the isinstance tests decide; cls is only a shortcut", "cls = value.__class__", "= None"
+    ),
+    # _walk: a shortcut that passes fewer values on; _leaf or the isinstance test that
+    # then sees them decides each one the same way
+    *(
+        Equivalent("the shortcut skips fewer values; the full check decides alike", a, b, "_walk")
+        for a, b in (
+            ("cls = item.__class__", "cls = None"),
+            (_PASS, "(item.isascii() and not _bad_text(item)))"),
+            (_PASS, ")) and cls in _PLAIN:"),
+            (_INT, "_INT64[0] < item"),
+            (_INT, "item < _INT64[1]"),
+            (_INT, "_INT64[1] <= item"),
+            ("if cls is dict or cls is list or", "if cls is dict and cls is list or"),
+        )
+    ),
+    # _emit: with the inline class test never passing, the general checker decides each
+    # value exactly as it does for any other, only slower
+    *(
+        Equivalent("the general checker accepts what the class test skips", a, "(None)", "_emit")
+        for a in ("src.name(item)", "src.name(cls)")
+    ),
+)
+
 MODULES: dict[str, Module] = {
     "ledger": Module(
         "policyd/budgets/ledger.py",
@@ -254,11 +314,17 @@ MODULES: dict[str, Module] = {
     ),
     "request": Module(
         "policyd/request.py",
-        ("tests/engine/test_engine_api.py", "tests/engine/test_request_edges.py"),
+        (
+            "tests/engine/test_engine_api.py",
+            "tests/engine/test_request_edges.py",
+            "tests/engine/test_request_scan.py",
+        ),
+        REQUEST_EQUIVALENT,
     ),
     "pii": Module(
         "policyd/guardrails/pii.py",
         ("tests/guardrails/test_guardrails_pii.py", "tests/guardrails/test_guardrails_redact.py"),
+        PII_EQUIVALENT,
     ),
     "validators": Module(
         "policyd/guardrails/_validators.py",

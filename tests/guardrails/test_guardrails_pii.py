@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from guardrail_corpus import PII_NEGATIVES, PII_POSITIVES
+from guardrail_corpus import JWT, PII_NEGATIVES, PII_POSITIVES, SECRET_POSITIVES, b64url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyd.guardrails import PII_KINDS, GuardrailConfigError, pii_check
 from policyd.guardrails._validators import iban_ok, luhn_ok
-
-ALL = pii_check(PII_KINDS)
+from policyd.guardrails.pii import SECRET_KINDS, resolve_kinds
+from policyd.guardrails.stream import StreamScanner
 
 
 def found(text: str, kind: str) -> list[str]:
-    return [text[f.start : f.end] for f in ALL.scan(text) if f.kind == kind]
+    # built per call (compiled patterns are cached): the check itself is under test
+    return [text[f.start : f.end] for f in pii_check(PII_KINDS).scan(text) if f.kind == kind]
+
+
+def spans(kinds: list[str], text: str) -> list[tuple[str, int, int]]:
+    return [(f.kind, f.start, f.end) for f in pii_check(kinds).scan(text)]
 
 
 @pytest.mark.parametrize(("kind", "value"), PII_POSITIVES)
@@ -42,7 +47,7 @@ def test_each_kind_only_reports_itself() -> None:
 
 def test_labels_are_typed_placeholders() -> None:
     text = "jane@example.com +44 20 7946 0958 4111111111111111 DE89370400440532013000 " * 1
-    labels = {f.kind: f.label for f in ALL.scan(text + "123-45-6789 8.8.8.8")}
+    labels = {f.kind: f.label for f in pii_check(PII_KINDS).scan(text + "123-45-6789 8.8.8.8")}
     assert labels == {
         "email": "EMAIL",
         "phone": "PHONE",
@@ -60,13 +65,13 @@ def test_card_followed_by_other_numbers_is_still_found() -> None:
 
 def test_many_findings_in_one_text_keep_order() -> None:
     text = " ; ".join(f"user{i}@example.com" for i in range(200))
-    spans = [(f.start, f.end) for f in ALL.scan(text)]
-    assert len(spans) == 200
-    assert spans == sorted(spans)
+    found_spans = [(f.start, f.end) for f in pii_check(PII_KINDS).scan(text)]
+    assert len(found_spans) == 200
+    assert found_spans == sorted(found_spans)
 
 
 def test_phone_number_is_counted_once_not_also_as_a_shorter_number() -> None:
-    findings = ALL.scan("call +1 415-555-2671 now")
+    findings = pii_check(PII_KINDS).scan("call +1 415-555-2671 now")
     assert [(f.kind, f.start, f.end) for f in findings] == [("phone", 5, 20)]
 
 
@@ -74,13 +79,92 @@ def test_unknown_kind_is_a_config_error_with_suggestion() -> None:
     with pytest.raises(GuardrailConfigError) as err:
         pii_check(["email", "credit_crad"])
     assert err.value.index == 1
-    assert "credit_crad" in err.value.message
-    assert err.value.hint is not None and "credit_card" in err.value.hint
+    assert err.value.message == "unknown pii kind 'credit_crad'"
+    assert err.value.hint == "did you mean 'credit_card'?"
+
+
+def test_unknown_kind_like_no_other_lists_every_kind() -> None:
+    with pytest.raises(GuardrailConfigError) as err:
+        pii_check(["zzz"])
+    assert err.value.index == 0
+    assert err.value.hint == "choose from " + ", ".join((*PII_KINDS, *SECRET_KINDS))
 
 
 def test_empty_kind_list_is_a_config_error() -> None:
-    with pytest.raises(GuardrailConfigError):
+    with pytest.raises(GuardrailConfigError) as err:
         pii_check([])
+    assert err.value.message == "pii needs at least one kind"
+    assert err.value.hint == "choose from " + ", ".join(PII_KINDS)
+
+
+def test_one_kind_may_be_given_as_a_string() -> None:
+    # `pii: email` in YAML: one kind, not the letters of a word
+    check = pii_check("email")
+    assert check.kinds == ("email",)
+    assert [f.kind for f in check.scan("mail jane@example.com")] == ["email"]
+
+
+def test_secret_expands_to_every_secret_kind_each_kind_once() -> None:
+    kinds = resolve_kinds(["secret:jwt", "email", "secret", "email"])
+    assert kinds == ["secret:jwt", "email", *(k for k in SECRET_KINDS if k != "secret:jwt")]
+
+
+@pytest.mark.parametrize(("kind", "value"), SECRET_POSITIVES)
+def test_each_secret_is_found_whole_under_its_kind(kind: str, value: str) -> None:
+    # a private key is its whole block, not only the BEGIN line
+    text = f"here:\n{value}\nbye"
+    assert spans(["secret"], text) == [(kind, 6, 6 + len(value))]
+
+
+def test_an_aws_secret_key_is_the_key_not_its_name() -> None:
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    text = f"aws_secret_access_key = {key}\n"
+    assert spans(["secret:aws_secret_key"], text) == [("secret:aws_secret_key", 24, 64)]
+
+
+def test_a_long_jwt_is_one_finding() -> None:
+    # longer than the default 256-byte window: still one secret, not a cut-off head
+    head, _, signature = JWT.split(".")
+    token = ".".join([head, b64url({"sub": "1234567890", "roles": ["reader"] * 60}), signature])
+    assert len(token) > 400
+    assert spans(["secret:jwt"], f"token {token} end") == [("secret:jwt", 6, 6 + len(token))]
+
+
+def test_a_value_inside_another_finding_is_not_counted_again() -> None:
+    # a card number or SSN that is the local part of an e-mail address is part of the address
+    for text in ("4111111111111111@example.com", "212-67-8901@example.com"):
+        assert spans(list(PII_KINDS), text) == [("email", 0, len(text))]
+
+
+def _streamed(kinds: list[str], text: str, cut: int) -> list[tuple[str, int, int]]:
+    scanner = StreamScanner([pii_check(kinds)])
+    out = scanner.feed(text[:cut]) + scanner.feed(text[cut:]) + scanner.finish()
+    return [(f.kind, f.start, f.end) for f in out]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("us_ssn", "ids 212-67-8901-536-22-1234 ok"),  # a list of SSNs, not a longer number
+        ("phone", "call 415 555 2671 415 555 0199 now"),  # a list of phones
+    ],
+)
+def test_a_stream_decides_a_number_only_once_what_follows_it_has_come(kind: str, text: str) -> None:
+    whole = spans([kind], text)
+    assert len(whole) == 2
+    for cut in range(len(text) + 1):
+        assert _streamed([kind], text, cut) == whole, cut
+
+
+@pytest.mark.parametrize("kind", ["iban", "secret:stripe"])
+def test_a_stream_of_words_is_released_as_it_comes(kind: str) -> None:
+    # neither has a literal start: a stream holds back only from where one could begin
+    # (two letters and two digits; sk_/rk_ live/test), not every run of letters
+    scanner = StreamScanner([pii_check([kind])])
+    text = "the quick brown fox jumps over the lazy dog and keeps on running"
+    for word in text.split():
+        assert scanner.feed(word + " ") == []
+        assert scanner.safe >= scanner.position - len(word) - 1
 
 
 # --- validators: invariants -----------------------------------------------------------------
