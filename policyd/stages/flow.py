@@ -7,21 +7,25 @@ the call, and gets the result back from the ``yield``. :func:`drive` performs ea
 ``arecord``). So the logic around the I/O is written once and a fix lands once
 (httpx drives its auth flows the same way). An exception raised by the call is
 thrown into the flow at its ``yield``, so ``try``/``except`` around a ``yield``
-works as it would around the call.
+works as it would around the call. That includes ``BaseException``s: a task
+cancelled while ``adrive`` awaits a call gets its ``CancelledError`` at the
+``yield``, so a flow can undo what the call may have done, and its ``finally``
+blocks run then, not whenever the abandoned generator is collected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Io:
-    """One call a flow needs made: ``call(*args)`` blocking, ``acall(*args)`` awaited."""
+class Io(NamedTuple):
+    """One call a flow needs made: ``call(*args)`` blocking, ``acall(*args)`` awaited.
+
+    A named tuple rather than a frozen dataclass: as immutable, and made in less than
+    half the time (one per store round trip, on the decision path)."""
 
     call: Callable[..., Any]
     acall: Callable[..., Awaitable[Any]]
@@ -43,7 +47,7 @@ def drive(flow: Flow[T]) -> T:
             return done.value
         try:
             send, error = io.call(*io.args), None
-        except Exception as exc:
+        except BaseException as exc:
             send, error = None, exc
 
 
@@ -58,5 +62,5 @@ async def adrive(flow: Flow[T]) -> T:
             return done.value
         try:
             send, error = await io.acall(*io.args), None
-        except Exception as exc:
+        except BaseException as exc:
             send, error = None, exc
