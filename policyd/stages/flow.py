@@ -15,7 +15,7 @@ blocks run then, not whenever the abandoned generator is collected.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -64,3 +64,62 @@ async def adrive(flow: Flow[T]) -> T:
             send, error = await io.acall(*io.args), None
         except BaseException as exc:
             send, error = None, exc
+
+
+class Emit(NamedTuple):
+    """A value a stream flow hands to its consumer (a chunk of a streamed answer)."""
+
+    value: Any
+
+
+#: A stream flow: yields each :class:`Io` (performed) and each :class:`Emit` (passed on).
+StreamFlow = Generator[Io | Emit, Any, None]
+
+
+def drive_stream(flow: StreamFlow) -> Generator[Any, None, None]:
+    """An iterator of what ``flow`` emits, making each call it yields blocking.
+
+    Closing it (``close()``, or the consumer dropping it) throws ``GeneratorExit`` into
+    the flow at its ``Emit``, and the calls the flow then yields (closing its source,
+    recording) are still made before the close completes."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            item = flow.send(send) if error is None else flow.throw(error)
+        except StopIteration:
+            return
+        send, error = None, None
+        if isinstance(item, Emit):
+            try:
+                yield item.value
+            except BaseException as exc:  # GeneratorExit: closed by the consumer
+                error = exc
+            continue
+        try:
+            send = item.call(*item.args)
+        except BaseException as exc:
+            error = exc
+
+
+async def adrive_stream(flow: StreamFlow) -> AsyncGenerator[Any, None]:
+    """An async iterator of what ``flow`` emits, awaiting each call it yields (see
+    :func:`drive_stream`; ``aclose()`` may await the calls the flow yields then)."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            item = flow.send(send) if error is None else flow.throw(error)
+        except StopIteration:
+            return
+        send, error = None, None
+        if isinstance(item, Emit):
+            try:
+                yield item.value
+            except BaseException as exc:
+                error = exc
+            continue
+        try:
+            send = await item.acall(*item.args)
+        except BaseException as exc:
+            error = exc
