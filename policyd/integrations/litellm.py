@@ -249,8 +249,9 @@ class PolicyRouter:
         decide, walk the tries, record. Every wait, LiteLLM call and record is yielded."""
         check_kwargs(kwargs)
         request = build_request(messages, context, kwargs, model)
-        engine = self.engine
-        decision = yield Io(engine.decide, engine.adecide, (request, self.policy))
+        decide = functools.partial(self.engine.decide, policy=self.policy)
+        adecide = functools.partial(self.engine.adecide, policy=self.policy)
+        decision = yield Io(decide, adecide, (request,))
         if not decision.allowed:
             raise PolicyBlockedError(decision)
         if decision.model is None:
