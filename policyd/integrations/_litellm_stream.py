@@ -380,18 +380,25 @@ class _Stream:
         """Pass each chunk on as the state releases it; record the call exactly once: when
         the stream ends, fails, is blocked or is closed early (then stop the upstream)."""
         source, state = self._source, self._state
+        pull = Io(next_chunk, anext_chunk, (source,))
         close = Io(close_source, aclose_source, (source,))
         settled = exhausted = False
         try:
             try:
                 chunk = self._first
                 while chunk is not EMPTY:
-                    for out in (yield from state.step_flow(chunk)):
-                        yield Emit(out)
-                    chunk = yield Io(next_chunk, anext_chunk, (source,))
+                    if state.checked:
+                        outs = yield from state.step_flow(chunk)
+                    else:  # what step() does unchecked, without a flow per chunk
+                        state.see(chunk)
+                        outs = [chunk]
+                    if outs:
+                        yield Emit(outs)
+                    chunk = yield pull
                 exhausted = True
-                for out in (yield from state.end_flow()):
-                    yield Emit(out)
+                outs = yield from state.end_flow()
+                if outs:
+                    yield Emit(outs)
             except Blocked as blocked:
                 if blocked.finished and not exhausted:  # nothing more to pay for: read usage
                     exhausted = yield from drain_flow(source, state)

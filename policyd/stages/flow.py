@@ -15,7 +15,7 @@ blocks run then, not whenever the abandoned generator is collected.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -67,9 +67,9 @@ async def adrive(flow: Flow[T]) -> T:
 
 
 class Emit(NamedTuple):
-    """A value a stream flow hands to its consumer (a chunk of a streamed answer)."""
+    """Values a stream flow hands to its consumer, in order (chunks of a streamed answer)."""
 
-    value: Any
+    values: Sequence[Any]
 
 
 #: A stream flow: yields each :class:`Io` (performed) and each :class:`Emit` (passed on).
@@ -92,7 +92,7 @@ def drive_stream(flow: StreamFlow) -> Generator[Any, None, None]:
         send, error = None, None
         if isinstance(item, Emit):
             try:
-                yield item.value
+                yield from item.values
             except BaseException as exc:  # GeneratorExit: closed by the consumer
                 error = exc
             continue
@@ -115,7 +115,8 @@ async def adrive_stream(flow: StreamFlow) -> AsyncGenerator[Any, None]:
         send, error = None, None
         if isinstance(item, Emit):
             try:
-                yield item.value
+                for value in item.values:
+                    yield value
             except BaseException as exc:
                 error = exc
             continue
