@@ -31,7 +31,7 @@ from types import SimpleNamespace
 kind, n, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if kind == "stream":
     from policyd.integrations import _litellm_stream as ls
-    chunks = iter([SimpleNamespace(choices=[], usage=None) for _ in range(n + 1)])
+    chunks = iter([SimpleNamespace(choices=[], usage=None) for _ in range(n)])
     def settle(state, error):
         return None
     def settle_flow(state, error):
