@@ -13,24 +13,36 @@ guardrails chunks pass through untouched.
 
 :class:`AsyncPolicyStream`/:class:`PolicyStream` wrap a LiteLLM stream with that state and
 record the call exactly once: when the stream ends, fails, is blocked or is closed early
-(the upstream stream is then closed too).
+(the upstream stream is then closed too). Both run one stream flow
+(:mod:`policyd.stages.flow`), which yields its I/O (the next chunk, plugins, closing the
+upstream, recording) and the chunks to pass on; only the driver differs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import Callable
 from typing import Any
 
 from policyd.decision import Decision
 from policyd.integrations._litellm_support import CallInfo, OutputBlockedError, hidden_params
+from policyd.stages.flow import (
+    Emit,
+    Flow,
+    Io,
+    StreamFlow,
+    adrive,
+    adrive_stream,
+    drive,
+    drive_stream,
+)
 from policyd.stages.output import OutputChecker
 from policyd.verdict import OutputStep, OutputVerdict
 
-# Called once when the stream is over: (what it saw, its error or None) -> CallInfo, recorded
-Settle = Callable[["StreamState", BaseException | None], CallInfo]
-ASettle = Callable[["StreamState", BaseException | None], Coroutine[Any, Any, CallInfo]]
+# Called once when the stream is over: (what it saw, its error or None) -> a flow that
+# records the call and returns its CallInfo
+Settle = Callable[["StreamState", BaseException | None], Flow[CallInfo]]
 EMPTY = object()  # the peeked first chunk of a stream that had none
 _TEXT_FIELDS = ("content", "role")
 DEFAULT_OVERLAP = 4096  # engine.output_checker's default: longest match caught across chunks
@@ -86,14 +98,16 @@ class StreamState:
     def step(self, chunk: Any) -> list[Any]:
         """The chunks to pass on in place of ``chunk`` (a plugin judging a choice that ended
         here runs synchronously)."""
-        for index, checker in self._feed(chunk):
-            self._ended(index, checker.finish())
-        return self._emit(chunk)
+        return drive(self.step_flow(chunk))
 
     async def astep(self, chunk: Any) -> list[Any]:
         """:meth:`step` for async code: plugins are awaited."""
+        return await adrive(self.step_flow(chunk))
+
+    def step_flow(self, chunk: Any) -> Flow[list[Any]]:
+        """:meth:`step` as a flow (:mod:`policyd.stages.flow`): plugin calls are yielded."""
         for index, checker in self._feed(chunk):
-            self._ended(index, await checker.afinish())
+            self._ended(index, (yield from checker.finish_flow()))
         return self._emit(chunk)
 
     def see(self, chunk: Any) -> None:
@@ -104,14 +118,16 @@ class StreamState:
 
     def end(self) -> list[Any]:
         """The upstream ended: the chunks still to pass on (held-back tails, usage)."""
-        for index, checker in list(self._open.items()):
-            self._ended(index, checker.finish())
-        return self._tails()
+        return drive(self.end_flow())
 
     async def aend(self) -> list[Any]:
         """:meth:`end` for async code."""
+        return await adrive(self.end_flow())
+
+    def end_flow(self) -> Flow[list[Any]]:
+        """:meth:`end` as a flow."""
         for index, checker in list(self._open.items()):
-            self._ended(index, await checker.afinish())
+            self._ended(index, (yield from checker.finish_flow()))
         return self._tails()
 
     # -- internals --------------------------------------------------------------------------
@@ -281,31 +297,42 @@ def _with_text(choice: Any, text: str | None, role: Any, bare: bool = False) -> 
     return out
 
 
-def drain(source: Any, state: StreamState) -> bool:
+def next_chunk(source: Any) -> Any:
+    """The next chunk of a sync LiteLLM stream, or :data:`EMPTY` when it has ended."""
+    try:
+        return next(iter(source))
+    except StopIteration:
+        return EMPTY
+
+
+async def anext_chunk(source: Any) -> Any:
+    """The next chunk of an async LiteLLM stream, or :data:`EMPTY` when it has ended."""
+    try:
+        return await source.__anext__()
+    except StopAsyncIteration:
+        return EMPTY
+
+
+def drain_flow(source: Any, state: StreamState) -> Flow[bool]:
     """Read what follows a blocked answer's end (its usage), up to a few chunks; True when
     the stream ended."""
     try:
         for _ in range(_DRAIN):
-            state.see(next(source))
-    except StopIteration:
-        return True
+            chunk = yield Io(next_chunk, anext_chunk, (source,))
+            if chunk is EMPTY:
+                return True
+            state.see(chunk)
     except Exception:  # a failure after the answer ended changes nothing: close it
         return False
     return False
 
 
 async def adrain(source: Any, state: StreamState) -> bool:
-    try:
-        for _ in range(_DRAIN):
-            state.see(await source.__anext__())
-    except StopAsyncIteration:
-        return True
-    except Exception:
-        return False
-    return False
+    """:func:`drain_flow` awaited."""
+    return await adrive(drain_flow(source, state))
 
 
-def _close(source: Any) -> None:
+def close_source(source: Any) -> None:
     """Stop a sync LiteLLM stream: its own close(), else its underlying generator's."""
     close = getattr(source, "close", None)
     if not callable(close):
@@ -323,80 +350,10 @@ async def aclose_source(source: Any) -> None:
             await aclose()
 
 
-class AsyncPolicyStream:
-    """An async iterator of LiteLLM stream chunks that records its call when done.
-
-    ``decision`` and ``model`` are known from the start; ``info`` (a
-    :class:`CallInfo`) once the stream has ended. Iterate it to the end or call
-    :meth:`aclose`, so that the spend is recorded. Raises :class:`OutputBlockedError`
-    as soon as an output guardrail blocks the answer.
-    """
-
-    def __init__(
-        self,
-        decision: Decision,
-        model: str,
-        source: Any,
-        first: Any,
-        state: StreamState,
-        settle: ASettle,
-    ) -> None:
-        self.decision = decision
-        self.model = model
-        self.info: CallInfo | None = None
-        self._hidden_params = hidden_params(source)
-        self._source = source
-        self._gen = self._run(first, state, settle)
-
-    def __aiter__(self) -> AsyncPolicyStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        return await self._gen.__anext__()
-
-    async def aclose(self) -> None:
-        await self._gen.aclose()
-
-    async def _run(
-        self, first: Any, state: StreamState, settle: ASettle
-    ) -> AsyncGenerator[Any, None]:
-        settled = exhausted = False
-        try:
-            try:
-                if first is not EMPTY:
-                    for out in await state.astep(first):
-                        yield out
-                async for chunk in self._source:
-                    for out in await state.astep(chunk):
-                        yield out
-                exhausted = True
-                for out in await state.aend():
-                    yield out
-            except Blocked as blocked:
-                if blocked.finished and not exhausted:  # nothing more to pay for: read usage
-                    exhausted = await adrain(self._source, state)
-                if not exhausted:
-                    exhausted = True
-                    await aclose_source(self._source)  # stop the model before anything else
-                settled = True
-                self.info = await settle(state, None)  # the call worked and is paid for
-                raise OutputBlockedError(self.decision, blocked.verdict, self.info) from None
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            if not settled:
-                settled = True
-                self.info = await settle(state, exc)
-            raise
-        finally:
-            if not exhausted:  # closed early or failed: stop the upstream too
-                await aclose_source(self._source)
-            if not settled:
-                self.info = await settle(state, None)
-
-
-class PolicyStream:
-    """The synchronous twin of :class:`AsyncPolicyStream`; call :meth:`close` if you stop early."""
+class _Stream:
+    """What :class:`PolicyStream` and :class:`AsyncPolicyStream` share: the stream's
+    whole life as one flow, :meth:`_flow`, that the sync class drives blocking and the
+    async one awaits (:func:`~policyd.stages.flow.drive_stream`)."""
 
     def __init__(
         self,
@@ -412,7 +369,84 @@ class PolicyStream:
         self.info: CallInfo | None = None
         self._hidden_params = hidden_params(source)
         self._source = source
-        self._gen = self._run(first, state, settle)
+        self._first = first
+        self._state = state
+        self._settle = settle
+        self._gen = self._driver(self._flow())
+
+    _driver: Callable[[StreamFlow], Any]  # drive_stream or adrive_stream
+
+    def _flow(self) -> StreamFlow:
+        """Pass each chunk on as the state releases it; record the call exactly once: when
+        the stream ends, fails, is blocked or is closed early (then stop the upstream)."""
+        source, state = self._source, self._state
+        pull = Io(next_chunk, anext_chunk, (source,))
+        close = Io(close_source, aclose_source, (source,))
+        settled = exhausted = False
+        try:
+            try:
+                chunk = self._first
+                while chunk is not EMPTY:
+                    if state.checked:
+                        outs = yield from state.step_flow(chunk)
+                    else:  # what step() does unchecked, without a flow per chunk
+                        state.see(chunk)
+                        outs = [chunk]
+                    if outs:
+                        yield Emit(outs)
+                    chunk = yield pull
+                exhausted = True
+                outs = yield from state.end_flow()
+                if outs:
+                    yield Emit(outs)
+            except Blocked as blocked:
+                if blocked.finished and not exhausted:  # nothing more to pay for: read usage
+                    exhausted = yield from drain_flow(source, state)
+                if not exhausted:
+                    exhausted = True
+                    yield close  # stop the model before anything else
+                settled = True
+                self.info = yield from self._settle(state, None)  # it worked and is paid for
+                raise OutputBlockedError(self.decision, blocked.verdict, self.info) from None
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            if not settled:
+                settled = True
+                self.info = yield from self._settle(state, exc)
+            raise
+        finally:
+            if not exhausted:  # closed early or failed: stop the upstream too
+                yield close
+            if not settled:
+                self.info = yield from self._settle(state, None)
+
+
+class AsyncPolicyStream(_Stream):
+    """An async iterator of LiteLLM stream chunks that records its call when done.
+
+    ``decision`` and ``model`` are known from the start; ``info`` (a
+    :class:`CallInfo`) once the stream has ended. Iterate it to the end or call
+    :meth:`aclose`, so that the spend is recorded. Raises :class:`OutputBlockedError`
+    as soon as an output guardrail blocks the answer.
+    """
+
+    _driver = staticmethod(adrive_stream)
+
+    def __aiter__(self) -> AsyncPolicyStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+
+class PolicyStream(_Stream):
+    """The synchronous twin of :class:`AsyncPolicyStream`; call :meth:`close` if you stop early."""
+
+    _driver = staticmethod(drive_stream)
 
     def __iter__(self) -> PolicyStream:
         return self
@@ -422,35 +456,3 @@ class PolicyStream:
 
     def close(self) -> None:
         self._gen.close()
-
-    def _run(self, first: Any, state: StreamState, settle: Settle) -> Generator[Any, None, None]:
-        settled = exhausted = False
-        try:
-            try:
-                if first is not EMPTY:
-                    yield from state.step(first)
-                for chunk in self._source:
-                    yield from state.step(chunk)
-                exhausted = True
-                yield from state.end()
-            except Blocked as blocked:
-                if blocked.finished and not exhausted:
-                    exhausted = drain(self._source, state)
-                if not exhausted:
-                    exhausted = True
-                    _close(self._source)
-                settled = True
-                self.info = settle(state, None)
-                raise OutputBlockedError(self.decision, blocked.verdict, self.info) from None
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            if not settled:
-                settled = True
-                self.info = settle(state, exc)
-            raise
-        finally:
-            if not exhausted:
-                _close(self._source)
-            if not settled:
-                self.info = settle(state, None)

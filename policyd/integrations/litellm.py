@@ -31,10 +31,11 @@ import litellm
 from policyd.decision import Decision
 from policyd.integrations._litellm_stream import (
     DEFAULT_OVERLAP,
-    EMPTY,
     AsyncPolicyStream,
     PolicyStream,
     StreamState,
+    anext_chunk,
+    next_chunk,
 )
 from policyd.integrations._litellm_support import (
     NO_RETRY,
@@ -59,6 +60,7 @@ from policyd.integrations._litellm_support import (
     try_order,
     usage_tokens,
 )
+from policyd.stages.flow import Flow, Io, adrive, drive
 
 __all__ = [
     "AsyncPolicyStream",
@@ -216,42 +218,8 @@ class PolicyRouter:
         :class:`OutputBlockedError` when an output guardrail blocks the answer, and
         LiteLLM's exception of the last try when every try fails.
         """
-        check_kwargs(kwargs)
-        request = build_request(messages, context, kwargs, model)
-        decision = self.engine.decide(request, policy=self.policy)
-        if not decision.allowed:
-            raise PolicyBlockedError(decision)
-        if decision.model is None:
-            self.engine.record(decision, error=_NO_MODEL)
-            raise PolicyUsageError(_no_model(decision))
-        call = _Call(self, decision, messages, system_prompt, stream, kwargs, False)
-        for i, target in enumerate(call.order):
-            if i:
-                time.sleep(call.delay(i))
-            started = time.perf_counter()
-            try:
-                response = call.router.completion(model=target, **call.kwargs)
-                first = _peek(response) if stream else None
-            except BaseException as exc:
-                if call.failed(target, exc, started):
-                    continue
-                self.engine.record(decision, **call.outcome(target, exc))
-                _reraise(exc, call)
-            if stream:
-                return PolicyStream(
-                    decision,
-                    target,
-                    response,
-                    first,
-                    self._stream_state(decision),
-                    functools.partial(self._settle_stream, call, target, response, started),
-                )
-            info, blocking = call.finish(target, response, started)
-            self.engine.record(decision, **call.recorded(info))
-            if blocking is not None:
-                raise OutputBlockedError(decision, blocking, info)
-            return response
-        raise AssertionError("unreachable: a retry policy has at least one attempt")
+        args = (messages, context, stream, system_prompt, model, kwargs)
+        return drive(self._flow(PolicyStream, *args))
 
     async def acompletion(
         self,
@@ -264,50 +232,61 @@ class PolicyRouter:
         **kwargs: Any,
     ) -> Any:
         """Async :meth:`completion`; the decision's timeout is enforced on every try."""
+        args = (messages, context, stream, system_prompt, model, kwargs)
+        return await adrive(self._flow(AsyncPolicyStream, *args))
+
+    def _flow(
+        self,
+        opened: type[PolicyStream | AsyncPolicyStream],
+        messages: Sequence[Mapping[str, Any]],
+        context: Mapping[str, Any] | None,
+        stream: bool,
+        system_prompt: str | None,
+        model: str | None,
+        kwargs: dict[str, Any],
+    ) -> Flow[Any]:
+        """One call, sync or async (``opened`` is the stream class the driver returns):
+        decide, walk the tries, record. Every wait, LiteLLM call and record is yielded."""
         check_kwargs(kwargs)
         request = build_request(messages, context, kwargs, model)
-        decision = await self.engine.adecide(request, policy=self.policy)
+        decide = functools.partial(self.engine.decide, policy=self.policy)
+        adecide = functools.partial(self.engine.adecide, policy=self.policy)
+        decision = yield Io(decide, adecide, (request,))
         if not decision.allowed:
             raise PolicyBlockedError(decision)
         if decision.model is None:
-            await self.engine.arecord(decision, error=_NO_MODEL)
+            yield Io(self._record, self._arecord, (decision, {"error": _NO_MODEL}))
             raise PolicyUsageError(_no_model(decision))
-        call = _Call(self, decision, messages, system_prompt, stream, kwargs, True)
+        is_async = opened is AsyncPolicyStream
+        call = _Call(self, decision, messages, system_prompt, stream, kwargs, is_async)
         for i, target in enumerate(call.order):
             if i:
-                await asyncio.sleep(call.delay(i))
+                yield Io(time.sleep, asyncio.sleep, (call.delay(i),))
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(decision.timeout_s):
-                    response = await call.router.acompletion(model=target, **call.kwargs)
-                    first = await _apeek(response) if stream else None
+                response, first = yield Io(call.attempt, call.aattempt, (target,))
             except BaseException as exc:
                 if call.failed(target, exc, started):
                     continue
-                await self.engine.arecord(decision, **call.outcome(target, exc))
+                yield Io(self._record, self._arecord, (decision, call.outcome(target, exc)))
                 _reraise(exc, call)
             if stream:  # recorded once the stream is over
-
-                async def settle(
-                    st: StreamState,
-                    err: BaseException | None,
-                    t: str = target,
-                    r: Any = response,
-                    s: float = started,
-                ) -> CallInfo:
-                    info, fields = call.stream_outcome(t, r, st, err, s)
-                    await self.engine.arecord(decision, **fields)
-                    return info
-
-                return AsyncPolicyStream(
+                settle = functools.partial(self._settle_stream, call, target, response, started)
+                return opened(
                     decision, target, response, first, self._stream_state(decision), settle
                 )
             info, blocking = call.finish(target, response, started)
-            await self.engine.arecord(decision, **call.recorded(info))
+            yield Io(self._record, self._arecord, (decision, call.recorded(info)))
             if blocking is not None:
                 raise OutputBlockedError(decision, blocking, info)
             return response
         raise AssertionError("unreachable: a retry policy has at least one attempt")
+
+    def _record(self, decision: Decision, fields: Mapping[str, Any]) -> None:
+        self.engine.record(decision, **fields)
+
+    async def _arecord(self, decision: Decision, fields: Mapping[str, Any]) -> None:
+        await self.engine.arecord(decision, **fields)
 
     def _stream_state(self, decision: Decision) -> StreamState:
         """A stream's state: its text checked as it streams when the policy has output
@@ -326,9 +305,11 @@ class PolicyRouter:
         started: float,
         state: StreamState,
         error: BaseException | None,
-    ) -> CallInfo:
+    ) -> Flow[CallInfo]:
+        """Record a stream that is over (a flow: the stream's driver records blocking or
+        awaited)."""
         info, fields = call.stream_outcome(target, response, state, error, started)
-        self.engine.record(call.decision, **fields)
+        yield Io(self._record, self._arecord, (call.decision, fields))
         return info
 
 
@@ -347,6 +328,7 @@ class _Call:
     ) -> None:
         self.owner = owner
         self.decision = decision
+        self.stream = stream
         self.retry = decision.retry or NO_RETRY
         self.order = try_order(decision)
         self.router = owner.router
@@ -371,6 +353,18 @@ class _Call:
         elif cache_on_by_default():  # the app's own cache would cache what the policy won't
             sent["cache"] = {"no-cache": True, "no-store": True}
         self.kwargs = sent
+
+    def attempt(self, model: str) -> tuple[Any, Any]:
+        """One try: LiteLLM's answer, and a stream's first chunk (so that an error before
+        any output still counts as a failed try)."""
+        response = self.router.completion(model=model, **self.kwargs)
+        return response, next_chunk(response) if self.stream else None
+
+    async def aattempt(self, model: str) -> tuple[Any, Any]:
+        """:meth:`attempt` awaited, within the decision's timeout."""
+        async with asyncio.timeout(self.decision.timeout_s):
+            response = await self.router.acompletion(model=model, **self.kwargs)
+            return response, await anext_chunk(response) if self.stream else None
 
     def delay(self, attempt: int) -> float:
         return self.retry.delay_s(attempt, self.owner._rng.random())
@@ -444,21 +438,6 @@ class _Call:
         if error is not None:
             fields["error"] = describe(error)
         return info, fields
-
-
-def _peek(stream: Any) -> Any:
-    """The first chunk, so that an error before any output still counts as a failed try."""
-    try:
-        return next(iter(stream))
-    except StopIteration:
-        return EMPTY
-
-
-async def _apeek(stream: Any) -> Any:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return EMPTY
 
 
 def _reraise(exc: BaseException, call: _Call) -> NoReturn:

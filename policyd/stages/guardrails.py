@@ -286,26 +286,15 @@ class InputGuardrailsStage:
 
     # -- plugins ------------------------------------------------------------------------------
 
-    def _plugin(self, state: DecisionState, guard: CompiledGuardrail) -> int:
-        assert guard.plugin is not None
-        changes: dict[Where, str] = {}
-        for i, j, text in self._texts(state, guard):
-            try:
-                verdict = self._lib.run_plugin(guard.plugin, text, state.request, guard.timeout_s)
-            except self._lib.PluginError as exc:
-                return self._failed(state, guard, plugin_error_text(exc))
-            step = self._verdict(state, guard, (i, j), verdict, changes)
-            if step is not None:
-                return step
-        return self._plugin_done(state, guard, changes)
-
-    async def _aplugin(self, state: DecisionState, guard: CompiledGuardrail) -> int:
+    def _plugin_flow(self, state: DecisionState, guard: CompiledGuardrail) -> Flow[int]:
+        """One plugin guardrail on each text it sees; each plugin call is yielded."""
         assert guard.plugin is not None
         lib = self._lib
         changes: dict[Where, str] = {}
         for i, j, text in self._texts(state, guard):
+            args = (guard.plugin, text, state.request, guard.timeout_s)
             try:
-                verdict = await lib.arun_plugin(guard.plugin, text, state.request, guard.timeout_s)
+                verdict = yield Io(lib.run_plugin, lib.arun_plugin, args)
             except lib.PluginError as exc:
                 return self._failed(state, guard, plugin_error_text(exc))
             step = self._verdict(state, guard, (i, j), verdict, changes)
@@ -359,7 +348,7 @@ class PluginGuardrailsStage(InputGuardrailsStage):
         for guard in self.guards:
             step = self._check(state, guard)
             if step == _PLUGIN:
-                step = yield Io(self._plugin, self._aplugin, (state, guard))
+                step = yield from self._plugin_flow(state, guard)
             if step == _STOP:
                 return
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from policyd import cel, document
 from policyd.decision import Decision, TraceEntry
 from policyd.errors import UsageError
+from policyd.stages.flow import Flow, Io, adrive, drive
 from policyd.stages.guardrails import (
     DEFAULT_PLUGIN_TIMEOUT_S,
     build_plugin,
@@ -363,41 +364,26 @@ class OutputChecker:
 
     def finish(self) -> OutputStep:
         """The stream ended: the text still held, and the verdicts that needed it all."""
-        from policyd.guardrails import PluginError, run_plugin
-
-        text, mark, pending = self._start_finish()
-        for opened in pending:
-            text = self._finish_one(opened, text)
-            if text is not None and opened.guard.plugin is not None:
-                judged = self._plugin_text(opened, text)
-                if judged is not None:
-                    try:
-                        verdict = run_plugin(
-                            opened.guard.plugin, judged, self._request, opened.guard.timeout_s
-                        )
-                    except PluginError as exc:
-                        text = self._plugin_failed(opened, text, exc)
-                    else:
-                        text = self._plugin_verdict(opened, text, verdict)
-            if text is None:
-                return self._step("", mark)
-        return self._step(text, mark)
+        return drive(self.finish_flow())
 
     async def afinish(self) -> OutputStep:
         """Like finish(), for async code: plugins are awaited instead of blocking."""
-        from policyd.guardrails import PluginError, arun_plugin
+        return await adrive(self.finish_flow())
 
+    def finish_flow(self) -> Flow[OutputStep]:
+        """:meth:`finish` as a flow (:mod:`policyd.stages.flow`): each plugin call is
+        yielded, so ``finish`` runs it blocking and ``afinish`` awaits it."""
+        g = lib()
         text, mark, pending = self._start_finish()
         for opened in pending:
             text = self._finish_one(opened, text)
             if text is not None and opened.guard.plugin is not None:
                 judged = self._plugin_text(opened, text)
                 if judged is not None:
+                    args = (opened.guard.plugin, judged, self._request, opened.guard.timeout_s)
                     try:
-                        verdict = await arun_plugin(
-                            opened.guard.plugin, judged, self._request, opened.guard.timeout_s
-                        )
-                    except PluginError as exc:
+                        verdict = yield Io(g.run_plugin, g.arun_plugin, args)
+                    except g.PluginError as exc:
                         text = self._plugin_failed(opened, text, exc)
                     else:
                         text = self._plugin_verdict(opened, text, verdict)

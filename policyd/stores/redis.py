@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -35,6 +35,7 @@ from redis.retry import Retry
 
 from policyd.budgets.ledger import Amount, CounterUsage, Line, ReserveResult, check_lines
 from policyd.budgets.windows import Window, current_window, epoch_ms
+from policyd.stages.flow import Flow, Io, adrive, drive
 from policyd.stores import redis_codec as codec
 from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
 from policyd.stores.journal import Journal
@@ -45,6 +46,7 @@ from policyd.stores.redis_replay import ReplayMixin
 
 log = logging.getLogger("policyd.stores")
 
+T = TypeVar("T")
 LUA = files("policyd.stores").joinpath("lua/ledger.lua").read_text(encoding="utf-8")
 
 
@@ -126,89 +128,48 @@ class RedisStore(ReplayMixin):
                 raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
             self._script = self._client.register_script(LUA)
 
-    # -- the protocol: sync -----------------------------------------------------------------
-
-    def _plan_reserve(
-        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
-    ) -> tuple[int, list[Any], list[Any]]:
-        """The script calls of one reservation (one per hash slot), the same sync or async."""
-        check_lines(lines)
-        now_ms = epoch_ms(now)
-        slots = [current_window(line.window, now) for line in lines]
-        calls = codec.reserve_calls(
-            self.key_prefix,
-            decision_id,
-            lines,
-            slots,
-            now_ms,
-            max(1, round(ttl_s * 1000)),
-            self._grace_ms,
-            self.cluster,
-        )
-        return now_ms, slots, calls
+    # -- the protocol ---------------------------------------------------------------------
+    # Each operation is written once, as a flow (policyd.stages.flow) that yields every
+    # round trip as Io(self._call, self._acall, ...): the sync method drives it blocking,
+    # the async one awaits it. Only the transport (_call/_acall, _batch/_abatch) differs.
 
     def reserve(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
     ) -> ReserveResult:
-        now_ms, slots, calls = self._plan_reserve(decision_id, lines, now, ttl_s)
-        error = self._fail_fast()
-        if error is None:
-            try:
-                replies = [self._call(c) for c in calls]
-                result = codec.reserve_result(
-                    decision_id, lines, slots, calls, replies, now_ms, ttl_s
-                )
-                if not result.ok and len(calls) > 1:
-                    for call in self._cancel_calls(result, now_ms):
-                        self._call(call)
-                    result = codec.without_alerts(result)
-            except _FAILURES as exc:
-                error = self._failed(exc)
-            else:
-                self._replay_some(now)
-                return result
-        return ReserveResult(decision_id, False, codec.unknown_results(lines, slots), error)
+        return drive(self._reserve_flow(decision_id, lines, now, ttl_s))
+
+    async def areserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> ReserveResult:
+        return await adrive(self._reserve_flow(decision_id, lines, now, ttl_s))
 
     def settle(self, reservation: ReserveResult, actual: Amount | None, now: datetime) -> bool:
-        if not reservation.ok and reservation.store_error is None:
-            return False  # refused: nothing was reserved
-        calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
-        if self._fail_fast() is None:
-            try:
-                changed = self._settled(reservation, [self._call(c) for c in calls])
-            except _FAILURES as exc:
-                self._failed(exc)
-            else:
-                self._replay_some(now)
-                return changed
-        return self._keep(reservation, actual)
+        return drive(self._settle_flow(reservation, actual, now))
+
+    async def asettle(
+        self, reservation: ReserveResult, actual: Amount | None, now: datetime
+    ) -> bool:
+        return await adrive(self._settle_flow(reservation, actual, now))
 
     def usage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
-        call = self._usage_call(budget, key, window, now)
-        error = self._fail_fast()
-        if error is None:
-            try:
-                reply = self._call(call)
-            except _FAILURES as exc:
-                error = self._failed(exc)
-            else:
-                return Amount(*(int(x) for x in reply[0][0]))
-        raise StoreUnavailable(error)
+        return drive(self._read_flow(self._usage_call(budget, key, window, now), _amount))
+
+    async def ausage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
+        return await adrive(self._read_flow(self._usage_call(budget, key, window, now), _amount))
 
     def read(
         self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
     ) -> CounterUsage:
         """Settled, reserved and live alerts of one counter's current window."""
         call = self._usage_call(budget, key, window, now, alerts)
-        error = self._fail_fast()
-        if error is None:
-            try:
-                reply = self._call(call)
-            except _FAILURES as exc:
-                error = self._failed(exc)
-            else:
-                return CounterUsage(*codec.usage_reply(reply))
-        raise StoreUnavailable(error)
+        return drive(self._read_flow(call, _counter_usage))
+
+    async def aread(
+        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
+    ) -> CounterUsage:
+        """Async :meth:`read`."""
+        call = self._usage_call(budget, key, window, now, alerts)
+        return await adrive(self._read_flow(call, _counter_usage))
 
     def keys(self, budget: str, window: Window, now: datetime) -> list[str]:
         """The keys that have a counter of ``budget`` in the current window (SCAN), sorted."""
@@ -225,32 +186,61 @@ class RedisStore(ReplayMixin):
         if self._client is not None:
             self._client.close()
 
-    # -- the protocol: async ----------------------------------------------------------------
+    async def aclose(self) -> None:
+        pair = self._async.pop(asyncio.get_running_loop(), None)
+        if pair is not None:
+            await pair[0].aclose()
 
-    async def areserve(
+    # -- the flows --------------------------------------------------------------------------
+
+    def _reserve_flow(
         self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
-    ) -> ReserveResult:
+    ) -> Flow[ReserveResult]:
+        """One reservation: a script call per hash slot (all sent before any reply is
+        read), then on a cluster the cancel of the slots that reserved when one refused."""
         now_ms, slots, calls = self._plan_reserve(decision_id, lines, now, ttl_s)
         error = self._fail_fast()
         if error is None:
             try:
-                replies = [await self._acall(c) for c in calls]
+                replies = []
+                for call in calls:
+                    replies.append((yield Io(self._call, self._acall, (call,))))
                 result = codec.reserve_result(
                     decision_id, lines, slots, calls, replies, now_ms, ttl_s
                 )
                 if not result.ok and len(calls) > 1:
                     for call in self._cancel_calls(result, now_ms):
-                        await self._acall(call)
+                        yield Io(self._call, self._acall, (call,))
                     result = codec.without_alerts(result)
-                await self._areplay_some(now)
+                if len(self.journal):
+                    yield from self._replay_flow(now)
             except _FAILURES as exc:
                 error = self._failed(exc)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # only ever raised in areserve
                 self._release_cancelled(decision_id, lines, slots)
                 raise
             else:
                 return result
         return ReserveResult(decision_id, False, codec.unknown_results(lines, slots), error)
+
+    def _plan_reserve(
+        self, decision_id: str, lines: Sequence[Line], now: datetime, ttl_s: float
+    ) -> tuple[int, list[Any], list[codec.Call]]:
+        """The script calls of one reservation (one per hash slot)."""
+        check_lines(lines)
+        now_ms = epoch_ms(now)
+        slots = [current_window(line.window, now) for line in lines]
+        calls = codec.reserve_calls(
+            self.key_prefix,
+            decision_id,
+            lines,
+            slots,
+            now_ms,
+            max(1, round(ttl_s * 1000)),
+            self._grace_ms,
+            self.cluster,
+        )
+        return now_ms, slots, calls
 
     def _release_cancelled(self, decision_id: str, lines: Sequence[Line], slots: Any) -> None:
         """The caller was cancelled with the reserve sent (or made): nobody will settle it,
@@ -266,56 +256,40 @@ class RedisStore(ReplayMixin):
         )
         self._keep(unknown, None)
 
-    async def asettle(
+    def _settle_flow(
         self, reservation: ReserveResult, actual: Amount | None, now: datetime
-    ) -> bool:
+    ) -> Flow[bool]:
         if not reservation.ok and reservation.store_error is None:
-            return False
+            return False  # refused: nothing was reserved
         calls = self._settle_calls(reservation, actual, now, reservation.store_error is not None)
         if self._fail_fast() is None:
             try:
-                changed = self._settled(reservation, [await self._acall(c) for c in calls])
+                replies = []
+                for call in calls:
+                    replies.append((yield Io(self._call, self._acall, (call,))))
+                changed = self._settled(reservation, replies)
             except _FAILURES as exc:
                 self._failed(exc)
-            except asyncio.CancelledError:  # the settle may not have run: replay it
+            except asyncio.CancelledError:  # only in asettle; the settle may not have run
                 self._keep(reservation, actual)
                 raise
             else:
-                await self._areplay_some(now)
+                if len(self.journal):
+                    yield from self._replay_flow(now)
                 return changed
         return self._keep(reservation, actual)
 
-    async def ausage(self, budget: str, key: str, window: Window, now: datetime) -> Amount:
-        call = self._usage_call(budget, key, window, now)
+    def _read_flow(self, call: codec.Call, decode: Callable[[Any], T]) -> Flow[T]:
+        """One usage query, its reply decoded; StoreUnavailable when Redis is not there."""
         error = self._fail_fast()
         if error is None:
             try:
-                reply = await self._acall(call)
+                reply = yield Io(self._call, self._acall, (call,))
             except _FAILURES as exc:
                 error = self._failed(exc)
             else:
-                return Amount(*(int(x) for x in reply[0][0]))
+                return decode(reply)
         raise StoreUnavailable(error)
-
-    async def aread(
-        self, budget: str, key: str, window: Window, now: datetime, alerts: Sequence[str] = ()
-    ) -> CounterUsage:
-        """Async :meth:`read`."""
-        call = self._usage_call(budget, key, window, now, alerts)
-        error = self._fail_fast()
-        if error is None:
-            try:
-                reply = await self._acall(call)
-            except _FAILURES as exc:
-                error = self._failed(exc)
-            else:
-                return CounterUsage(*codec.usage_reply(reply))
-        raise StoreUnavailable(error)
-
-    async def aclose(self) -> None:
-        pair = self._async.pop(asyncio.get_running_loop(), None)
-        if pair is not None:
-            await pair[0].aclose()
 
     # -- health -----------------------------------------------------------------------------
 
@@ -394,6 +368,8 @@ class RedisStore(ReplayMixin):
             pair = self._async[loop] = (client, client.register_script(LUA), gate)
         return pair
 
+    # -- the transport: all that differs between sync and async -----------------------------
+
     def _call(self, call: codec.Call) -> Any:
         """One script call through the pool's gate (waits while the pool is all in use)."""
         script = self._sync_script()
@@ -404,6 +380,45 @@ class RedisStore(ReplayMixin):
         _client, script, gate = self._async_pair()
         async with gate.enter():
             return await script(keys=call.keys, args=call.args)
+
+    def _batch(self, calls: Sequence[codec.Call]) -> list[Any]:
+        """Script calls pipelined in one round trip (not a cluster), through the gate."""
+        script = self._sync_script()
+        pipe = self._client.pipeline(transaction=False)
+        for call in calls:
+            script(keys=call.keys, args=call.args, client=pipe)
+        with self._gate.enter():
+            return list(pipe.execute())
+
+    async def _abatch(self, calls: Sequence[codec.Call]) -> list[Any]:
+        client, script, gate = self._async_pair()
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            await script(keys=call.keys, args=call.args, client=pipe)
+        async with gate.enter():
+            return list(await pipe.execute())
+
+    def _pipe(self, fill: Callable[[Any], None]) -> list[Any]:
+        """Plain commands (``fill(pipeline)`` queues them) in one round trip, through the
+        gate; skips Redis while it is failing fast."""
+        error = self._fail_fast()
+        if error is not None:
+            raise StoreUnavailable(error)
+        self._sync_script()  # connects a cluster client
+        with self._gate.enter():
+            pipe = self._client.pipeline(transaction=False)
+            fill(pipe)
+            return list(pipe.execute())
+
+    async def _apipe(self, fill: Callable[[Any], None]) -> list[Any]:
+        error = self._fail_fast()
+        if error is not None:
+            raise StoreUnavailable(error)
+        client, _script, gate = self._async_pair()
+        async with gate.enter():
+            pipe = client.pipeline(transaction=False)
+            fill(pipe)
+            return list(await pipe.execute())
 
     def _fail_fast(self) -> str | None:
         if self._down_until and time.monotonic() < self._down_until:
@@ -449,3 +464,11 @@ class RedisStore(ReplayMixin):
         self._down_until = time.monotonic() + self._retry_interval_s
         log.warning("Redis store at %s failed: %s", self.url, self.last_error)
         return f"Redis store at {self.url} is unavailable: {self.last_error}"
+
+
+def _amount(reply: Any) -> Amount:
+    return Amount(*(int(x) for x in reply[0][0]))
+
+
+def _counter_usage(reply: Any) -> CounterUsage:
+    return CounterUsage(*codec.usage_reply(reply))

@@ -15,10 +15,10 @@ keeps the counts for the next try. Nothing here runs while a decision waits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policyd.stores.base import StoreUnavailable
 from policyd.stores.outputs import EPOCH_S, Histogram, OutputKey
 from policyd.stores.redis import RedisStore
 from policyd.stores.redis_codec import encode_name
@@ -59,30 +59,14 @@ class RedisOutputs:
     def exchange(
         self, deltas: Mapping[OutputKey, Mapping[int, int]], wanted: Sequence[OutputKey], epoch: int
     ) -> dict[OutputKey, Histogram]:
-        store = self.store
-        error = store._fail_fast()
-        if error is not None:
-            raise StoreUnavailable(error)
-        store._sync_script()  # connects a cluster client
-        with store._gate.enter():
-            pipe = store._client.pipeline(transaction=False)
-            self._queue(pipe, deltas, wanted, epoch)
-            replies = pipe.execute()
-        return _read(replies, wanted)
+        fill = functools.partial(self._queue, deltas=deltas, wanted=wanted, epoch=epoch)
+        return _read(self.store._pipe(fill), wanted)
 
     async def aexchange(
         self, deltas: Mapping[OutputKey, Mapping[int, int]], wanted: Sequence[OutputKey], epoch: int
     ) -> dict[OutputKey, Histogram]:
-        store = self.store
-        error = store._fail_fast()
-        if error is not None:
-            raise StoreUnavailable(error)
-        client, _script, gate = store._async_pair()
-        async with gate.enter():
-            pipe = client.pipeline(transaction=False)
-            self._queue(pipe, deltas, wanted, epoch)
-            replies = await pipe.execute()
-        return _read(replies, wanted)
+        fill = functools.partial(self._queue, deltas=deltas, wanted=wanted, epoch=epoch)
+        return _read(await self.store._apipe(fill), wanted)
 
 
 def _read(replies: Sequence[Any], wanted: Sequence[OutputKey]) -> dict[OutputKey, Histogram]:

@@ -2,7 +2,8 @@
 
 ``ReplayMixin`` gives :class:`policyd.stores.redis.RedisStore` its ``flush_journal``
 and ``aflush_journal``, the journaling of a settlement Redis could not take
-(``_keep``), and the batched, idempotent replay after a successful round trip.
+(``_keep``), and the batched, idempotent replay after a successful round trip: a flow
+(:mod:`policyd.stages.flow`) that the store's sync and async methods both run.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 import redis
 
 from policyd.budgets.ledger import Amount, ReserveResult
+from policyd.stages.flow import Flow, Io, adrive, drive
 from policyd.stores import redis_codec as codec
 from policyd.stores.journal import Journal, JournalEntry
-from policyd.stores.pool import AsyncGate, Gate, PoolBusy
+from policyd.stores.pool import PoolBusy
 
 log = logging.getLogger("policyd.stores")
 #: What a failed round trip raises: Redis errors, socket errors, timeouts, a busy pool.
@@ -36,9 +38,7 @@ class ReplayMixin:
 
     journal: Journal
     cluster: bool
-    _client: Any
     _replay_batch: int
-    _gate: Gate
 
     # provided by RedisStore
     def _fail_fast(self) -> str | None:
@@ -47,16 +47,16 @@ class ReplayMixin:
     def _failed(self, exc: BaseException) -> str:
         raise NotImplementedError
 
-    def _sync_script(self) -> Any:
-        raise NotImplementedError
-
-    def _async_pair(self) -> tuple[Any, Any, AsyncGate]:
-        raise NotImplementedError
-
     def _call(self, call: codec.Call) -> Any:
         raise NotImplementedError
 
     async def _acall(self, call: codec.Call) -> Any:
+        raise NotImplementedError
+
+    def _batch(self, calls: Sequence[codec.Call]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _abatch(self, calls: Sequence[codec.Call]) -> list[Any]:
         raise NotImplementedError
 
     def _settled(self, reservation: ReserveResult, replies: Sequence[Any]) -> bool:
@@ -69,20 +69,16 @@ class ReplayMixin:
 
     def flush_journal(self, now: datetime | None = None) -> int:
         """Replay every journaled settlement now; returns how many are still waiting."""
-        now = now or datetime.now(UTC)
-        while len(self.journal) and self._fail_fast() is None:
-            before = len(self.journal)
-            self._replay_some(now)
-            if len(self.journal) >= before:
-                break
-        return len(self.journal)
+        return drive(self._flush_flow(now or datetime.now(UTC)))
 
     async def aflush_journal(self, now: datetime | None = None) -> int:
         """Async :meth:`flush_journal`."""
-        now = now or datetime.now(UTC)
+        return await adrive(self._flush_flow(now or datetime.now(UTC)))
+
+    def _flush_flow(self, now: datetime) -> Flow[int]:
         while len(self.journal) and self._fail_fast() is None:
             before = len(self.journal)
-            await self._areplay_some(now)
+            yield from self._replay_flow(now)
             if len(self.journal) >= before:
                 break
         return len(self.journal)
@@ -115,42 +111,19 @@ class ReplayMixin:
         for reservation in lost.values():
             self._settled(reservation, [2])
 
-    def _replay_some(self, now: datetime) -> None:
-        """Replay one batch of the journal (idempotent), if there is one to replay."""
+    def _replay_flow(self, now: datetime) -> Flow[None]:
+        """Replay one batch of the journal (idempotent), if there is one to replay: one
+        pipelined round trip, or a call per hash slot on a cluster."""
         if not len(self.journal) or not self.journal.begin_replay():
             return
         try:
             n, calls, owners = self._replay_calls(now)
             if self.cluster:
-                replies = [self._call(call) for call in calls]
-            else:
-                script = self._sync_script()
-                pipe = self._client.pipeline(transaction=False)
+                replies = []
                 for call in calls:
-                    script(keys=call.keys, args=call.args, client=pipe)
-                with self._gate.enter():
-                    replies = pipe.execute()
-            self.journal.done(n)
-            self._replayed(owners, replies)
-        except FAILURES as exc:
-            self._failed(exc)
-        finally:
-            self.journal.end_replay()
-
-    async def _areplay_some(self, now: datetime) -> None:
-        if not len(self.journal) or not self.journal.begin_replay():
-            return
-        try:
-            n, calls, owners = self._replay_calls(now)
-            if self.cluster:
-                replies = [await self._acall(call) for call in calls]
+                    replies.append((yield Io(self._call, self._acall, (call,))))
             else:
-                client, script, gate = self._async_pair()
-                pipe = client.pipeline(transaction=False)
-                for call in calls:
-                    await script(keys=call.keys, args=call.args, client=pipe)
-                async with gate.enter():
-                    replies = await pipe.execute()
+                replies = yield Io(self._batch, self._abatch, (calls,))
             self.journal.done(n)
             self._replayed(owners, replies)
         except FAILURES as exc:

@@ -456,17 +456,26 @@ def test_stream_memory_stays_bounded(engine: Any) -> None:
     assert peak < 256 * 1024
 
 
-def test_whole_answer_checks_hold_the_stream_back_until_finish(engine: Any) -> None:
+FINISH = {"sync": lambda c: c.finish(), "async": lambda c: asyncio.run(c.afinish())}
+
+
+@pytest.mark.parametrize("mode", FINISH)
+def test_whole_answer_checks_hold_the_stream_back_until_finish(engine: Any, mode: str) -> None:
     e = engine("""
         output:
           - {name: json, json_schema: {type: object}}
           - {name: digits, plugin: 'gs_plugins:mask_digits', action: redact}
           - {name: cards, plugin: 'gs_plugins:async_no_card', action: warn}
     """)
+    failing = engine("output: [{name: odd, plugin: 'gs_plugins:boom'}]")
+    odd = failing.output_checker(failing.decide(user("hi")))
+    assert odd.feed('{"a": 1}').text == ""
+    failed = FINISH[mode](odd)  # a plugin's failure reaches finish as on_error says
+    assert (failed.allowed, failed.text, failed.blocked_by) == (False, "", "odd")
     d = e.decide(user("hi"))
     checker = e.output_checker(d)
     assert [checker.feed(c).text for c in ['{"room": ', '"101", "card": true}']] == ["", ""]
-    end = asyncio.run(checker.afinish())
+    end = FINISH[mode](checker)
     assert end.allowed and end.text == '{"room": "###", "card": true}'
     assert checker.warnings == ("cards: plugin: No card numbers, please",)
     checker = e.output_checker(d)

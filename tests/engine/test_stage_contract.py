@@ -259,6 +259,29 @@ async def _aplus_one(x: int) -> int:
     return x + 1
 
 
+def test_a_cancelled_await_is_raised_at_the_flows_yield_and_its_finally_runs_then() -> None:
+    seen: list[str] = []
+
+    def flow() -> Any:
+        try:
+            yield Io(lambda: None, asyncio.sleep, (60,))
+        except asyncio.CancelledError:
+            seen.append("undo")
+            raise
+        finally:
+            seen.append("finally")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(adrive(flow()))
+        await asyncio.sleep(0)  # the flow now awaits its call
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert seen == ["undo", "finally"]  # not left to the collector
+
+    asyncio.run(scenario())
+
+
 def test_io_stages_are_the_ones_with_a_flow(engine: Engine) -> None:
     for step in engine.compiled.policy(None).steps:
         assert isinstance(step.stage, IoStage) == (step.flow is not None)

@@ -133,3 +133,13 @@ async def test_a_stream_closed_early_still_settles(engine: Any) -> None:
     await stream.__anext__()
     await stream.aclose()
     assert stream.info is not None and stream.info.model == "lean-a"
+
+
+def test_a_sync_stream_closed_early_still_settles(engine: Any) -> None:
+    router = PolicyRouter(engine, "lean", model_params=answers(**{"lean-a": "a long answer here"}))
+    stream = router.completion(HELLO, stream=True)
+    next(stream)
+    stream.close()
+    assert stream.info is not None and stream.info.model == "lean-a"
+    with pytest.raises(StopIteration):
+        next(stream)
