@@ -1,6 +1,6 @@
 """Redis server time per ledger call: this build's script against the 0.1.0 one, same run.
 
-Run: ``python benchmarks/bench_ledger.py [--decisions 2000] [--rounds 3]``.
+Run: ``python benchmarks/bench_ledger.py [--decisions 2000] [--rounds 3] [--valgrind]``.
 
 Each contender reserves ``--decisions`` decisions (1 or 3 budgets, with or without a
 concurrency limit, the lines of ``bench_stores.py``) and then settles them, on a private
@@ -11,6 +11,11 @@ moves the clock 90 ms per decision with each reserve followed by its settle, so
 settled ids fall due and are swept as in production (grace 60 s, so that most of them
 do within a run of 2,000 decisions: 3 minutes of the caller's clock). Contenders
 alternate, round by round, and the median round is kept.
+
+``--valgrind`` counts instructions instead, which the machine's load does not change:
+the private server runs under callgrind, and each contender's ``--decisions`` reserves
+(then settles) are counted alone (``callgrind_control`` zeroes the count before them and
+dumps it after), less a dump of the idle server, over the calls.
 """
 
 from __future__ import annotations
@@ -176,24 +181,141 @@ def measure(n: int, rounds: int, cases: tuple[tuple[int, bool, bool], ...] = CAS
         process.wait()
 
 
-def print_table(rows: list[Row], n: int, rounds: int) -> None:
-    print(
-        f"Redis server time per call (INFO commandstats, private server, {n} decisions, "
-        f"median of {rounds} alternating rounds)"
-    )
+def _callgrind_redis(out_dir: str) -> tuple[Any, str]:
+    """A private redis-server under callgrind (stopped by its PID), and its URL."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    if shutil.which("valgrind") is None or shutil.which("redis-server") is None:
+        raise SystemExit("--valgrind needs valgrind and redis-server on PATH")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p"]
+    command += ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--hz", "1"]  # fewer timer ticks inside the counts
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis.from_url(url, socket_timeout=1).ping()
+            return process, url
+        except redis.RedisError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("redis-server did not start under valgrind")
+
+
+def _counted(pid: int, out_dir: str, calls: Callable[[], None]) -> int:
+    """Instructions the server ran during ``calls`` (zero the count, run, dump, read)."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(["callgrind_control", "-z", str(pid)], **quiet)  # type: ignore[call-overload]
+    calls()
+    before = set(Path(out_dir).glob(f"cg.{pid}.*"))
+    subprocess.run(["callgrind_control", "-d", str(pid)], **quiet)  # type: ignore[call-overload]
+    (dump,) = set(Path(out_dir).glob(f"cg.{pid}.*")) - before
+    found = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
+    assert found is not None, dump
+    return int(found.group(1))
+
+
+def instructions(n: int, cases: tuple[tuple[int, bool, bool], ...] = CASES) -> list[Row]:
+    """Server instructions (thousands) per reserve and per settle, each contender alone."""
+    import tempfile
+
+    import redis
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        process, url = _callgrind_redis(out_dir)
+        client = redis.Redis.from_url(url, socket_timeout=120)
+        try:
+            idle = _counted(process.pid, out_dir, lambda: None)
+            rows = []
+            for n_budgets, concurrent, steady in cases:
+                figures = {}
+                for who in CONTENDERS:
+                    reserves, settles = _steps(client, who, n_budgets, concurrent, n, steady)
+                    r = _counted(process.pid, out_dir, reserves)
+                    s = _counted(process.pid, out_dir, settles)
+                    figures[who.name] = ((r - idle) / n / 1000, (s - idle) / n / 1000)
+                rows.append(Row(n_budgets, concurrent, steady, figures))
+            return rows
+        finally:
+            client.close()
+            process.terminate()
+            process.wait()
+
+
+def _steps(
+    client: Any, who: Contender, n_budgets: int, concurrent: bool, n: int, steady: bool
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``n`` decisions' reserves, then their settles, as two calls (after a warm-up)."""
+    sha = client.script_load(who.script)
+    prefix = f"lb{uuid.uuid4().hex[:8]}:"
+    grace_ms = 60_000 if steady else 600_000
+    start = datetime.now(UTC)
+
+    def lines(i: int) -> list[Line]:
+        chosen = bench_stores.lines_for(0, i)[:n_budgets]
+        return [*chosen, bench_stores.in_flight_line()] if concurrent else chosen
+
+    def at(i: int) -> datetime:
+        return start + timedelta(milliseconds=i * 90) if steady else start
+
+    def run(keys: list[str], args: list[Any]) -> None:
+        client.evalsha(sha, len(keys), *keys, *args)
+
+    for i in range(-20, 0):  # warm up: counters made, the script compiled
+        run(*who.reserve(prefix, f"w{i}", lines(i), at(i), grace_ms))
+        run(*who.settle(prefix, _handle(f"w{i}", lines(i), at(i)), at(i), grace_ms))
+    reserves = [who.reserve(prefix, f"d{i}", lines(i), at(i), grace_ms) for i in range(n)]
+    settles = [
+        who.settle(prefix, _handle(f"d{i}", lines(i), at(i)), at(i), grace_ms) for i in range(n)
+    ]
+
+    def reserve_all() -> None:
+        for call in reserves:
+            run(*call)
+
+    def settle_all() -> None:
+        for call in settles:
+            run(*call)
+
+    return reserve_all, settle_all
+
+
+def print_table(rows: list[Row], n: int, rounds: int, unit: str = "µs") -> None:
+    if unit == "µs":
+        print(
+            f"Redis server time per call (INFO commandstats, private server, {n} decisions, "
+            f"median of {rounds} alternating rounds)"
+        )
+    else:
+        print(f"Redis server instructions per call ({unit}: callgrind, {n} decisions each)")
     header = (
         f"{'budgets':>8}{'concurrent':>11}{'clock':>8}{'0.1.0 reserve':>15}{'settle':>9}"
         f"{'now reserve':>13}{'settle':>9}{'ratio':>8}"
     )
     print(header)
     print("-" * len(header))
+    w = len(unit)
     for row in rows:
         old, new = row.figures["0.1.0"], row.figures["now"]
         ratio = (old[0] + old[1]) / (new[0] + new[1])
         print(
             f"{row.n_budgets:>8}{'yes' if row.concurrent else 'no':>11}"
-            f"{'steady' if row.steady else 'fixed':>8}{old[0]:>13.1f}µs{old[1]:>7.1f}µs"
-            f"{new[0]:>11.1f}µs{new[1]:>7.1f}µs{ratio:>7.1f}x"
+            f"{'steady' if row.steady else 'fixed':>8}{old[0]:>{15 - w}.1f}{unit}"
+            f"{old[1]:>{9 - w}.1f}{unit}{new[0]:>{13 - w}.1f}{unit}{new[1]:>{9 - w}.1f}{unit}"
+            f"{ratio:>7.1f}x"
         )
 
 
@@ -201,8 +323,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--valgrind", action="store_true", help="count instructions instead")
     options = parser.parse_args()
-    print_table(measure(options.decisions, options.rounds), options.decisions, options.rounds)
+    if options.valgrind:
+        n = min(options.decisions, 300)  # valgrind runs the server ~50x slower
+        print_table(instructions(n), n, 1, "k")
+    else:
+        print_table(measure(options.decisions, options.rounds), options.decisions, options.rounds)
 
 
 if __name__ == "__main__":

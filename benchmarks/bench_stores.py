@@ -30,6 +30,7 @@ from policyd.budgets import Amount, Limit, Line, Window
 from policyd.stores import Store, open_store
 
 BIG = 2**50
+CLIENT_TARGET_US = 150.0  # #17: Redis's added cost per decision, p50, over the memory store
 
 
 def lines_for(client: int, i: int) -> list[Line]:
@@ -92,6 +93,8 @@ def run_client(spec: str, prefix: str, client: int, start_at: float, seconds: fl
 
 
 def measure(spec: str, prefix: str, clients: int, seconds: float) -> dict[str, float]:
+    """Decisions a second, and p50 / p99 µs of a decision (``d``), its reserve (``r``) and
+    its settle (``s``)."""
     start_at = time.time() + 1.0
     args = [(spec, prefix, c, start_at, seconds) for c in range(clients)]
     if clients == 1:
@@ -102,8 +105,11 @@ def measure(spec: str, prefix: str, clients: int, seconds: float) -> dict[str, f
     count = sum(r[0] for r in results)
     reserve = sorted(x for r in results for x in r[1])
     settle = sorted(x for r in results for x in r[2])
+    # a decision: its reserve plus its settle, paired
+    decision = sorted(r + s for res in results for r, s in zip(res[1], res[2], strict=True))
     return {
         "ops": count / seconds,
+        "d50": statistics.median(decision),
         "r50": statistics.median(reserve),
         "r99": reserve[int(len(reserve) * 0.99)],
         "s50": statistics.median(settle),
@@ -166,6 +172,27 @@ def server_table(n: int) -> None:
     bench_ledger.print_table(bench_ledger.measure(n, 1, cases), n, 1)
 
 
+def added_cost(seconds: float, repeat: int) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Redis's added cost per decision (reserve + settle), p50 µs, over the memory store:
+    one client each, on a private ``redis-server``, alternating run by run, median run
+    each; with both stores' figures."""
+    started = private_redis()
+    if started is None:
+        raise SystemExit("no redis-server on PATH")
+    process, url = started
+    prefix = f"policyd-bench:{uuid.uuid4().hex[:8]}:"
+    runs: dict[str, list[dict[str, float]]] = {"memory": [], url: []}
+    try:
+        for r in range(repeat):
+            for spec in ("memory", url) if r % 2 == 0 else (url, "memory"):
+                runs[spec].append(measure(spec, prefix, 1, seconds))
+    finally:
+        process.kill()
+        process.wait()
+    memory, redis_one = (sorted(runs[s], key=lambda m: m["d50"])[repeat // 2] for s in runs)
+    return redis_one["d50"] - memory["d50"], memory, redis_one
+
+
 def cleanup(url: str, prefix: str) -> None:
     import redis
 
@@ -225,6 +252,10 @@ def main() -> None:
         f"\nadded latency per reservation, Redis (1 client) minus memory, same run: "
         f"p50 {added_p50:.1f}µs, p99 {added_p99:.1f}µs "
         f"(memory does {memory['ops'] / redis_one['ops']:.1f}x the single-client Redis rate)"
+    )
+    print(
+        f"added cost per decision (reserve + settle), same: "
+        f"p50 {redis_one['d50'] - memory['d50']:.1f}µs (target <= {CLIENT_TARGET_US:g}µs)"
     )
     server_table(options.server_decisions)
 

@@ -1,7 +1,8 @@
 """The speed targets of #17 in one table: figure, ratio, target, met / not met.
 
-Run: python benchmarks/targets.py [--runs 10] [--policies 1000] [--decisions 2000]
-     [--memory-decisions 1000000] [--memory-rate 1000]
+Run: python benchmarks/targets.py [--only 4,5] [--runs 10] [--policies 1000]
+     [--decisions 2000] [--client-seconds 2] [--memory-decisions 1000000]
+     [--memory-rate 1000]
 
 Each row is measured in this run (the machine is shared, so ratios are taken against a
 contender timed in the same run). Rows whose benchmark is not written yet say so. To add
@@ -25,6 +26,7 @@ import bench_decide_target
 import bench_ledger
 import bench_memory_store
 import bench_reload
+import bench_stores
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Options:
     decisions: int = 2000  # per Redis server-time row
     memory_decisions: int = 1_000_000
     memory_rate: float = 1000.0
+    client_seconds: float = 2.0  # per run of the client-side Redis row (3 runs per store)
 
 
 def check_rows(options: Options) -> list[Row]:
@@ -154,6 +157,21 @@ def redis_rows(options: Options) -> list[Row]:
     return rows
 
 
+def client_rows(options: Options) -> list[Row]:
+    """Target 4, client side: what Redis adds per decision over the memory store."""
+    added, memory, redis_one = bench_stores.added_cost(options.client_seconds, 3)
+    return [
+        Row(
+            "4. Redis cost per decision, client side",
+            f"+{added:.0f} us p50 (reserve + settle, 3 budgets, 1 client: "
+            f"{redis_one['d50']:.0f} us vs memory {memory['d50']:.0f} us)",
+            f"{redis_one['d50'] / memory['d50']:.1f}x the memory store",
+            f"<= {bench_stores.CLIENT_TARGET_US:g} us over memory",
+            added <= bench_stores.CLIENT_TARGET_US,
+        )
+    ]
+
+
 def memory_rows(options: Options) -> list[Row]:
     """Target 5: what the memory store holds after many decisions at a steady rate."""
     r = bench_memory_store.measure(options.memory_decisions, options.memory_rate)
@@ -177,27 +195,40 @@ def not_written(target: str, goal: str) -> Callable[[Options], list[Row]]:
     return rows
 
 
-ROWS: list[Callable[[Options], list[Row]]] = [
-    decide_rows,
-    check_rows,
-    reload_rows,
-    redis_rows,
-    memory_rows,
+#: each target's rows, by target number (``--only``)
+ROWS: list[tuple[int, Callable[[Options], list[Row]]]] = [
+    (1, decide_rows),
+    (2, check_rows),
+    (3, reload_rows),
+    (4, redis_rows),
+    (4, client_rows),
+    (5, memory_rows),
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--only", default="", help="targets to measure, e.g. 4,5 (all)")
     parser.add_argument("--runs", type=int, default=10, help="process runs (median)")
     parser.add_argument("--policies", type=int, default=1000)
     parser.add_argument("--decisions", type=int, default=2000, help="per Redis row")
     parser.add_argument("--memory-decisions", type=int, default=1_000_000)
     parser.add_argument("--memory-rate", type=float, default=1000.0, help="decisions/s")
+    parser.add_argument("--client-seconds", type=float, default=2.0, help="per client run")
     args = parser.parse_args()
     options = Options(
-        args.runs, args.policies, args.decisions, args.memory_decisions, args.memory_rate
+        args.runs,
+        args.policies,
+        args.decisions,
+        args.memory_decisions,
+        args.memory_rate,
+        args.client_seconds,
     )
-    rows = [row for measure in ROWS for row in measure(options)]
+    only = {int(n) for n in args.only.split(",") if n.strip()}
+    chosen = [measure for target, measure in ROWS if not only or target in only]
+    if not chosen:
+        parser.error(f"--only {args.only}: no such target (1-5)")
+    rows = [row for measure in chosen for row in measure(options)]
     widths = [max(len(r.target) for r in rows), max(len(r.figure) for r in rows)]
     for row in rows:
         status = "not measured" if row.met is None else "met" if row.met else "NOT MET"

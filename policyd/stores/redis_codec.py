@@ -69,25 +69,26 @@ class Call:
     args: list[Any]
 
 
+_OPS = {"reserve": 1, "settle": 2, "usage": 3, "cancel": 4}
+
+
 def _header(
     op: str,
-    did: str,
     now_ms: int,
     a_ms: int,
     grace_ms: int,
     force: bool,
     actual: Amount | None,
-) -> list[Any]:
-    """op, decision id, the packed header and three decimal times (see ``lua/ledger.lua``)."""
+) -> bytes:
+    """The packed header that starts a call's first argument (see ``lua/ledger.lua``)."""
     act = (-1, -1, -1) if actual is None else actual.clamped().as_tuple()
     forget = now_ms + grace_ms
-    head = _HEAD.pack(now_ms, a_ms, grace_ms, 1 if force else 0, *act, forget)
-    return [op, did, head, now_ms, a_ms, -forget]
+    return _HEAD.pack(_OPS[op], now_ms, a_ms, grace_ms, 1 if force else 0, *act, forget)
 
 
-_HEAD = struct.Struct("<8d")
-_FIGURES = {n: struct.Struct(f"<{n}d") for n in (3, 5)}
-_RESERVE = struct.Struct("<12d")
+_HEAD = struct.Struct("<9d")
+_FIGURES = {n: struct.Struct(f"<{n}d") for n in (4, 5)}
+_RESERVE = struct.Struct("<13d")
 #: a limit beyond any spend a counter can hold (2 * (2**53 - 1)) compares the same,
 #: and stays a finite double
 _NO_WRAP = 2**62
@@ -129,8 +130,9 @@ def reserve_calls(
     calls = []
     for group in _groups(keys, by_slot):
         call_keys: list[str] = []
-        # reserve: A is the deadline (now + ttl)
-        args = _header("reserve", did, now_ms, now_ms + ttl_ms, grace_ms, False, None)
+        # reserve: A is the deadline (now + ttl), the decision's score in each zset
+        deadline = now_ms + ttl_ms
+        blob = [_header("reserve", now_ms, deadline, grace_ms, False, None)]
         for i in group:
             line, slot = lines[i], slots[i]
             call_keys += keys[i]
@@ -148,9 +150,10 @@ def reserve_calls(
                 *limits,
                 retry,
                 n_alerts,
+                len(names),
             )
-            args.append(figures + levels + names)
-        calls.append(Call(tuple(group), call_keys, args))
+            blob += (figures, levels, names)
+        calls.append(Call(tuple(group), call_keys, [b"".join(blob), did, deadline]))
     return calls
 
 
@@ -171,7 +174,7 @@ def settle_calls(
         call_keys: list[str] = []
         # settle: A is the reservation's deadline (the lost-reservation check)
         deadline = reservation.deadline_ms if op == "settle" else 0
-        args = _header(op, reservation.decision_id, now_ms, deadline, grace_ms, force, actual)
+        blob = [_header(op, now_ms, deadline, grace_ms, force, actual)]
         for i in group:
             line = lines[i]
             call_keys += keys[i]
@@ -183,10 +186,13 @@ def settle_calls(
                 figures = _FIGURES[5].pack(
                     window.n_buckets, window.bucket_ms, target, placed, in_flight
                 )
-                args.append(figures)
+                blob.append(figures)
             else:  # cancel: un-mark the alerts this reservation fired
-                figures = _FIGURES[3].pack(window.n_buckets, window.bucket_ms, target)
-                args.append(figures + " ".join(repr(a) for a in line.alerts_fired).encode())
+                names = " ".join(repr(a) for a in line.alerts_fired).encode()
+                blob.append(_named(window, target, names))
+        args: list[Any] = [b"".join(blob), reservation.decision_id]
+        if op == "settle":  # the decision's score in each zset: -forget ms
+            args.append(-(now_ms + grace_ms))
         calls.append(Call(tuple(group), call_keys, args))
     return calls
 
@@ -203,9 +209,13 @@ def usage_call(
 ) -> Call:
     keys = counter_keys(prefix, budget, key, window, slot.id)
     target = now_ms + _life_ms(window, slot.reset_at, now_ms) + grace_ms + LATE_MARGIN_MS
-    args = _header("usage", "", now_ms, 0, grace_ms, False, None)
-    args.append(_FIGURES[3].pack(window.n_buckets, window.bucket_ms, target) + _names(alerts))
-    return Call((0,), list(keys), args)
+    head = _header("usage", now_ms, 0, grace_ms, False, None)
+    return Call((0,), list(keys), [head + _named(window, target, _names(alerts)), ""])
+
+
+def _named(window: Window, target: int, names: bytes) -> bytes:
+    """A usage or cancel line: its window, expiry target and alert names."""
+    return _FIGURES[4].pack(window.n_buckets, window.bucket_ms, target, len(names)) + names
 
 
 @lru_cache(maxsize=4096)

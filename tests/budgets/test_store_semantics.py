@@ -96,6 +96,29 @@ def test_all_or_nothing_over_enforced_budgets(store: Store) -> None:
     assert store.usage("big", "acme", DAY, NOW) == Amount(800, 0, 2)
 
 
+def test_a_refusal_leaves_the_lines_before_it_as_they_were(store: Store) -> None:
+    # a rolling line and an alerting one come before the line that refuses: whatever a
+    # store did on them (Redis reserves line by line and puts them back) leaves no trace
+    rate = line(
+        "rate", amount=usd(300), limit=Limit(usd_micros=1_000), window=MINUTE, alerts=(0.5,)
+    )
+    warn = line("warn", amount=usd(600), enforce=False, alerts=(0.5,))
+    small = line("small", limit=Limit(usd_micros=500), amount=usd(400))
+    assert store.reserve("d1", [rate], NOW, ttl_s=60).ok
+    before = [store.read(ln.budget, "acme", ln.window, NOW, ("0.5",)) for ln in (rate, warn)]
+    assert store.reserve("d0", [small], NOW, ttl_s=60).ok
+    refused = store.reserve("d2", [rate, warn, small], NOW, ttl_s=60)
+    assert not refused.ok and [ln.alerts_fired for ln in refused.lines] == [(), (), ()]
+    after = [store.read(ln.budget, "acme", ln.window, NOW, ("0.5",)) for ln in (rate, warn)]
+    assert after == before
+    # the same decision may try again: reserved once, and the alerts fire now
+    again = store.reserve("d2", [rate, warn], NOW, ttl_s=60)
+    assert again.ok and [ln.alerts_fired for ln in again.lines] == [(0.5,), (0.5,)]
+    assert store.usage("rate", "acme", MINUTE, NOW) == Amount(600, 0, 2)
+    assert store.settle(again, usd(100), NOW)
+    assert store.usage("warn", "acme", DAY, NOW) == usd(100)
+
+
 def test_unenforced_lines_reserve_over_the_limit_and_say_so(store: Store) -> None:
     warn = line("warn", limit=Limit(usd_micros=500), amount=usd(400), enforce=False)
     assert store.reserve("d1", [warn], NOW, ttl_s=60).lines[0].fits
