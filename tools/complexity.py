@@ -133,11 +133,6 @@ EXPLAINED: dict[str, str] = {
         "on purpose (#17); tests/engine/test_request_prepare.py compares it with the previous"
         " preparation on generated requests"
     ),
-    "policyd/request.py:_emit": (
-        "request preparation, the hottest code of decide(): generated per policy and inlined "
-        "on purpose (#17); tests/engine/test_request_prepare.py compares it with the previous"
-        " preparation on generated requests"
-    ),
     "policyd/request.py:_generate": (
         "request preparation, the hottest code of decide(): generated per policy and inlined "
         "on purpose (#17); tests/engine/test_request_prepare.py compares it with the previous"
