@@ -184,31 +184,14 @@ def measure(n: int, rounds: int, cases: tuple[tuple[int, bool, bool], ...] = CAS
 def _callgrind_redis(out_dir: str) -> tuple[Any, str]:
     """A private redis-server under callgrind (stopped by its PID), and its URL."""
     import shutil
-    import socket
-    import subprocess
-    import time
-
-    import redis
 
     if shutil.which("valgrind") is None or shutil.which("redis-server") is None:
         raise SystemExit("--valgrind needs valgrind and redis-server on PATH")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p"]
-    command += ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    command += ["--hz", "1"]  # fewer timer ticks inside the counts
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
-            return process, url
-        except redis.RedisError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("redis-server did not start under valgrind")
+    wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p")
+    started = bench_stores.private_redis(wrapper, ("--hz", "1"), start_timeout_s=60)
+    if started is None:  # --hz 1: fewer timer ticks inside the counts
+        raise SystemExit("redis-server did not start under valgrind")
+    return started
 
 
 def _counted(pid: int, out_dir: str, calls: Callable[[], None]) -> int:

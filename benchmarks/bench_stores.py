@@ -129,8 +129,12 @@ def in_flight_line() -> Line:
     )
 
 
-def private_redis() -> tuple[Any, str] | None:
-    """A throwaway redis-server on a free loopback port (stopped by its PID), or None."""
+def private_redis(
+    wrapper: tuple[str, ...] = (), extra: tuple[str, ...] = (), start_timeout_s: float = 10.0
+) -> tuple[Any, str] | None:
+    """A throwaway redis-server on a free loopback port (stopped by its PID), or None when
+    there is no redis-server or it does not answer within ``start_timeout_s``. ``wrapper``
+    runs it under another program (``valgrind ...``); ``extra`` are more server options."""
     import shutil
     import socket
     import subprocess
@@ -143,13 +147,14 @@ def private_redis() -> tuple[Any, str] | None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command = [*wrapper, executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += extra
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + start_timeout_s
     while time.monotonic() < deadline:
         try:
-            redis.Redis.from_url(url, socket_timeout=0.2).ping()
+            redis.Redis.from_url(url, socket_timeout=1).ping()
             return process, url
         except redis.RedisError:
             time.sleep(0.05)
