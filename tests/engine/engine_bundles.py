@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 CATALOG = """
 apiVersion: policyd/v1
@@ -34,3 +35,15 @@ context:
 {textwrap.indent(textwrap.dedent(context), "  ")}
 """
     return head + textwrap.dedent(body)
+
+
+def small_request(max_tokens: int | None = None) -> dict[str, Any]:
+    """A pro tenant's one-word request, with ``max_tokens`` when given (budget tests)."""
+    request: dict[str, Any] = {
+        "tenant": {"id": "acme", "tier": "pro"},
+        "user": {"id": "u1"},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    if max_tokens is not None:
+        request["max_tokens"] = max_tokens
+    return request

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from engine_bundles import policy
+from engine_bundles import small_request as req
 
 from policyd import PolicyError
 
@@ -21,17 +22,6 @@ budgets:
     limit: {usd: 0.05}
     on_exceed: {action: ACTION, tier: economy, message: Tenant daily budget used up}
 """
-
-
-def req(max_tokens: int | None = None) -> dict:
-    r: dict = {
-        "tenant": {"id": "acme", "tier": "pro"},
-        "user": {"id": "u1"},
-        "messages": [{"role": "user", "content": "hi"}],
-    }
-    if max_tokens is not None:
-        r["max_tokens"] = max_tokens
-    return r
 
 
 def body(action: str) -> str:

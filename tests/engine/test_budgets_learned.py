@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from engine_bundles import policy
+from engine_bundles import small_request as req
 
 from policyd import Engine, PolicyError
 from policyd.stores import MemoryStore
@@ -29,17 +30,6 @@ budgets:
 
 def body(reserve: str, limit: str = "5", action: str = "block") -> str:
     return BODY.replace("RESERVE", reserve).replace("LIMIT", limit).replace("ACTION", action)
-
-
-def req(max_tokens: int | None = None) -> dict:
-    r: dict = {
-        "tenant": {"id": "acme", "tier": "pro"},
-        "user": {"id": "u1"},
-        "messages": [{"role": "user", "content": "hi"}],
-    }
-    if max_tokens is not None:
-        r["max_tokens"] = max_tokens
-    return r
 
 
 def output_reserved(engine: Engine, request: dict | None = None) -> int:
