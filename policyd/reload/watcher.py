@@ -221,9 +221,9 @@ class Watcher:
     end of the debounce and ``in_place_confirm_ms`` later, and (Linux) while a writer has
     a file open mid-write, up to ``max_wait_s``; unless every file it wrote was closed by
     its writer and no file that counts is open: then it settles ``close_settle_ms`` (at
-    most ``debounce_ms``) after the last close (``track_opens``: None follows the
-    ``POLICYD_TRACK_OPENS`` environment variable, on by default; False turns it off; see
-    :mod:`policyd.reload.opens` for where it is off anyway). ``on_change`` runs in the watcher
+    most ``debounce_ms``) after the last close (``track_opens=False`` or the environment
+    variable ``POLICYD_TRACK_OPENS=0`` turns that off; see :mod:`policyd.reload.opens`
+    for where it is off anyway). ``on_change`` runs in the watcher
     thread; its errors are logged and never stop the watcher. ``prompt_paths`` gives the
     prompt files to watch too (asked again after every change). If the bundle directory is
     replaced or a symlink leading to it flips, the watcher re-attaches and reloads. With
@@ -244,7 +244,7 @@ class Watcher:
         in_place_confirm_ms: int = IN_PLACE_CONFIRM_MS,
         rename_settle_ms: int = RENAME_SETTLE_MS,
         close_settle_ms: int = CLOSE_SETTLE_MS,
-        track_opens: bool | None = None,
+        track_opens: bool = True,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.on_change = on_change
@@ -344,8 +344,8 @@ class Watcher:
 
     def _open_files(self, plan: _Plan, polling: bool) -> OpenFiles | None:
         """The open/close account for this session, or None (then ``self.opens`` says why)."""
-        if self.track_opens is False or polling:
-            self.opens = "turned off" if self.track_opens is False else "polling"
+        if not self.track_opens or polling:
+            self.opens = "polling" if self.track_opens else "turned off"
             return None
         tracker, self.opens = OpenFiles.start(
             plan.paths,
