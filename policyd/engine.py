@@ -366,7 +366,8 @@ class Engine:
         """Reload on every settled burst of file changes, from a daemon thread.
 
         Returns once the file system watches are in place. ``debounce_ms`` is the quiet
-        time after a change written in place or deleted (renames settle after 10 ms).
+        time after a change deleted or written in place (renames settle after 10 ms, and
+        on Linux in-place writes whose writers closed the files 50 ms after the close).
         asyncio apps use :meth:`astart_watching`.
         """
         from policyd.reload.revisions import prompt_files

@@ -2,9 +2,10 @@
 
 Owns which file system changes count (:class:`BundleFilter`: YAML, prompt files, ConfigMap
 ``..data`` flips and directories, never editors' scratch files), debouncing (short for
-renames, which publish complete files), holding back files written in place until their
-content is stable, and staying attached when the bundle directory is replaced or a symlink
-leading to it flips.
+renames, which publish complete files, and for in-place writes whose writers have all
+closed the files, per :mod:`policyd.reload.opens`), holding back files written in place
+until their content is stable, and staying attached when the bundle directory is replaced
+or a symlink leading to it flips.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from policyd.reload.opens import OpenFiles
 
 if TYPE_CHECKING:
     from watchfiles import Change
@@ -38,6 +41,12 @@ IN_PLACE_CONFIRM_MS = 500
 # A burst of renames (temp file renamed over the old one, ConfigMap ``..data`` flips)
 # publishes complete files: it settles after this much quiet (at most debounce_ms).
 RENAME_SETTLE_MS = 10
+# A burst written in place whose files have all been closed by their writers, with nobody
+# holding one open (Linux: inotify's open/close events), settles after this much quiet
+# since the last close (at most debounce_ms) instead of the debounce and the stability
+# check: a writer that closes and reopens the file within it never exposes the state
+# in between.
+CLOSE_SETTLE_MS = 50
 _HASH_WHOLE_BYTES = 32 * 1024 * 1024  # larger files are digested by size and mtime
 
 
@@ -130,8 +139,8 @@ def content_digest(path: str, bundle_filter: BundleFilter) -> str:
     return h.hexdigest()
 
 
-def _burst_kind(batch: Iterable[tuple[Change, str]], counts: BundleFilter) -> tuple[bool, bool]:
-    """(wrote in place, renamed) for one batch of changes from watchfiles.
+def _classify(batch: Iterable[tuple[Change, str]], counts: BundleFilter) -> tuple[set[str], bool]:
+    """(files written in place, renamed) for one batch of changes from watchfiles.
 
     watchfiles reports a rename as the old name ``deleted`` and the new one ``added`` in the
     same batch (the old name is often a scratch file that does not count), and a file
@@ -139,17 +148,24 @@ def _burst_kind(batch: Iterable[tuple[Change, str]], counts: BundleFilter) -> tu
     an ``added`` regular file with no ``deleted`` beside it may be a writer's prefix.
     """
     deleted = any(change.name == "deleted" for change, _ in batch)
-    in_place = renamed = False
+    written: set[str] = set()
+    renamed = False
     for change, path in batch:
         if not counts(change, path):
             continue
         if change.name == "modified":
-            in_place = True
+            written.add(path)
         elif change.name == "added" and deleted:
             renamed = True
         elif change.name == "added" and os.path.isfile(path) and not os.path.islink(path):
-            in_place = True  # created and maybe still being written
-    return in_place, renamed
+            written.add(path)  # created and maybe still being written
+    return written, renamed
+
+
+def _burst_kind(batch: Iterable[tuple[Change, str]], counts: BundleFilter) -> tuple[bool, bool]:
+    """(wrote in place, renamed) for one batch of changes from watchfiles (:func:`_classify`)."""
+    written, renamed = _classify(batch, counts)
+    return bool(written), renamed
 
 
 class _StopFlag:
@@ -202,7 +218,12 @@ class Watcher:
     passed since its first change); a burst of renames only (complete files renamed into
     place, symlink flips) after ``rename_settle_ms`` (at most ``debounce_ms``). A burst
     that wrote a file in place also waits until the bundle's content is the same at the
-    end of the debounce and ``in_place_confirm_ms`` later. ``on_change`` runs in the watcher
+    end of the debounce and ``in_place_confirm_ms`` later, and (Linux) while a writer has
+    a file open mid-write, up to ``max_wait_s``; unless every file it wrote was closed by
+    its writer and no file that counts is open: then it settles ``close_settle_ms`` (at
+    most ``debounce_ms``) after the last close (``track_opens=False`` or the environment
+    variable ``POLICYD_TRACK_OPENS=0`` turns that off; see :mod:`policyd.reload.opens`
+    for where it is off anyway). ``on_change`` runs in the watcher
     thread; its errors are logged and never stop the watcher. ``prompt_paths`` gives the
     prompt files to watch too (asked again after every change). If the bundle directory is
     replaced or a symlink leading to it flips, the watcher re-attaches and reloads. With
@@ -222,6 +243,8 @@ class Watcher:
         catch_up: bool = True,
         in_place_confirm_ms: int = IN_PLACE_CONFIRM_MS,
         rename_settle_ms: int = RENAME_SETTLE_MS,
+        close_settle_ms: int = CLOSE_SETTLE_MS,
+        track_opens: bool = True,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.on_change = on_change
@@ -232,6 +255,8 @@ class Watcher:
         self.catch_up = catch_up
         self.confirm_s = max(self.debounce_s, max(0, in_place_confirm_ms) / 1000)
         rename_ms = max(0, min(rename_settle_ms, debounce_ms))
+        close_ms = max(0, min(close_settle_ms, debounce_ms))
+        self.track_opens = track_opens
         # watchfiles hands over a batch after ``step`` ms without events and checks the stop
         # flag every ``step``; with nothing to report it returns after ``tick`` ms, when we
         # look at the clock (quiet long enough?) and at the bundle's identity. A batch is
@@ -239,9 +264,17 @@ class Watcher:
         self.step_ms = max(10, min(50, rename_ms))
         self.rename_s = max(rename_ms, self.step_ms) / 1000
         self.tick_ms = max(self.step_ms, min(debounce_ms - self.step_ms, 1000))
+        # Closes are not watchfiles events: while opens are tracked, look every close_ms.
+        self.close_s = max(close_ms, self.step_ms) / 1000
+        self.close_tick_ms = max(self.step_ms, min(self.tick_ms, close_ms))
         self.bursts = 0
         self.unstable = 0  # in-place writes still changing when their stability was checked
         self.confirming = threading.Event()  # set while an in-place write is being confirmed
+        # set while a stable in-place write is held back because a file is still being
+        # written (modified and not closed since)
+        self.held_open = threading.Event()
+        self.closed_bursts = 0  # bursts that went live as closed files (no stability check)
+        self.opens: str | None = None  # this session: "tracking opens", or why not
         self.error: str | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -309,8 +342,33 @@ class Watcher:
             else:
                 self.error = None
 
+    def _open_files(self, plan: _Plan, polling: bool) -> OpenFiles | None:
+        """The open/close account for this session, or None (then ``self.opens`` says why)."""
+        if not self.track_opens or polling:
+            self.opens = "polling" if self.track_opens else "turned off"
+            return None
+        tracker, self.opens = OpenFiles.start(
+            plan.paths,
+            plan.recursive,
+            lambda path: plan.filter(_Modified(), path),  # type: ignore[arg-type]
+        )
+        if tracker is None:
+            log.info(
+                "policyd: in-place writes to %s are confirmed by content: %s", self.path, self.opens
+            )
+        return tracker
+
     def _watch(self, plan: _Plan, catch_up: bool) -> bool:
         """One watchfiles session; returns True when it ended to re-attach (then reload)."""
+        polling = _polling(self.force_polling)
+        opens = self._open_files(plan, polling)
+        try:
+            return self._session(plan, catch_up, polling, opens)
+        finally:
+            if opens is not None:
+                opens.close()
+
+    def _session(self, plan: _Plan, catch_up: bool, polling: bool, opens: OpenFiles | None) -> bool:
         import watchfiles
 
         flag = _StopFlag(self._stop, self._ready)
@@ -319,12 +377,12 @@ class Watcher:
         # Polling (no inotify) sees a file's mtime in whole seconds and takes its first
         # snapshot a while after starting: hold the catch-up until that snapshot exists, and
         # check once more a second after each reload, for writes in the same second.
-        polling = _polling(self.force_polling)
         hold_until = first + (POLL_SETTLE_S if polling else 0.0)
         again_at: float | None = None
         # An in-place write seen in this burst: (digest at the end of the debounce, when to
         # compare it again), or None while the burst has not settled yet.
         in_place = False
+        written: set[str] = set()  # the files it wrote in place
         check: tuple[str, float] | None = None
         renamed = False  # the burst renamed files into place (and wrote none in place)
         for batch in watchfiles.watch(
@@ -334,27 +392,46 @@ class Watcher:
             stop_event=flag,
             debounce=max(self.step_ms, int(self.max_wait_s * 1000)),
             step=self.step_ms,
-            rust_timeout=self.tick_ms,
+            rust_timeout=self.tick_ms if opens is None else self.close_tick_ms,
             yield_on_timeout=True,
             raise_interrupt=False,
             recursive=plan.recursive,
             force_polling=self.force_polling,
         ):
             now = time.monotonic()
+            if opens is not None:
+                opens.poll(now)
             if any(plan.filter(c, p) for c, p in batch):
                 log.debug("policyd: changes under %s: %s", self.path, sorted(p for _, p in batch))
                 if not pending:
                     first, renamed = now, False
                 pending, last = True, now - self.step_ms / 1000  # quiet since, per watchfiles
-                wrote, moved = _burst_kind(batch, plan.filter)
-                in_place, renamed = in_place or wrote, renamed or moved
+                wrote, moved = _classify(batch, plan.filter)
+                written |= wrote
+                in_place, renamed = in_place or bool(wrote), renamed or moved
                 check = None  # still being written: the stability check starts over
+                self.held_open.clear()
             if _identity(self.path) != plan.identity:
                 return True
-            quiet = self.rename_s if renamed and not in_place else self.debounce_s
+            # Every file written in place was closed by its writer, nobody has one open, and
+            # nothing was written for close_s: complete as far as its writers are concerned.
+            closed = (
+                in_place
+                and opens is not None
+                and opens.closed(written)
+                and now - max(last, opens.last_write) >= self.close_s - 1e-6
+            )
+            if closed:
+                quiet = self.close_s
+            else:
+                quiet = self.rename_s if renamed and not in_place else self.debounce_s
             # (1 us of slack: ``last`` is ``now - step``, and floats do not always give back step)
             settled = now - last >= quiet - 1e-6 or now - first >= self.max_wait_s
-            if pending and settled and now >= hold_until and in_place:
+            # a stable write whose writer has not closed the file yet: a pause mid-file
+            held = opens is not None and opens.writing() and now - first < self.max_wait_s
+            if pending and settled and now >= hold_until and in_place and not closed:
+                if held and self.held_open.is_set():
+                    continue
                 if check is None or now >= check[1]:
                     digest = content_digest(self.path, plan.filter)
                     if check is None or digest != check[0]:
@@ -364,11 +441,20 @@ class Watcher:
                         check = (digest, now + self.confirm_s)
                         self.confirming.set()
                         continue
+                    if held:
+                        log.info("policyd: %s is open mid-write; waiting", self.path)
+                        self.held_open.set()
+                        continue
                 else:
                     continue
             if pending and settled and now >= hold_until:
+                self.closed_bursts += closed
                 pending, in_place, check = False, False, None
+                written = set()
                 self.confirming.clear()
+                self.held_open.clear()
+                if opens is not None:
+                    opens.new_burst(now)
                 again_at = now + POLL_SETTLE_S if polling else None
             elif again_at is not None and now >= again_at:
                 again_at = None
