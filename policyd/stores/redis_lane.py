@@ -1,0 +1,171 @@
+"""The Redis store's script calls, sent on a connection without redis-py's command path.
+
+A ledger step is one ``EVALSHA``. Through redis-py's ``Script`` object it cost about as
+much client CPU as the round trip itself (measured in docs/performance.md, target 4):
+the pool's checkout (a queue, a ``poll`` for stale data, metrics) and release, the
+command path (retry wrapper, option filtering, response callbacks) and the script's
+own lookup. A :class:`Lane` (sync) or :class:`AsyncLane` keeps the connections it has
+taken from the store's pool in a stack of idle ones, packs ``EVALSHA`` once and reads
+the reply with the connection's own parser (hiredis when installed).
+
+What the pool's checkout guarded against is kept: a connection goes back to the idle
+stack only after a whole request and reply; on any exception in between (a timeout, a
+reset, ``KeyboardInterrupt``, ``CancelledError``) it is disconnected and handed back to
+the pool, so no reply is ever read by the wrong call. The store's gate bounds calls in
+flight to ``pool_size``, so a lane never holds more than the pool has; ``drain`` hands
+idle connections back before the store uses the pool for anything else (pipelines,
+``SCAN``). After a fork the idle stack is dropped (the child must not share sockets),
+as redis-py's pool does. A ``NOSCRIPT`` reply loads the script on the same connection
+and repeats the calls that got it (they did not run), as ``Script`` did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+
+class _LaneBase:
+    def __init__(self, pool: Any, script: str) -> None:
+        self.pool = pool
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+
+    def _packed(self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> Any:
+        """The calls' ``EVALSHA`` commands, packed by the connection (one buffer, so
+        one ``send``)."""
+        packed: list[Any] = []
+        for keys, args in calls:
+            packed += conn.pack_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        return packed if len(packed) == 1 else [b"".join(packed)]
+
+    def _forked(self) -> None:
+        """In a child process: forget the parent's connections (never close them)."""
+        self._idle = []
+        self._pid = os.getpid()
+
+
+def _first_error(replies: list[Any]) -> ResponseError | None:
+    return next((r for r in replies if isinstance(r, ResponseError)), None)
+
+
+class Lane(_LaneBase):
+    """Sync ``EVALSHA`` calls on held connections (see the module docstring)."""
+
+    def call(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """One script call; its reply, or the error it raised."""
+        return self.batch([(keys, args)])[0]
+
+    def batch(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Script calls pipelined in one round trip; their replies. An error reply is
+        raised (the first one) after every reply has been read."""
+        if self._pid != os.getpid():
+            self._forked()
+        conn = self._idle.pop() if self._idle else self.pool.get_connection()
+        try:
+            replies = self._roundtrip(conn, calls)
+            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if missing:  # the script cache was flushed: load it, repeat those calls
+                conn.send_command("SCRIPT", "LOAD", self.script, check_health=False)
+                conn.read_response()
+                again = self._roundtrip(conn, [calls[i] for i in missing])
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+        except BaseException:
+            conn.disconnect()
+            self.pool.release(conn)
+            raise
+        self._idle.append(conn)
+        error = _first_error(replies)
+        if error is not None:
+            raise error
+        return replies
+
+    def _roundtrip(
+        self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
+        conn.send_packed_command(self._packed(conn, calls), check_health=False)
+        replies = []
+        for _ in calls:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as exc:  # read whole: the connection stays in step
+                replies.append(exc)
+        return replies
+
+    def drain(self) -> None:
+        """Hand the idle connections back to the pool (before other commands use it)."""
+        if self._pid != os.getpid():
+            self._forked()
+        while self._idle:
+            try:
+                conn = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            self.pool.release(conn)
+
+
+class AsyncLane(_LaneBase):
+    """The asyncio twin of :class:`Lane`, for one event loop's pool."""
+
+    async def call(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return (await self.batch([(keys, args)]))[0]
+
+    async def batch(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        if self._pid != os.getpid():
+            self._forked()
+        conn = self._idle.pop() if self._idle else await self.pool.get_connection()
+        try:
+            replies = await self._roundtrip(conn, calls)
+            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if missing:
+                await conn.send_command("SCRIPT", "LOAD", self.script, check_health=False)
+                await conn.read_response()
+                again = await self._roundtrip(conn, [calls[i] for i in missing])
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+        except BaseException:
+            await _disconnect_and_release(self.pool, conn)
+            raise
+        self._idle.append(conn)
+        error = _first_error(replies)
+        if error is not None:
+            raise error
+        return replies
+
+    async def _roundtrip(
+        self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
+        await conn.send_packed_command(self._packed(conn, calls), check_health=False)
+        replies = []
+        for _ in calls:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    async def drain(self) -> None:
+        if self._pid != os.getpid():
+            self._forked()
+        while self._idle:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                break
+            await self.pool.release(conn)
+
+
+async def _disconnect_and_release(pool: Any, conn: Any) -> None:
+    """Close a connection whose reply may be unread, and give it back to the pool; a
+    cancellation arriving meanwhile still lets the pool have it back."""
+    try:
+        await conn.disconnect(nowait=True)
+    finally:
+        await pool.release(conn)
