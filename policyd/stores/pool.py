@@ -39,6 +39,15 @@ class Gate:
 
     @contextmanager
     def enter(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """Take a slot (waiting as the class says); :meth:`release` gives it back. The
+        store's hot path calls the pair directly: ``enter`` is the same, as a context."""
         if not self._sem.acquire(blocking=False):
             self.waited += 1
             while True:
@@ -47,11 +56,10 @@ class Gate:
                     break
                 if self._released == seen:
                     raise PoolBusy(_busy_text(self.size, self.timeout_s))
-        try:
-            yield
-        finally:
-            self._released += 1
-            self._sem.release()
+
+    def release(self) -> None:
+        self._released += 1
+        self._sem.release()
 
 
 class AsyncGate:

@@ -388,8 +388,12 @@ class RedisStore(ReplayMixin):
             script = self._sync_script()
             with self._gate.enter():
                 return script(keys=call.keys, args=call.args)
-        with self._gate.enter():
+        gate = self._gate
+        gate.acquire()
+        try:
             return lane.call(call.keys, call.args)
+        finally:
+            gate.release()
 
     async def _acall(self, call: codec.Call) -> Any:
         _client, calls, gate = self._async_pair()

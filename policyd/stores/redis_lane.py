@@ -23,10 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
+
+_pack_c: Callable[[tuple[Any, ...]], bytes] | None
+try:  # what redis-py packs commands with when it is installed, called without its wrapper
+    from hiredis import pack_command as _pack_c
+except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py's packer then
+    _pack_c = None
 
 
 class _LaneBase:
@@ -42,7 +48,10 @@ class _LaneBase:
         one ``send``)."""
         packed: list[Any] = []
         for keys, args in calls:
-            packed += conn.pack_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            if _pack_c is not None:
+                packed.append(_pack_c(("EVALSHA", self.sha, len(keys), *keys, *args)))
+            else:
+                packed += conn.pack_command("EVALSHA", self.sha, len(keys), *keys, *args)
         return packed if len(packed) == 1 else [b"".join(packed)]
 
     def _forked(self) -> None:
@@ -59,8 +68,28 @@ class Lane(_LaneBase):
     """Sync ``EVALSHA`` calls on held connections (see the module docstring)."""
 
     def call(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """One script call; its reply, or the error it raised."""
-        return self.batch([(keys, args)])[0]
+        """One script call: its reply, or the error reply raised (the common path of
+        :meth:`batch` for one call, without its lists)."""
+        if self._pid != os.getpid():
+            self._forked()
+        conn = self._idle.pop() if self._idle else self.pool.get_connection()
+        try:
+            conn.send_packed_command(self._packed(conn, ((keys, args),)), check_health=False)
+            try:
+                reply = conn.read_response()
+            except NoScriptError:
+                reply = self._roundtrip(conn, [(keys, args)], load=True)[0]
+        except ResponseError:  # an error reply, read whole: the connection stays in step
+            self._idle.append(conn)
+            raise
+        except BaseException:
+            conn.disconnect()
+            self.pool.release(conn)
+            raise
+        self._idle.append(conn)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
 
     def batch(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
         """Script calls pipelined in one round trip; their replies. An error reply is
@@ -72,9 +101,7 @@ class Lane(_LaneBase):
             replies = self._roundtrip(conn, calls)
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if missing:  # the script cache was flushed: load it, repeat those calls
-                conn.send_command("SCRIPT", "LOAD", self.script, check_health=False)
-                conn.read_response()
-                again = self._roundtrip(conn, [calls[i] for i in missing])
+                again = self._roundtrip(conn, [calls[i] for i in missing], load=True)
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
         except BaseException:
@@ -88,8 +115,13 @@ class Lane(_LaneBase):
         return replies
 
     def _roundtrip(
-        self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+        self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]], load: bool = False
     ) -> list[Any]:
+        """Send the calls and read every reply (error replies as values); ``load``: first
+        load the script (a call got ``NOSCRIPT``: the cache was flushed)."""
+        if load:
+            conn.send_command("SCRIPT", "LOAD", self.script, check_health=False)
+            conn.read_response()
         conn.send_packed_command(self._packed(conn, calls), check_health=False)
         replies = []
         for _ in calls:
