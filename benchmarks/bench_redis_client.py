@@ -6,7 +6,8 @@ On a private ``redis-server`` (started and stopped by PID), one client, 3 budget
 lines of ``bench_stores.py``), p50 wall µs and mean CPU µs of the calling thread per
 decision (a reserve and its settle, two round trips), for:
 
-- the memory store, and the Redis store (the difference is target 4's client figure);
+- the memory store, and the Redis store (the difference is target 4's client figure),
+  also with its script calls through redis-py's ``Script`` object (as before the lane);
 - two ``PING`` round trips: through redis-py's command path, on a held connection
   (what the store's lane does), and on a bare socket (the floor of this host);
 - two ``EVALSHA`` of a script that returns at once, with the ledger's keys and
@@ -64,8 +65,15 @@ def timed(step: Callable[[int], Any], n: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.fmean(cpu)
 
 
-def decisions(spec: str, n: int) -> Callable[[int], None]:
+def decisions(spec: str, n: int, script_object: bool = False) -> Callable[[int], None]:
+    """One decision's reserve and settle on a store; ``script_object``: the Redis store's
+    calls through redis-py's ``Script`` and pool checkout, as before the lane."""
     store = open_store(spec, key_prefix=f"client:{uuid.uuid4().hex[:8]}:", command_timeout_s=5)
+    if script_object:
+        from policyd.stores.redis import LUA
+
+        store._script = store._client.register_script(LUA)  # type: ignore[attr-defined]
+        store._lane = None  # type: ignore[attr-defined]
     lines = [bench_stores.lines_for(0, i) for i in range(50)]
     run = uuid.uuid4().hex[:6]
 
@@ -87,6 +95,7 @@ def measure(url: str, n: int) -> dict[str, tuple[float, float]]:
     rows["Redis store decision"] = timed(decisions(url, n), n)
     calls_after, usec_after = _ledger_stats(client)
     server = (usec_after - usec) / (calls_after - calls)
+    rows["Redis store decision, via redis-py Script"] = timed(decisions(url, n, True), n)
     rows["2 PING, redis-py command path"] = timed(lambda i: (client.ping(), client.ping()), n)
     pool = client.connection_pool
     conn = pool.get_connection()
