@@ -11,7 +11,10 @@ the reply with the connection's own parser (hiredis when installed).
 What the pool's checkout guarded against is kept: a connection goes back to the idle
 stack only after a whole request and reply; on any exception in between (a timeout, a
 reset, ``KeyboardInterrupt``, ``CancelledError``) it is disconnected and handed back to
-the pool, so no reply is ever read by the wrong call. The store's gate bounds calls in
+the pool, so no reply is ever read by the wrong call; and an idle connection with
+something to read when it is taken again (the server closed it: a restart, an idle
+``timeout``, ``CLIENT KILL``) is reconnected before use, as the pool's checkout did,
+instead of failing the call. The store's gate bounds calls in
 flight to ``pool_size``, so a lane never holds more than the pool has; ``drain`` hands
 idle connections back before the store uses the pool for anything else (pipelines,
 ``SCAN``). After a fork the idle stack is dropped (the child must not share sockets),
@@ -22,11 +25,17 @@ and repeats the calls that got it (they did not run), as ``Script`` did.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+#: what a check of an idle connection raises when the server has closed it
+_GONE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _pack_c: Callable[[tuple[Any, ...]], bytes] | None
 try:  # what redis-py packs commands with when it is installed, called without its wrapper
@@ -42,6 +51,10 @@ class _LaneBase:
         self.sha = hashlib.sha1(script.encode()).hexdigest()
         self._idle: list[Any] = []
         self._pid = os.getpid()
+        # redis-py before 5.3 requires a command name (ignored); later ones warn if given
+        param = inspect.signature(pool.get_connection).parameters.get("command_name")
+        needed = param is not None and param.default is inspect.Parameter.empty
+        self._checkout_args: tuple[str, ...] = ("EVALSHA",) if needed else ()
 
     def _packed(self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> Any:
         """The calls' ``EVALSHA`` commands, packed by the connection (one buffer, so
@@ -70,18 +83,16 @@ class Lane(_LaneBase):
     def call(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """One script call: its reply, or the error reply raised (the common path of
         :meth:`batch` for one call, without its lists)."""
-        if self._pid != os.getpid():
-            self._forked()
-        conn = self._idle.pop() if self._idle else self.pool.get_connection()
+        conn = self._take()
         try:
-            conn.send_packed_command(self._packed(conn, ((keys, args),)), check_health=False)
+            self._ready(conn)
+            conn.send_packed_command(self._packed(conn, ((keys, args),)))
             try:
                 reply = conn.read_response()
             except NoScriptError:
                 reply = self._roundtrip(conn, [(keys, args)], load=True)[0]
-        except ResponseError:  # an error reply, read whole: the connection stays in step
-            self._idle.append(conn)
-            raise
+            except ResponseError as exc:  # an error reply, read whole: still in step
+                reply = exc
         except BaseException:
             conn.disconnect()
             self.pool.release(conn)
@@ -94,10 +105,9 @@ class Lane(_LaneBase):
     def batch(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
         """Script calls pipelined in one round trip; their replies. An error reply is
         raised (the first one) after every reply has been read."""
-        if self._pid != os.getpid():
-            self._forked()
-        conn = self._idle.pop() if self._idle else self.pool.get_connection()
+        conn = self._take()
         try:
+            self._ready(conn)
             replies = self._roundtrip(conn, calls)
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if missing:  # the script cache was flushed: load it, repeat those calls
@@ -114,15 +124,38 @@ class Lane(_LaneBase):
             raise error
         return replies
 
+    def _take(self) -> Any:
+        """An idle connection, else one from the pool."""
+        if self._pid != os.getpid():
+            self._forked()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self.pool.get_connection(*self._checkout_args)
+
+    @staticmethod
+    def _ready(conn: Any) -> None:
+        """Connect, and reconnect once a connection the server has closed, as the pool's
+        checkout does (called inside the call's try, so the connection always goes back;
+        a failure to connect is the call's failure, after one attempt)."""
+        conn.connect()  # nothing when connected
+        try:
+            stale = conn.can_read()  # we never leave a reply unread: EOF or a reset
+        except _GONE:
+            stale = True
+        if stale:
+            conn.disconnect()
+            conn.connect()
+
     def _roundtrip(
         self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]], load: bool = False
     ) -> list[Any]:
         """Send the calls and read every reply (error replies as values); ``load``: first
         load the script (a call got ``NOSCRIPT``: the cache was flushed)."""
         if load:
-            conn.send_command("SCRIPT", "LOAD", self.script, check_health=False)
+            conn.send_command("SCRIPT", "LOAD", self.script)
             conn.read_response()
-        conn.send_packed_command(self._packed(conn, calls), check_health=False)
+        conn.send_packed_command(self._packed(conn, calls))
         replies = []
         for _ in calls:
             try:
@@ -150,14 +183,13 @@ class AsyncLane(_LaneBase):
         return (await self.batch([(keys, args)]))[0]
 
     async def batch(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        if self._pid != os.getpid():
-            self._forked()
-        conn = self._idle.pop() if self._idle else await self.pool.get_connection()
+        conn = await self._take()
         try:
+            await self._ready(conn)
             replies = await self._roundtrip(conn, calls)
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if missing:
-                await conn.send_command("SCRIPT", "LOAD", self.script, check_health=False)
+                await conn.send_command("SCRIPT", "LOAD", self.script)
                 await conn.read_response()
                 again = await self._roundtrip(conn, [calls[i] for i in missing])
                 for i, reply in zip(missing, again, strict=True):
@@ -174,7 +206,7 @@ class AsyncLane(_LaneBase):
     async def _roundtrip(
         self, conn: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
     ) -> list[Any]:
-        await conn.send_packed_command(self._packed(conn, calls), check_health=False)
+        await conn.send_packed_command(self._packed(conn, calls))
         replies = []
         for _ in calls:
             try:
@@ -182,6 +214,27 @@ class AsyncLane(_LaneBase):
             except ResponseError as exc:
                 replies.append(exc)
         return replies
+
+    async def _take(self) -> Any:
+        if self._pid != os.getpid():
+            self._forked()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return await self.pool.get_connection(*self._checkout_args)
+
+    @staticmethod
+    async def _ready(conn: Any) -> None:
+        await conn.connect()
+        try:
+            # redis-py 8 names it can_read (can_read_destructive is deprecated there)
+            check = getattr(conn, "can_read", None) or conn.can_read_destructive
+            stale = await check()
+        except _GONE:
+            stale = True
+        if stale:
+            await conn.disconnect()
+            await conn.connect()
 
     async def drain(self) -> None:
         if self._pid != os.getpid():

@@ -37,6 +37,51 @@ def test_a_reply_that_came_too_late_is_never_read_by_the_next_call(
     store.close()
 
 
+def kill_other_clients(url: str) -> None:
+    """Close every other client's connection from the server side (as a restart or an
+    idle ``timeout`` does); the server has closed them when this returns."""
+    killer = redis.Redis.from_url(url)
+    assert killer.client_kill_filter(_type="normal", skipme=True) >= 1
+    killer.close()
+
+
+def test_a_connection_the_server_closed_is_reconnected_not_failed(
+    server: ThrowawayRedis,
+) -> None:
+    store = fast_store(server.url)
+    assert store.reserve("d1", [line()], NOW, TTL_S).ok  # a connection is held, idle
+    kill_other_clients(server.url)
+    second = store.reserve("d2", [line()], NOW, TTL_S)  # as with the pool's checkout
+    assert second.ok and second.store_error is None
+    assert store.stats()["failures"] == 0
+    assert store.usage("daily", "acme", DAY, NOW) == Amount(2_000, 0, 2)
+    store.close()
+
+
+async def test_async_a_connection_the_server_closed_is_replaced(server: ThrowawayRedis) -> None:
+    store = fast_store(server.url)
+    assert (await store.areserve("d1", [line()], NOW, TTL_S)).ok
+    kill_other_clients(server.url)
+    # the event loop may not have seen the close yet: this call may fail (redis-py's
+    # asyncio pool did the same), and the next one must not
+    await store.areserve("d2", [line()], NOW, TTL_S)
+    store._down_until = 0.0
+    third = await store.areserve("d3", [line()], NOW, TTL_S)
+    assert third.ok and third.store_error is None
+    await store.aclose()
+    store.close()
+
+
+def test_a_dead_server_costs_one_connect_attempt(server: ThrowawayRedis) -> None:
+    store = fast_store(server.url)
+    assert store.reserve("d1", [line()], NOW, TTL_S).ok
+    server.kill()  # the held connection is closed and nothing listens on the port
+    failed = store.reserve("d2", [line()], NOW, TTL_S)
+    assert failed.store_error and "Connection" in failed.store_error
+    assert store.stats()["failures"] == 1
+    store.close()
+
+
 def test_a_flushed_script_cache_during_a_replay_batch(server: ThrowawayRedis) -> None:
     store = fast_store(server.url)
     reservations = [store.reserve(f"d{i}", [line()], NOW, TTL_S) for i in range(3)]
