@@ -194,8 +194,11 @@ def _callgrind_redis(out_dir: str) -> tuple[Any, str]:
     return started
 
 
-def _counted(pid: int, out_dir: str, calls: Callable[[], None]) -> int:
-    """Instructions the server ran during ``calls`` (zero the count, run, dump, read)."""
+def _counted(
+    pid: int, out_dir: str, calls: Callable[[], None], keep: list[Path] | None = None
+) -> int:
+    """Instructions the server ran during ``calls`` (zero the count, run, dump, read);
+    ``keep`` collects the dump's path (else it is only read)."""
     import re
     import subprocess
     from pathlib import Path
@@ -208,7 +211,61 @@ def _counted(pid: int, out_dir: str, calls: Callable[[], None]) -> int:
     (dump,) = set(Path(out_dir).glob(f"cg.{pid}.*")) - before
     found = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
     assert found is not None, dump
+    if keep is not None:
+        keep.append(dump)
     return int(found.group(1))
+
+
+def _split_rows(f: dict[str, int]) -> list[tuple[str, int]]:
+    """Where a script call's instructions go, from redis-server functions' inclusive
+    counts (the Lua interpreter's own functions are static, without symbols)."""
+    commands, to_lua = f["scriptCall"], f.get("parseReply", 0) + f.get("freeLuaRedisArgv", 0)
+    return [
+        ("reading the command, replying (outside the script)",
+         f["processInputBuffer"] - f["luaCallFunction"]),
+        ("calling the script: KEYS/ARGV tables, its reply", f["luaCallFunction"] - f["lua_pcall"]),
+        ("Lua: bytecode, struct/string functions, redis.call's arguments",
+         f["lua_pcall"] - commands - to_lua),
+        ("redis.call's replies into Lua values", to_lua),
+        ("the commands themselves (HMGET, HSET, ZADD, ...)", commands),
+    ]  # fmt: skip
+
+
+def split(n: int) -> None:
+    """Print where one reserve and one settle (3 budgets, one instant) spend their
+    instructions, from callgrind's inclusive counts per function."""
+    import re
+    import subprocess
+    import tempfile
+
+    import redis
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        process, url = _callgrind_redis(out_dir)
+        client = redis.Redis.from_url(url, socket_timeout=120)
+        try:
+            dumps: list[Path] = []
+            reserves, settles = _steps(client, CONTENDERS[1], 3, False, n, False)
+            _counted(process.pid, out_dir, reserves, dumps)
+            _counted(process.pid, out_dir, settles, dumps)
+            for step, dump in zip(("reserve", "settle"), dumps, strict=True):
+                text = subprocess.run(
+                    ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(dump)],
+                    capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+                inclusive = {
+                    m.group(2): int(m.group(1).replace(",", ""))
+                    for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+\?\?\?:(\w+) ", text, re.M)
+                }
+                rows = _split_rows(inclusive)
+                total = sum(count for _, count in rows) / n
+                print(f"{step} (3 budgets, one instant): {total / 1000:.0f}k instructions a call")
+                for label, count in rows:
+                    print(f"  {count / n / 1000:6.1f}k  {label}")
+        finally:
+            client.close()
+            process.terminate()
+            process.wait()
 
 
 def instructions(n: int, cases: tuple[tuple[int, bool, bool], ...] = CASES) -> list[Row]:
@@ -307,8 +364,13 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--valgrind", action="store_true", help="count instructions instead")
+    parser.add_argument(
+        "--split", action="store_true", help="where a call's instructions go (callgrind)"
+    )
     options = parser.parse_args()
-    if options.valgrind:
+    if options.split:
+        split(min(options.decisions, 300))
+    elif options.valgrind:
         n = min(options.decisions, 300)  # valgrind runs the server ~50x slower
         print_table(instructions(n), n, 1, "k")
     else:

@@ -35,4 +35,10 @@ def test_targets_refuses_a_target_it_does_not_have() -> None:
 def test_bench_ledger_takes_valgrind() -> None:
     shown = run(str(BENCHMARKS / "bench_ledger.py"), "--help")
     assert shown.returncode == 0, shown.stderr
-    assert "--valgrind" in shown.stdout
+    assert "--valgrind" in shown.stdout and "--split" in shown.stdout
+
+
+def test_bench_redis_client_takes_its_options() -> None:
+    shown = run(str(BENCHMARKS / "bench_redis_client.py"), "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert all(option in shown.stdout for option in ("--n", "--rounds", "--profile"))

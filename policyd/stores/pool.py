@@ -14,7 +14,7 @@ costs at most one bounded wait.
 from __future__ import annotations
 
 import asyncio
-import threading
+import queue
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -28,30 +28,51 @@ class PoolBusy(StoreError):
 
 
 class Gate:
-    """The sync gate: a bounded semaphore whose waiters give up only without progress."""
+    """The sync gate: ``size`` slots whose waiters give up only without progress.
+
+    The slots are tokens in a ``queue.SimpleQueue`` (C): taking and giving one back costs
+    ~0.1 µs, where ``threading.BoundedSemaphore`` (Python, a condition and a lock) cost
+    ~2.4 µs, twice per store call."""
 
     def __init__(self, size: int, timeout_s: float) -> None:
         self.size = size
         self.timeout_s = timeout_s
         self.waited = 0  # calls that had to wait for a connection
-        self._sem = threading.BoundedSemaphore(size)
+        self._free: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(size):
+            self._free.put(None)
         self._released = 0
 
     @contextmanager
     def enter(self) -> Iterator[None]:
-        if not self._sem.acquire(blocking=False):
-            self.waited += 1
-            while True:
-                seen = self._released
-                if self._sem.acquire(timeout=self.timeout_s):
-                    break
-                if self._released == seen:
-                    raise PoolBusy(_busy_text(self.size, self.timeout_s))
+        self.acquire()
         try:
             yield
         finally:
-            self._released += 1
-            self._sem.release()
+            self.release()
+
+    def acquire(self) -> None:
+        """Take a slot (waiting as the class says); :meth:`release` gives it back. The
+        store's hot path calls the pair directly: ``enter`` is the same, as a context."""
+        try:
+            self._free.get_nowait()
+            return
+        except queue.Empty:
+            pass
+        self.waited += 1
+        while True:
+            seen = self._released
+            try:
+                self._free.get(timeout=self.timeout_s)
+                return
+            except queue.Empty:
+                if self._released == seen:
+                    raise PoolBusy(_busy_text(self.size, self.timeout_s)) from None
+
+    def release(self) -> None:
+        """Give back a slot taken by :meth:`acquire` (only such a slot)."""
+        self._released += 1
+        self._free.put(None)
 
 
 class AsyncGate:

@@ -40,6 +40,7 @@ from policyd.stores import redis_codec as codec
 from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
 from policyd.stores.journal import Journal
 from policyd.stores.pool import AsyncGate, Gate, PoolBusy
+from policyd.stores.redis_lane import AsyncLane, Lane
 from policyd.stores.redis_options import pool_size_option, redact, seconds_option, url_options
 from policyd.stores.redis_replay import FAILURES as _FAILURES
 from policyd.stores.redis_replay import ReplayMixin
@@ -113,7 +114,8 @@ class RedisStore(ReplayMixin):
         self.failures = 0
         self._down_until = 0.0
         self._client: Any = None
-        self._script: Any = None
+        self._script: Any = None  # a cluster's script calls (redis-py routes them)
+        self._lane: Lane | None = None  # a single server's script calls
         # asyncio clients belong to the loop that made them: (client, script, gate) per loop
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Any, Any, AsyncGate]
@@ -126,7 +128,7 @@ class RedisStore(ReplayMixin):
                 self._client = redis.Redis.from_pool(pool)
             except ValueError as exc:
                 raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
-            self._script = self._client.register_script(LUA)
+            self._lane = Lane(pool, LUA)
 
     # -- the protocol ---------------------------------------------------------------------
     # Each operation is written once, as a flow (policyd.stages.flow) that yields every
@@ -175,7 +177,7 @@ class RedisStore(ReplayMixin):
         """The keys that have a counter of ``budget`` in the current window (SCAN), sorted."""
         slot_id = current_window(window, now).id
         pattern = codec.counter_pattern(self.key_prefix, budget, window, slot_id)
-        self._sync_script()  # connects a cluster client
+        self._plain_client()
         try:
             names = list(self._client.scan_iter(match=pattern, count=1000))
         except _FAILURES as exc:
@@ -351,6 +353,14 @@ class RedisStore(ReplayMixin):
             self._script = self._client.register_script(LUA)
         return self._script
 
+    def _plain_client(self) -> None:
+        """Before plain commands: the lane's idle connections go back to the pool (a
+        cluster client is connected)."""
+        if self._lane is not None:
+            self._lane.drain()
+        else:
+            self._sync_script()
+
     def _async_pair(self) -> tuple[Any, Any, AsyncGate]:
         loop = asyncio.get_running_loop()
         pair = self._async.get(loop)
@@ -365,38 +375,44 @@ class RedisStore(ReplayMixin):
                 )
                 client = redis.asyncio.Redis.from_pool(pool)
             gate = AsyncGate(self.pool_size, self.pool_timeout_s)
-            pair = self._async[loop] = (client, client.register_script(LUA), gate)
+            calls = client.register_script(LUA) if self.cluster else AsyncLane(pool, LUA)
+            pair = self._async[loop] = (client, calls, gate)
         return pair
 
     # -- the transport: all that differs between sync and async -----------------------------
 
     def _call(self, call: codec.Call) -> Any:
         """One script call through the pool's gate (waits while the pool is all in use)."""
-        script = self._sync_script()
-        with self._gate.enter():
-            return script(keys=call.keys, args=call.args)
+        lane = self._lane
+        if lane is None:
+            script = self._sync_script()
+            with self._gate.enter():
+                return script(keys=call.keys, args=call.args)
+        gate = self._gate
+        gate.acquire()
+        try:
+            return lane.call(call.keys, call.args)
+        finally:
+            gate.release()
 
     async def _acall(self, call: codec.Call) -> Any:
-        _client, script, gate = self._async_pair()
+        _client, calls, gate = self._async_pair()
         async with gate.enter():
-            return await script(keys=call.keys, args=call.args)
+            if isinstance(calls, AsyncLane):
+                return await calls.call(call.keys, call.args)
+            return await calls(keys=call.keys, args=call.args)
 
     def _batch(self, calls: Sequence[codec.Call]) -> list[Any]:
         """Script calls pipelined in one round trip (not a cluster), through the gate."""
-        script = self._sync_script()
-        pipe = self._client.pipeline(transaction=False)
-        for call in calls:
-            script(keys=call.keys, args=call.args, client=pipe)
+        assert self._lane is not None
         with self._gate.enter():
-            return list(pipe.execute())
+            return self._lane.batch([(call.keys, call.args) for call in calls])
 
     async def _abatch(self, calls: Sequence[codec.Call]) -> list[Any]:
-        client, script, gate = self._async_pair()
-        pipe = client.pipeline(transaction=False)
-        for call in calls:
-            await script(keys=call.keys, args=call.args, client=pipe)
+        _client, lane, gate = self._async_pair()
+        assert isinstance(lane, AsyncLane)
         async with gate.enter():
-            return list(await pipe.execute())
+            return await lane.batch([(call.keys, call.args) for call in calls])
 
     def _pipe(self, fill: Callable[[Any], None]) -> list[Any]:
         """Plain commands (``fill(pipeline)`` queues them) in one round trip, through the
@@ -404,8 +420,8 @@ class RedisStore(ReplayMixin):
         error = self._fail_fast()
         if error is not None:
             raise StoreUnavailable(error)
-        self._sync_script()  # connects a cluster client
         with self._gate.enter():
+            self._plain_client()
             pipe = self._client.pipeline(transaction=False)
             fill(pipe)
             return list(pipe.execute())
@@ -414,8 +430,10 @@ class RedisStore(ReplayMixin):
         error = self._fail_fast()
         if error is not None:
             raise StoreUnavailable(error)
-        client, _script, gate = self._async_pair()
+        client, calls, gate = self._async_pair()
         async with gate.enter():
+            if isinstance(calls, AsyncLane):
+                await calls.drain()
             pipe = client.pipeline(transaction=False)
             fill(pipe)
             return list(await pipe.execute())
