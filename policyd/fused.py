@@ -31,8 +31,8 @@ from types import MappingProxyType
 from typing import Any
 
 from policyd import cel, fused_runtime
-from policyd.cel.inline import inline
-from policyd.cel.runtime import ERRORS
+from policyd.cel.inline import absorbing_lines, inline
+from policyd.cel.runtime import ERRORS, no_overload
 from policyd.decision import (
     CacheDirective,
     Decision,
@@ -60,6 +60,7 @@ class _Source:
         self.ns = ns
         self.depth = 1
         self.count = 0
+        self.called = False  # a condition's function is called (it needs the activation)
 
     def emit(self, *lines: str) -> None:
         self.lines.extend("    " * self.depth + line for line in lines)
@@ -74,24 +75,37 @@ class _Source:
         return self.const(TraceEntry(stage, rule, outcome, detail))
 
     def later(self, stage: str, rule: str | None, outcome: str, before: str, after: str) -> str:
-        """``trace.append(Later(...))`` of the error in ``v``; marks the trace lazy."""
-        args = ", ".join(self.const(x) for x in (stage, rule, outcome, before))
-        return f"trace.append(_Later({args}, _not_bool(v), {self.const(after)})); lazy = 1"
+        """Code appending the :class:`Later` of the failed condition in ``v``."""
+        spec = self.const((stage, rule, outcome, before, after))
+        return f"trace.append(_new_tuple(_Later, ({spec}, v))); lazy = 1"
 
     def condition(self, expr: cel.Expression) -> None:
         """``v`` = the value, or an :class:`Err` (as ``matches``/``evaluate`` would say)."""
         self.count += 1
         inlined = inline(expr, f"_x{self.count}", self.ns)
         if inlined is None:
+            self.called = True
             self.emit("try:", f"    v = {self.const(expr.evaluate)}(a)")
-            self.emit("except _CAUGHT as exc:", "    v = _Err(exc)")
+            self.emit("except _CAUGHT as exc:")
+            self.emit("    exc.__traceback__ = None", "    v = _new_tuple(_Err, (exc, None))")
             return
-        fast, names, absorbing = inlined
-        self.emit("try:", f"    v = {fast}", "except _E as exc:")
-        if absorbing:
-            self.emit(f"    v = _rerun({self.const(expr.evaluate)}, a)")
-        else:
-            self.emit(f"    v = _Err(exc, {self.const(names)})")
+        self.called = self.called or inlined.activation
+        names = self.const(inlined.names)
+        self.emit("try:", f"    v = {inlined.fast}", "except _E as exc:")
+        if inlined.slow is None:  # the error is the answer
+            self.emit("    exc.__traceback__ = None  # hold no frame of the decision")
+            self.emit(f"    v = _new_tuple(_Err, (exc, {names}))")
+        elif inlined.absorbing is None:  # its absorbing function decides
+            self.emit(f"    v = _rerun({self.const(inlined.slow)}, exc, r, now)")
+        else:  # ... written out here
+            out = f"_s{self.count}"
+            self.emit(*("    " + line for line in absorbing_lines(inlined.absorbing, out)))
+            self.emit(
+                f"    if {out}_e is None:",
+                f"        v = {out}_v",
+                "    else:",
+                f"        v = _new_tuple(_Err, ({out}_e, {names}))",
+            )
 
 
 def fusible(policy: Any) -> bool:
@@ -119,8 +133,8 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
     if not fusible(policy):
         return None
     ns: dict[str, Any] = {
-        "_E": ERRORS, "_CAUGHT": CAUGHT, "_Err": Err, "_Later": Later,
-        "_rerun": fused_runtime.rerun, "_not_bool": fused_runtime.not_bool,
+        "_E": ERRORS, "_no_overload": no_overload, "_CAUGHT": CAUGHT, "_Err": Err, "_Later": Later,
+        "_rerun": fused_runtime.rerun,
         "_blocked": fused_runtime.blocked, "_build": build_decision,
         "_new_id": new_decision_id, "_rt": runtime, "_prepare": policy.shape.prepare,
         "_Pending": PendingTrace, "_proxy": MappingProxyType, "_TE": TraceEntry,
@@ -134,7 +148,6 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
         "r = _prepare(request)",
         "now = _rt.clock()",
         "did = _new_id()",
-        "a = {'request': r, 'now': now}",
         "trace = []",
         "warned = []",
         "lazy = 0",
@@ -162,6 +175,8 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
         "_proxy(prompts), (), tuple(warned), held, _ref, None, did, None, False, None, lfbs, "
         "counter, r, None, _policy), now",
     )
+    if src.called:  # the activation a condition's function reads
+        src.lines.insert(3, "    a = {'request': r, 'now': now}")
     text = "def decide(request, counter):\n" + "\n".join(src.lines) + "\n"
     filename = f"<policyd.fused {policy.name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)

@@ -21,6 +21,8 @@ from policyd.decision import Decision, PendingTrace, PromptChoice, TraceEntry, b
 from policyd.stages.base import _STAGE_REASONS, DecisionState, finish
 from policyd.stages.prompts import Template
 
+_new_tuple = tuple.__new__
+
 CAUGHT = (cel.EvaluationError, RecursionError)  # what stages.base.matches() catches
 ENCODE = json.JSONEncoder(  # json.dumps with stages.cache.cache_key's arguments, built once
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
@@ -29,59 +31,55 @@ NO_PROMPTS: Any = MappingProxyType({})
 _GUARDRAIL = _STAGE_REASONS["guardrails"]  # Decision.reason of a guardrail's block
 
 
-class Err:
-    """A condition's error, its text made only when read: ``matches()``'s words."""
+class Err(tuple[Any, ...]):
+    """A condition's error, its text made only when read: ``(exception, names)``.
 
-    __slots__ = ("exc", "fixed", "names")
+    ``names`` is the expression's own names when the exception was raised by inlined code
+    (converted as its function would, :func:`~policyd.cel.runtime.to_eval_error`), None
+    when the function raised it. Built with ``tuple.__new__``: no ``__init__`` to run.
+    """
 
-    def __init__(
-        self, exc: BaseException | None, names: frozenset[str] | None = None, fixed: str = ""
-    ) -> None:
-        if exc is not None:
-            exc.__traceback__ = None  # hold no frame of the decision
-        self.exc, self.names, self.fixed = exc, names, fixed
+    __slots__ = ()
 
     def text(self) -> str:
-        exc = self.exc
-        if exc is None:
-            return self.fixed
-        if self.names is not None:  # raised by inlined code: converted as its function does
-            return str(to_eval_error(exc, self.names))
+        """``matches()``'s words for it."""
+        exc, names = self
+        if names is not None:
+            return str(to_eval_error(exc, names))
         if isinstance(exc, RecursionError):
             return "expression too deep to evaluate"
         return str(exc)
 
 
-def not_bool(value: Any) -> Err:
-    return value if value.__class__ is Err else Err(None, None, _not_bool_text(value))
-
-
-def _not_bool_text(value: Any) -> str:
+def error_text(value: Any) -> str:
+    """A failed condition's text: an :class:`Err`'s, or a value that is not a bool."""
+    if value.__class__ is Err:
+        return value.text()
     return f"condition gave {type(value).__name__}, not bool"
 
 
-def rerun(evaluate: Callable[[Any], Any], activation: Any) -> Any:
-    """An inlined condition raised: its own function decides (CEL's absorbing ``&&``/``||``)."""
+def rerun(slow: Callable[[Any], Any], exc: BaseException, request: Any, now: Any) -> Any:
+    """An inlined condition raised: its absorbing form decides, as its function's would
+    (CEL's ``&&``/``||`` let a decisive operand win over an error); an :class:`Err`."""
+    if isinstance(exc, cel.CostLimitExceeded):  # never absorbed (not raised uninlined)
+        exc.__traceback__ = None
+        return _new_tuple(Err, (exc, None))
     try:
-        return evaluate(activation)
-    except CAUGHT as exc:
-        return Err(exc)
+        return slow({"request": request, "now": now})
+    except CAUGHT as raised:
+        raised.__traceback__ = None  # hold no frame of the decision
+        return _new_tuple(Err, (raised, None))
 
 
-class Later:
-    """A trace entry whose detail quotes an error: ``before + error text + after``."""
+class Later(tuple[Any, ...]):
+    """A trace entry quoting a failed condition: ``((stage, rule, outcome, before, after),
+    value)``, its detail ``before + error text + after`` made when the trace is read."""
 
-    __slots__ = ("after", "before", "err", "outcome", "rule", "stage")
-
-    def __init__(
-        self, stage: str, rule: str | None, outcome: str, before: str, err: Err, after: str
-    ) -> None:
-        self.stage, self.rule, self.outcome = stage, rule, outcome
-        self.before, self.err, self.after = before, err, after
+    __slots__ = ()
 
     def entry(self) -> TraceEntry:
-        detail = self.before + self.err.text() + self.after
-        return TraceEntry(self.stage, self.rule, self.outcome, detail)
+        (stage, rule, outcome, before, after), value = self
+        return TraceEntry(stage, rule, outcome, before + error_text(value) + after)
 
 
 def blocked(

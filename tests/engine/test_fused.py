@@ -7,7 +7,8 @@ Both must give equal decisions: every field, ``to_dict()``, the trace and its te
 refusal of a malformed request. Checked on generated requests for the benchmark bundle,
 the shipped bundle (which falls back to the steps) and small bundles that reach the
 generator's other paths (warn guardrails, no-store and global cache rules, templates
-with placeholders, weighted tiers without a sticky key, cooldowns, no routing).
+with placeholders, weighted tiers without a sticky key, cooldowns, no routing, a
+condition with a macro, which is called rather than inlined).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ routing:
       tier: sticky
     - name: vip
       when: request.user.id.startsWith("vip")
+      tier: big
+    - name: tagged-code
+      when: request.tags.exists(t, t == "code") && request.priority < 9
       tier: big
   context_window: skip_small
   cooldown: {after_failures: 1, for: 30s}
