@@ -27,7 +27,7 @@ import random
 import warnings
 from collections.abc import Callable
 from datetime import datetime
-from types import MappingProxyType
+from types import CodeType, MappingProxyType
 from typing import Any
 
 from policyd import cel, fused_runtime
@@ -42,7 +42,7 @@ from policyd.decision import (
     build_decision,
 )
 from policyd.decision_id import new_decision_id
-from policyd.fused_runtime import CAUGHT, ENCODE, Err, Later
+from policyd.fused_runtime import CAUGHT, ENCODE, Absorbing, Err, Later
 from policyd.stages.base import Runtime
 from policyd.stages.cache import _SCOPE_PATHS, CacheStage
 from policyd.stages.guardrails import InputGuardrailsStage
@@ -50,6 +50,7 @@ from policyd.stages.prompts import PromptsStage, assign, bucket
 from policyd.stages.routing import CompiledTier, RoutingStage, _key_text, _unit
 
 Fused = Callable[[Any, str], tuple[Decision, datetime]]
+_CODE: dict[str, CodeType] = {}  # generated source -> its code object
 
 
 class _Source:
@@ -92,20 +93,16 @@ class _Source:
         self.called = self.called or inlined.activation
         names = self.const(inlined.names)
         self.emit("try:", f"    v = {inlined.fast}", "except _E as exc:")
-        if inlined.slow is None:  # the error is the answer
+        if not inlined.absorbs:  # the error is the answer
             self.emit("    exc.__traceback__ = None  # hold no frame of the decision")
             self.emit(f"    v = _new_tuple(_Err, (exc, {names}))")
         elif inlined.absorbing is None:  # its absorbing function decides
-            self.emit(f"    v = _rerun({self.const(inlined.slow)}, exc, r, now)")
-        else:  # ... written out here
-            out = f"_s{self.count}"
-            self.emit(*("    " + line for line in absorbing_lines(inlined.absorbing, out)))
-            self.emit(
-                f"    if {out}_e is None:",
-                f"        v = {out}_v",
-                "    else:",
-                f"        v = _new_tuple(_Err, ({out}_e, {names}))",
-            )
+            slow = expr.evaluate.__globals__["_slow"]
+            self.emit(f"    v = _rerun({self.const(slow)}, exc, r, now)")
+        else:  # ... written out as statements
+            lines = absorbing_lines(inlined.absorbing, "_o")
+            absorbing = Absorbing(lines, inlined.names, self.ns)
+            self.emit(f"    v = {self.const(absorbing)}(r, now)")
 
 
 def fusible(policy: Any) -> bool:
@@ -180,9 +177,15 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
     text = "def decide(request, counter):\n" + "\n".join(src.lines) + "\n"
     filename = f"<policyd.fused {policy.name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SyntaxWarning)  # as cel.expression compiles the CEL
-        exec(builtins.compile(text, filename, "exec"), ns)
+    code = _CODE.get(text)
+    if code is None:  # compiling is most of fuse()'s time; a reload often repeats a text
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # as cel.expression compiles CEL
+            code = builtins.compile(text, filename, "exec")
+        if len(_CODE) >= 256:
+            _CODE.clear()
+        _CODE[text] = code
+    exec(code, ns)
     decide: Fused = ns["decide"]
     return decide
 

@@ -13,8 +13,7 @@ statements too when it is an and/or tree over plain operands (:func:`absorbing_l
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from policyd.cel.expression import Expression
@@ -28,16 +27,15 @@ class Inlined:
 
     ``fast``: its fast form, an expression over ``r``, ``now`` (and ``a``, the activation,
     when ``activation``), raising a Python exception on error; ``names``: what
-    :func:`~policyd.cel.runtime.to_eval_error` needs to word one. ``slow``: None when an
-    error is the answer, else the function deciding after an error (CEL's absorbing
-    ``&&``/``||``), and ``absorbing``: that function's work as statements, when its form
-    allows (an and/or tree over plain operands), setting ``<out>_v`` and ``<out>_e`` (the
-    first error, raised unconverted, or None) for :func:`absorbing_lines`.
+    :func:`~policyd.cel.runtime.to_eval_error` needs to word one. ``absorbs``: False when
+    an error is the answer, True when the function's ``_slow`` form decides after an
+    error (CEL's absorbing ``&&``/``||``), and ``absorbing``: that form as an and/or tree
+    over plain operands, when it is one, for :func:`absorbing_lines`.
     """
 
     fast: str
     names: frozenset[str]
-    slow: Callable[[Any], Any] | None
+    absorbs: bool
     absorbing: tuple[str, tuple[Any, ...]] | None
     activation: bool
 
@@ -50,6 +48,29 @@ def inline(expr: Expression, prefix: str, ns: dict[str, Any]) -> Inlined | None:
     if not expr.native or code is None:
         return None
     scope = expr.evaluate.__globals__
+    key = (code, prefix)
+    known = _MADE.get(key)
+    if known is None:
+        known = _MADE[key] = _inline(code, scope, prefix)
+        if len(_MADE) > 4096:
+            _MADE.clear()
+    if known is None:
+        return None
+    inlined, used = known
+    for name in used:  # this expression's own constants, under the names the code uses
+        ns[prefix + name] = scope[name]
+    return replace(inlined, names=scope.get("_names", frozenset()))
+
+
+#: (generated code, prefix) -> what inlining it gave and the names it renamed: compiling a
+#: policy again (a reload, the policy test runner) repeats the same expressions.
+_MADE: dict[tuple[str, str], tuple[Inlined, tuple[str, ...]] | None] = {}
+
+
+def _inline(
+    code: str, scope: dict[str, Any], prefix: str
+) -> tuple[Inlined, tuple[str, ...]] | None:
+    ns: dict[str, Any] = {}
     tree = ast.parse(code)
     functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
     fast = _returned(functions.get("_evaluate"))
@@ -61,16 +82,18 @@ def inline(expr: Expression, prefix: str, ns: dict[str, Any]) -> Inlined | None:
     except _NotInlined:
         return None
     names = scope.get("_names", frozenset())
+    used = tuple(name[len(prefix) :] for name in ns)
     if "_slow" not in functions:
-        return Inlined(fast_code, names, None, None, renamer.activation)
+        return Inlined(fast_code, names, False, None, renamer.activation), used
     slow = _returned(functions["_slow"])
     try:
         tree_form = _and_or(slow, renamer) if slow is not None else None
     except _NotInlined:
         tree_form = None
-    if tree_form is not None and _leaves(tree_form) > MAX_OPERANDS:
-        tree_form = None
-    return Inlined(fast_code, names, scope["_slow"], tree_form, renamer.activation)
+    if tree_form is not None and (_leaves(tree_form) > MAX_OPERANDS or renamer.activation):
+        tree_form = None  # (the statements read only r and now)
+    used = tuple(name[len(prefix) :] for name in ns)
+    return Inlined(fast_code, names, True, tree_form, renamer.activation), used
 
 
 #: Most operands written out as statements (each nests one level deeper).
