@@ -3,7 +3,7 @@
 This module owns speed-up #1 of docs/performance.md (and the lazy error texts of #2).
 :func:`fuse` reads a compiled policy's stage objects, which stay the source of truth,
 and when every stage is one it can write out (input guardrails that are CEL conditions
-only, routing, cache, prompts; no budgets, text checks, size limits or plugins) returns
+and size limits, routing, cache, prompts; no budgets, text checks or plugins) returns
 ``decide(request, counter) -> (Decision, now)``, generated Python that makes the same
 decision as running the steps one by one (``deciding.run_steps``), in one frame: each
 condition's generated CEL inlined in order where its code allows (else its function
@@ -45,7 +45,7 @@ from policyd.decision_id import new_decision_id
 from policyd.fused_runtime import CAUGHT, ENCODE, Absorbing, Err, Later
 from policyd.stages.base import Runtime
 from policyd.stages.cache import _SCOPE_PATHS, CacheStage
-from policyd.stages.guardrails import InputGuardrailsStage
+from policyd.stages.guardrails import InputGuardrailsStage, SizeLimit
 from policyd.stages.prompts import PromptsStage, assign, bucket
 from policyd.stages.routing import CompiledTier, RoutingStage, _key_text, _unit
 
@@ -119,7 +119,9 @@ def fusible(policy: Any) -> bool:
             return False
         if isinstance(stage, InputGuardrailsStage):
             for guard in stage.guards:
-                if guard.checks or guard.text is not None or guard.plugin is not None:
+                if guard.text is not None or guard.plugin is not None:
+                    return False
+                if not all(isinstance(check, SizeLimit) for check in guard.checks):
                     return False
     return True
 
@@ -194,24 +196,21 @@ _REST = "(did, counter, r, _ref, _policy)"
 
 
 def _guardrails(src: _Source, stage: InputGuardrailsStage) -> None:
+    """``InputGuardrailsStage._check`` for conditions and size limits, in order."""
     for guard in stage.guards:
         if guard.when is None:
-            continue  # no condition, size limit, text check or plugin: nothing to do
+            _limits(src, guard)
+            continue
         src.condition(guard.when)
-        name, message = src.const(guard.name), src.const(guard.message)
-        blocks = guard.action in ("block", "redact")  # redact with nothing to replace: block
         src.emit("if v is True:")
-        if blocks:
-            entry = src.entry("guardrails", guard.name, "block", "condition matched")
-            src.emit(
-                f"    trace.append({entry})",
-                f"    return _blocked({name}, {message}, warned, trace, lazy, {_REST}), now",
-            )
+        src.depth += 1
+        if guard.checks:
+            _limits(src, guard)
         else:
-            entry = src.entry("guardrails", guard.name, "warn", "condition matched")
-            warning = src.const(f"{guard.name}: condition matched")
-            src.emit(f"    warned.append({warning})", f"    trace.append({entry})")
+            _fire(src, guard, src.const("condition matched"))
+        src.depth -= 1
         src.emit("elif v is not False:")
+        name, message = src.const(guard.name), src.const(guard.message)
         if guard.on_error == "allow":
             after = "; on_error: allow"
             src.emit("    " + src.later("guardrails", guard.name, "error-allowed", _FAILED, after))
@@ -221,6 +220,41 @@ def _guardrails(src: _Source, stage: InputGuardrailsStage) -> None:
                 "    " + src.later("guardrails", guard.name, "block", _FAILED, after),
                 f"    return _blocked({name}, {message}, warned, trace, lazy, {_REST}), now",
             )
+
+
+def _limits(src: _Source, guard: Any) -> None:
+    """The guardrail's size limits in order; the first one exceeded fires (nothing else)."""
+    depth = src.depth
+    for i, check in enumerate(guard.checks):
+        assert isinstance(check, SizeLimit)
+        if i:
+            src.emit("else:")
+            src.depth += 1
+        size = "len(r['messages'])" if check.field == "messages" else f"r[{check.field!r}]"
+        src.emit(f"n = {size}", f"if n > {src.const(check.limit)}:")
+        src.depth += 1
+        src.emit(f"reason = {src.const(check)}.reason(n)")
+        _fire(src, guard, "reason")
+        src.depth -= 1
+    src.depth = depth
+
+
+def _fire(src: _Source, guard: Any, reason: str) -> None:
+    """``InputGuardrailsStage._fire``: block (redact with nothing to replace too) or warn,
+    ``reason`` (code) the trace's detail."""
+    name, message = src.const(guard.name), src.const(guard.message)
+    stage = src.const("guardrails")
+    if guard.action in ("block", "redact"):
+        src.emit(
+            f"trace.append(_new_tuple(_TE, ({stage}, {name}, 'block', {reason})))",
+            f"return _blocked({name}, {message}, warned, trace, lazy, {_REST}), now",
+        )
+    else:
+        prefix = src.const(f"{guard.name}: ")
+        src.emit(
+            f"warned.append({prefix} + {reason})",
+            f"trace.append(_new_tuple(_TE, ({stage}, {name}, 'warn', {reason})))",
+        )
 
 
 _FAILED = "condition failed: "

@@ -5,10 +5,11 @@ one; ``adecide``, the policy test runner and policies it cannot write out run th
 Both must give equal decisions: every field, ``to_dict()``, the trace and its texts
 (rendered lazily on the generated path), the explain rows, the prepared request, the
 refusal of a malformed request. Checked on generated requests for the benchmark bundle,
-the shipped bundle (which falls back to the steps) and small bundles that reach the
-generator's other paths (warn guardrails, no-store and global cache rules, templates
-with placeholders, weighted tiers without a sticky key, cooldowns, no routing, a
-condition with a macro, which is called rather than inlined).
+the shipped bundle (code-assistant is written out; support-bot, with text scans, falls
+back to the steps) and small bundles that reach the generator's other paths (warn
+guardrails, size limits with and without a condition, no-store and global cache rules,
+templates with placeholders, weighted tiers without a sticky key, cooldowns, no routing,
+a condition with a macro, which is called rather than inlined).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ guardrails:
       when: request.feature == "secret"
       action: block
       on_error: allow
+    - name: pasted
+      max_chars: 4000
+      action: warn
+    - name: long-secret-sessions
+      when: request.feature == "mine"
+      max_messages: 3
+      max_tokens: 1500
+      action: block
 cache:
   rules:
     - name: never
@@ -268,7 +277,7 @@ def _record(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]]) -> dict[
 
 _REQUEST = st.builds(
     lambda messages, rest: {"messages": messages, **rest},
-    st.lists(_MESSAGE, min_size=1, max_size=3),
+    st.lists(_MESSAGE, min_size=1, max_size=24),
     _record(
         {
             "tenant": _record(_TENANT),
@@ -280,6 +289,8 @@ _REQUEST = st.builds(
             "max_tokens": st.one_of(st.integers(1, 3000), st.integers(1, 300_000)),
             "model": st.sampled_from(["big-1", "small"]),
             "id": _WORDS,
+            "org": _record({"id": _WORDS, "plan": st.sampled_from(["team", "solo"])}),
+            "repo_files": st.integers(0, 900),
         }
     ),
 )
@@ -289,15 +300,16 @@ _SETTINGS = settings(
 )
 
 
-@pytest.mark.parametrize("name", ["routing-heavy", "wide", "no-routing"])
+@pytest.mark.parametrize("name", ["routing-heavy", "shipped", "wide", "no-routing"])
 @_SETTINGS
 @given(request=_REQUEST, seed=st.integers(0, 1000))
 def test_generated_requests_decide_alike(
     bundles: dict[str, Path], name: str, request: dict[str, Any], seed: int
 ) -> None:
     setup = _setup(bundles[name])
-    for policy_name in setup.compiled.policies:
-        setup.both(policy_name, request, seed)
+    for policy_name, compiled in setup.compiled.policies.items():
+        if compiled.fused is not None:  # (the shipped support-bot scans text: steps only)
+            setup.both(policy_name, request, seed)
 
 
 @settings(max_examples=200, deadline=None)
@@ -341,13 +353,11 @@ def test_the_engine_decides_through_the_generated_function(bundles: dict[str, Pa
 def test_policies_it_cannot_write_out_decide_through_their_steps(
     bundles: dict[str, Path],
 ) -> None:
-    """Text scans and size limits (the shipped bundle) and budgets are not written out:
-    those policies have no generated function and decide as before."""
+    """A policy with text scans (the shipped support-bot) or budgets (below) has no
+    generated function and decides through its steps, as before."""
     setup = _setup(bundles["shipped"])
-    assert {n: p.fused for n, p in setup.compiled.policies.items()} == {
-        "code-assistant": None,
-        "support-bot": None,
-    }
+    fused = {n: p.fused is not None for n, p in setup.compiled.policies.items()}
+    assert fused == {"code-assistant": True, "support-bot": False}
     engine = Engine.from_path(bundles["shipped"], clock=lambda: NOW)
     counter = TokenCounter()
     for path in sorted((ROOT / "examples" / "requests").glob("*.json")):
@@ -396,3 +406,26 @@ def test_an_error_text_is_rendered_when_the_trace_is_read(bundles: dict[str, Pat
     assert dataclasses.replace(decision).trace == decision.trace
     with pytest.raises(dataclasses.FrozenInstanceError):
         decision.trace = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("messages", "chars", "outcome"),
+    [(21, 10, "block"), (20, 10, None), (2, 3001, "warn"), (25, 4000, "block")],
+)
+def test_the_shipped_size_limits_fire_alike(
+    bundles: dict[str, Path], messages: int, chars: int, outcome: str | None
+) -> None:
+    """code-assistant's max_messages (block) and max_chars (warn), at and over the limit."""
+    setup = _setup(bundles["shipped"])
+    text = "x" * (chars // messages)
+    request = {
+        "org": {"id": "o", "plan": "team"},
+        "messages": [{"role": "user", "content": text + "y" * (chars % messages * (i == 0))}
+                     for i in range(messages)],
+    }  # fmt: skip
+    setup.both("code-assistant", request, 0)
+    fused = setup.compiled.policies["code-assistant"].fused
+    assert fused is not None
+    decision = fused(request, "estimate")[0]
+    fired = [t.outcome for t in decision.trace if t.stage == "guardrails"]
+    assert fired == ([outcome] if outcome else [])
