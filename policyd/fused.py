@@ -42,7 +42,7 @@ from policyd.decision import (
     build_decision,
 )
 from policyd.decision_id import new_decision_id
-from policyd.fused_runtime import CAUGHT, ENCODE, Absorbing, Err, Later
+from policyd.fused_runtime import CAUGHT, ENCODE, Err, Later
 from policyd.stages.base import Runtime
 from policyd.stages.cache import _SCOPE_PATHS, CacheStage
 from policyd.stages.guardrails import InputGuardrailsStage, SizeLimit
@@ -99,10 +99,29 @@ class _Source:
         elif inlined.absorbing is None:  # its absorbing function decides
             slow = expr.evaluate.__globals__["_slow"]
             self.emit(f"    v = _rerun({self.const(slow)}, exc, r, now)")
-        else:  # ... written out as statements
-            lines = absorbing_lines(inlined.absorbing, "_o")
-            absorbing = Absorbing(lines, inlined.names, self.ns)
-            self.emit(f"    v = {self.const(absorbing)}(r, now)")
+        else:  # ... written out as statements, a function of its own (the error path)
+            body = "".join(f"    {line}\n" for line in absorbing_lines(inlined.absorbing, "_o"))
+            text = (
+                f"def absorbing(r, now):\n{body}    if _o_e is None:\n        return _o_v\n"
+                f"    return _new_tuple(_Err, (_o_e, {names}))\n"
+            )
+            made: dict[str, Any] = {}
+            exec(_compiled(text, "<policyd.fused absorbing>"), self.ns, made)
+            self.emit(f"    v = {self.const(made['absorbing'])}(r, now)")
+
+
+def _compiled(text: str, filename: str) -> CodeType:
+    """``text`` compiled, from a cache: compiling is most of :func:`fuse`'s time, and
+    compiling a policy again (a reload, the policy test runner) repeats the same text."""
+    code = _CODE.get(text)
+    if code is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # as cel.expression compiles CEL
+            code = builtins.compile(text, filename, "exec")
+        if len(_CODE) >= 1024:
+            _CODE.clear()
+        _CODE[text] = code
+    return code
 
 
 def fusible(policy: Any) -> bool:
@@ -179,15 +198,7 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
     text = "def decide(request, counter):\n" + "\n".join(src.lines) + "\n"
     filename = f"<policyd.fused {policy.name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    code = _CODE.get(text)
-    if code is None:  # compiling is most of fuse()'s time; a reload often repeats a text
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)  # as cel.expression compiles CEL
-            code = builtins.compile(text, filename, "exec")
-        if len(_CODE) >= 256:
-            _CODE.clear()
-        _CODE[text] = code
-    exec(code, ns)
+    exec(_compiled(text, filename), ns)
     decide: Fused = ns["decide"]
     return decide
 

@@ -71,30 +71,6 @@ def rerun(slow: Callable[[Any], Any], exc: BaseException, request: Any, now: Any
         return _new_tuple(Err, (raised, None))
 
 
-class Absorbing:
-    """One condition's absorbing form (:func:`policyd.cel.inline.absorbing_lines`) for
-    when its inlined fast form raised: the value, or an :class:`Err`. The statements are
-    compiled the first time they are needed, in the generated function's namespace, so a
-    policy whose conditions never fail that way never pays for compiling them."""
-
-    __slots__ = ("lines", "names", "ns", "run")
-
-    def __init__(self, lines: list[str], names: frozenset[str], ns: dict[str, Any]) -> None:
-        self.lines, self.names, self.ns = lines, names, ns
-        self.run: Callable[[Any, Any], tuple[Any, Any]] | None = None
-
-    def __call__(self, request: Any, now: Any) -> Any:
-        run = self.run
-        if run is None:  # two threads may both compile: the same function
-            body = "".join(f"    {line}\n" for line in self.lines)
-            text = f"def absorbing(r, now):\n{body}    return _o_v, _o_e\n"
-            made: dict[str, Any] = {}
-            exec(compile(text, "<policyd.fused absorbing>", "exec"), self.ns, made)
-            run = self.run = made["absorbing"]
-        value, error = run(request, now)
-        return value if error is None else _new_tuple(Err, (error, self.names))
-
-
 class Later(tuple[Any, ...]):
     """A trace entry quoting a failed condition: ``((stage, rule, outcome, before, after),
     value)``, its detail ``before + error text + after`` made when the trace is read."""
