@@ -82,8 +82,7 @@ class _Source:
 
     def condition(self, expr: cel.Expression) -> None:
         """``v`` = the value, or an :class:`Err` (as ``matches``/``evaluate`` would say)."""
-        self.count += 1
-        inlined = inline(expr, f"_x{self.count}", self.ns)
+        inlined = inline(expr, self.ns)
         if inlined is None:
             self.called = True
             self.emit("try:", f"    v = {self.const(expr.evaluate)}(a)")
@@ -91,7 +90,7 @@ class _Source:
             self.emit("    exc.__traceback__ = None", "    v = _new_tuple(_Err, (exc, None))")
             return
         self.called = self.called or inlined.activation
-        names = self.const(inlined.names)
+        names = f"{inlined.prefix}_names"
         self.emit("try:", f"    v = {inlined.fast}", "except _E as exc:")
         if not inlined.absorbs:  # the error is the answer
             self.emit("    exc.__traceback__ = None  # hold no frame of the decision")

@@ -13,6 +13,7 @@ statements too when it is an and/or tree over plain operands (:func:`absorbing_l
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +34,7 @@ class Inlined:
     over plain operands, when it is one, for :func:`absorbing_lines`.
     """
 
+    prefix: str
     fast: str
     names: frozenset[str]
     absorbs: bool
@@ -40,31 +42,35 @@ class Inlined:
     activation: bool
 
 
-def inline(expr: Expression, prefix: str, ns: dict[str, Any]) -> Inlined | None:
+def inline(expr: Expression, ns: dict[str, Any]) -> Inlined | None:
     """``expr``'s generated function as source to embed, its constants and helpers added to
-    ``ns`` under ``prefix``; None when its code is not of the shape inlined (one
-    ``return`` inside a ``try``)."""
+    ``ns`` under ``Inlined.prefix`` (its names and ``<prefix>_names`` too); None when its
+    code is not of the shape inlined (one ``return`` inside a ``try``)."""
     code = expr.python_source
     if not expr.native or code is None:
         return None
     scope = expr.evaluate.__globals__
-    key = (code, prefix)
-    known = _MADE.get(key)
+    known = _MADE.get(code)
     if known is None:
-        known = _MADE[key] = _inline(code, scope, prefix)
-        if len(_MADE) > 4096:
-            _MADE.clear()
+        if len(_MADE) >= 4096:
+            _MADE.clear()  # prefixes are never reused (_SERIAL), so entries may go
+        known = _MADE[code] = _inline(code, scope, f"_x{next(_SERIAL)}")
     if known is None:
         return None
     inlined, used = known
     for name in used:  # this expression's own constants, under the names the code uses
-        ns[prefix + name] = scope[name]
-    return replace(inlined, names=scope.get("_names", frozenset()))
+        ns[inlined.prefix + name] = scope[name]
+    names = scope.get("_names", frozenset())
+    ns[inlined.prefix + "_names"] = names
+    return replace(inlined, names=names)
 
 
-#: (generated code, prefix) -> what inlining it gave and the names it renamed: compiling a
-#: policy again (a reload, the policy test runner) repeats the same expressions.
-_MADE: dict[tuple[str, str], tuple[Inlined, tuple[str, ...]] | None] = {}
+#: generated code -> what inlining it gave and the names it renamed, under a prefix of its
+#: own: the same code (the same expression text) has the same constants, so compiling a
+#: policy again, changed or not (a reload, the policy test runner), repeats the work only
+#: for new expressions, and the generated code around them keeps its text.
+_MADE: dict[str, tuple[Inlined, tuple[str, ...]] | None] = {}
+_SERIAL = itertools.count()
 
 
 def _inline(
@@ -84,7 +90,7 @@ def _inline(
     names = scope.get("_names", frozenset())
     used = tuple(name[len(prefix) :] for name in ns)
     if "_slow" not in functions:
-        return Inlined(fast_code, names, False, None, renamer.activation), used
+        return Inlined(prefix, fast_code, names, False, None, renamer.activation), used
     slow = _returned(functions["_slow"])
     try:
         tree_form = _and_or(slow, renamer) if slow is not None else None
@@ -93,7 +99,7 @@ def _inline(
     if tree_form is not None and (_leaves(tree_form) > MAX_OPERANDS or renamer.activation):
         tree_form = None  # (the statements read only r and now)
     used = tuple(name[len(prefix) :] for name in ns)
-    return Inlined(fast_code, names, True, tree_form, renamer.activation), used
+    return Inlined(prefix, fast_code, names, True, tree_form, renamer.activation), used
 
 
 #: Most operands written out as statements (each nests one level deeper).

@@ -85,7 +85,7 @@ def test_an_inlined_expression_evaluates_like_its_function(
 ) -> None:
     expr = cel.compile(SOURCES[index], DECLARED)
     ns: dict[str, Any] = {"_E": runtime.ERRORS, "_no_overload": runtime.no_overload}
-    inlined = inline(expr, "_p", ns)
+    inlined = inline(expr, ns)
     assert inlined is not None
     assert inlined.absorbing is not None or not inlined.absorbs
     form = inlined.absorbing
