@@ -4,7 +4,8 @@ Each policy becomes a :class:`CompiledPolicy`: its request shape and an
 ordered tuple of steps, each a stage compiled by its own class from its own
 section of the policy and bound by :mod:`policyd.pipeline` (which names and
 orders the stages). Deciding (:mod:`policyd.deciding`) only runs the steps in
-order.
+order; ``Engine.decide`` runs the policy's generated function instead where
+:mod:`policyd.fused` could write one (the same decisions).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from policyd.bundle import Bundle, policy_digest
 from policyd.decision import PolicyRef
 from policyd.diagnostics import PolicyError
+from policyd.fused import Fused, fuse
 from policyd.pipeline import StageTimings, Step, build_steps, timed
 from policyd.prices import ModelInfo, resolve
 from policyd.request import RequestShape, TokenCounter
@@ -34,6 +37,10 @@ class CompiledPolicy:
     steps: tuple[Step, ...]
     models: Mapping[str, ModelInfo]
     output_guardrails: OutputGuardrails | None = None
+    # The steps written out as one generated function (policyd.fused), set by
+    # compile_bundle when every stage is one it writes out; Engine.decide calls it.
+    # Copies (timed()) decide through their steps.
+    fused: Fused | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def stages(self) -> tuple[Stage, ...]:
@@ -95,6 +102,10 @@ class CompiledBundle:
             raise RequestError(f"unknown policy {name!r}", hint=hint) from None
 
 
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)  # a frozen dataclass's field set after __init__
+
+
 def compile_bundle(
     bundle: Bundle, runtime: Runtime, *, token_counter: TokenCounter | None = None
 ) -> CompiledBundle:
@@ -122,4 +133,5 @@ def compile_bundle(
             models=models,
             output_guardrails=output,
         )
+        _set(compiled[name], "fused", fuse(compiled[name], runtime))
     return CompiledBundle(compiled, bundle.digest, bundle, runtime.clock())

@@ -3,7 +3,10 @@
 Every part is a frozen dataclass; :meth:`Decision.to_dict` is the JSON shape
 that ``policyd eval --json`` prints and ``PolicyTest`` expectations address
 with dotted paths. :func:`build_decision` is the engine's way to make a
-``Decision``: the same object, built without the frozen ``__init__``'s cost.
+``Decision``: the same object, built without the frozen ``__init__``'s cost. A
+decision's ``trace`` may be held as a :class:`PendingTrace` until first read: the
+entries whose text quotes a CEL error are rendered then, once (the same entries and
+texts, only later).
 """
 
 from __future__ import annotations
@@ -32,6 +35,19 @@ class TraceEntry(NamedTuple):
             "outcome": self.outcome,
             "detail": self.detail,
         }
+
+
+class PendingTrace:
+    """A trace not rendered yet: each item a :class:`TraceEntry` or an object whose
+    ``entry()`` makes one (an entry whose text is a CEL error's, made when read)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def render(self) -> tuple[TraceEntry, ...]:
+        return tuple(i if i.__class__ is TraceEntry else i.entry() for i in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +220,36 @@ class Decision:
             "trace": [t.to_dict() for t in self.trace],
             "policy": self.policy.to_dict(),
         }
+
+
+class _TraceSlot:
+    """``Decision.trace``: the slot's value, a :class:`PendingTrace` rendered (and stored
+    back) the first time it is read. Everything reads the field through here (equality,
+    hash, repr, ``to_dict()``, pickling, ``dataclasses.replace``), so a decision built
+    with a pending trace is indistinguishable from one built with the tuple."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = self.slot.__get__(obj, owner)
+        if value.__class__ is PendingTrace:
+            value = value.render()
+            self.slot.__set__(obj, value)  # two threads may both render: equal tuples
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.slot.__delete__(obj)
+
+
+setattr(Decision, "trace", _TraceSlot(Decision.__dict__["trace"]))  # noqa: B010
 
 
 def _decision_builder() -> Callable[..., Decision]:

@@ -34,38 +34,38 @@ DEFAULT_PLUGIN_TIMEOUT_S = 1.0
 Check = Callable[[DecisionState], str | None]
 
 
-def _max_tokens(limit: int) -> Check:
-    def check(state: DecisionState) -> str | None:
-        n = state.request["input_tokens"]
-        return f"input is {n} tokens, limit {limit}" if n > limit else None
+@dataclass(frozen=True, slots=True)
+class SizeLimit:
+    """A request-level size limit (``max_tokens``, ``max_chars``, ``max_messages``): why
+    it fired, or None. Its fields let the generated decide function (policyd.fused)
+    write the comparison out; the words are :meth:`reason`'s either way."""
 
-    return check
+    field: str  # the prepared request's count: input_tokens, input_chars, messages
+    limit: int
 
+    def __call__(self, state: DecisionState) -> str | None:
+        n = self.size(state.request)
+        return self.reason(n) if n > self.limit else None
 
-def _max_chars(limit: int) -> Check:
-    def check(state: DecisionState) -> str | None:
-        n = state.request["input_chars"]
-        return f"input is {n} characters, limit {limit}" if n > limit else None
+    def size(self, request: Mapping[str, Any]) -> int:
+        value = request[self.field]
+        return len(value) if self.field == "messages" else value
 
-    return check
-
-
-def _max_messages(limit: int) -> Check:
-    def check(state: DecisionState) -> str | None:
-        n = len(state.request["messages"])
-        return f"{n} messages, limit {limit}" if n > limit else None
-
-    return check
+    def reason(self, n: int) -> str:
+        if self.field == "messages":
+            return f"{n} messages, limit {self.limit}"
+        unit = "tokens" if self.field == "input_tokens" else "characters"
+        return f"input is {n} {unit}, limit {self.limit}"
 
 
 def simple_checks(guard: document.Guardrail) -> list[Check]:
-    checks = []
+    checks: list[Check] = []
     if guard.max_tokens is not None:
-        checks.append(_max_tokens(guard.max_tokens))
+        checks.append(SizeLimit("input_tokens", guard.max_tokens))
     if guard.max_chars is not None:
-        checks.append(_max_chars(guard.max_chars))
+        checks.append(SizeLimit("input_chars", guard.max_chars))
     if guard.max_messages is not None:
-        checks.append(_max_messages(guard.max_messages))
+        checks.append(SizeLimit("messages", guard.max_messages))
     return checks
 
 
