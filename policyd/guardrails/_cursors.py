@@ -114,6 +114,45 @@ class _Memo:
         return self.found
 
 
+class CursorPlan:
+    """What a rule's cursor needs that no scan changes: its regex, the bytes that end a
+    run, the prefix or trigger it skips to. Worked out once per rule set (a cursor is
+    made per rule and scan; making these each time cost more than a short scan)."""
+
+    __slots__ = (
+        "breakers",
+        "brk",
+        "coarse_after",
+        "literal",
+        "pre",
+        "pre_cont",
+        "pre_len",
+        "regex",
+    )
+
+    def __init__(self, rule: Rule, shape: Shape):
+        self.regex = rule.regex._regexp
+        self.breakers = frozenset(range(256)) - shape.cont if shape.cont is not None else None
+        # plain patterns and terms (not validated PII candidates, whose run is the value)
+        plain = not rule.pem and (rule.validate is None or rule.name_of is not None)
+        self.coarse_after = MAX_FINDINGS if plain else -1
+        self.brk = _last_of(shape.cont) if shape.cont is not None else None
+        self.pre: Any = None
+        self.pre_len = 0
+        self.literal: bytes | None = None
+        self.pre_cont: frozenset[int] | None = None
+        if rule.trigger:
+            self.pre = _compiled(rule.trigger)
+            self.pre_len = _width(rule.trigger)
+            self.pre_cont = shape_of(rule.trigger).cont
+        elif shape.prefix:
+            flags = "(?i)" if shape.icase else ""
+            self.pre = _compiled(flags + re2.escape(shape.prefix))
+            self.pre_len = len(shape.prefix.encode())
+            literal = shape.prefix.encode()
+            self.literal = literal.lower() if shape.icase else literal
+
+
 class _RegexCursor:
     """Where one rule's scan is, and how to take its next step (see the module doc)."""
 
@@ -139,10 +178,12 @@ class _RegexCursor:
         "shape",
     )
 
-    def __init__(self, rule: Rule, shape: Shape):
+    def __init__(self, rule: Rule, shape: Shape, plan: CursorPlan | None = None):
+        if plan is None:
+            plan = CursorPlan(rule, shape)
         self.rule = rule
         self.shape = shape
-        self._regex = rule.regex._regexp
+        self._regex = plan.regex
         self.pos = 0
         self.count = 0
         # waiting for a byte the pattern cannot contain (or a full window): which bytes
@@ -150,27 +191,15 @@ class _RegexCursor:
         self.idle_until = 0
         self.fresh: frozenset[int] | None = None  # bytes new since the last step (a stream)
         self.fresh_from = 0  # ... from this offset on
-        self._breakers = frozenset(range(256)) - shape.cont if shape.cont is not None else None
-        # plain patterns and terms (not validated PII candidates, whose run is the value)
-        plain = not rule.pem and (rule.validate is None or rule.name_of is not None)
-        self.coarse_after = MAX_FINDINGS if plain else -1
-        self._brk = _last_of(shape.cont) if shape.cont is not None else None
+        self._breakers = plan.breakers
+        self.coarse_after = plan.coarse_after
+        self._brk = plan.brk
         self._brk_at = -1
         self._brk_to = 0
-        self._pre: Any = None
-        self._pre_len = 0
-        self._literal: bytes | None = None
-        self._pre_cont: frozenset[int] | None = None  # every byte a trigger match can hold
-        if rule.trigger:
-            self._pre = _compiled(rule.trigger)
-            self._pre_len = _width(rule.trigger)
-            self._pre_cont = shape_of(rule.trigger).cont
-        elif shape.prefix:
-            flags = "(?i)" if shape.icase else ""
-            self._pre = _compiled(flags + re2.escape(shape.prefix))
-            self._pre_len = len(shape.prefix.encode())
-            literal = shape.prefix.encode()
-            self._literal = literal.lower() if shape.icase else literal
+        self._pre = plan.pre
+        self._pre_len = plan.pre_len
+        self._literal = plan.literal
+        self._pre_cont = plan.pre_cont  # every byte a trigger match can hold
         self._pre_memo = _Memo() if self._pre is not None else None
 
     def _last_breaker(self, buf: _Buf, pos: int, hard: int) -> int:
@@ -308,8 +337,8 @@ class _PemCursor:
 
     __slots__ = ("_b64", "_hdr", "_head", "_stop")
 
-    def __init__(self, rule: Rule, shape: Shape):
-        self._head = _RegexCursor(rule, shape)
+    def __init__(self, rule: Rule, shape: Shape, plan: CursorPlan | None = None):
+        self._head = _RegexCursor(rule, shape, plan)
         self._hdr: tuple[int, int] | None = None
         self._stop = _Memo()
         self._b64 = _Memo()

@@ -40,6 +40,7 @@ from policyd.guardrails._cursors import (
     MAX_FINDINGS,
     RE2_LOOK,
     Cursor,
+    CursorPlan,
     Spans,
     _Buf,
     _PemCursor,
@@ -119,11 +120,14 @@ class RuleCursor:
         shapes: Sequence[Shape],
         active: Sequence[int],
         gates: Gates | None = None,
+        plans: Sequence[CursorPlan] | None = None,
     ):
         self._gates = gates
         self._index = list(active)
         self._cursors: list[Cursor] = [
-            _PemCursor(rules[i], shapes[i]) if rules[i].pem else _RegexCursor(rules[i], shapes[i])
+            (_PemCursor if rules[i].pem else _RegexCursor)(
+                rules[i], shapes[i], None if plans is None else plans[i]
+            )
             for i in active
         ]
         self._buf = _Buf()
@@ -149,6 +153,12 @@ class RuleCursor:
             self._more.append(chunk)
             self._total += len(chunk)
 
+    def load(self, text: str, data: bytes) -> None:
+        """Feed a whole text whose UTF-8 bytes (``surrogatepass``) the caller has already."""
+        assert not self._total, "load() starts a cursor"
+        if text:
+            self._buf.text, self._buf.data, self._total = text, data, len(text)
+
     def advance(self, final: bool) -> list[Finding]:
         """Take every step the text fed so far allows; the findings now settled."""
         buf = self._buf
@@ -160,7 +170,8 @@ class RuleCursor:
         n = buf.end
         # bytes that reached a cursor's range since the last advance
         fresh_from = max(self._seen - LOOKAHEAD, buf.bbase)
-        fresh = frozenset(buf.data[fresh_from - buf.bbase :])
+        # only a stream's steps before the end read it (O(n) in the text, so not made then)
+        fresh = frozenset() if final else frozenset(buf.data[fresh_from - buf.bbase :])
         self._seen = n
         hits: set[int] | None = None
         starts: set[int] = set()
@@ -268,11 +279,20 @@ _NON_CONTINUATION = bytes(b for b in range(256) if b not in _CONTINUATION_BYTES)
 
 
 def scan_rules(
-    rules: Sequence[Rule], shapes: Sequence[Shape], active: Sequence[int], text: str
+    rules: Sequence[Rule],
+    shapes: Sequence[Shape],
+    active: Sequence[int],
+    text: str,
+    data: bytes | None = None,
+    plans: Sequence[CursorPlan] | None = None,
 ) -> list[Finding]:
-    """Every finding of the ``active`` rules in ``text`` (the whole text at once)."""
-    cursor = RuleCursor(rules, shapes, active)
-    cursor.feed(text)
+    """Every finding of the ``active`` rules in ``text`` (the whole text at once);
+    ``data`` is its UTF-8 bytes when the caller has them, ``plans`` the rules' plans."""
+    cursor = RuleCursor(rules, shapes, active, plans=plans)
+    if data is None:
+        cursor.feed(text)
+    else:
+        cursor.load(text, data)
     return cursor.advance(final=True)
 
 
