@@ -21,6 +21,7 @@ CONTEXT = 64  # bytes kept before the scan position (boundaries, validators)
 KEY_MAX = 64 * 1024  # longest private-key block (a 16,384-bit RSA key is ~12.7 KB)
 _END_MAX = 128  # longest END marker
 MAX_FINDINGS = 4096  # per plain pattern and text; past it, each match covers its window
+MAX_STRIDE = 64  # windows one search may span after steps that found nothing
 
 _UN = re2._Anchor.UNANCHORED
 _AT = re2._Anchor.ANCHOR_START
@@ -176,6 +177,7 @@ class _RegexCursor:
         "pos",
         "rule",
         "shape",
+        "stride",
     )
 
     def __init__(self, rule: Rule, shape: Shape, plan: CursorPlan | None = None):
@@ -186,6 +188,7 @@ class _RegexCursor:
         self._regex = plan.regex
         self.pos = 0
         self.count = 0
+        self.stride = 2  # windows the next step searches (doubles while steps find nothing)
         # waiting for a byte the pattern cannot contain (or a full window): which bytes
         self.idle: frozenset[int] | None = None
         self.idle_until = 0
@@ -286,8 +289,10 @@ class _RegexCursor:
                 pos = self.pos = self._skip_to_prefix(buf, pos, top, final)
                 if pos >= top:
                     break
-            if pos + 2 * window <= top:
-                wend, bound = pos + 2 * window, pos + window + 1
+            span = min(self.stride * window, top - pos)
+            if span >= 2 * window:
+                # any match starting before ``bound`` lies within [pos, wend)
+                wend, bound = pos + span, pos + span - window + 1
             elif final:
                 wend = bound = n
             else:
@@ -306,7 +311,10 @@ class _RegexCursor:
             found = [] if nohit else buf.search(self._regex, _UN, pos, wend)
             if not found or found[0][0] >= bound:
                 self.pos = bound
+                if not found and self.stride < MAX_STRIDE:
+                    self.stride *= 2  # nothing here: look further ahead in one search
                 continue
+            self.stride = 2
             start = found[0][0]
             if found[0][1] > hard:  # its validator would read bytes not here yet
                 self.pos = start  # no match starts before this one

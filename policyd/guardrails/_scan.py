@@ -10,8 +10,13 @@ What a rule finds (non-overlapping, left to right, positions in UTF-8 bytes):
   body up to it is PEM text and the marker starts within ``KEY_MAX`` bytes of the
   header; otherwise to the end of its base64 body (also at most ``KEY_MAX`` bytes).
 
-Every step looks at no more than ``2 * window`` bytes (plus memoised forward searches for
-the key), so a scan is linear in the text whatever the pattern: a pattern like
+A step looks at ``2 * window`` bytes (plus memoised forward searches for the key); after
+a step that found nothing the next looks twice as far, up to ``MAX_STRIDE`` windows, and
+moves on by all but one window of what it searched (a match starting there would lie
+inside it), so a long text without a match costs a few searches instead of one per
+window. A step that finds a match sets the stride back to two windows. Each byte is
+searched a bounded number of times, so a scan is linear in the text whatever the
+pattern: a pattern like
 ``x(?:.*y)?`` no longer makes each of its matches rescan the rest of the text. Past
 ``MAX_FINDINGS`` matches of one plain pattern (or term list) in one text, each further
 match covers its whole window (redaction errs on the side of hiding more), so a text
@@ -199,7 +204,8 @@ class RuleCursor:
         frontier = min(frontier, n)
         out = self._settle(frontier)
         self._safe = self._char_at(frontier) if frontier < n else buf.base + len(buf.text)
-        self._trim(min(frontier, n) - CONTEXT)
+        if not final:  # a finished scan's buffer is dropped with it: cutting it is wasted
+            self._trim(min(frontier, n) - CONTEXT)
         return out
 
     def _found(self, cursor: Cursor, spans: Spans) -> None:
@@ -247,6 +253,9 @@ class RuleCursor:
     def _chars(self, offsets: list[int]) -> dict[int, int]:
         """Absolute byte offsets -> absolute character offsets, one pass over the buffer."""
         buf = self._buf
+        if len(buf.data) == len(buf.text):  # ASCII: a byte is a character
+            shift = buf.base - buf.bbase
+            return {off: off + shift for off in offsets}
         table: dict[int, int] = {}
         prev_b, prev_c = buf.bbase, buf.base
         for off in sorted(set(offsets)):
