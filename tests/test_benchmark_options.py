@@ -36,3 +36,11 @@ def test_bench_ledger_takes_valgrind() -> None:
     shown = run(str(BENCHMARKS / "bench_ledger.py"), "--help")
     assert shown.returncode == 0, shown.stderr
     assert "--valgrind" in shown.stdout
+
+
+def test_the_support_bot_options_docs_show_exist() -> None:
+    shown = run(str(BENCHMARKS / "bench_decide_target.py"), "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--policy" in shown.stdout and "--scan-only-twin" in shown.stdout
+    scans = run(str(BENCHMARKS / "bench_scan_calls.py"), "--only", "email", "--calls", "3")
+    assert scans.returncode == 0, scans.stderr
