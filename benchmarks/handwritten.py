@@ -263,10 +263,22 @@ def prepare(request: Any) -> dict[str, Any]:
     if (v := get("feature")) is not None:
         check_string(v, "feature")
     if (v := get("tags")) is not None:
-        string_list(v, "tags")
+        if not isinstance(v, list | tuple):
+            raise BadRequest("tags")
+        for i, tag in enumerate(v):
+            if tag.__class__ is not str:
+                check_string(tag, f"tags[{i}]")
     if (v := get("priority")) is not None:
         _int(v, "priority")
-    return with_tokens(r, chars, tokens)
+    # with_tokens(r, chars, tokens), written out: the twin's cost stays what it was
+    r["input_chars"] = chars
+    provided = r.get("input_tokens")
+    if (
+        provided.__class__ is not int
+        and (not isinstance(provided, int) or isinstance(provided, bool))
+    ) or provided < 0:
+        r["input_tokens"] = tokens
+    return r
 
 
 # --------------------------------------------------------------------------- CEL, by hand
