@@ -6,7 +6,11 @@ Run: python benchmarks/bench_decide_target.py [--rounds 40] [--batch 400]
 Two policies: ``routing-heavy`` (benchmarks/policies/routing-heavy, no text scans; its
 twin is benchmarks/handwritten.py, checked on 2,600 requests by
 tests/test_handwritten_agrees.py) and the shipped ``support-bot`` (text scans included;
-its twin is ``bench_decide.handwritten``, checked on its 500-request mix before timing).
+its twin is benchmarks/support_twin.py, which makes the same request checks and scans,
+checked on 2,600 varied and hostile requests by tests/test_support_twin_agrees.py). Both
+twins are also checked on the timed requests before timing. ``--scan-only-twin`` adds a
+row against the older support-bot twin, ``bench_decide.handwritten``, which runs the
+scans but none of the request checks; it is not the target row.
 Both contenders run interleaved in the same process: each round times one batch of
 requests through each (the order alternating), and the figure is the median over rounds
 of the per-call time and of the per-round ratio, so drift on a shared machine hits both.
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_decide  # noqa: E402
 import handwritten  # noqa: E402
+import support_twin  # noqa: E402
 from routing_mix import varied_requests  # noqa: E402
 
 from policyd import Engine  # noqa: E402
@@ -109,6 +115,25 @@ def routing_heavy(rounds: int, batch: int) -> Result:
 
 
 def support_bot(rounds: int, batch: int) -> Result:
+    """The target row: decide() against the faithful twin (support_twin.py)."""
+    engine = Engine.from_path(bench_decide.ROOT / "policies", clock=lambda: NOW)
+    requests = bench_decide.request_mix()[:batch]
+    for request in requests:
+        decision = engine.decide(request, policy="support-bot")
+        if support_twin.observable(decision) != support_twin.decide(request, NOW):
+            raise SystemExit("the support-bot twin disagrees with decide(); fix it first")
+
+    def decide(request: dict[str, Any]) -> Any:
+        return engine.decide(request, policy="support-bot")
+
+    def baseline(request: dict[str, Any]) -> Any:
+        return support_twin.decide(request, NOW)
+
+    return interleaved("support-bot", decide, baseline, requests, rounds)
+
+
+def support_bot_scan_only(rounds: int, batch: int) -> Result:
+    """Not a target row: against bench_decide.handwritten, which makes no request checks."""
     engine = Engine.from_path(bench_decide.ROOT / "policies", clock=lambda: bench_decide.NOW)
     requests = bench_decide.request_mix()[:batch]
     for request in requests:
@@ -116,7 +141,7 @@ def support_bot(rounds: int, batch: int) -> Result:
         if bench_decide.engine_view(decision) != bench_decide.handwritten(
             request, bench_decide.NOW
         ):
-            raise SystemExit("the support-bot twin disagrees with decide(); fix it first")
+            raise SystemExit("the scan-only support-bot twin disagrees with decide()")
 
     def decide(request: dict[str, Any]) -> Any:
         return engine.decide(request, policy="support-bot")
@@ -124,7 +149,7 @@ def support_bot(rounds: int, batch: int) -> Result:
     def baseline(request: dict[str, Any]) -> Any:
         return bench_decide.handwritten(request, bench_decide.NOW)
 
-    return interleaved("support-bot", decide, baseline, requests, rounds)
+    return interleaved("(scan-only)", decide, baseline, requests, rounds)
 
 
 # decide() cut short after each phase, for per-phase instruction counts: the count of
@@ -132,11 +157,11 @@ def support_bot(rounds: int, batch: int) -> Result:
 PHASES = ("prepare", "state", "guardrails", "routing", "cache", "prompts", "finish")
 
 
-def _prefix(engine: Engine, upto: int) -> Callable[[dict[str, Any]], Any]:
+def _prefix(engine: Engine, upto: int, policy: str) -> Callable[[dict[str, Any]], Any]:
     from policyd.decision_id import new_decision_id
     from policyd.stages.base import DecisionState, finish
 
-    compiled = engine.compiled.policy(None)
+    compiled = engine.compiled.policy(None if policy == "routing-heavy" else policy)
     clock, counter = engine._runtime.clock, engine._counter.name
     steps = compiled.steps[: max(0, upto - 1)]
 
@@ -154,24 +179,32 @@ def _prefix(engine: Engine, upto: int) -> Callable[[dict[str, Any]], Any]:
     return run
 
 
-def run_only(which: str, calls: int) -> None:
-    """``calls`` calls of one contender on routing-heavy, untimed (for cProfile, callgrind):
-    ``decide``, ``baseline``, ``baseline-checks`` (the twin's request checks alone), or a
-    phase of PHASES (decide() up to and including it)."""
-    engine = Engine.from_path(ROUTING_BUNDLE, clock=lambda: NOW)
-    requests = varied_requests(400, seed=2026, clean=True)
+def run_only(which: str, calls: int, policy: str = "routing-heavy") -> None:
+    """``calls`` calls of one contender, untimed (for cProfile, callgrind): ``decide``,
+    ``baseline``, ``baseline-checks`` (the twin's request checks alone), or a phase of
+    PHASES (decide() up to and including it); on routing-heavy or support-bot."""
+    if policy == "support-bot":
+        engine = Engine.from_path(bench_decide.ROOT / "policies", clock=lambda: NOW)
+        decide: Callable[[dict[str, Any]], Any] = partial(engine.decide, policy="support-bot")
+        requests = bench_decide.request_mix()[:400]
+        twin, checks = support_twin.decide, support_twin.prepare
+    else:
+        engine = Engine.from_path(ROUTING_BUNDLE, clock=lambda: NOW)
+        decide = engine.decide
+        requests = varied_requests(400, seed=2026, clean=True)
+        twin, checks = handwritten.decide, handwritten.prepare
     for request in requests[:50]:  # warm both, whichever is counted
-        engine.decide(request)
-        handwritten.decide(request, NOW)
+        decide(request)
+        twin(request, NOW)
     fn: Callable[[dict[str, Any]], Any]
     if which == "decide":
-        fn = engine.decide
+        fn = decide
     elif which == "baseline":
-        fn = lambda request: handwritten.decide(request, NOW)  # noqa: E731
+        fn = lambda request: twin(request, NOW)  # noqa: E731
     elif which == "baseline-checks":
-        fn = handwritten.prepare
+        fn = checks
     else:
-        fn = _prefix(engine, PHASES.index(which))
+        fn = _prefix(engine, PHASES.index(which), policy)
     size = len(requests)
     for i in range(calls):
         fn(requests[i % size])
@@ -183,16 +216,31 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=400, help="requests per round")
     parser.add_argument("--only", choices=("decide", "baseline", "baseline-checks", *PHASES))
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--policy", choices=("routing-heavy", "support-bot"))
+    parser.add_argument(
+        "--scan-only-twin",
+        action="store_true",
+        help="also time support-bot against the older twin that makes no request checks",
+    )
     args = parser.parse_args()
     if args.only:
-        run_only(args.only, args.calls)
+        run_only(args.only, args.calls, args.policy or "routing-heavy")
         return
     print(f"{'policy':<14} {'decide() µs':>12} {'hand-written µs':>16} {'ratio':>7}  target")
-    for measure in (routing_heavy, support_bot):
+    measures = [routing_heavy, support_bot]
+    if args.policy is not None:
+        measures = [routing_heavy if args.policy == "routing-heavy" else support_bot]
+    for measure in measures:
         r = measure(args.rounds, args.batch)
         print(
             f"{r.policy:<14} {r.engine_us:>12.2f} {r.baseline_us:>16.2f} {r.ratio:>6.2f}x  "
             f"<= {TARGET}x {'met' if r.met else 'NOT MET'}"
+        )
+    if args.scan_only_twin:
+        r = support_bot_scan_only(args.rounds, args.batch)
+        print(
+            f"{r.policy:<14} {r.engine_us:>12.2f} {r.baseline_us:>16.2f} {r.ratio:>6.2f}x  "
+            "(support-bot against the twin without request checks; not a target row)"
         )
 
 

@@ -119,7 +119,7 @@ def _where(path: list[str | int]) -> str | None:
     return (text[1:] if text.startswith(".") else text) or None
 
 
-def _string(value: Any, where: str) -> None:
+def check_string(value: Any, where: str) -> None:
     if value.__class__ is not str and not isinstance(value, str):
         raise BadRequest(where)
 
@@ -142,7 +142,7 @@ def _bool(value: Any, where: str) -> None:
         raise BadRequest(where)
 
 
-def _record(value: Any, where: str, fields: tuple[tuple[str, Any], ...]) -> None:
+def check_record(value: Any, where: str, fields: tuple[tuple[str, Any], ...]) -> None:
     if value.__class__ is not dict and not isinstance(value, Mapping):
         raise BadRequest(where)
     for name, check in fields:
@@ -151,8 +151,8 @@ def _record(value: Any, where: str, fields: tuple[tuple[str, Any], ...]) -> None
             check(field, f"{where}.{name}")
 
 
-_TENANT = (("id", _string), ("plan", _string), ("region", _string))
-_USER = (("id", _string), ("country", _string), ("beta", _bool))
+_TENANT = (("id", check_string), ("plan", check_string), ("region", check_string))
+_USER = (("id", check_string), ("country", check_string), ("beta", _bool))
 
 
 def _message(message: Any, i: int) -> None:
@@ -174,8 +174,12 @@ def _message(message: Any, i: int) -> None:
             raise BadRequest(f"messages[{i}].content[{j}].text")
 
 
-def prepare(request: Any) -> dict[str, Any]:
-    """The checked copy of the request, with ``input_tokens`` and ``input_chars``."""
+def checked_copy(request: Any) -> tuple[dict[str, Any], int, int]:
+    """The checks every policy's request gets, in the engine's order (the request is a
+    mapping, every value, the messages' chat shape, ``max_tokens`` and ``input_tokens`` in
+    range, the built-in attributes' types): a copy with ``messages`` a list, and the
+    characters and estimated tokens of the messages. The declared attributes are the
+    policy's own: check them next, then :func:`with_tokens`."""
     if request.__class__ is not dict and not isinstance(request, Mapping):
         raise BadRequest(None)
     try:
@@ -215,29 +219,58 @@ def prepare(request: Any) -> dict[str, Any]:
             raise BadRequest(name)
     get = r.get
     if (v := get("id")) is not None:
-        _string(v, "id")
+        check_string(v, "id")
     if (v := get("model")) is not None:
-        _string(v, "model")
+        check_string(v, "model")
     if (v := get("max_tokens")) is not None:
         _int(v, "max_tokens")
     if (v := get("temperature")) is not None:
         _double(v, "temperature")
     if (v := get("metadata")) is not None and not isinstance(v, Mapping):
         raise BadRequest("metadata")
+    return r, chars, tokens
+
+
+def string_list(value: Any, where: str) -> None:
+    """A declared ``list<string>``."""
+    if not isinstance(value, list | tuple):
+        raise BadRequest(where)
+    for i, item in enumerate(value):
+        if item.__class__ is not str:
+            check_string(item, f"{where}[{i}]")
+
+
+def with_tokens(r: dict[str, Any], chars: int, tokens: int) -> dict[str, Any]:
+    """``input_chars``, and ``input_tokens`` unless the request gives a count of its own."""
+    r["input_chars"] = chars
+    provided = r.get("input_tokens")
+    if (
+        provided.__class__ is not int
+        and (not isinstance(provided, int) or isinstance(provided, bool))
+    ) or provided < 0:
+        r["input_tokens"] = tokens
+    return r
+
+
+def prepare(request: Any) -> dict[str, Any]:
+    """The checked copy of the request, with ``input_tokens`` and ``input_chars``."""
+    r, chars, tokens = checked_copy(request)
+    get = r.get
     if (v := get("tenant")) is not None:
-        _record(v, "tenant", _TENANT)
+        check_record(v, "tenant", _TENANT)
     if (v := get("user")) is not None:
-        _record(v, "user", _USER)
+        check_record(v, "user", _USER)
     if (v := get("feature")) is not None:
-        _string(v, "feature")
+        check_string(v, "feature")
     if (v := get("tags")) is not None:
         if not isinstance(v, list | tuple):
             raise BadRequest("tags")
         for i, tag in enumerate(v):
             if tag.__class__ is not str:
-                _string(tag, f"tags[{i}]")
+                check_string(tag, f"tags[{i}]")
     if (v := get("priority")) is not None:
         _int(v, "priority")
+    # with_tokens(r, chars, tokens), written out: the twin's cost stays what it was
     r["input_chars"] = chars
     provided = r.get("input_tokens")
     if (

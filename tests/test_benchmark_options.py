@@ -42,3 +42,11 @@ def test_bench_redis_client_takes_its_options() -> None:
     shown = run(str(BENCHMARKS / "bench_redis_client.py"), "--help")
     assert shown.returncode == 0, shown.stderr
     assert all(option in shown.stdout for option in ("--n", "--rounds", "--profile"))
+
+
+def test_the_support_bot_options_docs_show_exist() -> None:
+    shown = run(str(BENCHMARKS / "bench_decide_target.py"), "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--policy" in shown.stdout and "--scan-only-twin" in shown.stdout
+    scans = run(str(BENCHMARKS / "bench_scan_calls.py"), "--only", "email", "--calls", "3")
+    assert scans.returncode == 0, scans.stderr

@@ -61,11 +61,6 @@ EXPLAINED: dict[str, str] = {
         "maps each Python error a compiled expression can raise to its CEL error text, one "
         "branch per error"
     ),
-    "policyd/guardrails/_cursors.py:_RegexCursor.__init__": (
-        "a scanner's state machine, one branch per state: its linearity "
-        "(tests/guardrails/test_guardrails_linear.py counts bytes searched) is easier to hold"
-        " in one function"
-    ),
     "policyd/guardrails/_cursors.py:_RegexCursor.next": (
         "a scanner's state machine, one branch per state: its linearity "
         "(tests/guardrails/test_guardrails_linear.py counts bytes searched) is easier to hold"

@@ -21,6 +21,7 @@ CONTEXT = 64  # bytes kept before the scan position (boundaries, validators)
 KEY_MAX = 64 * 1024  # longest private-key block (a 16,384-bit RSA key is ~12.7 KB)
 _END_MAX = 128  # longest END marker
 MAX_FINDINGS = 4096  # per plain pattern and text; past it, each match covers its window
+MAX_STRIDE = 64  # windows one search may span after steps that found nothing
 
 _UN = re2._Anchor.UNANCHORED
 _AT = re2._Anchor.ANCHOR_START
@@ -114,6 +115,45 @@ class _Memo:
         return self.found
 
 
+class CursorPlan:
+    """What a rule's cursor needs that no scan changes: its regex, the bytes that end a
+    run, the prefix or trigger it skips to. Worked out once per rule set (a cursor is
+    made per rule and scan; making these each time cost more than a short scan)."""
+
+    __slots__ = (
+        "breakers",
+        "brk",
+        "coarse_after",
+        "literal",
+        "pre",
+        "pre_cont",
+        "pre_len",
+        "regex",
+    )
+
+    def __init__(self, rule: Rule, shape: Shape):
+        self.regex = rule.regex._regexp
+        self.breakers = frozenset(range(256)) - shape.cont if shape.cont is not None else None
+        # plain patterns and terms (not validated PII candidates, whose run is the value)
+        plain = not rule.pem and (rule.validate is None or rule.name_of is not None)
+        self.coarse_after = MAX_FINDINGS if plain else -1
+        self.brk = _last_of(shape.cont) if shape.cont is not None else None
+        self.pre: Any = None
+        self.pre_len = 0
+        self.literal: bytes | None = None
+        self.pre_cont: frozenset[int] | None = None
+        if rule.trigger:
+            self.pre = _compiled(rule.trigger)
+            self.pre_len = _width(rule.trigger)
+            self.pre_cont = shape_of(rule.trigger).cont
+        elif shape.prefix:
+            flags = "(?i)" if shape.icase else ""
+            self.pre = _compiled(flags + re2.escape(shape.prefix))
+            self.pre_len = len(shape.prefix.encode())
+            literal = shape.prefix.encode()
+            self.literal = literal.lower() if shape.icase else literal
+
+
 class _RegexCursor:
     """Where one rule's scan is, and how to take its next step (see the module doc)."""
 
@@ -137,40 +177,32 @@ class _RegexCursor:
         "pos",
         "rule",
         "shape",
+        "stride",
     )
 
-    def __init__(self, rule: Rule, shape: Shape):
+    def __init__(self, rule: Rule, shape: Shape, plan: CursorPlan | None = None):
+        if plan is None:
+            plan = CursorPlan(rule, shape)
         self.rule = rule
         self.shape = shape
-        self._regex = rule.regex._regexp
+        self._regex = plan.regex
         self.pos = 0
         self.count = 0
+        self.stride = 2  # windows the next step searches (doubles while steps find nothing)
         # waiting for a byte the pattern cannot contain (or a full window): which bytes
         self.idle: frozenset[int] | None = None
         self.idle_until = 0
         self.fresh: frozenset[int] | None = None  # bytes new since the last step (a stream)
         self.fresh_from = 0  # ... from this offset on
-        self._breakers = frozenset(range(256)) - shape.cont if shape.cont is not None else None
-        # plain patterns and terms (not validated PII candidates, whose run is the value)
-        plain = not rule.pem and (rule.validate is None or rule.name_of is not None)
-        self.coarse_after = MAX_FINDINGS if plain else -1
-        self._brk = _last_of(shape.cont) if shape.cont is not None else None
+        self._breakers = plan.breakers
+        self.coarse_after = plan.coarse_after
+        self._brk = plan.brk
         self._brk_at = -1
         self._brk_to = 0
-        self._pre: Any = None
-        self._pre_len = 0
-        self._literal: bytes | None = None
-        self._pre_cont: frozenset[int] | None = None  # every byte a trigger match can hold
-        if rule.trigger:
-            self._pre = _compiled(rule.trigger)
-            self._pre_len = _width(rule.trigger)
-            self._pre_cont = shape_of(rule.trigger).cont
-        elif shape.prefix:
-            flags = "(?i)" if shape.icase else ""
-            self._pre = _compiled(flags + re2.escape(shape.prefix))
-            self._pre_len = len(shape.prefix.encode())
-            literal = shape.prefix.encode()
-            self._literal = literal.lower() if shape.icase else literal
+        self._pre = plan.pre
+        self._pre_len = plan.pre_len
+        self._literal = plan.literal
+        self._pre_cont = plan.pre_cont  # every byte a trigger match can hold
         self._pre_memo = _Memo() if self._pre is not None else None
 
     def _last_breaker(self, buf: _Buf, pos: int, hard: int) -> int:
@@ -257,8 +289,10 @@ class _RegexCursor:
                 pos = self.pos = self._skip_to_prefix(buf, pos, top, final)
                 if pos >= top:
                     break
-            if pos + 2 * window <= top:
-                wend, bound = pos + 2 * window, pos + window + 1
+            span = min(self.stride * window, top - pos)
+            if span >= 2 * window:
+                # any match starting before ``bound`` lies within [pos, wend)
+                wend, bound = pos + span, pos + span - window + 1
             elif final:
                 wend = bound = n
             else:
@@ -277,7 +311,10 @@ class _RegexCursor:
             found = [] if nohit else buf.search(self._regex, _UN, pos, wend)
             if not found or found[0][0] >= bound:
                 self.pos = bound
+                if not found and self.stride < MAX_STRIDE:
+                    self.stride *= 2  # nothing here: look further ahead in one search
                 continue
+            self.stride = 2
             start = found[0][0]
             if found[0][1] > hard:  # its validator would read bytes not here yet
                 self.pos = start  # no match starts before this one
@@ -308,8 +345,8 @@ class _PemCursor:
 
     __slots__ = ("_b64", "_hdr", "_head", "_stop")
 
-    def __init__(self, rule: Rule, shape: Shape):
-        self._head = _RegexCursor(rule, shape)
+    def __init__(self, rule: Rule, shape: Shape, plan: CursorPlan | None = None):
+        self._head = _RegexCursor(rule, shape, plan)
         self._hdr: tuple[int, int] | None = None
         self._stop = _Memo()
         self._b64 = _Memo()

@@ -133,11 +133,12 @@ class PatternSet:
     clean text costs one linear pass however many patterns there are.
     """
 
-    __slots__ = ("_set", "regexes")
+    __slots__ = ("_match", "_set", "regexes")
 
     def __init__(self, regexes: Sequence[Any]):
         self.regexes = tuple(regexes)
         self._set: Any = None
+        self._match: Any = None
         if len(self.regexes) > 1:
             self._set = _compile_set(tuple(regex.pattern for regex in self.regexes))
             if self._set is None:
@@ -145,11 +146,13 @@ class PatternSet:
                     f"the {len(self.regexes)} patterns are too large to compile together",
                     hint="split them across several guardrails",
                 )
+            # RE2::Set::Match itself: the wrapper's Match only adds a call and a str check
+            self._match = self._set._set.Match
 
     def hits(self, data: bytes) -> Sequence[int]:
         """Indices of the patterns that match somewhere in ``data`` (ascending)."""
-        if self._set is not None:
-            found = self._set.Match(data)
+        if self._match is not None:
+            found = self._match(data)
             return sorted(found) if found else ()
         if self.regexes and self.regexes[0].search(data) is not None:
             return (0,)

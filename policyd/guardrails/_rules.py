@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from policyd.guardrails._core import Check, Finding, sort_findings
-from policyd.guardrails._regex import PatternSet, ScanText
+from policyd.guardrails._cursors import CursorPlan
+from policyd.guardrails._regex import PatternSet
 from policyd.guardrails._scan import Gates, RuleCursor, scan_rules
 from policyd.guardrails._shape import Shape, shape_of
 from policyd.guardrails._validators import Validator
@@ -58,19 +59,27 @@ class RuleSetCheck:
     the secret); partial overlaps are kept: redaction merges them.
     """
 
-    __slots__ = ("_gates", "_set", "rules", "shapes")
+    __slots__ = ("_gates", "_plans", "_set", "rules", "shapes")
 
     def __init__(self, rules: Sequence[Rule]):
         self._gates: Gates | None = None
+        self._plans: tuple[CursorPlan, ...] | None = None
         self.rules = tuple(rules)
         self.shapes: tuple[Shape, ...] = tuple(shape_of(r.regex.pattern) for r in self.rules)
         self._set = PatternSet([r.regex for r in self.rules])
 
     def scan(self, text: str) -> list[Finding]:
-        hits = self._set.hits(ScanText(text).data)
+        # surrogatepass: as ScanText (a lone surrogate must not crash a scan)
+        data = text.encode("utf-8", "surrogatepass")
+        hits = self._set.hits(data)
         if not hits:
             return []
-        return scan_rules(self.rules, self.shapes, hits, text)
+        plans = self._plans
+        if plans is None:  # made on the first text with a candidate, kept for the check's life
+            plans = self._plans = tuple(
+                CursorPlan(r, s) for r, s in zip(self.rules, self.shapes, strict=True)
+            )
+        return scan_rules(self.rules, self.shapes, hits, text, data, plans)
 
     def scan_after(self, text: str, min_end: int) -> list[Finding]:
         """Findings ending after character ``min_end``."""
@@ -80,7 +89,12 @@ class RuleSetCheck:
         """A scan of a text that arrives in pieces; finds what :meth:`scan` finds."""
         if self._gates is None:
             self._gates = Gates(self.rules, self.shapes)
-        return RuleCursor(self.rules, self.shapes, range(len(self.rules)), self._gates)
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = tuple(
+                CursorPlan(r, s) for r, s in zip(self.rules, self.shapes, strict=True)
+            )
+        return RuleCursor(self.rules, self.shapes, range(len(self.rules)), self._gates, plans)
 
 
 @dataclass(frozen=True, slots=True)

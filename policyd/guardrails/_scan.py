@@ -10,8 +10,13 @@ What a rule finds (non-overlapping, left to right, positions in UTF-8 bytes):
   body up to it is PEM text and the marker starts within ``KEY_MAX`` bytes of the
   header; otherwise to the end of its base64 body (also at most ``KEY_MAX`` bytes).
 
-Every step looks at no more than ``2 * window`` bytes (plus memoised forward searches for
-the key), so a scan is linear in the text whatever the pattern: a pattern like
+A step looks at ``2 * window`` bytes (plus memoised forward searches for the key); after
+a step that found nothing the next looks twice as far, up to ``MAX_STRIDE`` windows, and
+moves on by all but one window of what it searched (a match starting there would lie
+inside it), so a long text without a match costs a few searches instead of one per
+window. A step that finds a match sets the stride back to two windows. Each byte is
+searched a bounded number of times, so a scan is linear in the text whatever the
+pattern: a pattern like
 ``x(?:.*y)?`` no longer makes each of its matches rescan the rest of the text. Past
 ``MAX_FINDINGS`` matches of one plain pattern (or term list) in one text, each further
 match covers its whole window (redaction errs on the side of hiding more), so a text
@@ -40,6 +45,7 @@ from policyd.guardrails._cursors import (
     MAX_FINDINGS,
     RE2_LOOK,
     Cursor,
+    CursorPlan,
     Spans,
     _Buf,
     _PemCursor,
@@ -119,11 +125,14 @@ class RuleCursor:
         shapes: Sequence[Shape],
         active: Sequence[int],
         gates: Gates | None = None,
+        plans: Sequence[CursorPlan] | None = None,
     ):
         self._gates = gates
         self._index = list(active)
         self._cursors: list[Cursor] = [
-            _PemCursor(rules[i], shapes[i]) if rules[i].pem else _RegexCursor(rules[i], shapes[i])
+            (_PemCursor if rules[i].pem else _RegexCursor)(
+                rules[i], shapes[i], None if plans is None else plans[i]
+            )
             for i in active
         ]
         self._buf = _Buf()
@@ -149,6 +158,12 @@ class RuleCursor:
             self._more.append(chunk)
             self._total += len(chunk)
 
+    def load(self, text: str, data: bytes) -> None:
+        """Feed a whole text whose UTF-8 bytes (``surrogatepass``) the caller has already."""
+        assert not self._total, "load() starts a cursor"
+        if text:
+            self._buf.text, self._buf.data, self._total = text, data, len(text)
+
     def advance(self, final: bool) -> list[Finding]:
         """Take every step the text fed so far allows; the findings now settled."""
         buf = self._buf
@@ -160,7 +175,8 @@ class RuleCursor:
         n = buf.end
         # bytes that reached a cursor's range since the last advance
         fresh_from = max(self._seen - LOOKAHEAD, buf.bbase)
-        fresh = frozenset(buf.data[fresh_from - buf.bbase :])
+        # only a stream's steps before the end read it (O(n) in the text, so not made then)
+        fresh = frozenset() if final else frozenset(buf.data[fresh_from - buf.bbase :])
         self._seen = n
         hits: set[int] | None = None
         starts: set[int] = set()
@@ -188,7 +204,8 @@ class RuleCursor:
         frontier = min(frontier, n)
         out = self._settle(frontier)
         self._safe = self._char_at(frontier) if frontier < n else buf.base + len(buf.text)
-        self._trim(min(frontier, n) - CONTEXT)
+        if not final:  # a finished scan's buffer is dropped with it: cutting it is wasted
+            self._trim(min(frontier, n) - CONTEXT)
         return out
 
     def _found(self, cursor: Cursor, spans: Spans) -> None:
@@ -236,6 +253,9 @@ class RuleCursor:
     def _chars(self, offsets: list[int]) -> dict[int, int]:
         """Absolute byte offsets -> absolute character offsets, one pass over the buffer."""
         buf = self._buf
+        if len(buf.data) == len(buf.text):  # ASCII: a byte is a character
+            shift = buf.base - buf.bbase
+            return {off: off + shift for off in offsets}
         table: dict[int, int] = {}
         prev_b, prev_c = buf.bbase, buf.base
         for off in sorted(set(offsets)):
@@ -268,11 +288,20 @@ _NON_CONTINUATION = bytes(b for b in range(256) if b not in _CONTINUATION_BYTES)
 
 
 def scan_rules(
-    rules: Sequence[Rule], shapes: Sequence[Shape], active: Sequence[int], text: str
+    rules: Sequence[Rule],
+    shapes: Sequence[Shape],
+    active: Sequence[int],
+    text: str,
+    data: bytes | None = None,
+    plans: Sequence[CursorPlan] | None = None,
 ) -> list[Finding]:
-    """Every finding of the ``active`` rules in ``text`` (the whole text at once)."""
-    cursor = RuleCursor(rules, shapes, active)
-    cursor.feed(text)
+    """Every finding of the ``active`` rules in ``text`` (the whole text at once);
+    ``data`` is its UTF-8 bytes when the caller has them, ``plans`` the rules' plans."""
+    cursor = RuleCursor(rules, shapes, active, plans=plans)
+    if data is None:
+        cursor.feed(text)
+    else:
+        cursor.load(text, data)
     return cursor.advance(final=True)
 
 
