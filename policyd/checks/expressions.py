@@ -20,13 +20,22 @@ from policyd.loader import Document
 
 
 def cel_fields(obj: BaseModel, path: Path = ()) -> Iterator[tuple[Path, str, str]]:
-    """Every CEL expression in a model object: (path, source, kind)."""
+    """Every CEL expression in a model object: (path, source, kind), in field order."""
+    found: list[tuple[Path, str, str]] = []
+    _collect_model(obj, path, found)
+    return iter(found)
+
+
+_CONTAINERS = (BaseModel, list, dict)
+
+
+def _collect_model(obj: BaseModel, path: Path, found: list[tuple[Path, str, str]]) -> None:
     for name, key, marker in _field_markers(type(obj)):
         value = getattr(obj, name)
         if marker is not None and isinstance(value, str):
-            yield (*path, key), value, marker.kind
-        else:
-            yield from _walk(value, (*path, key))
+            found.append(((*path, key), value, marker.kind))
+        elif isinstance(value, _CONTAINERS):  # nothing else can hold an expression
+            _collect(value, (*path, key), found)
 
 
 @functools.cache
@@ -50,15 +59,17 @@ def _cel_marker(metadata: list[Any], annotation: Any) -> fields.CelMarker | None
     return None
 
 
-def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str, str]]:
+def _collect(value: Any, path: Path, found: list[tuple[Path, str, str]]) -> None:
     if isinstance(value, BaseModel):
-        yield from cel_fields(value, path)
+        _collect_model(value, path, found)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _walk(item, (*path, i))
+            if isinstance(item, _CONTAINERS):
+                _collect(item, (*path, i), found)
     elif isinstance(value, dict):
         for k, item in value.items():
-            yield from _walk(item, (*path, k))
+            if isinstance(item, _CONTAINERS):
+                _collect(item, (*path, k), found)
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
