@@ -23,17 +23,30 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 # What `check` on the shipped bundle never needs: the CEL parser once its expressions are
-# cached, the compiler and the diff engine, guardrail modules the bundle does not use,
-# the budget ledger's store side.
+# cached, cel-python, the compiler and the diff engine, guardrail modules the bundle does
+# not use, the budget ledger and its stores, hot reload, telemetry and the optional
+# packages behind them, and what only `policyd diff` uses (git through subprocess, tar).
 NOT_LOADED = (
     "lark",
+    "celpy",
     "policyd.compile",
     "policyd.diff",
     "policyd.engine",
     "policyd.stages.base",
     "policyd.guardrails.pii",
     "policyd.guardrails.plugins",
+    "policyd.budgets.ledger",
+    "policyd.budgets.windows",
     "policyd.stores",
+    "policyd.reload",
+    "policyd.telemetry",
+    "policyd.decision_log",
+    "redis",
+    "watchfiles",
+    "litellm",
+    "opentelemetry",
+    "subprocess",
+    "tarfile",
 )
 
 
