@@ -373,7 +373,9 @@ class FileReader:
             return
         self.count, self.budget = 0, self.composed + MAX_ALIAS_NODES
         try:
-            data = self._construct(root, 1)
+            # without aliases the nodes are a tree within both limits (composing enforces
+            # the depth, and there are `composed` nodes), so nothing needs counting
+            data = self._construct(root, 1) if self.aliases else _plain(root)
         except _Limit as exc:
             where = self.aliases[0] if self.aliases else root.start
             hint = "aliases are bounded to keep loading safe; write fewer, smaller repeats"
@@ -423,6 +425,16 @@ class FileReader:
             ctx = self.lines.position(exc.context_mark.index)
             context = f" ({exc.context} at line {ctx.line}, column {ctx.column})"
         self.error(index, "PD001", f"YAML syntax error: {problem}{context}", _syntax_hint(problem))
+
+
+def _plain(node: Node) -> Any:
+    """The data of a node tree without aliases (what :meth:`FileReader._construct` builds)."""
+    if type(node) is ScalarNode:
+        return node.value
+    if type(node) is SeqNode:
+        return [_plain(item) for item in node.items]
+    assert type(node) is MapNode
+    return {k: _plain(v) for k, (_, v) in node.entries.items()}
 
 
 _SYNTAX_HINTS = {
