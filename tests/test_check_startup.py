@@ -73,3 +73,19 @@ def test_a_warm_check_loads_only_what_checking_needs(tmp_path: Path) -> None:
     loaded = set(warm["modules"])  # type: ignore[call-overload]
     assert not [name for name in NOT_LOADED if name in loaded]
     assert "policyd.guardrails._regex" in loaded  # the bundle's patterns are still checked
+
+
+def test_check_in_process_leaves_the_collector_as_it_was() -> None:
+    """check freezes the heap only when the process exits (the exit's full collections
+    would walk everything read); a caller running it in-process keeps its collector."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from policyd.cli import main
+
+    enabled = gc.isenabled()
+    result = CliRunner().invoke(main, ["check", str(REPO / "policies")])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled() == enabled
