@@ -15,6 +15,10 @@ written to a temporary directory. Timed, in one run so the ratios share the mach
   pass`` (the interpreter alone) and ``policyd check`` on the 1,000-policy bundle. Figures
   are CPU time (user + system) of the child process, which the other users of a shared
   machine disturb far less than wall time; wall time is shown too.
+
+``--against DIR`` (a checkout of another revision, e.g. made with ``git worktree add DIR
+REV``) also times that checkout's whole processes, interleaved run by run with this one's,
+and prints each pair with their ratio: before/after figures that share the machine's load.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from policyd.bundle import load_bundle
+from policyd.loader import forget_reads
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -60,9 +65,12 @@ def pure_yaml() -> Iterator[None]:
 
 
 def best_cpu(runs: int, fn: Callable[[], object]) -> float:
-    """Least CPU time of this process over ``runs`` calls, in seconds."""
+    """Least CPU time of this process over ``runs`` calls, in seconds; each call reads every
+    file again (the loader otherwise reuses what it read from unchanged files, as on a
+    reload, and the figure would leave out reading YAML)."""
     times = []
     for _ in range(runs):
+        forget_reads()
         start = time.process_time()
         fn()
         times.append(time.process_time() - start)
@@ -70,6 +78,7 @@ def best_cpu(runs: int, fn: Callable[[], object]) -> float:
 
 
 def _diagnostics(path: Path) -> list[tuple[object, ...]]:
+    forget_reads()  # read with the parser chosen now, not reused from the other one's read
     return [
         (d.file, d.line, d.column, d.severity, d.code, d.message, d.hint)
         for d in load_bundle(path).diagnostics
@@ -123,9 +132,11 @@ class ProcessTimes:
     wall: float  # median wall seconds
 
 
-def time_process(command: list[str], runs: int) -> ProcessTimes:
-    """Median CPU and wall time of ``command`` run ``runs`` times (output discarded)."""
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]  # this checkout's policyd first
+def time_process(command: list[str], runs: int, root: Path = ROOT) -> ProcessTimes:
+    """Median CPU and wall time of ``command`` run ``runs`` times (output discarded), with
+    the policyd of the checkout ``root`` (its directory is the working directory too, which
+    ``python -m`` puts first on the path)."""
+    paths = [str(root), os.environ.get("PYTHONPATH", "")]  # that checkout's policyd first
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     # an installed policyd is byte-compiled: without .pyc files every run compiles every module
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -134,7 +145,7 @@ def time_process(command: list[str], runs: int) -> ProcessTimes:
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(command, env=env, cwd=ROOT, capture_output=True, check=False)
+        subprocess.run(command, env=env, cwd=root, capture_output=True, check=False)
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -167,10 +178,32 @@ def measure_check_command(n: int, runs: int) -> ProcessTimes:
         return time_process(check_command(tmp), runs)
 
 
+def compare(other: Path, n: int, runs: int) -> None:
+    """Whole processes of this checkout and of ``other``, interleaved; medians and ratios."""
+    times: dict[str, list[ProcessTimes]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        make_bundle(Path(tmp), n)
+        commands = {
+            "`policyd check policies/`": check_command(POLICIES.relative_to(ROOT)),
+            f"`policyd check` {n:,} policies": check_command(tmp),
+        }
+        for _ in range(runs):
+            for name, command in commands.items():
+                for side, root in (("this", ROOT), ("other", other)):
+                    times.setdefault(f"{name} {side}", []).append(time_process(command, 1, root))
+    print(f"\nthis checkout vs {other}, interleaved, median of {runs} (CPU user+system)")
+    for name in commands:
+        this, that = (
+            statistics.median(t.cpu for t in times[f"{name} {side}"]) for side in ("this", "other")
+        )
+        print(f"  {name:32} {this:6.3f} s, other {that:6.3f} s: {this / that:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", default="1,10,100,1000")
     parser.add_argument("--runs", type=int, default=10, help="process runs (median)")
+    parser.add_argument("--against", type=Path, help="another checkout to time as well")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -198,6 +231,8 @@ def main() -> None:
     big = max(sizes)
     whole = measure_check_command(big, max(1, args.runs // 5))
     print(f"  `policyd check` {big:,} policies {whole.cpu:6.3f} s / {whole.wall:6.3f} s")
+    if args.against:
+        compare(args.against.resolve(), big, args.runs)
 
 
 if __name__ == "__main__":

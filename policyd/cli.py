@@ -6,6 +6,8 @@ errors (bad option, missing path, unreadable request file).
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import re
@@ -95,6 +97,12 @@ def check(
     failing = any(d.is_error for d in diagnostics) or (
         strict and any(d.severity is Severity.WARNING for d in diagnostics)
     )
+    # The interpreter's exit walks every live object in full collections, the loader's
+    # reuse of what it read included (1.2 s of a 3.2 s check of 1,000 policies); frozen
+    # objects are skipped. Frozen at exit, not now, so a caller running check in-process
+    # keeps its collector as it was (Python promises no finalizers at exit either way).
+    atexit.unregister(gc.freeze)  # once, however many checks ran
+    atexit.register(gc.freeze)
     sys.exit(1 if failing else 0)
 
 

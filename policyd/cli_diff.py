@@ -2,26 +2,29 @@
 
 BASE and HEAD are bundle paths or ``git:REV`` (the bundle at that revision of the git
 repository the other side's path lives in; ``git:REV:PATH`` names the path). A git
-revision is extracted with ``git archive`` into a temporary directory.
+revision is extracted with ``git archive`` into a temporary directory. Modules only
+``diff`` uses are imported when it runs: every ``policyd`` command imports this one.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import subprocess
 import sys
-import tarfile
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from policyd.diff_report import FAIL_ON_HELP
 
+if TYPE_CHECKING:
+    import tarfile
+
 
 def _git(cwd: Path, *args: str) -> bytes:
+    import subprocess
+
     try:
         done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, check=False)
     except FileNotFoundError:
@@ -64,6 +67,9 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
     directory = (here if target.suffix not in (".yaml", ".yml") else target.parent).relative_to(top)
     data = _git(top, "archive", "--format=tar", rev, "--", str(directory) or ".")
     out = scratch / name
+    import io
+    import tarfile
+
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         _extract(archive, out)
     return str(out / target.relative_to(top)), f"{rev} ({short})"
@@ -72,6 +78,8 @@ def resolve(spec: str, other: str, scratch: Path, name: str) -> tuple[str, str]:
 def _extract(archive: tarfile.TarFile, out: Path) -> None:
     """Extract ``git archive`` output: with tarfile's ``data`` filter where Python has it
     (3.11.4+), else regular files and folders only, each kept inside ``out``."""
+    import tarfile
+
     if hasattr(tarfile, "data_filter"):
         archive.extractall(out, filter="data")
         return
@@ -155,6 +163,8 @@ def diff_command(
             clock = parse_timestamp(now)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--now") from None
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="policyd-diff-") as scratch:
         sides = []
         for spec, other, name in ((base, head, "BASE"), (head, base, "HEAD")):

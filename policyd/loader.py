@@ -39,6 +39,7 @@ __all__ = [
     "SourceMap",
     "YamlFloat",
     "YamlInt",
+    "forget_reads",
     "gc_paused",
     "load_path",
     "load_text",
@@ -222,6 +223,13 @@ _Read = dict[tuple[str, bytes], tuple[list[Document], list[Diagnostic], str | No
 _last_reads: dict[str, _Read] = {}
 _last_reads_lock = threading.Lock()
 _MAX_REMEMBERED_PATHS = 16
+
+
+def forget_reads() -> None:
+    """Forget what earlier loads read: the next :func:`load_path` of any path reads every
+    file again, as the first load in a process does (benchmarks timing a cold read)."""
+    with _last_reads_lock:
+        _last_reads.clear()
 
 
 def _load_file(

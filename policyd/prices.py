@@ -27,6 +27,10 @@ from policyd import document
 
 _PRICE_FILE = "model_prices_and_context_window_backup.json"
 
+#: Output tokens a reservation assumes when neither the request's max_tokens nor the
+#: model's output limit is known: a reservation must assume something.
+DEFAULT_MAX_OUTPUT = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:

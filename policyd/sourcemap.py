@@ -76,6 +76,7 @@ class MapNode(Node):
 
 
 _BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
 
 
 class Lines:
@@ -83,7 +84,17 @@ class Lines:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.starts = [0, *(m.end() for m in _BREAK.finditer(text))]
+        if any(c in text for c in _OTHER_BREAKS):
+            self.starts = [0, *(m.end() for m in _BREAK.finditer(text))]
+            return
+        starts = [0]  # only "\n" breaks: str.find is far cheaper than the expression
+        find = text.find
+        at = find("\n")
+        while at >= 0:
+            at += 1
+            starts.append(at)
+            at = find("\n", at)
+        self.starts = starts
 
     def position(self, index: int) -> Position:
         line = bisect.bisect_right(self.starts, index) - 1

@@ -157,14 +157,39 @@ class FileReader:
         self.stack = stack  # for syntax errors: which brackets are still open
         root: Node | None = None
         get_event, scalar_start = source.get_event, source.scalar_start
+        # libyaml's common scalar (no tag, no anchor, quoted or plain with text) is composed
+        # here: what CEvents.scalar_start and _scalar do for it, without the two calls
+        fast, scalar_starts = type(source) is CEvents, source.scalar_starts
         while True:
             event: Any = get_event()
             kind = type(event)
             start, end = event.start_mark.index, event.end_mark.index
             if kind is ev.ScalarEvent:
                 in_flow = bool(stack) and stack[-1].flow
-                text_start = scalar_start(event, start, end, in_flow)
-                node: Node = self._scalar(event, start, end, text_start)
+                style, text = event.style, event.value
+                if (
+                    fast
+                    and event.tag is None
+                    and event.anchor is None
+                    and ((style == "" and text) or style == "'" or style == '"')
+                ):
+                    if style == "":
+                        event.style = style = None  # plain, as the pure parser says
+                        if in_flow and "?" in text:
+                            raise EventsDiffer
+                    scalar_starts[end] = start
+                    implicit = event.implicit[0]
+                    value = resolve_plain(text) if implicit else text
+                    if value is BIG_INT:
+                        node: Node = self._scalar(event, start, end, start)
+                    else:
+                        node = ScalarNode(start, end, start, value, style)
+                        if implicit and text == "<<":
+                            node.merge = True
+                        self.composed += 1
+                else:
+                    text_start = scalar_start(event, start, end, in_flow)
+                    node = self._scalar(event, start, end, text_start)
             elif kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
                 self._open(source, event, start, stack)
                 continue
@@ -194,6 +219,12 @@ class FileReader:
                 frame.key = node
             else:
                 key, frame.key = frame.key, None
+                if type(key) is ScalarNode and not key.merge and frame.order is None:
+                    name = key.value  # the common entry, as _entry adds it
+                    entries = collection.entries  # type: ignore[union-attr]
+                    if type(name) is str and name not in entries:
+                        entries[name] = (key, node)
+                        continue
                 self._entry(frame, key, node)
         if root is not None:
             self._finish_document(root, index)
@@ -342,7 +373,9 @@ class FileReader:
             return
         self.count, self.budget = 0, self.composed + MAX_ALIAS_NODES
         try:
-            data = self._construct(root, 1)
+            # without aliases the nodes are a tree within both limits (composing enforces
+            # the depth, and there are `composed` nodes), so nothing needs counting
+            data = self._construct(root, 1) if self.aliases else _plain(root)
         except _Limit as exc:
             where = self.aliases[0] if self.aliases else root.start
             hint = "aliases are bounded to keep loading safe; write fewer, smaller repeats"
@@ -392,6 +425,16 @@ class FileReader:
             ctx = self.lines.position(exc.context_mark.index)
             context = f" ({exc.context} at line {ctx.line}, column {ctx.column})"
         self.error(index, "PD001", f"YAML syntax error: {problem}{context}", _syntax_hint(problem))
+
+
+def _plain(node: Node) -> Any:
+    """The data of a node tree without aliases (what :meth:`FileReader._construct` builds)."""
+    if type(node) is ScalarNode:
+        return node.value
+    if type(node) is SeqNode:
+        return [_plain(item) for item in node.items]
+    assert type(node) is MapNode
+    return {k: _plain(v) for k, (_, v) in node.entries.items()}
 
 
 _SYNTAX_HINTS = {

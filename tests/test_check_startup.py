@@ -23,17 +23,30 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 # What `check` on the shipped bundle never needs: the CEL parser once its expressions are
-# cached, the compiler and the diff engine, guardrail modules the bundle does not use,
-# the budget ledger's store side.
+# cached, cel-python, the compiler and the diff engine, guardrail modules the bundle does
+# not use, the budget ledger and its stores, hot reload, telemetry and the optional
+# packages behind them, and what only `policyd diff` uses (git through subprocess, tar).
 NOT_LOADED = (
     "lark",
+    "celpy",
     "policyd.compile",
     "policyd.diff",
     "policyd.engine",
     "policyd.stages.base",
     "policyd.guardrails.pii",
     "policyd.guardrails.plugins",
+    "policyd.budgets.ledger",
+    "policyd.budgets.windows",
     "policyd.stores",
+    "policyd.reload",
+    "policyd.telemetry",
+    "policyd.decision_log",
+    "redis",
+    "watchfiles",
+    "litellm",
+    "opentelemetry",
+    "subprocess",
+    "tarfile",
 )
 
 
@@ -60,3 +73,19 @@ def test_a_warm_check_loads_only_what_checking_needs(tmp_path: Path) -> None:
     loaded = set(warm["modules"])  # type: ignore[call-overload]
     assert not [name for name in NOT_LOADED if name in loaded]
     assert "policyd.guardrails._regex" in loaded  # the bundle's patterns are still checked
+
+
+def test_check_in_process_leaves_the_collector_as_it_was() -> None:
+    """check freezes the heap only when the process exits (the exit's full collections
+    would walk everything read); a caller running it in-process keeps its collector."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from policyd.cli import main
+
+    enabled = gc.isenabled()
+    result = CliRunner().invoke(main, ["check", str(REPO / "policies")])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled() == enabled

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loader_helpers import one
 
 from policyd.loader import load_text
-from policyd.sourcemap import Position
+from policyd.sourcemap import Lines, Position
 
 # --- source maps ---------------------------------------------------------------------------
 
@@ -158,3 +160,15 @@ def test_scalar_offset_maps_every_json_string_character(value: str) -> None:
     for i, c in enumerate(value):
         if c not in '"\\':
             assert text[columns[i] - 1] == c
+
+
+# --- lines ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(["a", " ", "\n", "\r", "\r\n", "\x85", "\u2028", "\u2029", "é"])))
+def test_line_starts_are_after_every_yaml_line_break(parts: list[str]) -> None:
+    """Lines finds "\\n"-only texts with str.find: the same starts as YAML's break rule."""
+    text = "".join(parts)
+    yaml_breaks = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
+    assert Lines(text).starts == [0, *(m.end() for m in yaml_breaks.finditer(text))]

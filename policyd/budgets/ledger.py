@@ -20,9 +20,6 @@ from policyd.budgets.windows import Window
 from policyd.errors import ConfigError
 from policyd.money import MAX_MICROS
 
-#: Output tokens a reservation assumes when neither the request's max_tokens nor the
-#: model's output limit is known: a reservation must assume something.
-DEFAULT_MAX_OUTPUT = 4096
 #: The counter that a budget key goes to when its expression errors or is null.
 MISSING_KEY = "_missing"
 #: Largest value of any dimension of one amount, and of any counter field, in every

@@ -7,7 +7,6 @@ from __future__ import annotations
 import zoneinfo
 
 from policyd import document, fields, prices
-from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
 from policyd.checks.base import (
     ALERTS,
     NEVER_FITS,
@@ -135,7 +134,7 @@ def _check_default_fits(
         if spec is None:
             continue
         info = prices.resolve(target.model, spec)
-        out = info.max_output_tokens or DEFAULT_MAX_OUTPUT
+        out = info.max_output_tokens or prices.DEFAULT_MAX_OUTPUT
         out = min(out, cap) if cap is not None else out
         usd = info.cost_micros(0, out)
         over = []

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import re
+import threading
+import types
 from collections.abc import Iterator
-from typing import Any, get_args
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -20,22 +23,71 @@ from policyd.loader import Document
 
 
 def cel_fields(obj: BaseModel, path: Path = ()) -> Iterator[tuple[Path, str, str]]:
-    """Every CEL expression in a model object: (path, source, kind)."""
+    """Every CEL expression in a model object: (path, source, kind), in field order."""
+    found: list[tuple[Path, str, str]] = []
+    _collect_model(obj, path, found)
+    return iter(found)
+
+
+_CONTAINERS = (BaseModel, list, dict)
+
+
+def _collect_model(obj: BaseModel, path: Path, found: list[tuple[Path, str, str]]) -> None:
     for name, key, marker in _field_markers(type(obj)):
         value = getattr(obj, name)
         if marker is not None and isinstance(value, str):
-            yield (*path, key), value, marker.kind
-        else:
-            yield from _walk(value, (*path, key))
+            found.append(((*path, key), value, marker.kind))
+        elif isinstance(value, _CONTAINERS):  # nothing else can hold an expression
+            _collect(value, (*path, key), found)
 
 
-@functools.cache
-def _field_markers(cls: type[BaseModel]) -> tuple[tuple[str, str, fields.CelMarker | None], ...]:
-    """(field name, key as written, its CelMarker) for each field of a model class, once."""
-    return tuple(
-        (name, info.alias or name, _cel_marker(info.metadata, info.annotation))
-        for name, info in cls.model_fields.items()
-    )
+_FieldMarkers = tuple[tuple[str, str, "fields.CelMarker | None"], ...]
+_markers: dict[type[BaseModel], _FieldMarkers] = {}
+_markers_lock = threading.RLock()
+
+
+def _field_markers(cls: type[BaseModel]) -> _FieldMarkers:
+    """(field name, key as written, its CelMarker) for each field of a model class that is
+    marked or whose values may hold an expression (see :func:`_may_hold_cel`), once."""
+    found = _markers.get(cls)
+    if found is not None:
+        return found
+    with _markers_lock:
+        if cls in _markers:  # computed meanwhile, or being computed (a recursive model)
+            return _markers[cls]
+        every = tuple(
+            (name, info.alias or name, _cel_marker(info.metadata, info.annotation))
+            for name, info in cls.model_fields.items()
+        )
+        _markers[cls] = every  # all fields while in progress: a recursive model walks them
+        kept = tuple(
+            f
+            for f, info in zip(every, cls.model_fields.values(), strict=True)
+            if f[2] is not None or _may_hold_cel(info.annotation)
+        )
+        _markers[cls] = kept
+        return kept
+
+
+_LEAF_TYPES = (str, int, float, bool, bytes, type(None), enum.Enum)
+
+
+def _may_hold_cel(annotation: Any) -> bool:
+    """False when no value of ``annotation`` can hold a CEL expression: strings, numbers,
+    enums and literals, and lists, dicts, unions and models of only those. True for anything
+    else (``Any``, aliases, unknown types), so pruning never skips an expression."""
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return bool(_field_markers(annotation))
+        return not issubclass(annotation, _LEAF_TYPES)
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False
+    if origin is Annotated:
+        return _may_hold_cel(get_args(annotation)[0])
+    if origin in (list, dict, tuple, set, frozenset, Union, types.UnionType):
+        return any(_may_hold_cel(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+    return True
 
 
 def _cel_marker(metadata: list[Any], annotation: Any) -> fields.CelMarker | None:
@@ -50,15 +102,17 @@ def _cel_marker(metadata: list[Any], annotation: Any) -> fields.CelMarker | None
     return None
 
 
-def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str, str]]:
+def _collect(value: Any, path: Path, found: list[tuple[Path, str, str]]) -> None:
     if isinstance(value, BaseModel):
-        yield from cel_fields(value, path)
+        _collect_model(value, path, found)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _walk(item, (*path, i))
+            if isinstance(item, _CONTAINERS):
+                _collect(item, (*path, i), found)
     elif isinstance(value, dict):
         for k, item in value.items():
-            yield from _walk(item, (*path, k))
+            if isinstance(item, _CONTAINERS):
+                _collect(item, (*path, k), found)
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -22,8 +22,7 @@ from policyd import document
 from policyd.budgets import Amount
 from policyd.budgets.histogram import Quantile, parse_quantile
 from policyd.budgets.learned import LearnedOutputs
-from policyd.budgets.ledger import DEFAULT_MAX_OUTPUT
-from policyd.prices import ModelInfo
+from policyd.prices import DEFAULT_MAX_OUTPUT, ModelInfo
 from policyd.stages.base import DecisionState
 
 
