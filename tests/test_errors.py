@@ -37,6 +37,7 @@ INTERNAL_CLASSES = {
     "_CaseError",
     "_Worded",  # cel/fallback.py: a marker inside a cel-python error value, never raised
     "_Refused",  # request.py: scan_values' control flow, re-raised as RequestError
+    "_NotInlined",  # cel/inline.py: "write this condition as a call", caught there
     "PoolBusy",  # stores/pool.py: one of the Redis store's FAILURES, caught at each call
     "EventsDiffer",  # yamlevents.py: caught by yaml12, which falls back to the pure parser
 }

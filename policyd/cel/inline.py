@@ -190,7 +190,7 @@ def _emit(form: tuple[str, Any], out: str, lines: list[str], depth: int, seq: li
 
 
 class _NotInlined(Exception):
-    pass
+    """A condition's code this module cannot inline; caught here, never escapes."""
 
 
 class _Renamer(ast.NodeTransformer):
