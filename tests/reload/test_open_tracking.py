@@ -61,7 +61,8 @@ def test_a_closed_in_place_write_skips_the_stability_check(
         assert wait_for(lambda: serving(serving_engine) == 1)
         assert serving_engine.decide(PII).blocked_by == "pii"
         assert watcher.closed_bursts == 1 and not watcher.confirming.is_set()
-        assert [e["type"] for e in events] == ["reloaded"]
+        # the swap comes first, then the event (from the watcher thread): wait for it
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
     finally:
         watcher.stop()
 
@@ -83,7 +84,8 @@ def test_a_writer_pausing_mid_file_with_the_file_open_is_held(
             handle.write(rest)
         assert wait_for(lambda: serving(serving_engine) == 1)
         assert serving_engine.decide(PII).blocked_by == "pii"  # the whole file went live
-        assert [e["type"] for e in events] == ["reloaded"]
+        # the swap comes first, then the event (from the watcher thread): wait for it
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
     finally:
         watcher.stop()
 
@@ -108,7 +110,8 @@ def test_close_then_reopen_back_to_back_never_publishes_the_first_part(
         )
         assert wait_for(lambda: serving(serving_engine) == 1)
         assert serving_engine.decide(PII).blocked_by == "pii"
-        assert [e["type"] for e in events] == ["reloaded"]
+        # the swap comes first, then the event (from the watcher thread): wait for it
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
     finally:
         watcher.stop()
 
@@ -131,7 +134,8 @@ def test_a_reopened_file_held_open_waits_for_its_close(
         # closed: live without the 60 s content check
         assert wait_for(lambda: serving(serving_engine) == 1)
         assert serving_engine.decide(PII).blocked_by == "pii"
-        assert [e["type"] for e in events] == ["reloaded"]
+        # the swap comes first, then the event (from the watcher thread): wait for it
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
         assert watcher.closed_bursts == 1
     finally:
         watcher.stop()
@@ -160,7 +164,8 @@ def test_turned_off_the_content_check_still_holds_a_prefix(
             handle.write(rest)
         assert wait_for(lambda: serving(serving_engine) == 1)
         assert serving_engine.decide(PII).blocked_by == "pii"
-        assert [e["type"] for e in events] == ["reloaded"]
+        # the swap comes first, then the event (from the watcher thread): wait for it
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
         assert watcher.closed_bursts == 0 and not watcher.held_open.is_set()
     finally:
         watcher.stop()

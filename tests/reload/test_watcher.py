@@ -310,7 +310,9 @@ def test_a_slow_in_place_write_never_goes_live_as_its_prefix(rev_dir: Path) -> N
         assert wait_for(lambda: serving(engine) == 1)
         decision = engine.decide({"messages": [{"role": "user", "content": "a@b.example"}]})
         assert decision.blocked_by == "pii"  # the whole file went live
-        assert [e["type"] for e in events] == ["reloaded"]  # and nothing before it
+        # the swap comes first, then the event (from the watcher thread): wait for it;
+        # one event, so nothing went live before the whole file
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
         assert engine.status().reloads == 1
     finally:
         watcher.stop()
@@ -375,7 +377,8 @@ def test_a_new_file_written_slowly_never_goes_live_as_its_prefix(rev_dir: Path) 
         assert wait_for(lambda: "q" in engine.status().policies)
         message = {"messages": [{"role": "user", "content": "a@b.example"}]}
         assert engine.decide(message, policy="q").blocked_by == "pii"
-        assert [e["type"] for e in events] == ["reloaded"]
+        # the swap comes first, then the event (from the watcher thread): wait for it
+        assert wait_for(lambda: [e["type"] for e in events] == ["reloaded"])
     finally:
         watcher.stop()
 
