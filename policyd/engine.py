@@ -362,12 +362,15 @@ class Engine:
     def _go_live(
         self, current: CompiledBundle, compiled: CompiledBundle, started: float, **extra: str
     ) -> None:
-        """Swap to ``compiled`` (one reference assignment); log and emit what changed."""
+        """Swap to ``compiled`` (one reference assignment); log and emit what changed.
+
+        The status is updated before the swap, so whoever sees the new revision serving
+        also sees it counted; the event follows the swap."""
         from policyd.reload.revisions import went_live
 
-        self._current = compiled
         self._reloads += 1
         self._rejected_revision = None
+        self._current = compiled
         took_ms = (time.perf_counter() - started) * 1000
         self._runtime.emit(went_live(self._path, current, compiled, took_ms, extra))
 
