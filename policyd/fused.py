@@ -2,8 +2,9 @@
 
 This module owns speed-up #1 of docs/performance.md (and the lazy error texts of #2).
 :func:`fuse` reads a compiled policy's stage objects, which stay the source of truth,
-and when every stage is one it can write out (input guardrails that are CEL conditions
-and size limits, routing, cache, prompts; no budgets, text checks or plugins) returns
+and when every stage is one it can write out (input guardrails: conditions, size limits
+and text checks, :mod:`policyd.fused_guardrails`; routing, cache, prompts; no budgets or
+plugins) returns
 ``decide(request, counter) -> (Decision, now)``, generated Python that makes the same
 decision as running the steps one by one (``deciding.run_steps``), in one frame: each
 condition's generated CEL inlined in order where its code allows (else its function
@@ -11,8 +12,9 @@ called), tier targets, fallback chains, trace entries and prompt choices as cons
 weighted picks and rollout schedules unrolled, the answer in locals written once.
 
 Slow paths stay with the stage objects: when a request does not fit some model of its
-tier, or a routing cooldown is active, the same prepared request, clock reading and
-decision id go through the steps instead. A trace entry whose text is a CEL error's is
+tier, or a routing cooldown is active, the same prepared request, clock reading,
+decision id and what the guardrails left (trace, warnings, redacted messages) go
+through the steps after the guardrails instead. A trace entry whose text is a CEL error's is
 kept as a :class:`~policyd.fused_runtime.Later` and rendered when ``Decision.trace`` is first read
 (:class:`~policyd.decision.PendingTrace`). ``adecide``, ``record`` and policies it
 cannot write out use the steps; ``tests/engine/test_fused.py`` checks both agree.
@@ -20,18 +22,15 @@ cannot write out use the steps; ``tests/engine/test_fused.py`` checks both agree
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import linecache
 import random
-import warnings
 from collections.abc import Callable
 from datetime import datetime
-from types import CodeType, MappingProxyType
+from types import MappingProxyType
 from typing import Any
 
-from policyd import cel, fused_runtime
-from policyd.cel.inline import absorbing_lines, inline
+from policyd import fused_guardrails, fused_runtime
 from policyd.cel.runtime import ERRORS, no_overload
 from policyd.decision import (
     CacheDirective,
@@ -42,85 +41,16 @@ from policyd.decision import (
     build_decision,
 )
 from policyd.decision_id import new_decision_id
+from policyd.fused_guardrails import FAILED as _FAILED
 from policyd.fused_runtime import CAUGHT, ENCODE, Err, Later
+from policyd.fused_source import Source, compiled
 from policyd.stages.base import Runtime
 from policyd.stages.cache import _SCOPE_PATHS, CacheStage
-from policyd.stages.guardrails import InputGuardrailsStage, SizeLimit
+from policyd.stages.guardrails import InputGuardrailsStage
 from policyd.stages.prompts import PromptsStage, assign, bucket
 from policyd.stages.routing import CompiledTier, RoutingStage, _key_text, _unit
 
 Fused = Callable[[Any, str], tuple[Decision, datetime]]
-_CODE: dict[str, CodeType] = {}  # generated source -> its code object
-
-
-class _Source:
-    """Lines of the generated function and the constants they name."""
-
-    def __init__(self, ns: dict[str, Any]) -> None:
-        self.lines: list[str] = []
-        self.ns = ns
-        self.depth = 1
-        self.count = 0
-        self.called = False  # a condition's function is called (it needs the activation)
-
-    def emit(self, *lines: str) -> None:
-        self.lines.extend("    " * self.depth + line for line in lines)
-
-    def const(self, value: Any) -> str:
-        self.count += 1
-        name = f"_c{self.count}"
-        self.ns[name] = value
-        return name
-
-    def entry(self, stage: str, rule: str | None, outcome: str, detail: str) -> str:
-        return self.const(TraceEntry(stage, rule, outcome, detail))
-
-    def later(self, stage: str, rule: str | None, outcome: str, before: str, after: str) -> str:
-        """Code appending the :class:`Later` of the failed condition in ``v``."""
-        spec = self.const((stage, rule, outcome, before, after))
-        return f"trace.append(_new_tuple(_Later, ({spec}, v))); lazy = 1"
-
-    def condition(self, expr: cel.Expression) -> None:
-        """``v`` = the value, or an :class:`Err` (as ``matches``/``evaluate`` would say)."""
-        inlined = inline(expr, self.ns)
-        if inlined is None:
-            self.called = True
-            self.emit("try:", f"    v = {self.const(expr.evaluate)}(a)")
-            self.emit("except _CAUGHT as exc:")
-            self.emit("    exc.__traceback__ = None", "    v = _new_tuple(_Err, (exc, None))")
-            return
-        self.called = self.called or inlined.activation
-        names = f"{inlined.prefix}_names"
-        self.emit("try:", f"    v = {inlined.fast}", "except _E as exc:")
-        if not inlined.absorbs:  # the error is the answer
-            self.emit("    exc.__traceback__ = None  # hold no frame of the decision")
-            self.emit(f"    v = _new_tuple(_Err, (exc, {names}))")
-        elif inlined.absorbing is None:  # its absorbing function decides
-            slow = expr.evaluate.__globals__["_slow"]
-            self.emit(f"    v = _rerun({self.const(slow)}, exc, r, now)")
-        else:  # ... written out as statements, a function of its own (the error path)
-            body = "".join(f"    {line}\n" for line in absorbing_lines(inlined.absorbing, "_o"))
-            text = (
-                f"def absorbing(r, now):\n{body}    if _o_e is None:\n        return _o_v\n"
-                f"    return _new_tuple(_Err, (_o_e, {names}))\n"
-            )
-            made: dict[str, Any] = {}
-            exec(_compiled(text, "<policyd.fused absorbing>"), self.ns, made)
-            self.emit(f"    v = {self.const(made['absorbing'])}(r, now)")
-
-
-def _compiled(text: str, filename: str) -> CodeType:
-    """``text`` compiled, from a cache: compiling is most of :func:`fuse`'s time, and
-    compiling a policy again (a reload, the policy test runner) repeats the same text."""
-    code = _CODE.get(text)
-    if code is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)  # as cel.expression compiles CEL
-            code = builtins.compile(text, filename, "exec")
-        if len(_CODE) >= 1024:
-            _CODE.clear()
-        _CODE[text] = code
-    return code
 
 
 def fusible(policy: Any) -> bool:
@@ -135,12 +65,8 @@ def fusible(policy: Any) -> bool:
         stage = step.stage
         if type(stage) is not kinds.get(step.name):
             return False
-        if isinstance(stage, InputGuardrailsStage):
-            for guard in stage.guards:
-                if guard.text is not None or guard.plugin is not None:
-                    return False
-                if not all(isinstance(check, SizeLimit) for check in guard.checks):
-                    return False
+        if isinstance(stage, InputGuardrailsStage) and not fused_guardrails.writable(stage):
+            return False
     return True
 
 
@@ -160,7 +86,8 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
         "_bucket": bucket, "_assign": assign, "_render": fused_runtime.render_choice,
         "_handover": fused_runtime.handover(policy), "_ref": policy.ref, "_policy": policy,
     }  # fmt: skip
-    src = _Source(ns)
+    fused_guardrails.names(ns)
+    src = Source(ns)
     src.emit(
         "r = _prepare(request)",
         "now = _rt.clock()",
@@ -168,12 +95,14 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
         "trace = []",
         "warned = []",
         "lazy = 0",
+        "msgs = None",
     )
     stages = {step.name: step.stage for step in policy.steps}
     if "guardrails" in stages:
-        _guardrails(src, stages["guardrails"])
+        fused_guardrails.guardrails(src, stages["guardrails"])
     routed = "routing" in stages
     if routed:
+        src.emit("g = len(trace)")  # the guardrails' part, should routing hand over
         _routing(src, stages["routing"])
     else:
         src.emit("tier = model = litellm = None", "fbs = lfbs = ()")
@@ -189,7 +118,8 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
     src.emit(
         "held = _Pending(trace) if lazy else tuple(trace)",
         f"return _build(True, None, None, model, litellm, tier, fbs, {retry}, {timeout}, cache, "
-        "_proxy(prompts), (), tuple(warned), held, _ref, None, did, None, False, None, lfbs, "
+        "_proxy(prompts), (), tuple(warned), held, _ref, None, did, "
+        "None if msgs is None else tuple(msgs), msgs is not None, None, lfbs, "
         "counter, r, None, _policy), now",
     )
     if src.called:  # the activation a condition's function reads
@@ -197,82 +127,16 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
     text = "def decide(request, counter):\n" + "\n".join(src.lines) + "\n"
     filename = f"<policyd.fused {policy.name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    exec(_compiled(text, filename), ns)
+    exec(compiled(text, filename), ns)
     decide: Fused = ns["decide"]
     return decide
 
 
-_REST = "(did, counter, r, _ref, _policy)"
-
-
-def _guardrails(src: _Source, stage: InputGuardrailsStage) -> None:
-    """``InputGuardrailsStage._check`` for conditions and size limits, in order."""
-    for guard in stage.guards:
-        if guard.when is None:
-            _limits(src, guard)
-            continue
-        src.condition(guard.when)
-        src.emit("if v is True:")
-        src.depth += 1
-        if guard.checks:
-            _limits(src, guard)
-        else:
-            _fire(src, guard, src.const("condition matched"))
-        src.depth -= 1
-        src.emit("elif v is not False:")
-        name, message = src.const(guard.name), src.const(guard.message)
-        if guard.on_error == "allow":
-            after = "; on_error: allow"
-            src.emit("    " + src.later("guardrails", guard.name, "error-allowed", _FAILED, after))
-        else:
-            after = "; failing closed"
-            src.emit(
-                "    " + src.later("guardrails", guard.name, "block", _FAILED, after),
-                f"    return _blocked({name}, {message}, warned, trace, lazy, {_REST}), now",
-            )
-
-
-def _limits(src: _Source, guard: Any) -> None:
-    """The guardrail's size limits in order; the first one exceeded fires (nothing else)."""
-    depth = src.depth
-    for i, check in enumerate(guard.checks):
-        assert isinstance(check, SizeLimit)
-        if i:
-            src.emit("else:")
-            src.depth += 1
-        size = "len(r['messages'])" if check.field == "messages" else f"r[{check.field!r}]"
-        src.emit(f"n = {size}", f"if n > {src.const(check.limit)}:")
-        src.depth += 1
-        src.emit(f"reason = {src.const(check)}.reason(n)")
-        _fire(src, guard, "reason")
-        src.depth -= 1
-    src.depth = depth
-
-
-def _fire(src: _Source, guard: Any, reason: str) -> None:
-    """``InputGuardrailsStage._fire``: block (redact with nothing to replace too) or warn,
-    ``reason`` (code) the trace's detail."""
-    name, message = src.const(guard.name), src.const(guard.message)
-    stage = src.const("guardrails")
-    if guard.action in ("block", "redact"):
-        src.emit(
-            f"trace.append(_new_tuple(_TE, ({stage}, {name}, 'block', {reason})))",
-            f"return _blocked({name}, {message}, warned, trace, lazy, {_REST}), now",
-        )
-    else:
-        prefix = src.const(f"{guard.name}: ")
-        src.emit(
-            f"warned.append({prefix} + {reason})",
-            f"trace.append(_new_tuple(_TE, ({stage}, {name}, 'warn', {reason})))",
-        )
-
-
-_FAILED = "condition failed: "
 _NULL = "sticky_by failed (null)"
 _NO_MATCH = "condition failed, no match: "
 
 
-def _routing(src: _Source, stage: RoutingStage) -> None:
+def _routing(src: Source, stage: RoutingStage) -> None:
     src.emit("tier = None")
     for i, rule in enumerate(stage.rules):
         if i:
@@ -300,18 +164,18 @@ def _routing(src: _Source, stage: RoutingStage) -> None:
         )
     if stage.cooldown is not None:
         src.emit("if _rt.cooldowns.active(now.timestamp()):")
-        src.emit("    return _handover(r, now, did, counter)")
+        src.emit("    return _handover(r, now, did, counter, trace[:g], warned, msgs)")
     for i, tier in enumerate(stage.tiers.values()):
         src.emit(f"{'if' if i == 0 else 'elif'} tier == {src.const(tier.name)}:")
         src.depth += 1
         if stage.skip_small:
             src.emit(f"if need > {src.const(tier.min_window)}:")
-            src.emit("    return _handover(r, now, did, counter)")
+            src.emit("    return _handover(r, now, did, counter, trace[:g], warned, msgs)")
         _pick(src, tier)
         src.depth -= 1
 
 
-def _pick(src: _Source, tier: CompiledTier) -> None:
+def _pick(src: Source, tier: CompiledTier) -> None:
     """``RoutingStage._pick`` and ``_point`` on a tier's own targets, unrolled."""
     total = sum(tier.weights)
     if tier.strategy != "weighted" or len(tier.targets) == 1 or total <= 0:
@@ -356,7 +220,7 @@ def _pick(src: _Source, tier: CompiledTier) -> None:
 
 
 def _chosen(
-    src: _Source, tier: CompiledTier, only: int | None, hows: tuple[str, ...], how: str
+    src: Source, tier: CompiledTier, only: int | None, hows: tuple[str, ...], how: str
 ) -> None:
     """model, litellm, fbs, lfbs and the trace entry of target ``k`` (or ``only``)."""
     table = []
@@ -368,7 +232,7 @@ def _chosen(
     src.emit(f"model, litellm, fbs, lfbs, entries = {picked}", f"trace.append(entries[{how}])")
 
 
-def _cache(src: _Source, stage: CacheStage, policy_name: str) -> None:
+def _cache(src: Source, stage: CacheStage, policy_name: str) -> None:
     src.emit("cache = None", "cached = False")
     for rule in stage.rules:
         src.emit("if not cached:")
@@ -421,7 +285,7 @@ def _cache(src: _Source, stage: CacheStage, policy_name: str) -> None:
     src.emit("if not cached:", f"    trace.append({none})")
 
 
-def _prompts(src: _Source, stage: PromptsStage) -> None:
+def _prompts(src: Source, stage: PromptsStage) -> None:
     for name, version in stage.fixed:
         src.emit(f"prompts[{src.const(name)}] = {_choice(src, stage, name, version, None)}")
     for rollout in stage.rollouts:
@@ -478,7 +342,7 @@ def _prompts(src: _Source, stage: PromptsStage) -> None:
 
 
 def _choice(
-    src: _Source, stage: PromptsStage, prompt: str, version: str, rollout: str | None
+    src: Source, stage: PromptsStage, prompt: str, version: str, rollout: str | None
 ) -> str:
     """Code for ``PromptsStage._choice``: a shared constant for a static text."""
     template = stage.templates[(prompt, version)]

@@ -3,7 +3,8 @@
 A condition's error kept unrendered (:class:`Err`) and the trace entry quoting it
 (:class:`Later`, rendered when ``Decision.trace`` is first read), a guardrail's block as
 ``finish`` freezes it, a prompt template rendered as the prompts stage does, and the
-hand-over to the steps for the slow paths (a request some model cannot hold, cooldowns).
+hand-over to the steps after the guardrails for the slow paths (a request some model
+cannot hold, cooldowns), with what the guardrails left.
 Each says which stage code it stands for; the texts are that code's.
 """
 
@@ -83,15 +84,17 @@ class Later(tuple[Any, ...]):
 
 
 def blocked(
-    rule: str, message: str, warned: Any, trace: list[Any], lazy: int, rest: tuple[Any, ...]
-) -> Decision:
-    """A guardrail's block, as ``finish`` freezes it (rest: id, counter, request, ref, policy)."""
+    rule: str, message: str, warned: Any, trace: list[Any], lazy: int, msgs: list[Any] | None,
+    rest: tuple[Any, ...],
+) -> Decision:  # fmt: skip
+    """A guardrail's block, as ``finish`` freezes it (``msgs``: the redacted messages, if a
+    guardrail redacted; rest: id, counter, request, ref, policy)."""
     did, counter, request, ref, policy = rest
     held = PendingTrace(trace) if lazy else tuple(trace)
     return build_decision(
         False, rule, message, None, None, None, (), None, None, None, NO_PROMPTS, (),
-        tuple(warned), held, ref, _GUARDRAIL, did, None, False, None, (), counter, request,
-        None, policy,
+        tuple(warned), held, ref, _GUARDRAIL, did, None if msgs is None else tuple(msgs),
+        msgs is not None, None, (), counter, request, None, policy,
     )  # fmt: skip
 
 
@@ -108,12 +111,29 @@ def render_choice(
     return PromptChoice(version, rollout, text)
 
 
-def handover(policy: Any) -> Callable[[Any, datetime, str, str], tuple[Decision, datetime]]:
-    """The steps, one by one, on the prepared request (``deciding.run_steps``)."""
-    steps, ref = policy.steps, policy.ref
+Handover = Callable[
+    [Any, datetime, str, str, list[Any], list[str], list[Any] | None], tuple[Decision, datetime]
+]
 
-    def handover(request: Any, now: datetime, did: str, counter: str) -> tuple[Decision, datetime]:
+
+def handover(policy: Any) -> Handover:
+    """The steps after the guardrails, one by one (``deciding.run_steps``), on the prepared
+    request and what the guardrails left: their trace entries (rendered), warnings and
+    redacted messages (None when nothing was redacted), as their stage leaves its state."""
+    steps, ref = policy.steps, policy.ref
+    if steps and steps[0].name == "guardrails":
+        steps = steps[1:]
+
+    def handover(
+        request: Any, now: datetime, did: str, counter: str, trace: list[Any],
+        warned: list[str], msgs: list[Any] | None,
+    ) -> tuple[Decision, datetime]:  # fmt: skip
         state = DecisionState(request, now, did, counter)
+        state.trace = [i if i.__class__ is TraceEntry else i.entry() for i in trace]
+        state.warnings = list(warned)
+        if msgs is not None:
+            state.messages = msgs
+            state.redacted = True
         for step in steps:
             step.run(state)
             if state.blocked_by is not None:

@@ -14,18 +14,26 @@ Text checks come from :mod:`policyd.guardrails`, built once per guardrail at com
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from policyd import cel, document, fields
 from policyd.stages.base import CompileEnv, DecisionState, matches
 from policyd.stages.flow import Flow, Io, drive
+from policyd.stages.guardrail_texts import (
+    Located,
+    Where,
+    located,
+    message_texts,
+    redaction,
+    replaced,
+    scan_texts,
+)
 
 if TYPE_CHECKING:
     from policyd.guardrails import Check as TextCheck
-    from policyd.guardrails import Finding, PluginError, PluginFn, PluginVerdict
+    from policyd.guardrails import PluginError, PluginFn, PluginVerdict
 
 STAGE = "guardrails"
 DEFAULT_PLUGIN_TIMEOUT_S = 1.0
@@ -126,20 +134,6 @@ def build_plugin(guard: document.Guardrail) -> tuple[PluginFn | None, float]:
     return load_plugin(guard.plugin), timeout
 
 
-def summarize(findings: Iterable[Finding], limit: int = 6) -> str:
-    """What was found, without the text: ``EMAIL x2, INJECTION (v1:ignore-previous)``."""
-    counts: Counter[tuple[str, str | None, str | None]] = Counter(
-        (f.label, f.rule, f.detail) for f in findings
-    )
-    parts = []
-    for (label, rule, detail), n in counts.items():
-        part = label + (f" ({rule})" if rule else "") + (f": {detail}" if detail else "")
-        parts.append(part + (f" x{n}" if n > 1 else ""))
-    if len(parts) > limit:
-        parts = [*parts[:limit], f"{len(parts) - limit} more"]
-    return ", ".join(parts)
-
-
 def plugin_error_text(exc: PluginError) -> str:
     return f"plugin failed ({exc.reason}): {exc.message}"
 
@@ -147,7 +141,6 @@ def plugin_error_text(exc: PluginError) -> str:
 # --------------------------------------------------------------------------- input stage
 
 _CONTINUE, _STOP, _PLUGIN = 0, 1, 2
-Where = tuple[int, int | None]  # (message index, content part index or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +215,7 @@ class InputGuardrailsStage:
             else:
                 found = self._scan(state, guard)
                 if found:
-                    return self._fire(state, guard, "found " + _located(found))
+                    return self._fire(state, guard, "found " + located(found))
         return _PLUGIN if guard.plugin is not None else _CONTINUE
 
     def _fire(self, state: DecisionState, guard: CompiledGuardrail, reason: str) -> int:
@@ -242,47 +235,17 @@ class InputGuardrailsStage:
 
     # -- text checks --------------------------------------------------------------------------
 
-    @staticmethod
-    def _texts(state: DecisionState, guard: CompiledGuardrail) -> list[tuple[int, int | None, str]]:
-        """(message, part or None, text) of every text the guardrail checks (as the
-        library's ``iter_message_texts``: string contents and ``type: text`` parts)."""
-        roles = guard.roles
-        out: list[tuple[int, int | None, str]] = []
-        for i, message in enumerate(state.request["messages"]):
-            if roles is not None and message.get("role") not in roles:
-                continue
-            content = message.get("content")
-            if isinstance(content, str):
-                out.append((i, None, content))
-            elif isinstance(content, list):
-                for j, part in enumerate(content):
-                    if (
-                        isinstance(part, Mapping)
-                        and part.get("type") == "text"
-                        and isinstance(part.get("text"), str)
-                    ):
-                        out.append((i, j, part["text"]))
-        return out
-
-    def _scan(self, state: DecisionState, guard: CompiledGuardrail) -> list[tuple[int, Finding]]:
+    def _scan(self, state: DecisionState, guard: CompiledGuardrail) -> Located:
         assert guard.text is not None
-        scan = guard.text.scan
-        return [(i, f) for i, _, text in self._texts(state, guard) for f in scan(text)]
+        return scan_texts(state.request["messages"], guard.text, guard.roles)
 
     def _redact(self, state: DecisionState, guard: CompiledGuardrail) -> None:
-        redact = self._lib.redact
         assert guard.text is not None
-        scan = guard.text.scan
-        changes: dict[Where, str] = {}
-        found: list[tuple[int, Finding]] = []
-        for i, j, text in self._texts(state, guard):
-            hits = [f for f in scan(text) if f.positional]
-            if hits:
-                changes[(i, j)] = redact(text, hits)
-                found.extend((i, f) for f in hits)
-        if changes:
-            _replace_texts(state, changes)
-            state.note(STAGE, guard.name, "redact", "redacted " + _located(found))
+        done = redaction(state.request["messages"], guard.text, guard.roles, self._lib.redact)
+        if done is not None:
+            messages, detail = done
+            _redacted(state, messages)
+            state.note(STAGE, guard.name, "redact", detail)
 
     # -- plugins ------------------------------------------------------------------------------
 
@@ -291,7 +254,7 @@ class InputGuardrailsStage:
         assert guard.plugin is not None
         lib = self._lib
         changes: dict[Where, str] = {}
-        for i, j, text in self._texts(state, guard):
+        for i, j, text in message_texts(state.request["messages"], guard.roles):
             args = (guard.plugin, text, state.request, guard.timeout_s)
             try:
                 verdict = yield Io(lib.run_plugin, lib.arun_plugin, args)
@@ -353,29 +316,14 @@ class PluginGuardrailsStage(InputGuardrailsStage):
                 return
 
 
-def _located(found: Sequence[tuple[int, Finding]]) -> str:
-    """``EMAIL x2, PATTERN (pattern:0) in messages 0, 3``."""
-    where = sorted({i for i, _ in found})
-    noun = "message" if len(where) == 1 else "messages"
-    return f"{summarize(f for _, f in found)} in {noun} {', '.join(map(str, where))}"
-
-
 def _replace_texts(state: DecisionState, changes: Mapping[Where, str]) -> None:
-    """Copies of the messages with some texts replaced; roles, names and parts kept.
+    """Copies of the messages with some texts replaced (:func:`replaced`)."""
+    _redacted(state, replaced(state.request["messages"], changes))
 
-    The request's ``messages`` become the redacted ones too, so later guardrails, routing
-    conditions, cache keys and ``Decision.request`` never see the replaced text.
-    """
-    messages: list[Any] = list(state.request["messages"])
-    for (i, j), text in changes.items():
-        message = dict(messages[i])
-        if j is None:
-            message["content"] = text
-        else:
-            parts = list(message["content"])
-            parts[j] = {**parts[j], "text": text}
-            message["content"] = parts
-        messages[i] = message
+
+def _redacted(state: DecisionState, messages: list[Any]) -> None:
+    """The request's ``messages`` become the redacted ones too, so later guardrails, routing
+    conditions, cache keys and ``Decision.request`` never see the replaced text."""
     state.request["messages"] = messages
     state.messages = messages
     state.redacted = True

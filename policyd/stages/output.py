@@ -22,12 +22,12 @@ from policyd import cel, document
 from policyd.decision import Decision, TraceEntry
 from policyd.errors import UsageError
 from policyd.stages.flow import Flow, Io, adrive, drive
+from policyd.stages.guardrail_texts import summarize
 from policyd.stages.guardrails import (
     DEFAULT_PLUGIN_TIMEOUT_S,
     build_plugin,
     build_text_check,
     plugin_error_text,
-    summarize,
 )
 from policyd.stages.output_stream import GuardStream, Hold, lib, redact_output
 from policyd.verdict import OutputFinding, OutputStep, OutputVerdict

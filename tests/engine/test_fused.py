@@ -5,11 +5,11 @@ one; ``adecide``, the policy test runner and policies it cannot write out run th
 Both must give equal decisions: every field, ``to_dict()``, the trace and its texts
 (rendered lazily on the generated path), the explain rows, the prepared request, the
 refusal of a malformed request. Checked on generated requests for the benchmark bundle,
-the shipped bundle (code-assistant is written out; support-bot, with text scans, falls
-back to the steps) and small bundles that reach the generator's other paths (warn
-guardrails, size limits with and without a condition, no-store and global cache rules,
-templates with placeholders, weighted tiers without a sticky key, cooldowns, no routing,
-a condition with a macro, which is called rather than inlined).
+the shipped bundle (its text scans also in test_fused_text.py) and small bundles that
+reach the generator's other paths (warn guardrails, size limits with and without a
+condition, no-store and global cache rules, templates with placeholders, weighted tiers
+without a sticky key, cooldowns, no routing, a condition with a macro, which is called
+rather than inlined).
 """
 
 from __future__ import annotations
@@ -17,35 +17,27 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import random
 import sys
 import textwrap
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_bundles import CATALOG, policy
+from fused_helpers import NOW, Setup, compiled_bundle, setup_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyd import Engine, RequestError
-from policyd.bundle import load_bundle
-from policyd.compile import CompiledBundle, CompiledPolicy, compile_bundle
+from policyd import Engine
 from policyd.deciding import decide
 from policyd.decision import Decision, PendingTrace
-from policyd.explain import explain_rows
 from policyd.request import TokenCounter
-from policyd.stages.base import Runtime
-from policyd.stores.memory import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from routing_mix import varied_requests  # noqa: E402
-
-NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 WIDE_BODY = """
 tiers:
@@ -167,11 +159,6 @@ SMALL = {
 }
 
 
-def _compiled(path: Path, clock: Callable[[], datetime]) -> tuple[CompiledBundle, Runtime]:
-    runtime = Runtime(clock, MemoryStore())
-    return compile_bundle(load_bundle(path), runtime, token_counter=TokenCounter()), runtime
-
-
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {"routing-heavy": ROOT / "benchmarks" / "policies" / "routing-heavy"}
@@ -182,59 +169,6 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (path / "policy.yaml").write_text(policy(body, name=name, context=context))
         out[name] = path
     return out
-
-
-def _outcome(make: Callable[[], Decision]) -> Any:
-    try:
-        return make()
-    except RequestError as exc:
-        return ("refused", str(exc), exc.field)
-
-
-def _assert_same(fused: Any, steps: Any, compiled: CompiledPolicy, document: Any) -> None:
-    if isinstance(fused, tuple) or isinstance(steps, tuple):
-        assert fused == steps
-        return
-    assert len(fused.id) == len(steps.id) == 32 and fused.id != steps.id
-    assert dataclasses.replace(fused, id="") == dataclasses.replace(steps, id="")
-    assert fused.trace == steps.trace
-    ours, theirs = fused.to_dict(), steps.to_dict()
-    assert ours == theirs
-    assert json.dumps(ours) == json.dumps(theirs)  # the same key order too
-    assert explain_rows(document, ours["trace"]) == explain_rows(document, theirs["trace"])
-    assert fused.request == steps.request and fused.messages == steps.messages
-    assert fused.revision is steps.revision is compiled
-    assert (fused.token_counter, fused.redacted) == (steps.token_counter, steps.redacted)
-
-
-class Setup:
-    """A bundle compiled on a fixed clock, its runtime, and each policy's document."""
-
-    def __init__(self, path: Path, now: datetime = NOW) -> None:
-        self.compiled, self.runtime = _compiled(path, lambda: now)
-        self.documents = {n: ctx.policy for n, ctx in self.compiled.source.policies.items()}
-
-    def both(self, name: str, request: Any, seed: int) -> None:
-        """The generated function and the steps on ``request``: the same decision."""
-        compiled = self.compiled.policies[name]
-        counter = TokenCounter()
-        fused = compiled.fused
-        assert fused is not None
-        random.seed(seed)  # a weighted tier with neither sticky key nor request id: random
-        ours = _outcome(lambda: fused(request, counter.name)[0])
-        random.seed(seed)
-        theirs = _outcome(lambda: decide(compiled, self.runtime, counter, request))
-        _assert_same(ours, theirs, compiled, self.documents[name])
-
-
-_SETUPS: dict[tuple[str, datetime], Setup] = {}
-
-
-def _setup(path: Path, now: datetime = NOW) -> Setup:
-    key = (str(path), now)
-    if key not in _SETUPS:
-        _SETUPS[key] = Setup(path, now)
-    return _SETUPS[key]
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -306,10 +240,9 @@ _SETTINGS = settings(
 def test_generated_requests_decide_alike(
     bundles: dict[str, Path], name: str, request: dict[str, Any], seed: int
 ) -> None:
-    setup = _setup(bundles[name])
-    for policy_name, compiled in setup.compiled.policies.items():
-        if compiled.fused is not None:  # (the shipped support-bot scans text: steps only)
-            setup.both(policy_name, request, seed)
+    setup = setup_of(bundles[name])
+    for policy_name in setup.compiled.policies:
+        setup.both(policy_name, request, seed)
 
 
 @settings(max_examples=200, deadline=None)
@@ -318,7 +251,7 @@ def test_the_benchmark_mix_decides_alike(seed: int, when: int) -> None:
     """routing_mix's varied requests (missing, mistyped, oversized, malformed) at the three
     clock times of the agreement test: before, during and after the rollout schedule."""
     now = [NOW, datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC)][when]
-    setup = _setup(ROOT / "benchmarks" / "policies" / "routing-heavy", now)
+    setup = setup_of(ROOT / "benchmarks" / "policies" / "routing-heavy", now)
     for request in varied_requests(5, seed):
         setup.both("routing-heavy", request, seed)
 
@@ -350,14 +283,14 @@ def test_the_engine_decides_through_the_generated_function(bundles: dict[str, Pa
     assert decision.trace[0].detail == "condition failed: no such key: 'user'; failing closed"
 
 
-def test_policies_it_cannot_write_out_decide_through_their_steps(
+def test_the_shipped_policies_decide_through_their_generated_functions(
     bundles: dict[str, Path],
 ) -> None:
-    """A policy with text scans (the shipped support-bot) or budgets (below) has no
-    generated function and decides through its steps, as before."""
-    setup = _setup(bundles["shipped"])
+    """Both shipped policies are written out (support-bot with its text scans: see
+    test_fused_text.py) and decide the example requests as their steps do."""
+    setup = setup_of(bundles["shipped"])
     fused = {n: p.fused is not None for n, p in setup.compiled.policies.items()}
-    assert fused == {"code-assistant": True, "support-bot": False}
+    assert fused == {"code-assistant": True, "support-bot": True}
     engine = Engine.from_path(bundles["shipped"], clock=lambda: NOW)
     counter = TokenCounter()
     for path in sorted((ROOT / "examples" / "requests").glob("*.json")):
@@ -382,7 +315,7 @@ def test_a_budgeted_policy_is_not_written_out(bundles: dict[str, Path], tmp_path
     """
     (tmp_path / "models.yaml").write_text(textwrap.dedent(CATALOG))
     (tmp_path / "policy.yaml").write_text(policy(body))
-    compiled, _ = _compiled(tmp_path, lambda: NOW)
+    compiled, _ = compiled_bundle(tmp_path, lambda: NOW)
     assert compiled.policy(None).fused is None
     engine = Engine.from_path(tmp_path, clock=lambda: NOW)
     decision = engine.decide(
@@ -394,7 +327,7 @@ def test_a_budgeted_policy_is_not_written_out(bundles: dict[str, Path], tmp_path
 def test_an_error_text_is_rendered_when_the_trace_is_read(bundles: dict[str, Path]) -> None:
     """On the generated path a CEL error's text waits until the trace is read; then it is
     the stages' text, the same for every way of reading the decision."""
-    fused = _setup(bundles["routing-heavy"]).compiled.policy(None).fused
+    fused = setup_of(bundles["routing-heavy"]).compiled.policy(None).fused
     assert fused is not None
     request = {"messages": [{"role": "user", "content": "hi"}], "tenant": {"id": "t"}}
     decision = fused(request, "estimate")[0]
@@ -416,7 +349,7 @@ def test_the_shipped_size_limits_fire_alike(
     bundles: dict[str, Path], messages: int, chars: int, outcome: str | None
 ) -> None:
     """code-assistant's max_messages (block) and max_chars (warn), at and over the limit."""
-    setup = _setup(bundles["shipped"])
+    setup = setup_of(bundles["shipped"])
     text = "x" * (chars // messages)
     request = {
         "org": {"id": "o", "plan": "team"},
