@@ -69,17 +69,28 @@ def redaction(
 
 
 def replaced(messages: Sequence[Any], changes: Mapping[Where, str]) -> list[Any]:
-    """Copies of the messages with some texts replaced; roles, names and parts kept."""
+    """Copies of the messages with some texts replaced; roles, names and parts kept.
+
+    Each changed message and its parts list is copied once, however many of its parts
+    change: linear in the size of the messages (a copy per change would be quadratic in
+    the number of parts of one message).
+    """
     out: list[Any] = list(messages)
+    copied: dict[int, dict[str, Any]] = {}
+    parts_of: dict[int, list[Any]] = {}
     for (i, j), text in changes.items():
-        message = dict(out[i])
+        message = copied.get(i)
+        if message is None:
+            message = copied[i] = dict(out[i])
+            out[i] = message
         if j is None:
             message["content"] = text
-        else:
-            parts = list(message["content"])
-            parts[j] = {**parts[j], "text": text}
+            continue
+        parts = parts_of.get(i)
+        if parts is None:
+            parts = parts_of[i] = list(message["content"])
             message["content"] = parts
-        out[i] = message
+        parts[j] = {**parts[j], "text": text}
     return out
 
 
