@@ -77,7 +77,7 @@ def fuse(policy: Any, runtime: Runtime) -> Fused | None:
         return None
     ns: dict[str, Any] = {
         "_E": ERRORS, "_no_overload": no_overload, "_CAUGHT": CAUGHT, "_Err": Err, "_Later": Later,
-        "_rerun": fused_runtime.rerun,
+        "_rerun": fused_runtime.rerun, "_detach": fused_runtime.detach,
         "_blocked": fused_runtime.blocked, "_build": build_decision,
         "_new_id": new_decision_id, "_rt": runtime, "_prepare": policy.shape.prepare,
         "_Pending": PendingTrace, "_proxy": MappingProxyType, "_TE": TraceEntry,

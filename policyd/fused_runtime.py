@@ -52,6 +52,17 @@ class Err(tuple[Any, ...]):
         return str(exc)
 
 
+def detach(exc: BaseException) -> BaseException:
+    """``exc`` holding nothing of the decision that raised it: no traceback (whose frames
+    hold the request), no cause or context (whose tracebacks would). An :class:`Err` keeps
+    its exception until the trace is read, maybe never, so it keeps only what its text
+    needs: the exception's type and arguments."""
+    exc.__traceback__ = None
+    exc.__cause__ = None
+    exc.__context__ = None
+    return exc
+
+
 def error_text(value: Any) -> str:
     """A failed condition's text: an :class:`Err`'s, or a value that is not a bool."""
     if value.__class__ is Err:
@@ -63,13 +74,11 @@ def rerun(slow: Callable[[Any], Any], exc: BaseException, request: Any, now: Any
     """An inlined condition raised: its absorbing form decides, as its function's would
     (CEL's ``&&``/``||`` let a decisive operand win over an error); an :class:`Err`."""
     if isinstance(exc, cel.CostLimitExceeded):  # never absorbed (not raised uninlined)
-        exc.__traceback__ = None
-        return _new_tuple(Err, (exc, None))
+        return _new_tuple(Err, (detach(exc), None))
     try:
         return slow({"request": request, "now": now})
     except CAUGHT as raised:
-        raised.__traceback__ = None  # hold no frame of the decision
-        return _new_tuple(Err, (raised, None))
+        return _new_tuple(Err, (detach(raised), None))
 
 
 class Later(tuple[Any, ...]):

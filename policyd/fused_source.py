@@ -54,14 +54,13 @@ class Source:
             self.called = True
             self.emit("try:", f"    v = {self.const(expr.evaluate)}(a)")
             self.emit("except _CAUGHT as exc:")
-            self.emit("    exc.__traceback__ = None", "    v = _new_tuple(_Err, (exc, None))")
+            self.emit("    v = _new_tuple(_Err, (_detach(exc), None))")
             return
         self.called = self.called or inlined.activation
         names = f"{inlined.prefix}_names"
         self.emit("try:", f"    v = {inlined.fast}", "except _E as exc:")
         if not inlined.absorbs:  # the error is the answer
-            self.emit("    exc.__traceback__ = None  # hold no frame of the decision")
-            self.emit(f"    v = _new_tuple(_Err, (exc, {names}))")
+            self.emit(f"    v = _new_tuple(_Err, (_detach(exc), {names}))")
         elif inlined.absorbing is None:  # its absorbing function decides
             slow = expr.evaluate.__globals__["_slow"]
             self.emit(f"    v = _rerun({self.const(slow)}, exc, r, now)")

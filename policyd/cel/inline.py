@@ -162,7 +162,7 @@ def _emit(form: tuple[str, Any], out: str, lines: list[str], depth: int, seq: li
             f"{pad}    {out}_v = {operands}",
             f"{pad}    {out}_e = None",
             f"{pad}except _E as _raised:",
-            f"{pad}    _raised.__traceback__ = None",
+            f"{pad}    _raised.__traceback__ = _raised.__context__ = _raised.__cause__ = None",
             f"{pad}    {out}_v = None",
             f"{pad}    {out}_e = _raised",
         ]
