@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import json
 import os
 import re
@@ -20,8 +21,6 @@ import click
 
 from policyd import __version__
 from policyd.bundle import Bundle, load_bundle
-from policyd.cli_budgets import budgets_command
-from policyd.cli_decision import print_decision, print_trace
 from policyd.diagnostics import Diagnostic, Severity, sort_diagnostics
 
 FORMATS = ("text", "json", "github", "sarif")
@@ -40,7 +39,32 @@ def _load_all(
     return bundles, diagnostics, files
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Commands in a module of their own: name -> (module, attribute), imported when run or listed.
+_LAZY = {
+    "budgets": ("policyd.cli_budgets", "budgets_command"),
+    "diff": ("policyd.cli_diff", "diff_command"),
+    "watch": ("policyd.cli_watch", "watch_command"),
+}
+
+
+class _Commands(click.Group):
+    """The commands, those of their own module loaded only when run or listed (``--help``):
+    ``policyd check``, which a pre-commit hook runs on every commit, imports none of them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY and cmd_name not in self.commands:
+            module, attribute = _LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="policyd")
 def main() -> None:
     """policyd: versioned YAML policies for LLM apps, checked in CI and decided in microseconds.
@@ -238,6 +262,7 @@ def eval_command(
     When an input guardrail redacted, the text output also shows the messages as the
     model would receive them.
     """
+    from policyd.cli_decision import print_decision, print_trace
     from policyd.engine import Engine
     from policyd.errors import RequestError
     from policyd.fields import parse_timestamp
@@ -471,13 +496,6 @@ def export_litellm(path: str, policy: str | None, output: str | None) -> None:
         click.echo(f"policyd export: not expressed in the LiteLLM config: {line}", err=True)
     _write_or_echo("export", output, text)
 
-
-from policyd.cli_diff import diff_command  # noqa: E402 - after main is defined
-from policyd.cli_watch import watch_command  # noqa: E402
-
-main.add_command(diff_command)
-main.add_command(watch_command)
-main.add_command(budgets_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

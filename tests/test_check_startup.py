@@ -25,7 +25,8 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 # What `check` on the shipped bundle never needs: the CEL parser once its expressions are
 # cached, cel-python, the compiler and the diff engine, guardrail modules the bundle does
 # not use, the budget ledger and its stores, hot reload, telemetry and the optional
-# packages behind them, and what only `policyd diff` uses (git through subprocess, tar).
+# packages behind them, what only `policyd diff` uses (git through subprocess, tar), and
+# the modules of the other commands (loaded when run or listed by `policyd --help`).
 NOT_LOADED = (
     "lark",
     "celpy",
@@ -47,6 +48,11 @@ NOT_LOADED = (
     "opentelemetry",
     "subprocess",
     "tarfile",
+    "policyd.cli_budgets",
+    "policyd.cli_decision",
+    "policyd.cli_diff",
+    "policyd.cli_watch",
+    "policyd.diff_report",
 )
 
 
