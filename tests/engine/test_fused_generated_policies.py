@@ -217,6 +217,8 @@ def contexts(draw: st.DrawFn) -> tuple[dict[str, Any], list[str], list[str], lis
 
 
 def conditions(atoms: list[str]) -> st.SearchStrategy[str]:
+    """An atom, its negation, two joined by ``&&`` or ``||`` (which may absorb an error),
+    or a ``?:`` choice."""
     atom = st.sampled_from(atoms)
     negated = atom.map(lambda a: f"!({a})")
     one = st.one_of(atom, atom, negated)
@@ -258,6 +260,7 @@ def tiers(draw: st.DrawFn, sticky: list[str]) -> dict[str, Any]:
 
 @st.composite
 def routing(draw: st.DrawFn, names: list[str], conds: list[str]) -> dict[str, Any]:
+    """0-4 rules over ``names`` (tiers), maybe a context_window, cooldown, retry, timeout."""
     rules = [
         {"name": f"r{i}", "when": draw(conditions(conds)), "tier": draw(st.sampled_from(names))}
         for i in range(draw(st.integers(0, 4)))
@@ -286,6 +289,8 @@ ROLES = ["system", "developer", "user", "assistant", "tool", "function", "x-note
 
 @st.composite
 def guardrail(draw: st.DrawFn, i: int, conds: list[str], plugin: bool) -> dict[str, Any]:
+    """An input guardrail: maybe a condition, size limits, text checks, roles; an action
+    the checks allow (PD408); with ``plugin`` a plugin too."""
     out: dict[str, Any] = {"name": f"g{i}"}
     has_when = draw(st.booleans())
     if has_when:
@@ -348,6 +353,7 @@ def guardrail(draw: st.DrawFn, i: int, conds: list[str], plugin: bool) -> dict[s
 
 @st.composite
 def cache_rules(draw: st.DrawFn, conds: list[str], declared: dict[str, Any]) -> list[Any]:
+    """0-3 rules: ttl 0 or not, maybe a scope and a key of request attributes."""
     keys = ["model", "messages", "max_tokens", "temperature", "metadata"]
     keys += [k for k in ("feature", "tags", "tenant") if k in declared]
     rules = []
@@ -367,6 +373,7 @@ def cache_rules(draw: st.DrawFn, conds: list[str], declared: dict[str, Any]) -> 
 
 @st.composite
 def template(draw: st.DrawFn, holes: list[str]) -> str:
+    """A prompt text, with stray braces, maybe with placeholders from ``holes``."""
     parts = draw(st.lists(st.sampled_from(["Hi ", "you ", "ünï ", "{ ", "} ", "{{"]), max_size=3))
     if holes and draw(st.booleans()):
         parts.append("{{ " + draw(st.sampled_from(holes)) + " }}")
@@ -422,6 +429,7 @@ def prompts_and_rollouts(
 
 @st.composite
 def policies(draw: st.DrawFn) -> dict[str, Any]:
+    """A Policy document that loads without errors (``_loaded`` asserts it)."""
     declared, conds, sticky, holes = draw(contexts())
     body: dict[str, Any] = {
         "apiVersion": "policyd/v1",
