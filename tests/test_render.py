@@ -93,6 +93,42 @@ def test_text_real_loader_error_with_line_out_of_range_and_control_characters() 
     assert "\x1b" not in ctl and "\ufffd" in ctl
 
 
+class _CountingBreak:
+    """The line-break pattern, counting how many characters of file text it splits."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.chars = 0
+
+    def split(self, text: str) -> list[str]:
+        self.chars += len(text)
+        return self.pattern.split(text)
+
+
+def test_text_splits_each_file_into_lines_once_however_many_problems_it_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 4,000 misspelt keys in one file took 3.5 s to render: the file was split per problem
+    import policyd.render as module
+
+    n = 2000
+    text = "".join(f"key{i}: 1\n" for i in range(n))
+    other = "a: 1\nb: 2\n"
+    files = {"big.yaml": text, "small.yaml": other}
+    found = [
+        Diagnostic("big.yaml", i + 1, 1, Severity.ERROR, "PD101", "unknown key") for i in range(n)
+    ]
+    found.insert(n // 2, Diagnostic("small.yaml", 2, 1, Severity.ERROR, "PD101", "unknown key"))
+    counting = _CountingBreak(module._BREAK)
+    monkeypatch.setattr(module, "_BREAK", counting)
+    out = render(found, "text", files).split("\n\n")
+    assert counting.chars == len(text) + len(other)
+    # each problem still shows its own line of its own file
+    assert out[0].splitlines()[1:] == [" 1 | key0: 1", "   | ^"]
+    assert out[n // 2].splitlines()[1:] == [" 2 | b: 2", "   | ^"]
+    assert out[n].splitlines()[1:] == [f" {n} | key{n - 1}: 1", "      | ^"]
+
+
 def test_text_long_lines_are_windowed_around_the_column() -> None:
     line = "when: " + "x" * 500 + "BAD" + "y" * 500
     d = Diagnostic("l.yaml", 1, 507, Severity.ERROR, "PD301", "here")
