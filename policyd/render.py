@@ -158,9 +158,10 @@ def _snippet(d: Diagnostic, lines: list[str] | None, color: bool) -> list[str]:
         return []
     if not 1 <= d.line <= len(lines):
         return []
-    line = _CONTROL.sub("\ufffd", lines[d.line - 1])
+    line = lines[d.line - 1]
     start = max(0, min(d.column - 1, len(line)) - _WINDOW // 2) if len(line) > _WINDOW else 0
-    shown = line[start : start + _WINDOW]
+    # only the window shown: replacing in all of a long line for each report was quadratic
+    shown = _CONTROL.sub("\ufffd", line[start : start + _WINDOW])
     lead, tail = ("…" if start else ""), ("…" if start + _WINDOW < len(line) else "")
     width = 1
     if d.end_line in (None, d.line) and d.end_column and d.end_column > d.column:
