@@ -137,11 +137,15 @@ def _paint(text: str, what: str, color: bool) -> str:
 
 def _text(diagnostics: Sequence[Diagnostic], files: Mapping[str, str], color: bool) -> str:
     blocks = []
+    split: dict[str, list[str] | None] = {}  # each file's lines, split once for all its reports
     for d in diagnostics:
         where = _paint(f"{d.file}:{d.line}:{d.column}:", "bold", color)
         severity = _paint(d.severity.value, d.severity.value, color)
         lines = [f"{where} {severity} {d.code}: {d.message}"]
-        lines.extend(_snippet(d, files.get(d.file), color))
+        if d.file not in split:
+            text = files.get(d.file)
+            split[d.file] = None if text is None else _BREAK.split(text)
+        lines.extend(_snippet(d, split[d.file], color))
         if d.hint:
             lines.append(f"  {_paint('hint:', 'hint', color)} {d.hint}")
         blocks.append("\n".join(lines))
@@ -149,15 +153,15 @@ def _text(diagnostics: Sequence[Diagnostic], files: Mapping[str, str], color: bo
     return separator.join([*blocks, _summary(diagnostics)])
 
 
-def _snippet(d: Diagnostic, text: str | None, color: bool) -> list[str]:
-    if text is None:
+def _snippet(d: Diagnostic, lines: list[str] | None, color: bool) -> list[str]:
+    if lines is None:
         return []
-    lines = _BREAK.split(text)
     if not 1 <= d.line <= len(lines):
         return []
-    line = _CONTROL.sub("\ufffd", lines[d.line - 1])
+    line = lines[d.line - 1]
     start = max(0, min(d.column - 1, len(line)) - _WINDOW // 2) if len(line) > _WINDOW else 0
-    shown = line[start : start + _WINDOW]
+    # only the window shown: replacing in all of a long line for each report was quadratic
+    shown = _CONTROL.sub("\ufffd", line[start : start + _WINDOW])
     lead, tail = ("…" if start else ""), ("…" if start + _WINDOW < len(line) else "")
     width = 1
     if d.end_line in (None, d.line) and d.end_column and d.end_column > d.column:

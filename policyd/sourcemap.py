@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,17 +156,27 @@ class SourceMap:
         block scalars every character written verbatim maps exactly and folded line breaks map
         to the end of the line they join.  Falls back to :meth:`value` for non-strings.
         """
+        return self.scalar_offsets(path, (offset,))[0]
+
+    def scalar_offsets(self, path: Path, offsets: Sequence[int]) -> list[Position]:
+        """:meth:`scalar_offset` of each of ``offsets`` into the same string, mapping the
+        string once (once per offset made many reports in one long template quadratic)."""
         node, _, found = self._walk(path)
         if not found or not isinstance(node, ScalarNode) or not isinstance(node.value, str):
-            return self._lines.position(node.start)
-        index = _scalar_index(self._lines.text[node.text_start : node.end], node, offset)
-        return self._lines.position(node.text_start + index)
+            return [self._lines.position(node.start) for _ in offsets]
+        indexes = _scalar_indexes(self._lines.text[node.text_start : node.end], node)
+        last = len(indexes) - 1
+        return [
+            self._lines.position(node.text_start + indexes[max(0, min(offset, last))])
+            for offset in offsets
+        ]
 
 
-def _scalar_index(src: str, node: ScalarNode, offset: int) -> int:
-    """Index into ``src`` (the scalar as written) of character ``offset`` of its value."""
+def _scalar_indexes(src: str, node: ScalarNode) -> list[int]:
+    """Index into ``src`` (the scalar as written) of each character of its value (and of
+    its end): where it was written, else (a folded break or an escape) just after the
+    nearest character before it that was, else where the first one was."""
     value: str = node.value
-    offset = max(0, min(offset, len(value)))
     mapping: list[int] = [-1] * (len(value) + 1)
     cursor = 0
     for chars in _scalar_lines(src, node.style, value):
@@ -178,12 +189,16 @@ def _scalar_index(src: str, node: ScalarNode, offset: int) -> int:
         for j, (_, index) in enumerate(chars):
             mapping[found + j] = index
         cursor = found + len(piece)
-    if mapping[offset] >= 0:
-        return mapping[offset]
-    for before in range(offset - 1, -1, -1):  # a folded break or escape: end of previous text
-        if mapping[before] >= 0:
-            return mapping[before] + 1
-    return next((i for i in mapping if i >= 0), 0)
+    first = next((i for i in mapping if i >= 0), 0)
+    out: list[int] = []
+    before = -1  # the index of the nearest character so far written verbatim
+    for index in mapping:
+        if index >= 0:
+            before = index
+            out.append(index)
+        else:
+            out.append(before + 1 if before >= 0 else first)
+    return out
 
 
 def _scalar_lines(src: str, style: str | None, value: str) -> list[list[tuple[str, int]]]:

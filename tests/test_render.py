@@ -93,6 +93,64 @@ def test_text_real_loader_error_with_line_out_of_range_and_control_characters() 
     assert "\x1b" not in ctl and "\ufffd" in ctl
 
 
+class _Counting:
+    """A pattern of the renderer, counting how many characters it splits or replaces in."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.chars = 0
+
+    def split(self, text: str) -> list[str]:
+        self.chars += len(text)
+        return self.pattern.split(text)
+
+    def sub(self, repl: str, text: str) -> str:
+        self.chars += len(text)
+        return self.pattern.sub(repl, text)
+
+
+def test_text_splits_each_file_into_lines_once_however_many_problems_it_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 4,000 misspelt keys in one file took 3.5 s to render: the file was split per problem
+    import policyd.render as module
+
+    n = 2000
+    text = "".join(f"key{i}: 1\n" for i in range(n))
+    other = "a: 1\nb: 2\n"
+    files = {"big.yaml": text, "small.yaml": other}
+    found = [
+        Diagnostic("big.yaml", i + 1, 1, Severity.ERROR, "PD101", "unknown key") for i in range(n)
+    ]
+    found.insert(n // 2, Diagnostic("small.yaml", 2, 1, Severity.ERROR, "PD101", "unknown key"))
+    counting = _Counting(module._BREAK)
+    monkeypatch.setattr(module, "_BREAK", counting)
+    out = render(found, "text", files).split("\n\n")
+    assert counting.chars == len(text) + len(other)
+    # each problem still shows its own line of its own file
+    assert out[0].splitlines()[1:] == [" 1 | key0: 1", "   | ^"]
+    assert out[n // 2].splitlines()[1:] == [" 2 | b: 2", "   | ^"]
+    assert out[n].splitlines()[1:] == [f" {n} | key{n - 1}: 1", "      | ^"]
+
+
+def test_text_cleans_only_the_shown_window_of_a_long_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10,000 problems on one 180,000-character line took 6 s: the whole line was cleaned of
+    # control characters for each of them
+    import policyd.render as module
+
+    n = 2000
+    line = "x: '" + "ab\x07 {{ bad }} " * n + "'"
+    found = [Diagnostic("l.yaml", 1, 9 + 14 * i, Severity.ERROR, "PD214", "bad") for i in range(n)]
+    counting = _Counting(module._CONTROL)
+    monkeypatch.setattr(module, "_CONTROL", counting)
+    out = render(found, "text", {"l.yaml": line}).split("\n\n")
+    assert counting.chars <= n * module._WINDOW
+    _, src, caret = out[n // 2].splitlines()
+    assert "\x07" not in src and "\ufffd" in src
+    at = caret.index("^")
+    assert src[at : at + 3] == "{{ "  # the caret under the placeholder
+
+
 def test_text_long_lines_are_windowed_around_the_column() -> None:
     line = "when: " + "x" * 500 + "BAD" + "y" * 500
     d = Diagnostic("l.yaml", 1, 507, Severity.ERROR, "PD301", "here")

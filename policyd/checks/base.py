@@ -7,7 +7,7 @@ The modules of :mod:`policyd.checks` take these from here, never from :mod:`poli
 from __future__ import annotations
 
 from policyd.diagnostics import Diagnostic, Severity
-from policyd.loader import Document
+from policyd.loader import Document, Position
 
 Path = tuple[str | int, ...]
 
@@ -63,8 +63,13 @@ class Checker:
         severity: Severity = Severity.ERROR,
         key: bool = False,
         offset: int | None = None,
+        at: Position | None = None,
     ) -> None:
-        if offset is not None:
+        """A diagnostic at ``path`` (its key with ``key``, character ``offset`` of its
+        string with ``offset``), or at ``at`` when the caller already knows where."""
+        if at is not None:
+            pos = at
+        elif offset is not None:
             pos = doc.source_map.scalar_offset(path, offset)
         elif key:
             pos = doc.source_map.key(path)

@@ -9,6 +9,7 @@ positions point into the inline ``template`` or into the prompt file itself.
 
 from __future__ import annotations
 
+import bisect
 import re
 from pathlib import Path as FsPath
 from typing import Any
@@ -20,6 +21,7 @@ from policyd.loader import Document
 from policyd.words import suggest
 
 # ``{{ attr.path }}``: what the prompts stage fills in from the request.
+_NEWLINE = re.compile("\n")  # a prompt file's lines are counted by "\n" alone
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 
 
@@ -33,36 +35,42 @@ def check_templates(
     """Every placeholder of every prompt version whose text could be read."""
     request: dict[str, Any] = declarations["request"]
     base_dir = FsPath(doc.file).parent
+    problems: dict[str, tuple[str, str] | None] = {}  # each placeholder path judged once
     for prompt_name, prompt in policy.prompts.items():
         for version, spec in prompt.versions.items():
             text = texts.get((prompt_name, version))
             if text is None:
                 continue
-            path: Path = ("prompts", prompt_name, "versions", version)
+            found: list[tuple[int, str, str]] = []  # (offset, message, hint)
             for match in PLACEHOLDER.finditer(text):
-                problem = placeholder_problem(match.group(1), request)
-                if problem is None:
-                    continue
-                message, hint = problem
-                message = f"prompt {prompt_name!r} version {version!r}: {message}"
-                if spec.template is not None:
-                    checker.add(
-                        doc,
-                        (*path, "template"),
-                        UNKNOWN_PLACEHOLDER,
-                        message,
-                        hint,
-                        offset=match.start(1),
+                dotted = match.group(1)
+                if dotted not in problems:
+                    problems[dotted] = placeholder_problem(dotted, request)
+                problem = problems[dotted]
+                if problem is not None:
+                    message = f"prompt {prompt_name!r} version {version!r}: {problem[0]}"
+                    found.append((match.start(1), message, problem[1]))
+            if not found:
+                continue
+            # positions found in one pass over the text, not one per placeholder (quadratic)
+            path: Path = ("prompts", prompt_name, "versions", version)
+            if spec.template is not None:
+                where = (*path, "template")
+                offsets = [offset for offset, _, _ in found]
+                positions = doc.source_map.scalar_offsets(where, offsets)
+                for (_, message, hint), pos in zip(found, positions, strict=True):
+                    checker.add(doc, where, UNKNOWN_PLACEHOLDER, message, hint, at=pos)
+                continue
+            file = str(base_dir / (spec.file or ""))
+            starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]  # each line's offset
+            for offset, message, hint in found:
+                line = bisect.bisect_right(starts, offset)
+                column = offset - starts[line - 1] + 1
+                checker.diagnostics.append(
+                    Diagnostic(
+                        file, line, column, Severity.ERROR, UNKNOWN_PLACEHOLDER, message, hint
                     )
-                else:
-                    line = text.count("\n", 0, match.start(1)) + 1
-                    column = match.start(1) - (text.rfind("\n", 0, match.start(1)) + 1) + 1
-                    file = str(base_dir / (spec.file or ""))
-                    checker.diagnostics.append(
-                        Diagnostic(
-                            file, line, column, Severity.ERROR, UNKNOWN_PLACEHOLDER, message, hint
-                        )
-                    )
+                )
 
 
 def placeholder_problem(dotted: str, request: dict[str, Any]) -> tuple[str, str] | None:

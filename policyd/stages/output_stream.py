@@ -70,8 +70,10 @@ class GuardStream:
         "_cut",
         "_cut_done",
         "_fallback",
+        "_held",
         "_hold",
         "_limit",
+        "_more",
         "_open",
         "_pending",
         "_pos",
@@ -103,7 +105,9 @@ class GuardStream:
         self._fallback: Hold = fallback
         self._redact = redact
         self._limit = limit
-        self._pending = ""  # input received and not released yet
+        self._pending = ""  # input received and not released yet (with _more after it)
+        self._more: list[str] = []  # chunks received since: joined once, when text is released
+        self._held = 0  # len(_pending) + the lengths in _more
         self._start = 0  # input offset of _pending[0]: everything before is released
         self._pos = 0  # input characters received
         self._open: list[Finding] = []  # redactions not applied yet
@@ -126,8 +130,11 @@ class GuardStream:
         found = self._scanner.feed(chunk) if self._scanner is not None else []
         self._note(found)
         if not self._cut_done:
-            self._pending += chunk
-        if self._hold == "all" and len(self._pending) > self._limit:
+            # kept as pieces: adding each chunk to one string copied all the text held so
+            # far, quadratic while a whole-answer guardrail holds up to ``limit`` characters
+            self._more.append(chunk)
+            self._held += len(chunk)
+        if self._hold == "all" and self._held > self._limit:
             self.overflowed = True
             self._hold = self._fallback
         if self._hold == "all":
@@ -169,6 +176,9 @@ class GuardStream:
             for f in self._open:
                 if f.start < upto < f.end:
                     upto, moved = f.start, True
+        if self._more:
+            self._pending = "".join([self._pending, *self._more])
+            self._more.clear()
         text = ""
         if upto > self._start:
             n = upto - self._start
@@ -182,10 +192,11 @@ class GuardStream:
             else:
                 text = self._pending[:n]
             self._pending = self._pending[n:]
+            self._held = len(self._pending)
             self._start = upto
         if self._cut is not None and self._start >= self._cut and not self._cut_done:
             self._cut_done = True
-            self._pending = ""
+            self._pending, self._held = "", 0
             text += TRUNCATED
         if self._whole is not None and text and not self.overflowed:
             self._whole_size += len(text)

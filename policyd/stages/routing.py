@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,11 +212,11 @@ class RoutingStage:
 
 def _chain(chosen: ModelInfo, rest: list[ModelInfo]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Fallback ids and LiteLLM names after ``chosen``: in order, no duplicates."""
-    ids: list[str] = []
+    ids: dict[str, None] = {}  # a list looked each id up in all the ids before it
     names: list[str] = []
     for info in rest:
         if info.id != chosen.id and info.id not in ids:
-            ids.append(info.id)
+            ids[info.id] = None
             names.append(info.litellm)
     return tuple(ids), tuple(names)
 
@@ -254,28 +254,16 @@ def _compile_tiers(policy: document.Policy, env: CompileEnv) -> dict[str, Compil
             pairs.sort(key=lambda p: p[0].blended_price())
         ordered[name] = (tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
 
-    def expand(name: str, seen: frozenset[str]) -> list[ModelInfo]:
-        out = list(ordered[name][0])
-        for entry in policy.tiers[name].fallback:
-            if entry in policy.tiers:
-                if entry not in seen:  # cycles are check errors; never loop here
-                    out.extend(expand(entry, seen | {entry}))
-            else:
-                out.append(models[entry])
-        return out
-
+    reach = _reach(policy, ordered, models)
     compiled = {}
     for name, tier in policy.tiers.items():
-        chain: list[ModelInfo] = []
+        chain: dict[ModelInfo, None] = {}  # in the order first reached, each model once
         for entry in tier.fallback:
             if entry in policy.tiers:
-                chain.extend(expand(entry, frozenset({name, entry})))
+                chain.update(dict.fromkeys(reach[entry]))
             else:
-                chain.append(models[entry])
-        unique: list[ModelInfo] = []
-        for info in chain:
-            if info not in unique:
-                unique.append(info)
+                chain[models[entry]] = None
+        unique = list(chain)
         targets, weights = ordered[name]
         windows = [info.context_window for info in (*targets, *unique)]
         known = [w for w in windows if w is not None]
@@ -290,6 +278,49 @@ def _compile_tiers(policy: document.Policy, env: CompileEnv) -> dict[str, Compil
             {chosen.id: _chain(chosen, [*targets, *unique]) for chosen in targets},
         )
     return compiled
+
+
+def _reach(
+    policy: document.Policy,
+    ordered: Mapping[str, tuple[tuple[ModelInfo, ...], tuple[int, ...]]],
+    models: Mapping[str, ModelInfo],
+) -> dict[str, tuple[ModelInfo, ...]]:
+    """Each tier's models, then those its fallbacks lead to, in the order a depth-first
+    walk first reaches them, each model once.
+
+    Each tier is walked once, on explicit stacks: expanding every fallback again wherever
+    it is reached doubled the work with each level of tiers sharing a fallback (16 levels
+    took 0.87 s to compile, and each level more twice as long), and a chain of 1,000 tiers
+    was a RecursionError. Keeping each model's first place at every step keeps the order the
+    full expansion had. Fallback cycles are check errors, so a compiled bundle has none;
+    a tier met again on its own way adds nothing here rather than looping.
+    """
+    tiers = policy.tiers
+    reach: dict[str, tuple[ModelInfo, ...]] = {}
+    for root in tiers:
+        if root in reach:
+            continue
+        path, on_path = [root], {root}
+        todo = [iter(tiers[root].fallback)]
+        while todo:
+            for entry in todo[-1]:
+                if entry in tiers and entry not in reach and entry not in on_path:
+                    path.append(entry)
+                    on_path.add(entry)
+                    todo.append(iter(tiers[entry].fallback))
+                    break
+            else:
+                todo.pop()
+                name = path.pop()
+                on_path.discard(name)
+                found = dict.fromkeys(ordered[name][0])
+                for entry in tiers[name].fallback:
+                    if entry in tiers:
+                        found.update(dict.fromkeys(reach.get(entry, ())))
+                    else:
+                        found[models[entry]] = None
+                reach[name] = tuple(found)
+    return reach
 
 
 def _skip(state: DecisionState, model_id: str, detail: str) -> None:
