@@ -51,6 +51,7 @@ NOT_LOADED = (
     "policyd.cli_budgets",
     "policyd.cli_decision",
     "policyd.cli_diff",
+    "policyd.cli_eval",
     "policyd.cli_watch",
     "policyd.diff_report",
 )
