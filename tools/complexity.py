@@ -172,10 +172,6 @@ EXPLAINED: dict[str, str] = {
     "policyd/stages/routing.py:_compile_tiers": (
         "compile time: nested fallbacks resolved and checked tier by tier"
     ),
-    "policyd/stages/routing.py:_reach": (
-        "compile time: one depth-first walk of the fallback graph on explicit stacks, each tier "
-        "once (test_routing_reach.py compares it with the full expansion)"
-    ),
     "policyd/stores/memory.py:MemoryStore.reserve": (
         "all-or-nothing reservation over every line under one lock; the same result shape as "
         "the Redis script (a hypothesis test compares both)"

@@ -257,13 +257,7 @@ def _compile_tiers(policy: document.Policy, env: CompileEnv) -> dict[str, Compil
     reach = _reach(policy, ordered, models)
     compiled = {}
     for name, tier in policy.tiers.items():
-        chain: dict[ModelInfo, None] = {}  # in the order first reached, each model once
-        for entry in tier.fallback:
-            if entry in policy.tiers:
-                chain.update(dict.fromkeys(reach[entry]))
-            else:
-                chain[models[entry]] = None
-        unique = list(chain)
+        unique = list(_after(tier.fallback, policy.tiers, reach, models))
         targets, weights = ordered[name]
         windows = [info.context_window for info in (*targets, *unique)]
         known = [w for w in windows if w is not None]
@@ -314,13 +308,26 @@ def _reach(
                 name = path.pop()
                 on_path.discard(name)
                 found = dict.fromkeys(ordered[name][0])
-                for entry in tiers[name].fallback:
-                    if entry in tiers:
-                        found.update(dict.fromkeys(reach.get(entry, ())))
-                    else:
-                        found[models[entry]] = None
+                found.update(_after(tiers[name].fallback, tiers, reach, models))
                 reach[name] = tuple(found)
     return reach
+
+
+def _after(
+    fallback: Sequence[str],
+    tiers: Mapping[str, Any],
+    reach: Mapping[str, tuple[ModelInfo, ...]],
+    models: Mapping[str, ModelInfo],
+) -> dict[ModelInfo, None]:
+    """The models a fallback list leads to, in the order first reached, each once: a
+    model, or what a tier reaches (nothing for a tier still on the walk's path)."""
+    out: dict[ModelInfo, None] = {}
+    for entry in fallback:
+        if entry in tiers:
+            out.update(dict.fromkeys(reach.get(entry, ())))
+        else:
+            out[models[entry]] = None
+    return out
 
 
 def _skip(state: DecisionState, model_id: str, detail: str) -> None:
