@@ -87,19 +87,31 @@ class Lines:
         self.text = text
         if any(c in text for c in _OTHER_BREAKS):
             self.starts = [0, *(m.end() for m in _BREAK.finditer(text))]
-            return
-        starts = [0]  # only "\n" breaks: str.find is far cheaper than the expression
-        find = text.find
-        at = find("\n")
-        while at >= 0:
-            at += 1
-            starts.append(at)
-            at = find("\n", at)
-        self.starts = starts
+        else:
+            self.starts = _newline_starts(text)
+
+    @classmethod
+    def by_newline(cls, text: str) -> Lines:
+        """Lines broken at ``"\n"`` alone (a prompt file's, as the prompts stage reads it)."""
+        lines = cls.__new__(cls)
+        lines.text, lines.starts = text, _newline_starts(text)
+        return lines
 
     def position(self, index: int) -> Position:
         line = bisect.bisect_right(self.starts, index) - 1
         return Position(line + 1, index - self.starts[line] + 1)
+
+
+def _newline_starts(text: str) -> list[int]:
+    """Where each line starts, breaking at "\n" only: str.find, far cheaper than a regex."""
+    starts = [0]
+    find = text.find
+    at = find("\n")
+    while at >= 0:
+        at += 1
+        starts.append(at)
+        at = find("\n", at)
+    return starts
 
 
 # --- the source map ------------------------------------------------------------------------
@@ -176,6 +188,22 @@ def _scalar_indexes(src: str, node: ScalarNode) -> list[int]:
     """Index into ``src`` (the scalar as written) of each character of its value (and of
     its end): where it was written, else (a folded break or an escape) just after the
     nearest character before it that was, else where the first one was."""
+    mapping = _scalar_mapping(src, node)
+    first = next((i for i in mapping if i >= 0), 0)
+    out: list[int] = []
+    before = -1  # the index of the nearest character so far written verbatim
+    for index in mapping:
+        if index >= 0:
+            before = index
+            out.append(index)
+        else:
+            out.append(before + 1 if before >= 0 else first)
+    return out
+
+
+def _scalar_mapping(src: str, node: ScalarNode) -> list[int]:
+    """Index into ``src`` of each character of the scalar's value written verbatim (and of
+    its end); -1 for one that was not (a folded break, an escape)."""
     value: str = node.value
     mapping: list[int] = [-1] * (len(value) + 1)
     cursor = 0
@@ -189,16 +217,7 @@ def _scalar_indexes(src: str, node: ScalarNode) -> list[int]:
         for j, (_, index) in enumerate(chars):
             mapping[found + j] = index
         cursor = found + len(piece)
-    first = next((i for i in mapping if i >= 0), 0)
-    out: list[int] = []
-    before = -1  # the index of the nearest character so far written verbatim
-    for index in mapping:
-        if index >= 0:
-            before = index
-            out.append(index)
-        else:
-            out.append(before + 1 if before >= 0 else first)
-    return out
+    return mapping
 
 
 def _scalar_lines(src: str, style: str | None, value: str) -> list[list[tuple[str, int]]]:

@@ -36,21 +36,9 @@ routing: {default: t}
 
 
 def _old_index(src: str, node: ScalarNode, offset: int) -> int:
-    """The per-offset mapping as it was written (one map of the scalar per call)."""
-    value: str = node.value
-    offset = max(0, min(offset, len(value)))
-    mapping: list[int] = [-1] * (len(value) + 1)
-    cursor = 0
-    for chars in sourcemap._scalar_lines(src, node.style, value):
-        if not chars:
-            continue
-        piece = "".join(c for c, _ in chars)
-        found = value.find(piece, cursor)
-        if found < 0:
-            break
-        for j, (_, index) in enumerate(chars):
-            mapping[found + j] = index
-        cursor = found + len(piece)
+    """The per-offset resolution as it was written (one map of the scalar per call)."""
+    offset = max(0, min(offset, len(node.value)))
+    mapping = sourcemap._scalar_mapping(src, node)
     if mapping[offset] >= 0:
         return mapping[offset]
     for before in range(offset - 1, -1, -1):

@@ -9,7 +9,6 @@ positions point into the inline ``template`` or into the prompt file itself.
 
 from __future__ import annotations
 
-import bisect
 import re
 from pathlib import Path as FsPath
 from typing import Any
@@ -18,10 +17,10 @@ from policyd import document
 from policyd.checks.base import UNKNOWN_PLACEHOLDER, Checker, Path
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import Document
+from policyd.sourcemap import Lines
 from policyd.words import suggest
 
 # ``{{ attr.path }}``: what the prompts stage fills in from the request.
-_NEWLINE = re.compile("\n")  # a prompt file's lines are counted by "\n" alone
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 
 
@@ -62,15 +61,15 @@ def check_templates(
                     checker.add(doc, where, UNKNOWN_PLACEHOLDER, message, hint, at=pos)
                 continue
             file = str(base_dir / (spec.file or ""))
-            starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]  # each line's offset
+            lines = Lines.by_newline(text)
             for offset, message, hint in found:
-                line = bisect.bisect_right(starts, offset)
-                column = offset - starts[line - 1] + 1
+                pos = lines.position(offset)
                 checker.diagnostics.append(
                     Diagnostic(
-                        file, line, column, Severity.ERROR, UNKNOWN_PLACEHOLDER, message, hint
+                        file, pos.line, pos.column, Severity.ERROR, UNKNOWN_PLACEHOLDER,
+                        message, hint,
                     )
-                )
+                )  # fmt: skip
 
 
 def placeholder_problem(dotted: str, request: dict[str, Any]) -> tuple[str, str] | None:
