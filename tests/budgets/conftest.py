@@ -26,15 +26,22 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     redis_store.close()
 
 
-@pytest.fixture
-def idle_server() -> Iterator[ThrowawayRedis]:
-    """A private redis-server not started yet (a test starts, pauses or kills it)."""
+@pytest.fixture(scope="session")
+def redis_server_path() -> str:
+    """The redis-server command, for tests that start servers of their own: without it they
+    skip, visibly, except under CI (where the machine has one): then it is a failure."""
     executable = shutil.which("redis-server")
     if executable is None:
         if os.environ.get("CI"):
             pytest.fail("CI=true and redis-server is not on PATH")
         pytest.skip("redis-server is not on PATH")
-    throwaway = ThrowawayRedis(executable)
+    return executable
+
+
+@pytest.fixture
+def idle_server(redis_server_path: str) -> Iterator[ThrowawayRedis]:
+    """A private redis-server not started yet (a test starts, pauses or kills it)."""
+    throwaway = ThrowawayRedis(redis_server_path)
     yield throwaway
     throwaway.kill()
 

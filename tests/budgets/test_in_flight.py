@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import shutil
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -54,13 +52,8 @@ def test_in_flight_limit_on_each_store(store: Store) -> None:
 
 
 @pytest.fixture
-def cluster_url(tmp_path: Path) -> Iterator[str]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true and redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    server = ThrowawayRedis(executable, cluster_dir=str(tmp_path))
+def cluster_url(tmp_path: Path, redis_server_path: str) -> Iterator[str]:
+    server = ThrowawayRedis(redis_server_path, cluster_dir=str(tmp_path))
     server.start()
     yield server.url
     server.kill()

@@ -6,8 +6,6 @@ enforces the same rule as a big one: a script may only touch keys of one slot.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -24,13 +22,8 @@ MINUTE = Window("rolling", rolling_s=60)
 
 
 @pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true and redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    server = ThrowawayRedis(executable, cluster_dir=str(tmp_path_factory.mktemp("cluster")))
+def cluster_url(tmp_path_factory: pytest.TempPathFactory, redis_server_path: str) -> Iterator[str]:
+    server = ThrowawayRedis(redis_server_path, cluster_dir=str(tmp_path_factory.mktemp("cluster")))
     server.start()
     yield server.url
     server.kill()
