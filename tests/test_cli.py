@@ -325,9 +325,16 @@ def test_each_broken_example_fails_check_as_its_comment_says(path: Path) -> None
 # --- help ------------------------------------------------------------------------------------
 
 
+def _subcommands(group: click.Group) -> dict[str, click.Command]:
+    """Every subcommand, those loaded only when run included (click's own lookup)."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: command for name, command in found.items() if command is not None}
+
+
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
-    for name, command in sorted(group.commands.items()):
+    for name, command in sorted(_subcommands(group).items()):
         if isinstance(command, click.Group):
             found += _commands(command, (*prefix, name))
         else:
@@ -339,7 +346,7 @@ def _command(path: tuple[str, ...]) -> click.Command:
     command: click.Command = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = _subcommands(command)[name]
     return command
 
 
@@ -355,7 +362,7 @@ def test_help_exits_0_and_mentions_every_option(path: tuple[str, ...]) -> None:
         elif isinstance(param, click.Argument) and param.name:
             assert param.name.upper() in result.output
     if isinstance(command, click.Group):
-        for name in command.commands:
+        for name in _subcommands(command):
             assert name in result.output
 
 
