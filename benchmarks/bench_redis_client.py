@@ -7,9 +7,11 @@ lines of ``bench_stores.py``), p50 wall µs and mean CPU µs of the calling thre
 decision (a reserve and its settle, two round trips), for:
 
 - the memory store, and the Redis store (the difference is target 4's client figure),
-  also with its script calls through redis-py's ``Script`` object (as before the lane);
+  also polling for replies (``reply_poll_us``) and with its script calls through
+  redis-py's ``Script`` object (as before the lane);
 - two ``PING`` round trips: through redis-py's command path, on a held connection
-  (what the store's lane does), and on a bare socket (the floor of this host);
+  (what the store's lane does), and on a bare socket, blocking and polled (the floor of
+  this host);
 - two ``EVALSHA`` of a script that returns at once, with the ledger's keys and
   arguments, on a held connection: the round trips with the calls' bytes and Redis's
   fixed cost of a script call, without the ledger's work;
@@ -45,6 +47,7 @@ from policyd.budgets import Amount
 from policyd.budgets.windows import current_window, epoch_ms
 from policyd.stores import open_store
 from policyd.stores import redis_codec as codec
+from policyd.stores.redis_lane import poll_for_reply
 
 ACTUAL = Amount(usd_micros=1_234, tokens=800, requests=1)
 
@@ -95,6 +98,10 @@ def measure(url: str, n: int) -> dict[str, tuple[float, float]]:
     rows["Redis store decision"] = timed(decisions(url, n), n)
     calls_after, usec_after = _ledger_stats(client)
     server = (usec_after - usec) / (calls_after - calls)
+    polled = f"{url}?reply_poll_us={bench_stores.POLL_US}"
+    rows[f"Redis store decision, reply_poll_us={bench_stores.POLL_US}"] = timed(
+        decisions(polled, n), n
+    )
     rows["Redis store decision, via redis-py Script"] = timed(decisions(url, n, True), n)
     rows["2 PING, redis-py command path"] = timed(lambda i: (client.ping(), client.ping()), n)
     pool = client.connection_pool
@@ -117,6 +124,14 @@ def measure(url: str, n: int) -> dict[str, tuple[float, float]]:
                 sock.recv(16)
 
         rows["2 PING, bare socket"] = timed(raw_ping, n)
+
+        def polled_ping(i: int) -> None:
+            for _ in range(2):
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                poll_for_reply(sock, bench_stores.POLL_US / 1e6)
+                sock.recv(16)
+
+        rows["2 PING, bare socket, polled"] = timed(polled_ping, n)
     lines = bench_stores.lines_for(0, 0)
     now = datetime.now(UTC)
     slots = [current_window(line.window, now) for line in lines]

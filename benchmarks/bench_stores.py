@@ -23,6 +23,7 @@ import os
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,25 +178,94 @@ def server_table(n: int) -> None:
     bench_ledger.print_table(bench_ledger.measure(n, 1, cases), n, 1)
 
 
-def added_cost(seconds: float, repeat: int) -> tuple[float, dict[str, float], dict[str, float]]:
+#: the reply polling the client rows also run with (``reply_poll_us``, microseconds)
+POLL_US = 300
+
+
+@dataclass(frozen=True)
+class ClientCost:
+    """One client's decisions (reserve + settle, 3 budgets) on the memory store and on a
+    private Redis, p50 µs, with what bounds the Redis figure from below on this host."""
+
+    memory: dict[str, float]
+    redis: dict[str, float]  # the default settings
+    polled: dict[str, float]  # with ?reply_poll_us=POLL_US
+    server_us: float  # the ledger script's server time per decision (two calls)
+    round_trips_us: float  # two bare round trips (PING on a plain socket), p50
+    polled_round_trips_us: float  # the same, polling for the reply
+
+    @property
+    def added(self) -> float:
+        return self.redis["d50"] - self.memory["d50"]
+
+    @property
+    def added_polled(self) -> float:
+        return self.polled["d50"] - self.memory["d50"]
+
+
+def added_cost(seconds: float, repeat: int) -> ClientCost:
     """Redis's added cost per decision (reserve + settle), p50 µs, over the memory store:
     one client each, on a private ``redis-server``, alternating run by run, median run
-    each; with both stores' figures."""
+    each; also with reply polling, and the floor's parts measured in the same run."""
     started = private_redis()
     if started is None:
         raise SystemExit("no redis-server on PATH")
     process, url = started
     prefix = f"policyd-bench:{uuid.uuid4().hex[:8]}:"
-    runs: dict[str, list[dict[str, float]]] = {"memory": [], url: []}
+    specs = {"memory": "memory", "redis": url, "polled": f"{url}?reply_poll_us={POLL_US}"}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in specs}
+    server: list[float] = []
     try:
         for r in range(repeat):
-            for spec in ("memory", url) if r % 2 == 0 else (url, "memory"):
-                runs[spec].append(measure(spec, prefix, 1, seconds))
+            for name in specs if r % 2 == 0 else reversed(specs):
+                before = _evalsha_usec(url)
+                runs[name].append(measure(specs[name], prefix, 1, seconds))
+                if name != "memory":
+                    usec, calls = (a - b for a, b in zip(_evalsha_usec(url), before, strict=True))
+                    server.append(2 * usec / calls)
+        round_trips = bare_round_trips(url, False), bare_round_trips(url, True)
     finally:
         process.kill()
         process.wait()
-    memory, redis_one = (sorted(runs[s], key=lambda m: m["d50"])[repeat // 2] for s in runs)
-    return redis_one["d50"] - memory["d50"], memory, redis_one
+    memory, redis_one, polled = (
+        sorted(runs[name], key=lambda m: m["d50"])[repeat // 2] for name in specs
+    )
+    return ClientCost(memory, redis_one, polled, statistics.median(server), *round_trips)
+
+
+def _evalsha_usec(url: str) -> tuple[float, int]:
+    """(usec, calls) of EVALSHA so far on the server (``INFO commandstats``)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    client.close()
+    return float(stats.get("usec", 0)), int(stats.get("calls", 0))
+
+
+def bare_round_trips(url: str, polled: bool, n: int = 3000) -> float:
+    """p50 µs of two ``PING`` round trips on a plain socket: no client library, no
+    script. ``polled``: poll for the reply as ``reply_poll_us`` does before reading."""
+    import socket
+
+    from policyd.stores.redis_lane import poll_for_reply
+
+    host, port = "127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])
+    ping = b"*1\r\n$4\r\nPING\r\n"
+    times: list[float] = []
+    clock = time.perf_counter
+    with socket.create_connection((host, port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(n + 300):  # the first 300: warm-up
+            t0 = clock()
+            for _ in range(2):
+                sock.sendall(ping)
+                if polled:
+                    poll_for_reply(sock, POLL_US / 1e6)
+                sock.recv(16)
+            if i >= 300:
+                times.append((clock() - t0) * 1e6)
+    return statistics.median(times)
 
 
 def cleanup(url: str, prefix: str) -> None:

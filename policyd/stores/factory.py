@@ -20,6 +20,7 @@ def open_store(
     retry_interval_s: float = 1.0,
     pool_size: int | None = None,
     pool_timeout_s: float | None = None,
+    reply_poll_us: float | None = None,
 ) -> Store:
     """A store from ``store=``: an instance, ``None``/``"memory"``, or a Redis URL.
 
@@ -31,7 +32,10 @@ def open_store(
     the URL) bounds the connections, and the calls in flight, per client; a call
     beyond it waits for a free connection while the pool makes progress, and fails
     as busy only when none frees up for ``pool_timeout_s`` (default: the command
-    timeout). ``settle_grace_s`` (both stores) is how long
+    timeout). ``reply_poll_us`` (default 0, off; or ``?reply_poll_us=N``) makes sync
+    calls poll for their reply without sleeping for up to N microseconds before a
+    blocking read: less latency on a nearby Redis for that much CPU per call (asyncio
+    calls never poll). ``settle_grace_s`` (both stores) is how long
     after a reservation expires a late settle is still counted, and how long a
     settled decision is remembered so a second settle is ignored.
     """
@@ -59,6 +63,7 @@ def open_store(
             retry_interval_s=retry_interval_s,
             pool_size=pool_size,
             pool_timeout_s=pool_timeout_s,
+            reply_poll_us=reply_poll_us,
         )
     raise StoreError(
         f"unknown store {spec!r}: use 'memory' (the default) or a Redis URL such as "

@@ -41,7 +41,13 @@ from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
 from policyd.stores.journal import Journal
 from policyd.stores.pool import AsyncGate, Gate, PoolBusy
 from policyd.stores.redis_lane import AsyncLane, Lane
-from policyd.stores.redis_options import pool_size_option, redact, seconds_option, url_options
+from policyd.stores.redis_options import (
+    pool_size_option,
+    redact,
+    reply_poll_option,
+    seconds_option,
+    url_options,
+)
 from policyd.stores.redis_replay import FAILURES as _FAILURES
 from policyd.stores.redis_replay import ReplayMixin
 
@@ -69,8 +75,12 @@ class RedisStore(ReplayMixin):
         replay_batch: int = 256,
         pool_size: int | None = None,
         pool_timeout_s: float | None = None,
+        reply_poll_us: float | None = None,
     ) -> None:
         url, from_url = url_options(url)
+        reply_poll_s = reply_poll_option(
+            reply_poll_us if reply_poll_us is not None else from_url.get("reply_poll_us")
+        )
         pool_size = pool_size_option(
             pool_size if pool_size is not None else from_url.get("pool_size")
         )
@@ -98,6 +108,7 @@ class RedisStore(ReplayMixin):
         self._replay_batch = replay_batch
         self.pool_size = pool_size
         self.pool_timeout_s = pool_timeout_s
+        self.reply_poll_us = reply_poll_s * 1e6
         self._options: dict[str, Any] = {
             "socket_connect_timeout": connect_timeout_s,
             "socket_timeout": command_timeout_s,
@@ -128,7 +139,7 @@ class RedisStore(ReplayMixin):
                 self._client = redis.Redis.from_pool(pool)
             except ValueError as exc:
                 raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
-            self._lane = Lane(pool, LUA)
+            self._lane = Lane(pool, LUA, reply_poll_s)
 
     # -- the protocol ---------------------------------------------------------------------
     # Each operation is written once, as a flow (policyd.stages.flow) that yields every
@@ -310,6 +321,7 @@ class RedisStore(ReplayMixin):
             "pool_size": self.pool_size,
             "pool_waits": self._gate.waited + sum(g.waited for _, _, g in self._async.values()),
             "pool_busy": self.busy,
+            "reply_poll_us": self.reply_poll_us,
             "reservations_lost": self.lost,
         }
 

@@ -20,6 +20,13 @@ idle connections back before the store uses the pool for anything else (pipeline
 ``SCAN``). After a fork the idle stack is dropped (the child must not share sockets),
 as redis-py's pool does. A ``NOSCRIPT`` reply loads the script on the same connection
 and repeats the calls that got it (they did not run), as ``Script`` did.
+
+``reply_poll_us`` (sync lane only, off by default): after sending, poll the socket
+without sleeping for up to that long before the blocking read. A blocked reader is
+woken by the kernel when the reply lands, which on a virtual machine costs about as
+much as the round trip itself (docs/performance.md, target 4); polling trades that
+much CPU per call for it. The blocking read that follows is unchanged, with its
+timeout and error handling, so polling never decides what is read.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import select
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,9 +53,31 @@ except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py's pa
     _pack_c = None
 
 
+def poll_for_reply(sock: Any, seconds: float) -> bool:
+    """Busy-poll ``sock`` until it is readable (a reply, EOF or an error to read) or
+    ``seconds`` have passed; whether it became readable. Reads nothing: the caller's
+    blocking read follows either way. A socket that cannot be polled (closed, or no
+    ``poll`` on this platform) returns False at once."""
+    poll = getattr(select, "poll", None)
+    if poll is None or sock is None:
+        return False
+    try:
+        poller = poll()
+        poller.register(sock, select.POLLIN)
+    except (ValueError, OSError):  # closed (fileno -1) or not a socket
+        return False
+    clock = time.perf_counter
+    deadline = clock() + seconds
+    while not poller.poll(0):
+        if clock() >= deadline:
+            return False
+    return True
+
+
 class _LaneBase:
-    def __init__(self, pool: Any, script: str) -> None:
+    def __init__(self, pool: Any, script: str, reply_poll_s: float = 0.0) -> None:
         self.pool = pool
+        self.reply_poll_s = reply_poll_s  # the sync lane's busy-poll before a read (0: off)
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
         self._idle: list[Any] = []
@@ -87,6 +118,8 @@ class Lane(_LaneBase):
         try:
             self._ready(conn)
             conn.send_packed_command(self._packed(conn, ((keys, args),)))
+            if self.reply_poll_s:
+                poll_for_reply(getattr(conn, "_sock", None), self.reply_poll_s)
             try:
                 reply = conn.read_response()
             except NoScriptError:
@@ -156,6 +189,8 @@ class Lane(_LaneBase):
             conn.send_command("SCRIPT", "LOAD", self.script)
             conn.read_response()
         conn.send_packed_command(self._packed(conn, calls))
+        if self.reply_poll_s:
+            poll_for_reply(getattr(conn, "_sock", None), self.reply_poll_s)
         replies = []
         for _ in calls:
             try:

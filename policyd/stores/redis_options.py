@@ -1,6 +1,6 @@
 """Options of the Redis store that come from its URL or keyword arguments: parsed and checked.
 
-``pool_size`` and ``pool_timeout_s`` may be URL query parameters
+``pool_size``, ``pool_timeout_s`` and ``reply_poll_us`` may be URL query parameters
 (``redis://host:6379/0?pool_size=200``); they are taken off the URL before redis-py
 sees it. Passwords are redacted from every URL shown in a message or log.
 """
@@ -13,20 +13,27 @@ from policyd.stores.base import StoreError
 from policyd.stores.pool import DEFAULT_POOL_SIZE
 
 #: Store options that may also be given as URL query parameters (``?pool_size=200``).
-URL_OPTIONS = ("pool_size", "pool_timeout_s")
+URL_OPTIONS = ("pool_size", "pool_timeout_s", "reply_poll_us")
+
+#: the longest ``reply_poll_us`` accepted: polling longer than a slow round trip only
+#: burns CPU
+MAX_REPLY_POLL_US = 10_000
 
 
 def url_options(url: str) -> tuple[str, dict[str, str]]:
     """Split policyd's own query parameters (``pool_size``, ...) off a Redis URL."""
-    parts = urlsplit(url)
-    if not parts.query:
+    query = urlsplit(url).query
+    if not query:
         return url, {}
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    pairs = parse_qsl(query, keep_blank_values=True)
     ours = {k: v for k, v in pairs if k in URL_OPTIONS}
     if not ours:
         return url, {}
+    # only the query is rewritten: urlunsplit would turn unix:///path into unix:/path
+    start = url.index("?") + 1
     rest = urlencode([(k, v) for k, v in pairs if k not in URL_OPTIONS])
-    return urlunsplit(parts._replace(query=rest)), ours
+    end = start + len(query)
+    return (url[:start] + rest if rest else url[: start - 1]) + url[end:], ours
 
 
 def pool_size_option(value: int | str | None) -> int:
@@ -42,6 +49,22 @@ def pool_size_option(value: int | str | None) -> int:
             "(e.g. redis://host:6379/0?pool_size=200)"
         )
     return size
+
+
+def reply_poll_option(value: float | str | None) -> float:
+    """``reply_poll_us`` (microseconds, 0 = off) as seconds."""
+    if value is None:
+        return 0.0
+    try:
+        us = float(value)
+    except (TypeError, ValueError):
+        us = -1.0
+    if isinstance(value, bool) or not 0 <= us <= MAX_REPLY_POLL_US:
+        raise StoreError(
+            f"reply_poll_us must be a number of microseconds from 0 (off) to "
+            f"{MAX_REPLY_POLL_US}, got {value!r} (e.g. redis://host:6379/0?reply_poll_us=200)"
+        )
+    return us / 1e6
 
 
 def seconds_option(label: str, value: str | None) -> float | None:

@@ -56,11 +56,14 @@ def actual_cost(worker: int, i: int) -> int:
 class ThrowawayRedis:
     """A private ``redis-server`` on a free loopback port that a test may pause or kill."""
 
-    def __init__(self, executable: str, cluster_dir: str | None = None) -> None:
+    def __init__(
+        self, executable: str, cluster_dir: str | None = None, unix_socket: str | None = None
+    ) -> None:
         import socket
 
         self.executable = executable
         self.cluster_dir = cluster_dir  # set: a one-node Redis Cluster owning every slot
+        self.unix_socket = unix_socket  # set: it also listens on this Unix socket
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -104,6 +107,8 @@ class ThrowawayRedis:
 
         command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no"]
+        if self.unix_socket:
+            command += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]
         if self.cluster_dir:
             command += ["--cluster-enabled", "yes", "--dir", self.cluster_dir]
             command += ["--cluster-config-file", f"nodes-{self.port}.conf"]

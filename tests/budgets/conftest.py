@@ -13,15 +13,17 @@ from redis_helpers import PATIENT
 from policyd.stores import MemoryStore, Store, open_store
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-polled"])
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """Each test that takes ``store`` runs on the memory store and on real Redis."""
+    """Each test that takes ``store`` runs on the memory store and on real Redis, also
+    with its calls polling for their replies (``reply_poll_us``)."""
     if request.param == "memory":
         yield MemoryStore()
         return
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_prefix")
-    redis_store = open_store(url, key_prefix=prefix, **PATIENT)
+    polled = {"reply_poll_us": 500} if request.param == "redis-polled" else {}
+    redis_store = open_store(url, key_prefix=prefix, **PATIENT, **polled)  # type: ignore[arg-type]
     yield redis_store
     redis_store.close()
 

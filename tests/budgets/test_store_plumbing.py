@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import redis
 from budget_helpers import NOW
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis_helpers import PATIENT
 
 from policyd.budgets import Amount, Limit, Line, Window
 from policyd.stores import MemoryStore, StoreError, open_store
 from policyd.stores.redis import RedisStore
 from policyd.stores.redis_codec import counter_keys, encode_name
+from policyd.stores.redis_options import URL_OPTIONS, url_options
 
 DAY = Window("calendar_day")
 MINUTE = Window("rolling", rolling_s=60)
@@ -152,3 +156,31 @@ def test_one_redis_store_serves_several_event_loops(redis_url: str, redis_prefix
     assert asyncio.run(once("d1")) == Amount(7, 0, 1)
     assert asyncio.run(once("d2")) == Amount(14, 0, 2)  # a new loop gets its own client
     store.close()
+
+
+_QUERY_TEXT = st.text(alphabet="abcxyz019_-.%/:", min_size=0, max_size=8)
+
+
+@settings(max_examples=300)
+@given(
+    base=st.sampled_from(
+        ["redis://h:6379/0", "rediss://u:p@h/2", "unix:///run/redis.sock", "unix://:pw@/tmp/r.s"]
+    ),
+    pairs=st.lists(
+        st.tuples(st.sampled_from([*URL_OPTIONS, "db", "ssl_cert_reqs", "x"]), _QUERY_TEXT),
+        max_size=6,
+    ),
+    fragment=st.sampled_from(["", "#frag"]),
+)
+def test_url_options_take_ours_off_and_leave_the_rest_as_written(
+    base: str, pairs: list[tuple[str, str]], fragment: str
+) -> None:
+    query = urlencode(pairs)
+    url = base + (f"?{query}" if query else "") + fragment
+    rest, ours = url_options(url)
+    assert ours == {k: v for k, v in parse_qsl(query, keep_blank_values=True) if k in URL_OPTIONS}
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in URL_OPTIONS]
+    if not ours:
+        assert rest == url  # untouched, byte for byte
+    else:
+        assert rest == base + (f"?{urlencode(kept)}" if kept else "") + fragment
