@@ -10,8 +10,8 @@ decision (a reserve and its settle, two round trips), for:
   also polling for replies (``reply_poll_us``) and with its script calls through
   redis-py's ``Script`` object (as before the lane);
 - two ``PING`` round trips: through redis-py's command path, on a held connection
-  (what the store's lane does), and on a bare socket, blocking and polled (the floor of
-  this host);
+  (what the store's lane does), and on a bare socket, TCP and Unix, blocking and
+  polled (the floor of this host); the Redis store over the Unix socket too;
 - two ``EVALSHA`` of a script that returns at once, with the ledger's keys and
   arguments, on a held connection: the round trips with the calls' bytes and Redis's
   fixed cost of a script call, without the ledger's work;
@@ -47,7 +47,6 @@ from policyd.budgets import Amount
 from policyd.budgets.windows import current_window, epoch_ms
 from policyd.stores import open_store
 from policyd.stores import redis_codec as codec
-from policyd.stores.redis_lane import poll_for_reply
 
 ACTUAL = Amount(usd_micros=1_234, tokens=800, requests=1)
 
@@ -88,7 +87,7 @@ def decisions(spec: str, n: int, script_object: bool = False) -> Callable[[int],
     return step
 
 
-def measure(url: str, n: int) -> dict[str, tuple[float, float]]:
+def measure(url: str, n: int, unix_path: str) -> dict[str, tuple[float, float]]:
     import redis
 
     rows: dict[str, tuple[float, float]] = {}
@@ -101,6 +100,10 @@ def measure(url: str, n: int) -> dict[str, tuple[float, float]]:
     polled = f"{url}?reply_poll_us={bench_stores.POLL_US}"
     rows[f"Redis store decision, reply_poll_us={bench_stores.POLL_US}"] = timed(
         decisions(polled, n), n
+    )
+    rows["Redis store decision, Unix socket"] = timed(decisions(f"unix://{unix_path}", n), n)
+    rows[f"Redis store decision, Unix socket, reply_poll_us={bench_stores.POLL_US}"] = timed(
+        decisions(f"unix://{unix_path}?reply_poll_us={bench_stores.POLL_US}", n), n
     )
     rows["Redis store decision, via redis-py Script"] = timed(decisions(url, n, True), n)
     rows["2 PING, redis-py command path"] = timed(lambda i: (client.ping(), client.ping()), n)
@@ -117,21 +120,12 @@ def measure(url: str, n: int) -> dict[str, tuple[float, float]]:
     host, port = "127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])
     with socket.create_connection((host, port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def raw_ping(i: int) -> None:
-            for _ in range(2):
-                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                sock.recv(16)
-
-        rows["2 PING, bare socket"] = timed(raw_ping, n)
-
-        def polled_ping(i: int) -> None:
-            for _ in range(2):
-                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                poll_for_reply(sock, bench_stores.POLL_US / 1e6)
-                sock.recv(16)
-
-        rows["2 PING, bare socket, polled"] = timed(polled_ping, n)
+        rows["2 PING, bare socket"] = timed(bench_stores.bare_pings(sock, False), n)
+        rows["2 PING, bare socket, polled"] = timed(bench_stores.bare_pings(sock, True), n)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(unix_path)
+        rows["2 PING, bare Unix socket"] = timed(bench_stores.bare_pings(sock, False), n)
+        rows["2 PING, bare Unix socket, polled"] = timed(bench_stores.bare_pings(sock, True), n)
     lines = bench_stores.lines_for(0, 0)
     now = datetime.now(UTC)
     slots = [current_window(line.window, now) for line in lines]
@@ -171,15 +165,21 @@ def _ledger_stats(client: Any) -> tuple[int, int]:
 
 def child(n: int) -> None:
     """In a child interpreter: run ``measure`` and print JSON (hiredis may be hidden)."""
-    started = bench_stores.private_redis()
-    if started is None:
-        raise SystemExit("no redis-server on PATH")
-    process, url = started
-    try:
-        print(json.dumps(measure(url, n)))
-    finally:
-        process.kill()
-        process.wait()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "redis.sock")
+        started = bench_stores.private_redis(
+            extra=("--unixsocket", path, "--unixsocketperm", "700")
+        )
+        if started is None:
+            raise SystemExit("no redis-server on PATH")
+        process, url = started
+        try:
+            print(json.dumps(measure(url, n, path)))
+        finally:
+            process.kill()
+            process.wait()
 
 
 def run_child(n: int, hide_hiredis: bool) -> dict[str, list[float]]:

@@ -243,26 +243,36 @@ def _evalsha_usec(url: str) -> tuple[float, int]:
     return float(stats.get("usec", 0)), int(stats.get("calls", 0))
 
 
-def bare_round_trips(url: str, polled: bool, n: int = 3000) -> float:
-    """p50 µs of two ``PING`` round trips on a plain socket: no client library, no
+def bare_pings(sock: Any, polled: bool) -> Any:
+    """One step of two ``PING`` round trips on a plain socket: no client library, no
     script. ``polled``: poll for the reply as ``reply_poll_us`` does before reading."""
-    import socket
-
     from policyd.stores.redis_lane import poll_for_reply
 
-    host, port = "127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])
     ping = b"*1\r\n$4\r\nPING\r\n"
+
+    def step(i: int) -> None:
+        for _ in range(2):
+            sock.sendall(ping)
+            if polled:
+                poll_for_reply(sock, POLL_US / 1e6)
+            sock.recv(16)
+
+    return step
+
+
+def bare_round_trips(url: str, polled: bool, n: int = 3000) -> float:
+    """p50 µs of two bare ``PING`` round trips (:func:`bare_pings`) on loopback TCP."""
+    import socket
+
+    host, port = "127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])
     times: list[float] = []
     clock = time.perf_counter
     with socket.create_connection((host, port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        step = bare_pings(sock, polled)
         for i in range(n + 300):  # the first 300: warm-up
             t0 = clock()
-            for _ in range(2):
-                sock.sendall(ping)
-                if polled:
-                    poll_for_reply(sock, POLL_US / 1e6)
-                sock.recv(16)
+            step(i)
             if i >= 300:
                 times.append((clock() - t0) * 1e6)
     return statistics.median(times)
