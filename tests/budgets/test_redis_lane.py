@@ -117,8 +117,15 @@ def test_plain_commands_share_a_pool_of_one_with_script_calls(server: ThrowawayR
     store.close()
 
 
-def test_connections_stay_within_pool_size(server: ThrowawayRedis) -> None:
-    store = open_store(server.url, pool_size=3, pool_timeout_s=10, command_timeout_s=10)
+@pytest.mark.parametrize("reply_poll_us", [0, 300])
+def test_connections_stay_within_pool_size(server: ThrowawayRedis, reply_poll_us: int) -> None:
+    store = open_store(
+        server.url,
+        pool_size=3,
+        pool_timeout_s=10,
+        command_timeout_s=10,
+        reply_poll_us=reply_poll_us,  # polling threads still share the pool, and count
+    )
     assert isinstance(store, RedisStore)
     week = Window("calendar_week")
 
