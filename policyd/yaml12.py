@@ -14,7 +14,8 @@ YAML-level diagnostics PD001-PD003 and PD006-PD009.  Files, decoding and
 - merge keys (``<<: *defaults``, or a list of aliases) are supported: keys written in the
   mapping win, then earlier merge sources over later ones.  ``"<<"`` quoted is a plain key.
 - aliases are expanded into copies (the data is always a tree), bounded by
-  :data:`MAX_ALIAS_NODES` nodes per document and :data:`MAX_DEPTH` levels of nesting.
+  :data:`MAX_ALIAS_NODES` nodes per document and :data:`MAX_DEPTH` levels of nesting;
+  merge keys by :data:`MAX_MERGE_READS` entries read per document.
 - a document whose reading found an error is left out of ``documents``; empty documents (a
   trailing ``---``) are skipped silently; a document's index counts every document in the file.
 """
@@ -51,10 +52,14 @@ from policyd.yamlscalars import (
     short_tag,
 )
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "FileReader", "YamlFloat", "YamlInt"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_MERGE_READS", "FileReader", "YamlFloat", "YamlInt"]
 
 MAX_ALIAS_NODES = 100_000
 MAX_DEPTH = 64
+#: entries of merge sources (``<<: *name``) read per document: a chain of mappings each
+#: merging the one before copies a number of entries that grows with the square of its
+#: length; past this bound the document is refused (PD006) instead of read for minutes
+MAX_MERGE_READS = 1_000_000
 
 
 # --- composing events into nodes and data --------------------------------------------------
@@ -99,6 +104,7 @@ class FileReader:
         self.building: set[str] = set()
         self.aliases: list[int] = []
         self.composed = self.count = self.budget = 0
+        self.merge_reads, self.merge_over = 0, False  # entries merge keys read, per document
         self.failed = False
         self.stack: list[_Frame] = []
 
@@ -153,6 +159,7 @@ class FileReader:
     def _document(self, source: _Source, index: int) -> None:
         self.anchors, self.building, self.aliases = {}, set(), []
         self.composed, self.failed = 0, False
+        self.merge_reads, self.merge_over = 0, False
         stack: list[_Frame] = []
         self.stack = stack  # for syntax errors: which brackets are still open
         root: Node | None = None
@@ -348,13 +355,23 @@ class FileReader:
         """Apply merge keys: written keys win, then earlier merge sources over later ones."""
         node = frame.node
         assert isinstance(node, MapNode) and frame.order is not None
+        if self.merge_over:
+            return  # the document is refused: merging more would only cost time
         explicit = node.entries
         entries: dict[str, tuple[Node, Node]] = {}
+        merged: set[int] = set()
         for kind, item in frame.order:
             if kind == "key":
                 entries[item] = explicit[item]
                 continue
             for source in item:
+                if id(source) in merged:
+                    continue  # merged already: every key of it is in entries by now
+                merged.add(id(source))
+                self.merge_reads += len(source.entries)
+                if self.merge_reads > MAX_MERGE_READS:
+                    self.merge_over = True  # reported when the document ends
+                    return
                 for k, pair in source.entries.items():
                     if k not in explicit and k not in entries:
                         entries[k] = pair
@@ -371,6 +388,14 @@ class FileReader:
             hint = "each document is a mapping with 'apiVersion: policyd/v1', 'kind: ...', ..."
             self.error(root.start, "PD008", f"document is {kind}, not a mapping", hint)
             return
+        hint = "aliases are bounded to keep loading safe; write fewer, smaller repeats"
+        if self.merge_over:
+            where = self.aliases[0] if self.aliases else root.start
+            message = (
+                f"merge keys ('<<') read more than {MAX_MERGE_READS:,} entries in this document"
+            )
+            self.error(where, "PD006", message, hint)
+            return
         self.count, self.budget = 0, self.composed + MAX_ALIAS_NODES
         try:
             # without aliases the nodes are a tree within both limits (composing enforces
@@ -378,7 +403,6 @@ class FileReader:
             data = self._construct(root, 1) if self.aliases else _plain(root)
         except _Limit as exc:
             where = self.aliases[0] if self.aliases else root.start
-            hint = "aliases are bounded to keep loading safe; write fewer, smaller repeats"
             self.error(where, "PD006", str(exc), hint)
             return
         self.documents.append((index, data, SourceMap(root, self.lines)))

@@ -16,7 +16,7 @@ from loader_helpers import one, problem
 
 from policyd.loader import load_text
 from policyd.sourcemap import Position
-from policyd.yaml12 import YamlFloat, YamlInt
+from policyd.yaml12 import MAX_MERGE_READS, YamlFloat, YamlInt
 
 # --- YAML 1.2 core schema ------------------------------------------------------------------
 
@@ -171,6 +171,63 @@ def test_pd006_billion_laughs_is_rejected_small() -> None:
     assert (d.code, d.line, d.column) == ("PD006", 2, 8)  # the first alias
     assert "100,000" in d.message and not result.documents
     assert peak < 100 * 1024 * 1024
+
+
+def test_pd006_merge_key_chain_is_refused_with_bounded_work() -> None:
+    # Each mapping merges the one before: the data holds n*n/2 entries. Merging stops once
+    # MAX_MERGE_READS entries were read (the 4,000-long chain took 1.7 s and ~1 GB before).
+    lines = ["a0: &a0 {k0: 0}"]
+    lines += [f"a{i}: &a{i}\n  <<: *a{i - 1}\n  k{i}: {i}" for i in range(1, 4000)]
+    tracemalloc.start()
+    result = load_text("\n".join(lines) + "\n")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    [d] = result.diagnostics
+    assert (d.code, d.line, d.column) == ("PD006", 3, 7)  # the first alias
+    assert (
+        d.message
+        == f"merge keys ('<<') read more than {MAX_MERGE_READS:,} entries in this document"
+    )
+    assert not result.documents
+    assert peak < 200 * 1024 * 1024
+
+
+def test_merge_chains_and_repeated_sources_within_the_bound_load() -> None:
+    chain = ["a0: &a0 {k0: 0}"]
+    chain += [f"a{i}: &a{i}\n  <<: *a{i - 1}\n  k{i}: {i}" for i in range(1, 300)]
+    data = one("\n".join(chain) + "\n").data  # 45,000 entries read, all copied
+    assert data["a299"] == {f"k{i}": i for i in range(299, -1, -1)}
+    # a source listed again adds nothing, so it is not read again: 2,000 x 1,000 would be
+    # 2,000,000 entries
+    keys = ", ".join(f"k{i}: {i}" for i in range(1_000))
+    text = f"base: &b {{{keys}}}\nuse:\n  <<: [" + ", ".join(["*b"] * 2_000) + "]\n"
+    assert one(text).data["use"] == {f"k{i}": i for i in range(1_000)}
+
+
+@settings(max_examples=200)
+@given(
+    sources=st.lists(
+        st.dictionaries(st.sampled_from("pqrstu"), st.sampled_from(["v1", "v2"]), max_size=4),
+        min_size=1,
+        max_size=4,
+    ),
+    picks=st.lists(st.integers(0, 3), min_size=1, max_size=6),
+    written=st.dictionaries(st.sampled_from("pqxy"), st.sampled_from(["w"]), max_size=3),
+)
+def test_merges_match_pyyaml(
+    sources: list[dict[str, str]], picks: list[int], written: dict[str, str]
+) -> None:
+    """Written keys win, then earlier sources over later ones, a repeated source changing
+    nothing: the same mapping as PyYAML's own merge (string values, so the YAML versions'
+    scalar rules do not differ)."""
+    import yaml
+
+    lines = [f"s{i}: &s{i} {{{', '.join(f'{k}: {v}' for k, v in src.items())}}}"
+             for i, src in enumerate(sources)]  # fmt: skip
+    names = ", ".join(f"*s{i % len(sources)}" for i in picks)
+    body = "".join(f"\n  {k}: {v}" for k, v in written.items())
+    text = "\n".join(lines) + f"\nm:\n  <<: [{names}]{body}\n"
+    assert one(text).data["m"] == yaml.safe_load(text)["m"]
 
 
 def test_pd006_nesting_too_deep() -> None:
