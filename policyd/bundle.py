@@ -17,6 +17,7 @@ from typing import Any
 from policyd import document, loader, structure
 from policyd.diagnostics import Diagnostic, has_errors, sort_diagnostics
 from policyd.validate import Broken, PolicyContext, check_bundle
+from policyd.words import hint_budget
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Bundle:
 
 
 @loader.gc_paused()
+@hint_budget()  # one budget of "did you mean" comparisons per bundle read
 def load_bundle(path: str | os.PathLike[str], *more: str | os.PathLike[str]) -> Bundle:
     """Load, structure-check and validate every policy file under ``path`` (and ``more``
     paths: all of them are one bundle, so a policy may use a catalog given separately)."""

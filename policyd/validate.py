@@ -63,7 +63,7 @@ from policyd.checks.templates import check_templates
 from policyd.diagnostics import Diagnostic
 from policyd.document import ModelCatalog, ModelSpec, Policy, PolicyTest
 from policyd.loader import Document
-from policyd.words import suggest
+from policyd.words import listing, suggest
 
 __all__ = [
     "ALERTS",
@@ -238,7 +238,7 @@ def check_bundle(
                 UNKNOWN_POLICY,
                 f"PolicyTest refers to unknown policy {test.policy!r}",
                 suggest(test.policy, seen_policies)
-                or f"policies in this bundle: {', '.join(sorted(seen_policies)) or 'none'}",
+                or f"policies in this bundle: {listing(sorted(seen_policies), 'none')}",
             )
         before = len(checker.diagnostics)
         tested = checked.get(test.policy)

@@ -23,7 +23,7 @@ from policyd.diagnostics import Severity
 from policyd.errors import RequestError
 from policyd.loader import Document
 from policyd.request import RequestShape, TokenCounter
-from policyd.words import suggest
+from policyd.words import listing, suggest
 
 # The shape of decision.to_dict() (and of the output verdict under "output"): a dict spec
 # maps keys to specs; _Leaf is a value; _List(spec) is a list of spec; _Prompts is the
@@ -235,7 +235,7 @@ def expect_problem(
                 known = sorted(names or ())
                 return (
                     f"expect path {dotted!r}: the policy has no prompt {parts[i]!r}",
-                    suggest(parts[i], known) or f"prompts: {', '.join(known) or 'none'}",
+                    suggest(parts[i], known) or f"prompts: {listing(known, 'none')}",
                 )
             node, i = _PROMPT_CHOICE, j
             continue
@@ -244,7 +244,7 @@ def expect_problem(
             if name not in node:
                 return (
                     f"expect path {dotted!r}: {where or 'a decision'} has no {name!r}",
-                    suggest(name, node) or f"keys: {', '.join(node)}",
+                    suggest(name, node) or f"keys: {listing(node)}",
                 )
             node, i = node[name], i + 1
             continue

@@ -21,7 +21,7 @@ from policyd.checks.base import (
     Path,
 )
 from policyd.loader import Document
-from policyd.words import suggest
+from policyd.words import listing, suggest
 
 #: Largest prompt file policyd reads (bytes); a prompt is sent with every call.
 MAX_PROMPT_BYTES = 1024 * 1024
@@ -115,7 +115,7 @@ def check_prompts(
                     UNKNOWN_VERSION,
                     f"prompt {rollout.prompt!r} has no version {version!r}",
                     suggest(version, versions)
-                    or f"defined versions: {', '.join(versions)}; add {version} under "
+                    or f"defined versions: {listing(versions)}; add {version} under "
                     f"prompts.{rollout.prompt}.versions, or use one of those",
                     key=path[-2] == "variants",
                 )

@@ -26,7 +26,7 @@ from policyd.checks.base import (
 )
 from policyd.diagnostics import Severity
 from policyd.loader import Document
-from policyd.words import suggest
+from policyd.words import listing, suggest
 
 
 def check_tiers(
@@ -155,7 +155,7 @@ def unknown_tier(name: str, tiers: Iterable[str], models: Iterable[str]) -> tupl
             f"routing and downgrades choose tiers: add a tier with targets: [{{model: {name}}}]",
         )
     return f"unknown tier {name!r}", suggest(name, tiers) or (
-        f"tiers: {', '.join(sorted(tiers)) or 'none defined'}"
+        f"tiers: {listing(sorted(tiers), 'none defined')}"
     )
 
 

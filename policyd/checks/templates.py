@@ -18,7 +18,7 @@ from policyd.checks.base import UNKNOWN_PLACEHOLDER, Checker, Path
 from policyd.diagnostics import Diagnostic, Severity
 from policyd.loader import Document
 from policyd.sourcemap import Lines
-from policyd.words import suggest
+from policyd.words import listing, suggest
 
 # ``{{ attr.path }}``: what the prompts stage fills in from the request.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
@@ -88,9 +88,9 @@ def placeholder_problem(dotted: str, request: dict[str, Any]) -> tuple[str, str]
             if name not in node:
                 known = sorted(node)
                 hint = suggest(name, known) or (
-                    f"declare it under context: ({', '.join(known)} are known)"
+                    f"declare it under context: ({listing(known)} are known)"
                     if i == 0
-                    else f"fields of {where}: {', '.join(known)}"
+                    else f"fields of {where}: {listing(known)}"
                 )
                 what = "request attribute" if i == 0 else f"field of {where}"
                 return f"placeholder {{{{ {dotted} }}}}: unknown {what} {name!r}", hint
