@@ -46,6 +46,7 @@ from policyd.stores.redis_options import (
     redact,
     reply_poll_option,
     seconds_option,
+    unknown_parameter,
     url_options,
 )
 from policyd.stores.redis_replay import FAILURES as _FAILURES
@@ -137,8 +138,13 @@ class RedisStore(ReplayMixin):
                     self._url, timeout=pool_timeout_s, **self._options
                 )
                 self._client = redis.Redis.from_pool(pool)
+                # a connection object takes the URL's parameters: one it does not know
+                # would fail every call later, so it fails here (nothing is connected)
+                pool.connection_class(**pool.connection_kwargs)
             except ValueError as exc:
                 raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
+            except TypeError as exc:
+                raise StoreError(f"bad Redis URL {self.url!r}: {unknown_parameter(exc)}") from None
             self._lane = Lane(pool, LUA, reply_poll_s)
 
     # -- the protocol ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ sees it. Passwords are redacted from every URL shown in a message or log.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from policyd.stores.base import StoreError
@@ -21,7 +22,17 @@ MAX_REPLY_POLL_US = 10_000
 
 
 def url_options(url: str) -> tuple[str, dict[str, str]]:
-    """Split policyd's own query parameters (``pool_size``, ...) off a Redis URL."""
+    """Split policyd's own query parameters (``pool_size``, ...) off a Redis URL.
+
+    A URL with a control character is refused: URL parsing drops tabs and line breaks
+    silently (``db=1<TAB>`` would be read as another database once rebuilt), and one
+    pasted into a config is a mistake to show, not to guess around."""
+    bad = next((i for i, c in enumerate(url) if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise StoreError(
+            f"the Redis URL has a control character ({url[bad]!r}) at position {bad + 1}; "
+            "remove it (a tab or line break pasted with the URL?)"
+        )
     query = urlsplit(url).query
     if not query:
         return url, {}
@@ -64,7 +75,7 @@ def reply_poll_option(value: float | str | None) -> float:
             f"reply_poll_us must be a number of microseconds from 0 (off) to "
             f"{MAX_REPLY_POLL_US}, got {value!r} (e.g. redis://host:6379/0?reply_poll_us=200)"
         )
-    return us / 1e6
+    return us / 1e6 if us else 0.0  # -0 is off, shown as 0
 
 
 def seconds_option(label: str, value: str | None) -> float | None:
@@ -77,10 +88,27 @@ def seconds_option(label: str, value: str | None) -> float | None:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (in the address, or a ``password=`` parameter, which
+    redis-py also accepts), for messages and logs."""
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&;]password=)[^&;#]*")
+
+
+def unknown_parameter(exc: TypeError) -> str:
+    """The message for a URL parameter no Redis connection takes (its name only)."""
+    found = re.search(r"argument '([^']*)'", str(exc))
+    name = found.group(1) if found else "?"
+    if name.lower() in URL_OPTIONS and name not in URL_OPTIONS:
+        why = f"policyd's options are written in lower case ({name.lower()})"
+    else:
+        ours = ", ".join(URL_OPTIONS)
+        why = f"neither a policyd option ({ours}) nor one a Redis connection takes"
+    return f"unknown URL parameter {name!r}: {why}"

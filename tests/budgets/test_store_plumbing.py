@@ -121,14 +121,55 @@ def test_bad_store_options(options: dict[str, float]) -> None:
         open_store("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
 
 
-def test_passwords_never_show() -> None:
-    store = open_store("redis://user:s3cret@127.0.0.1:1/0", connect_timeout_s=0.05)
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:s3cret@127.0.0.1:1/0", "user:***@127.0.0.1:1"),
+        ("redis://127.0.0.1:1/0?password=s3cret", "127.0.0.1:1/0?password=***"),  # redis-py's
+        ("redis://127.0.0.1:1/0?db=0&password=s3cret&pool_size=2", "?db=0&password=***"),
+    ],
+)
+def test_passwords_never_show(url: str, shown: str) -> None:
+    store = open_store(url, connect_timeout_s=0.05)
     assert isinstance(store, RedisStore)
     result = store.reserve("d1", [line()], NOW, ttl_s=60)
     assert result.store_error is not None
     for text in (result.store_error, repr(store), str(store.stats())):
         assert "s3cret" not in text
-    assert "user:***@127.0.0.1:1" in repr(store)
+    assert shown in repr(store)
+    store.close()
+
+
+@pytest.mark.parametrize("char", ["\t", "\n", "\r", "\x00", "\x7f"])
+def test_a_control_character_in_the_url_is_refused_not_dropped(char: str) -> None:
+    # URL parsing drops tabs and line breaks: "db=1<TAB>&pool_size=4" once served db 14
+    url = f"redis://127.0.0.1:6379/?db=1{char}&pool_size=4"
+    with pytest.raises(StoreError, match=r"control character \(.+\) at position 29;") as err:
+        open_store(url)
+    assert "127.0.0.1" not in str(err.value)  # the URL, which may hold a password, is not shown
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("REPLY_POLL_US=100", r"'REPLY_POLL_US': policyd's options are written in lower case"),
+        ("Pool_Size=3", r"'Pool_Size': policyd's options are written in lower case \(pool_size\)"),
+        (
+            "bogus=1",
+            r"'bogus': neither a policyd option \(pool_size, pool_timeout_s, reply_poll_us\)",
+        ),
+    ],
+)
+def test_an_unknown_url_parameter_is_refused_when_the_store_opens(query: str, message: str) -> None:
+    # redis-py passes it to every connection it makes: each call raised a TypeError before
+    with pytest.raises(StoreError, match=message):
+        open_store(f"redis://127.0.0.1:1/0?{query}")
+
+
+def test_redis_connection_parameters_in_the_url_still_work() -> None:
+    store = open_store("redis://127.0.0.1:1/3?socket_keepalive=true&health_check_interval=5")
+    assert isinstance(store, RedisStore)
+    assert store._client.connection_pool.connection_kwargs["db"] == 3
     store.close()
 
 
