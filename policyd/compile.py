@@ -25,6 +25,7 @@ from policyd.request import RequestShape, TokenCounter
 from policyd.stages.base import CompileEnv, Runtime, Stage
 from policyd.stages.budgets import BudgetsStage, CompiledBudget
 from policyd.stages.output import OutputGuardrails
+from policyd.words import listing, suggest
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,12 @@ class CompiledBundle:
             raise RequestError(
                 f"this bundle has {len(self.policies)} policies; name one "
                 "(policy=... in Python, --policy NAME on the command line)",
-                hint="policies: " + ", ".join(sorted(self.policies)),
+                hint="policies: " + listing(sorted(self.policies)),
             )
         try:
             return self.policies[name]
         except KeyError:
-            from policyd.structure import suggest
-
-            hint = suggest(name, self.policies) or "policies: " + ", ".join(sorted(self.policies))
+            hint = suggest(name, self.policies) or "policies: " + listing(sorted(self.policies))
             raise RequestError(f"unknown policy {name!r}", hint=hint) from None
 
 

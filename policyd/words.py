@@ -6,7 +6,7 @@ reads the same words for the same mistake everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from difflib import SequenceMatcher
@@ -35,6 +35,12 @@ def hint_budget(comparisons: int | None = None) -> Iterator[None]:
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """A "did you mean" hint, or None when nothing is close (or the hint budget is spent)."""
+    match = close_match(word, candidates)
+    return f"did you mean {match!r}?" if match is not None else None
+
+
+def close_match(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate (:func:`closest`), within the current :func:`hint_budget`."""
     left = _left.get()
     if left is not None and left[0] <= 0:
         return None  # spent: not even the candidates are looked at
@@ -44,8 +50,7 @@ def suggest(word: str, candidates: Iterable[str]) -> str | None:
             left[0] = 0
             return None
         left[0] -= len(pool)
-    match = closest(str(word), pool)
-    return f"did you mean {match!r}?" if match is not None else None
+    return closest(str(word), pool)
 
 
 def closest(word: str, pool: Iterable[str]) -> str | None:
@@ -81,13 +86,15 @@ LISTED = 20
 
 def listing(names: Iterable[str], empty: str = "") -> str:
     """``a, b, c``: at most :data:`LISTED` names, then how many more; ``empty`` if none."""
-    shown: list[str] = []
-    more = 0
-    for name in names:
-        if len(shown) < LISTED:
-            shown.append(name)
-        else:
-            more += 1
+    if isinstance(names, Sequence):  # a list or tuple: no need to walk past the shown
+        shown, more = list(names[:LISTED]), max(0, len(names) - LISTED)
+    else:
+        shown, more = [], 0
+        for name in names:
+            if len(shown) < LISTED:
+                shown.append(name)
+            else:
+                more += 1
     text = ", ".join(shown) or empty
     return f"{text} and {more:,} more" if more else text
 

@@ -12,8 +12,7 @@ problems become run-time errors of the node instead of compile errors.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from policyd.cel import stdlib
 from policyd.cel.errors import SYNTAX, TYPE_MISMATCH, UNKNOWN_FUNCTION, UNKNOWN_NAME, CompileError
@@ -40,6 +39,7 @@ from policyd.cel.types import (
     list_of,
     map_of,
 )
+from policyd.words import close_match, listing
 
 _LITERAL_TYPES = {
     "int": INT,
@@ -74,11 +74,11 @@ _ALIASES = {
 }
 
 
-def _suggest(name: str, options: list[str]) -> str | None:
+def _suggest(name: str, options: Iterable[str]) -> str | None:
     if name in _ALIASES:
         return f"use {_ALIASES[name]}() instead"
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    close = close_match(name, options)
+    return f"did you mean '{close}'?" if close is not None else None
 
 
 def _describe(args: list[CelType]) -> str:
@@ -199,7 +199,7 @@ class Checker:
             owner = operand.name or "this record"
             hint = _suggest(name, operand.field_names)
             if hint is None and operand.field_names:
-                hint = "declared fields are " + ", ".join(operand.field_names)
+                hint = "declared fields are " + listing(operand.field_names)
             return self.fail(node, f"undefined field '{name}' of {owner}", UNKNOWN_NAME, hint)
         if operand.kind == "map":
             if operand.params[0].kind in ("string", "dyn"):

@@ -9,6 +9,7 @@ type names (``"list<string>"``, ``"map<string, dyn>"``) or nested mappings.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -61,14 +62,19 @@ class CelType:
         return self.kind
 
     def field(self, name: str) -> CelType | None:
-        for key, value in self.fields:
-            if key == name:
-                return value
-        return None
+        return self._by_name.get(name)
 
-    @property
-    def field_names(self) -> list[str]:
-        return [key for key, _ in self.fields]
+    @functools.cached_property
+    def _by_name(self) -> dict[str, CelType]:
+        """Fields by name, built on first use (a record may declare thousands)."""
+        found: dict[str, CelType] = {}
+        for key, value in self.fields:
+            found.setdefault(key, value)  # the first of a repeated name, as a scan finds
+        return found
+
+    @functools.cached_property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.fields)
 
 
 INT = CelType("int")

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from policyd import cel, document, fields
+from policyd.cel.types import CelType, from_declaration
 from policyd.checks.base import CEL_NOT_BOOL, CEL_SLOW_PATH, Checker, Path
 from policyd.diagnostics import Severity
 from policyd.loader import Document
@@ -133,7 +134,18 @@ def _one_line(source: str) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def _compile(source: str, declarations_json: str) -> cel.Expression:
-    return cel.compile(source, json.loads(declarations_json))
+    return cel.compile(source, _types(declarations_json))
+
+
+@functools.lru_cache(maxsize=64)
+def _types(declarations_json: str) -> dict[str, CelType]:
+    """A policy's declarations as CEL types, built once: an expression that fails to
+    compile is not remembered, and building them again for each one cost the size of
+    ``context:`` per expression (2,000 fields x 2,000 failing rules: ~17 s)."""
+    return {
+        str(name): from_declaration(decl, str(name))
+        for name, decl in json.loads(declarations_json).items()
+    }
 
 
 def compile_cached(source: str, declarations: dict[str, Any]) -> cel.Expression:
