@@ -14,8 +14,9 @@ YAML-level diagnostics PD001-PD003 and PD006-PD009.  Files, decoding and
 - merge keys (``<<: *defaults``, or a list of aliases) are supported: keys written in the
   mapping win, then earlier merge sources over later ones.  ``"<<"`` quoted is a plain key.
 - aliases are expanded into copies (the data is always a tree), bounded by
-  :data:`MAX_ALIAS_NODES` nodes per document and :data:`MAX_DEPTH` levels of nesting;
-  merge keys by :data:`MAX_MERGE_READS` entries read per document.
+  :data:`MAX_ALIAS_NODES` nodes per file and :data:`MAX_DEPTH` levels of nesting; merge
+  keys read at most :data:`MAX_MERGE_READS` entries of their sources per file, plus
+  :data:`MERGE_READS_PER_NODE` per node read, so the work stays linear in the file.
 - a document whose reading found an error is left out of ``documents``; empty documents (a
   trailing ``---``) are skipped silently; a document's index counts every document in the file.
 """
@@ -52,14 +53,24 @@ from policyd.yamlscalars import (
     short_tag,
 )
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_MERGE_READS", "FileReader", "YamlFloat", "YamlInt"]
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
+    "MAX_MERGE_READS",
+    "MERGE_READS_PER_NODE",
+    "FileReader",
+    "YamlFloat",
+    "YamlInt",
+]
 
 MAX_ALIAS_NODES = 100_000
 MAX_DEPTH = 64
-#: entries of merge sources (``<<: *name``) read per document: a chain of mappings each
-#: merging the one before copies a number of entries that grows with the square of its
-#: length; past this bound the document is refused (PD006) instead of read for minutes
+#: entries of merge sources (``<<: *name``) read per file, plus MERGE_READS_PER_NODE for
+#: each node read so far: a chain of mappings each merging the one before copies a number
+#: of entries that grows with the square of its length; past this bound the file is
+#: refused (PD006) instead of read for minutes
 MAX_MERGE_READS = 1_000_000
+MERGE_READS_PER_NODE = 5
 
 
 # --- composing events into nodes and data --------------------------------------------------
@@ -104,7 +115,10 @@ class FileReader:
         self.building: set[str] = set()
         self.aliases: list[int] = []
         self.composed = self.count = self.budget = 0
-        self.merge_reads, self.merge_over = 0, False  # entries merge keys read, per document
+        self.composed_before = 0  # nodes of the file's earlier documents
+        self.alias_left = MAX_ALIAS_NODES  # alias expansion left for the file
+        self.merge_reads = 0  # entries of merge sources read in the file
+        self.merge_over: tuple[int, int] | None = None  # (where, bound) once past it
         self.failed = False
         self.stack: list[_Frame] = []
 
@@ -158,8 +172,8 @@ class FileReader:
 
     def _document(self, source: _Source, index: int) -> None:
         self.anchors, self.building, self.aliases = {}, set(), []
-        self.composed, self.failed = 0, False
-        self.merge_reads, self.merge_over = 0, False
+        self.composed_before += self.composed
+        self.composed, self.failed, self.merge_over = 0, False, None
         stack: list[_Frame] = []
         self.stack = stack  # for syntax errors: which brackets are still open
         root: Node | None = None
@@ -355,7 +369,7 @@ class FileReader:
         """Apply merge keys: written keys win, then earlier merge sources over later ones."""
         node = frame.node
         assert isinstance(node, MapNode) and frame.order is not None
-        if self.merge_over:
+        if self.merge_over is not None:
             return  # the document is refused: merging more would only cost time
         explicit = node.entries
         entries: dict[str, tuple[Node, Node]] = {}
@@ -369,8 +383,10 @@ class FileReader:
                     continue  # merged already: every key of it is in entries by now
                 merged.add(id(source))
                 self.merge_reads += len(source.entries)
-                if self.merge_reads > MAX_MERGE_READS:
-                    self.merge_over = True  # reported when the document ends
+                nodes = self.composed_before + self.composed
+                bound = MAX_MERGE_READS + MERGE_READS_PER_NODE * nodes
+                if self.merge_reads > bound:
+                    self.merge_over = (node.start, bound)  # reported when the document ends
                     return
                 for k, pair in source.entries.items():
                     if k not in explicit and k not in entries:
@@ -389,14 +405,17 @@ class FileReader:
             self.error(root.start, "PD008", f"document is {kind}, not a mapping", hint)
             return
         hint = "aliases are bounded to keep loading safe; write fewer, smaller repeats"
-        if self.merge_over:
-            where = self.aliases[0] if self.aliases else root.start
-            message = (
-                f"merge keys ('<<') read more than {MAX_MERGE_READS:,} entries in this document"
+        if self.merge_over is not None:
+            where, bound = self.merge_over
+            message = f"merge keys ('<<') in this file read more than {bound:,} entries here"
+            hint = (
+                f"merging is bounded ({MAX_MERGE_READS:,} entries plus "
+                f"{MERGE_READS_PER_NODE} per node of the file); merge smaller mappings, "
+                "or fewer times"
             )
             self.error(where, "PD006", message, hint)
             return
-        self.count, self.budget = 0, self.composed + MAX_ALIAS_NODES
+        self.count, self.budget = 0, self.composed + self.alias_left
         try:
             # without aliases the nodes are a tree within both limits (composing enforces
             # the depth, and there are `composed` nodes), so nothing needs counting
@@ -405,12 +424,14 @@ class FileReader:
             where = self.aliases[0] if self.aliases else root.start
             self.error(where, "PD006", str(exc), hint)
             return
+        self.alias_left -= max(0, self.count - self.composed)
         self.documents.append((index, data, SourceMap(root, self.lines)))
 
     def _construct(self, node: Node, depth: int) -> Any:
         self.count += 1
         if self.count > self.budget:
-            raise _Limit(f"aliases expand this document by more than {MAX_ALIAS_NODES:,} nodes")
+            what = "this document" if self.alias_left == MAX_ALIAS_NODES else "this file"
+            raise _Limit(f"aliases expand {what} by more than {MAX_ALIAS_NODES:,} nodes")
         if isinstance(node, ScalarNode):
             return node.value
         if depth > MAX_DEPTH:

@@ -16,7 +16,7 @@ from loader_helpers import one, problem
 
 from policyd.loader import LoadResult, load_text
 from policyd.sourcemap import Position
-from policyd.yaml12 import MAX_MERGE_READS, YamlFloat, YamlInt
+from policyd.yaml12 import MAX_MERGE_READS, MERGE_READS_PER_NODE, YamlFloat, YamlInt
 
 # --- YAML 1.2 core schema ------------------------------------------------------------------
 
@@ -179,20 +179,69 @@ def test_pd006_billion_laughs_is_rejected_small() -> None:
     assert peak < 100 * 1024 * 1024
 
 
+def merge_chain(links: int, prefix: str = "a") -> str:
+    """Mappings each merging the one before: the data holds links * links / 2 entries."""
+    lines = [f"{prefix}0: &{prefix}0 {{k0: 0}}"]
+    lines += [
+        f"{prefix}{i}: &{prefix}{i}\n  <<: *{prefix}{i - 1}\n  k{i}: {i}" for i in range(1, links)
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def test_pd006_merge_key_chain_is_refused_with_bounded_work() -> None:
-    # Each mapping merges the one before: the data holds n*n/2 entries. Merging stops once
-    # MAX_MERGE_READS entries were read (the 4,000-long chain took 1.7 s to check before).
-    lines = ["a0: &a0 {k0: 0}"]
-    lines += [f"a{i}: &a{i}\n  <<: *a{i - 1}\n  k{i}: {i}" for i in range(1, 4000)]
-    result, peak = load_with_peak("\n".join(lines) + "\n")
+    # Merging stops once the file's merges have read their bound (the 4,000-long chain
+    # took 1.7 s to check before), at the mapping whose merge went over
+    text = merge_chain(4000)
+    result, peak = load_with_peak(text)
     [d] = result.diagnostics
-    assert (d.code, d.line, d.column) == ("PD006", 3, 7)  # the first alias
-    assert (
-        d.message
-        == f"merge keys ('<<') read more than {MAX_MERGE_READS:,} entries in this document"
-    )
-    assert not result.documents
+    assert d.code == "PD006" and not result.documents
+    bound = int(re.search(r"more than ([\d,]+) entries here", d.message)[1].replace(",", ""))  # type: ignore[index]
+    assert MAX_MERGE_READS < bound < MAX_MERGE_READS + MERGE_READS_PER_NODE * 4000 * 6
+    assert re.match(r"a\d+: &a\d+$", text.splitlines()[d.line - 1])  # where that mapping starts
+    assert "merging is bounded (1,000,000 entries plus 5 per node" in (d.hint or "")
     assert peak < 200 * 1024 * 1024
+
+
+def test_merge_and_alias_bounds_hold_for_the_whole_file_not_each_document() -> None:
+    # documents whose merges read 800,000 entries each (40 sources of the same 50 keys,
+    # merged by 400 mappings): each loads alone, four in one file go over its bound
+    keys = ", ".join(f"k{i}: {i}" for i in range(50))
+
+    def document(n: int) -> str:
+        lines = [f"s{n}x{i}: &s{n}x{i} {{{keys}}}" for i in range(40)]
+        merges = ", ".join(f"*s{n}x{i}" for i in range(40))
+        lines += ["items:"] + [f"  - {{<<: [{merges}], id: {j}}}" for j in range(400)]
+        return "\n".join(lines) + "\n"
+
+    assert load_text(document(0)).ok
+    result = load_text("---\n".join(document(n) for n in range(4)))
+    refused = result.diagnostics  # once the file is over, each later document with merges
+    assert refused and all(
+        d.code == "PD006" and "merge keys ('<<') in this file read more than" in d.message
+        for d in refused
+    )
+    assert len(result.documents) + len(refused) == 4 and result.documents
+    # aliases: 60,000 nodes each, 100,000 for the file
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+    bomb += "b: &b [" + ", ".join(["*a"] * 100) + "]\n"  # 1,100 nodes
+    bomb += "c: [" + ", ".join(["*b"] * 55) + "]\n"  # 60,500
+    assert load_text(bomb).ok
+    result = load_text(bomb + "---\n" + bomb)
+    [d] = result.diagnostics
+    assert d.message == "aliases expand this file by more than 100,000 nodes"
+    assert (d.code, d.line) == ("PD006", 6)  # the second document's first alias
+
+
+def test_many_merges_of_the_same_keys_still_load() -> None:
+    # 20 anchors of the same 50 keys merged by 1,001 mappings: 1,001,000 entries read,
+    # 50,050 copied; a small file that loaded before the merge bound, and still does
+    keys = ", ".join(f"k{i}: {i}" for i in range(50))
+    lines = [f"s{n}: &s{n} {{{keys}}}" for n in range(20)]
+    merges = ", ".join(f"*s{n}" for n in range(20))
+    lines.append("items:")
+    lines += [f"  - {{<<: [{merges}], id: {i}}}" for i in range(1001)]
+    data = one("\n".join(lines) + "\n").data
+    assert len(data["items"]) == 1001 and data["items"][-1]["id"] == 1000
 
 
 def test_merge_chains_and_repeated_sources_within_the_bound_load() -> None:
