@@ -27,12 +27,7 @@ def url_options(url: str) -> tuple[str, dict[str, str]]:
     A URL with a control character is refused: URL parsing drops tabs and line breaks
     silently (``db=1<TAB>`` would be read as another database once rebuilt), and one
     pasted into a config is a mistake to show, not to guess around."""
-    bad = next((i for i, c in enumerate(url) if ord(c) < 0x20 or ord(c) == 0x7F), None)
-    if bad is not None:
-        raise StoreError(
-            f"the Redis URL has a control character ({url[bad]!r}) at position {bad + 1}; "
-            "remove it (a tab or line break pasted with the URL?)"
-        )
+    _refuse_control_characters(url)
     query = urlsplit(url).query
     if not query:
         return url, {}
@@ -45,6 +40,18 @@ def url_options(url: str) -> tuple[str, dict[str, str]]:
     rest = urlencode([(k, v) for k, v in pairs if k not in URL_OPTIONS])
     end = start + len(query)
     return (url[:start] + rest if rest else url[: start - 1]) + url[end:], ours
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _refuse_control_characters(url: str) -> None:
+    bad = _CONTROL.search(url)
+    if bad is not None:
+        raise StoreError(
+            f"the Redis URL has a control character ({bad.group()!r}) at position "
+            f"{bad.start() + 1}; remove it (a tab or line break pasted with the URL?)"
+        )
 
 
 def pool_size_option(value: int | str | None) -> int:
