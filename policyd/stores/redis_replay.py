@@ -26,6 +26,7 @@ log = logging.getLogger("policyd.stores")
 #: What a failed round trip raises: Redis errors, socket errors, timeouts, a busy pool.
 FAILURES: tuple[type[BaseException], ...] = (
     redis.RedisError,
+    redis.exceptions.RedisClusterException,  # not a RedisError: no reachable node, ...
     OSError,
     asyncio.TimeoutError,
     PoolBusy,

@@ -13,7 +13,7 @@ import pytest
 from budget_helpers import NOW, ThrowawayRedis
 
 from policyd.budgets import Amount, Limit, Line, Window
-from policyd.stores import open_store
+from policyd.stores import StoreUnavailable, open_store
 from policyd.stores.redis import RedisStore
 from policyd.stores.redis_codec import counter_keys
 
@@ -75,3 +75,23 @@ async def test_async_cluster(cluster_store: RedisStore) -> None:
     assert await cluster_store.asettle(first, Amount(1, 0, 1), NOW)
     assert await cluster_store.ausage("y", "2", DAY, NOW) == Amount(1, 0, 1)
     await cluster_store.aclose()
+
+
+async def test_an_unreachable_cluster_is_a_store_error_not_an_exception() -> None:
+    # RedisClusterException is not a RedisError: it escaped reserve() and decide() before
+    store = open_store("redis+cluster://127.0.0.1:1", connect_timeout_s=0.2, retry_interval_s=0)
+    assert isinstance(store, RedisStore)
+    line = Line("daily", "acme", DAY, Limit(usd_micros=1_000), Amount(10, 0, 1), True)
+    result = store.reserve("d1", [line], NOW, 60)
+    assert (
+        not result.ok
+        and result.store_error
+        and "RedisClusterUnreachableError" in result.store_error
+    )
+    assert store.settle(result, Amount(5, 0, 1), NOW)  # journaled for when it answers
+    assert len(store.journal) == 1
+    later = await store.areserve("d2", [line], NOW, 60)
+    assert not later.ok and later.store_error is not None
+    with pytest.raises(StoreUnavailable):
+        store.usage("daily", "acme", DAY, NOW)
+    assert store.stats()["failures"] >= 2
