@@ -111,13 +111,14 @@ class FileReader:
         self.diagnostics: list[Diagnostic] = []
         self.documents: list[tuple[int, Any, SourceMap]] = []
         self.nonempty = 0
+        # per file: the bounds on alias expansion and merging count across documents
+        self.composed_before = 0  # nodes of the file's earlier documents
+        self.alias_left = MAX_ALIAS_NODES  # alias expansion left for the file
+        self.merge_reads = 0  # entries of merge sources read in the file
         self.anchors: dict[str, Node] = {}  # per document, like everything below
         self.building: set[str] = set()
         self.aliases: list[int] = []
         self.composed = self.count = self.budget = 0
-        self.composed_before = 0  # nodes of the file's earlier documents
-        self.alias_left = MAX_ALIAS_NODES  # alias expansion left for the file
-        self.merge_reads = 0  # entries of merge sources read in the file
         self.merge_over: tuple[int, int] | None = None  # (where, bound) once past it
         self.failed = False
         self.stack: list[_Frame] = []
