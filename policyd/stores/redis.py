@@ -42,6 +42,7 @@ from policyd.stores.journal import Journal
 from policyd.stores.pool import AsyncGate, Gate, PoolBusy
 from policyd.stores.redis_lane import AsyncLane, Lane
 from policyd.stores.redis_options import (
+    cluster_url_problem,
     pool_size_option,
     redact,
     reply_poll_option,
@@ -132,7 +133,11 @@ class RedisStore(ReplayMixin):
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Any, Any, AsyncGate]
         ] = weakref.WeakKeyDictionary()
-        if not self.cluster:
+        if self.cluster:
+            problem = cluster_url_problem(self._url)
+            if problem is not None:
+                raise StoreError(f"bad Redis URL {self.url!r}: {problem}")
+        else:
             try:
                 pool = redis.BlockingConnectionPool.from_url(
                     self._url, timeout=pool_timeout_s, **self._options

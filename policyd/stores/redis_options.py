@@ -112,10 +112,34 @@ _PASSWORD_PARAMETER = re.compile(r"(?i)([?&;]password=)[^&;#]*")
 def unknown_parameter(exc: TypeError) -> str:
     """The message for a URL parameter no Redis connection takes (its name only)."""
     found = re.search(r"argument '([^']*)'", str(exc))
-    name = found.group(1) if found else "?"
+    return _unknown(found.group(1) if found else "?")
+
+
+def _unknown(name: str) -> str:
     if name.lower() in URL_OPTIONS and name not in URL_OPTIONS:
         why = f"policyd's options are written in lower case ({name.lower()})"
     else:
         ours = ", ".join(URL_OPTIONS)
         why = f"neither a policyd option ({ours}) nor one a Redis connection takes"
     return f"unknown URL parameter {name!r}: {why}"
+
+
+def cluster_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis Cluster URL (policyd's options taken off), or None.
+
+    redis-py's cluster client drops query parameters its connections do not take without
+    a word (a misspelt ``ssl_cert_reqs`` would go unnoticed) and refuses a database other
+    than 0 only when it first connects; both are said when the store opens."""
+    from redis.cluster import REDIS_ALLOWED_KEYS
+    from redis.connection import parse_url
+
+    try:
+        options = parse_url(url)
+    except ValueError as exc:
+        return str(exc)
+    unknown = sorted(k for k in options if k not in REDIS_ALLOWED_KEYS)
+    if unknown:
+        return _unknown(unknown[0])
+    if options.get("db", 0) != 0:
+        return "a Redis Cluster has only database 0: remove the /N or ?db=N"
+    return None

@@ -13,7 +13,7 @@ import pytest
 from budget_helpers import NOW, ThrowawayRedis
 
 from policyd.budgets import Amount, Limit, Line, Window
-from policyd.stores import StoreUnavailable, open_store
+from policyd.stores import StoreError, StoreUnavailable, open_store
 from policyd.stores.redis import RedisStore
 from policyd.stores.redis_codec import counter_keys
 
@@ -95,3 +95,32 @@ async def test_an_unreachable_cluster_is_a_store_error_not_an_exception() -> Non
     with pytest.raises(StoreUnavailable):
         store.usage("daily", "acme", DAY, NOW)
     assert store.stats()["failures"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # redis-py's cluster client dropped these without a word (a misspelt TLS option too)
+        ("redis+cluster://127.0.0.1:7000?bogus=1", r"unknown URL parameter 'bogus'"),
+        (
+            "rediss+cluster://u:s3cret@h:7000?ssl_cert_reqz=none",
+            r"u:\*\*\*@h:7000.*'ssl_cert_reqz'",
+        ),
+        (
+            "redis+cluster://127.0.0.1:7000?REPLY_POLL_US=3",
+            r"written in lower case \(reply_poll_us\)",
+        ),
+        # refused by redis-py only at the first call, as a failure of every call
+        ("redis+cluster://127.0.0.1:7000/2", r"a Redis Cluster has only database 0"),
+    ],
+)
+def test_a_cluster_url_is_checked_when_the_store_opens(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message) as err:
+        open_store(url)
+    assert "s3cret" not in str(err.value)
+
+
+def test_a_cluster_url_with_connection_parameters_opens() -> None:
+    store = open_store("redis+cluster://127.0.0.1:7000/0?socket_keepalive=true&pool_size=3")
+    assert isinstance(store, RedisStore) and store.pool_size == 3
+    store.close()
