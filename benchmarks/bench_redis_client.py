@@ -74,8 +74,8 @@ def decisions(spec: str, n: int, script_object: bool = False) -> Callable[[int],
     if script_object:
         from policyd.stores.redis import LUA
 
-        store._script = store._client.register_script(LUA)  # type: ignore[attr-defined]
-        store._lane = None  # type: ignore[attr-defined]
+        io = store._io  # type: ignore[attr-defined]
+        io.script, io.lane = io.client.register_script(LUA), None
     lines = [bench_stores.lines_for(0, i) for i in range(50)]
     run = uuid.uuid4().hex[:6]
 

@@ -22,16 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib.resources import files
 from typing import Any, TypeVar
-
-import redis
-import redis.asyncio
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from policyd.budgets.ledger import Amount, CounterUsage, Line, ReserveResult, check_lines
 from policyd.budgets.windows import Window, current_window, epoch_ms
@@ -39,24 +32,16 @@ from policyd.stages.flow import Flow, Io, adrive, drive
 from policyd.stores import redis_codec as codec
 from policyd.stores.base import DEFAULT_KEY_PREFIX, StoreError, StoreUnavailable
 from policyd.stores.journal import Journal
-from policyd.stores.pool import AsyncGate, Gate, PoolBusy
-from policyd.stores.redis_lane import AsyncLane, Lane
-from policyd.stores.redis_options import (
-    cluster_url_problem,
-    pool_size_option,
-    redact,
-    reply_poll_option,
-    seconds_option,
-    unknown_parameter,
-    url_options,
-)
+from policyd.stores.pool import PoolBusy
+from policyd.stores.redis_options import positive_seconds, settings
 from policyd.stores.redis_replay import FAILURES as _FAILURES
 from policyd.stores.redis_replay import ReplayMixin
+from policyd.stores.redis_transport import LUA, Transport
 
 log = logging.getLogger("policyd.stores")
 
 T = TypeVar("T")
-LUA = files("policyd.stores").joinpath("lua/ledger.lua").read_text(encoding="utf-8")
+__all__ = ["LUA", "RedisStore"]
 
 
 class RedisStore(ReplayMixin):
@@ -79,46 +64,26 @@ class RedisStore(ReplayMixin):
         pool_timeout_s: float | None = None,
         reply_poll_us: float | None = None,
     ) -> None:
-        url, from_url = url_options(url)
-        reply_poll_s = reply_poll_option(
-            reply_poll_us if reply_poll_us is not None else from_url.get("reply_poll_us")
-        )
-        pool_size = pool_size_option(
-            pool_size if pool_size is not None else from_url.get("pool_size")
-        )
-        if pool_timeout_s is None:
-            pool_timeout_s = seconds_option("pool_timeout_s", from_url.get("pool_timeout_s"))
-        if pool_timeout_s is None:
-            pool_timeout_s = command_timeout_s
-        for label, value in (
-            ("connect_timeout_s", connect_timeout_s),
-            ("command_timeout_s", command_timeout_s),
-            ("settle_grace_s", settle_grace_s),
-            ("pool_timeout_s", pool_timeout_s),
-        ):
-            if not value > 0:
-                raise StoreError(f"{label} must be a positive number of seconds, got {value!r}")
+        positive_seconds(settle_grace_s=settle_grace_s)
         if retry_interval_s < 0:
             raise StoreError(f"retry_interval_s must be 0 or more, got {retry_interval_s!r}")
-        scheme, _, rest = url.partition("://")
-        self.cluster = scheme.lower().endswith("+cluster")
-        self._url = f"{scheme.lower().removesuffix('+cluster')}://{rest}"
-        self.url = redact(url)
+        checked = settings(
+            url,
+            connect_timeout_s=connect_timeout_s,
+            command_timeout_s=command_timeout_s,
+            pool_size=pool_size,
+            pool_timeout_s=pool_timeout_s,
+            reply_poll_us=reply_poll_us,
+        )
+        self.cluster = checked.cluster
+        self.url = checked.shown
         self.key_prefix = key_prefix
         self._grace_ms = round(settle_grace_s * 1000)
         self._retry_interval_s = retry_interval_s
         self._replay_batch = replay_batch
-        self.pool_size = pool_size
-        self.pool_timeout_s = pool_timeout_s
-        self.reply_poll_us = reply_poll_s * 1e6
-        self._options: dict[str, Any] = {
-            "socket_connect_timeout": connect_timeout_s,
-            "socket_timeout": command_timeout_s,
-            "retry": Retry(NoBackoff(), 0),
-            "max_connections": pool_size,
-        }
-        # the gates bound calls in flight to the pool's size, so a pool never runs out
-        self._gate = Gate(pool_size, pool_timeout_s)
+        self.pool_size = checked.pool_size
+        self.pool_timeout_s = checked.pool_timeout_s
+        self.reply_poll_us = checked.reply_poll_s * 1e6
         self.busy = 0  # calls that found no free connection within pool_timeout_s
         self.lost = 0  # reservations the server had lost by the time they were settled
         self._listener: Callable[[dict[str, Any]], None] | None = None
@@ -126,31 +91,10 @@ class RedisStore(ReplayMixin):
         self.last_error: str | None = None
         self.failures = 0
         self._down_until = 0.0
-        self._client: Any = None
-        self._script: Any = None  # a cluster's script calls (redis-py routes them)
-        self._lane: Lane | None = None  # a single server's script calls
-        # asyncio clients belong to the loop that made them: (client, script, gate) per loop
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Any, Any, AsyncGate]
-        ] = weakref.WeakKeyDictionary()
-        if self.cluster:
-            problem = cluster_url_problem(self._url)
-            if problem is not None:
-                raise StoreError(f"bad Redis URL {self.url!r}: {problem}")
-        else:
-            try:
-                pool = redis.BlockingConnectionPool.from_url(
-                    self._url, timeout=pool_timeout_s, **self._options
-                )
-                self._client = redis.Redis.from_pool(pool)
-                # a connection object takes the URL's parameters: one it does not know
-                # would fail every call later, so it fails here (nothing is connected)
-                pool.connection_class(**pool.connection_kwargs)
-            except ValueError as exc:
-                raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from None
-            except TypeError as exc:
-                raise StoreError(f"bad Redis URL {self.url!r}: {unknown_parameter(exc)}") from None
-            self._lane = Lane(pool, LUA, reply_poll_s)
+        self._io = Transport(checked)
+        # the round trips every flow yields (instance attributes: a benchmark swaps them)
+        self._call, self._acall = self._io.call, self._io.acall
+        self._batch, self._abatch = self._io.batch, self._io.abatch
 
     # -- the protocol ---------------------------------------------------------------------
     # Each operation is written once, as a flow (policyd.stages.flow) that yields every
@@ -199,21 +143,18 @@ class RedisStore(ReplayMixin):
         """The keys that have a counter of ``budget`` in the current window (SCAN), sorted."""
         slot_id = current_window(window, now).id
         pattern = codec.counter_pattern(self.key_prefix, budget, window, slot_id)
-        self._plain_client()
+        client = self._io.plain_client()
         try:
-            names = list(self._client.scan_iter(match=pattern, count=1000))
+            names = list(client.scan_iter(match=pattern, count=1000))
         except _FAILURES as exc:
             raise StoreUnavailable(self._failed(exc)) from None
         return sorted({codec.key_of(n, self.key_prefix, budget, window, slot_id) for n in names})
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self._io.close()
 
     async def aclose(self) -> None:
-        pair = self._async.pop(asyncio.get_running_loop(), None)
-        if pair is not None:
-            await pair[0].aclose()
+        await self._io.aclose()
 
     # -- the flows --------------------------------------------------------------------------
 
@@ -330,7 +271,7 @@ class RedisStore(ReplayMixin):
             "journal_dropped": self.journal.dropped,
             "journal_replayed": self.journal.replayed,
             "pool_size": self.pool_size,
-            "pool_waits": self._gate.waited + sum(g.waited for _, _, g in self._async.values()),
+            "pool_waits": self._io.pool_waits,
             "pool_busy": self.busy,
             "reply_poll_us": self.reply_poll_us,
             "reservations_lost": self.lost,
@@ -368,98 +309,19 @@ class RedisStore(ReplayMixin):
             self.key_prefix, budget, key, window, slot, epoch_ms(now), self._grace_ms, alerts
         )
 
-    def _sync_script(self) -> Any:
-        if self._script is None:  # a cluster client connects when created: do it lazily
-            from redis.cluster import RedisCluster
-
-            self._client = RedisCluster.from_url(self._url, **self._options)
-            self._script = self._client.register_script(LUA)
-        return self._script
-
-    def _plain_client(self) -> None:
-        """Before plain commands: the lane's idle connections go back to the pool (a
-        cluster client is connected)."""
-        if self._lane is not None:
-            self._lane.drain()
-        else:
-            self._sync_script()
-
-    def _async_pair(self) -> tuple[Any, Any, AsyncGate]:
-        loop = asyncio.get_running_loop()
-        pair = self._async.get(loop)
-        if pair is None:
-            if self.cluster:
-                from redis.asyncio.cluster import RedisCluster
-
-                client: Any = RedisCluster.from_url(self._url, **self._options)
-            else:
-                pool = redis.asyncio.BlockingConnectionPool.from_url(
-                    self._url, timeout=self.pool_timeout_s, **self._options
-                )
-                client = redis.asyncio.Redis.from_pool(pool)
-            gate = AsyncGate(self.pool_size, self.pool_timeout_s)
-            calls = client.register_script(LUA) if self.cluster else AsyncLane(pool, LUA)
-            pair = self._async[loop] = (client, calls, gate)
-        return pair
-
-    # -- the transport: all that differs between sync and async -----------------------------
-
-    def _call(self, call: codec.Call) -> Any:
-        """One script call through the pool's gate (waits while the pool is all in use)."""
-        lane = self._lane
-        if lane is None:
-            script = self._sync_script()
-            with self._gate.enter():
-                return script(keys=call.keys, args=call.args)
-        gate = self._gate
-        gate.acquire()
-        try:
-            return lane.call(call.keys, call.args)
-        finally:
-            gate.release()
-
-    async def _acall(self, call: codec.Call) -> Any:
-        _client, calls, gate = self._async_pair()
-        async with gate.enter():
-            if isinstance(calls, AsyncLane):
-                return await calls.call(call.keys, call.args)
-            return await calls(keys=call.keys, args=call.args)
-
-    def _batch(self, calls: Sequence[codec.Call]) -> list[Any]:
-        """Script calls pipelined in one round trip (not a cluster), through the gate."""
-        assert self._lane is not None
-        with self._gate.enter():
-            return self._lane.batch([(call.keys, call.args) for call in calls])
-
-    async def _abatch(self, calls: Sequence[codec.Call]) -> list[Any]:
-        _client, lane, gate = self._async_pair()
-        assert isinstance(lane, AsyncLane)
-        async with gate.enter():
-            return await lane.batch([(call.keys, call.args) for call in calls])
-
     def _pipe(self, fill: Callable[[Any], None]) -> list[Any]:
-        """Plain commands (``fill(pipeline)`` queues them) in one round trip, through the
-        gate; skips Redis while it is failing fast."""
+        """Plain commands (``fill(pipeline)`` queues them) in one round trip; skips Redis
+        while it is failing fast."""
         error = self._fail_fast()
         if error is not None:
             raise StoreUnavailable(error)
-        with self._gate.enter():
-            self._plain_client()
-            pipe = self._client.pipeline(transaction=False)
-            fill(pipe)
-            return list(pipe.execute())
+        return self._io.pipe(fill)
 
     async def _apipe(self, fill: Callable[[Any], None]) -> list[Any]:
         error = self._fail_fast()
         if error is not None:
             raise StoreUnavailable(error)
-        client, calls, gate = self._async_pair()
-        async with gate.enter():
-            if isinstance(calls, AsyncLane):
-                await calls.drain()
-            pipe = client.pipeline(transaction=False)
-            fill(pipe)
-            return list(await pipe.execute())
+        return await self._io.apipe(fill)
 
     def _fail_fast(self) -> str | None:
         if self._down_until and time.monotonic() < self._down_until:

@@ -8,6 +8,7 @@ sees it. Passwords are redacted from every URL shown in a message or log.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from policyd.stores.base import StoreError
@@ -19,6 +20,63 @@ URL_OPTIONS = ("pool_size", "pool_timeout_s", "reply_poll_us")
 #: the longest ``reply_poll_us`` accepted: polling longer than a slow round trip only
 #: burns CPU
 MAX_REPLY_POLL_US = 10_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A Redis store's connection settings, checked: what :func:`settings` returns."""
+
+    url: str  # for redis-py: policyd's options and ``+cluster`` taken off
+    shown: str  # for messages and logs: the password redacted
+    cluster: bool
+    connect_timeout_s: float
+    command_timeout_s: float
+    pool_size: int
+    pool_timeout_s: float
+    reply_poll_s: float
+
+
+def settings(
+    url: str,
+    *,
+    connect_timeout_s: float,
+    command_timeout_s: float,
+    pool_size: int | None,
+    pool_timeout_s: float | None,
+    reply_poll_us: float | None,
+) -> Settings:
+    """Check a store's URL and connection options (keywords win over URL parameters)."""
+    url, from_url = url_options(url)
+    reply_poll_s = reply_poll_option(
+        reply_poll_us if reply_poll_us is not None else from_url.get("reply_poll_us")
+    )
+    size = pool_size_option(pool_size if pool_size is not None else from_url.get("pool_size"))
+    if pool_timeout_s is None:
+        pool_timeout_s = seconds_option("pool_timeout_s", from_url.get("pool_timeout_s"))
+    if pool_timeout_s is None:
+        pool_timeout_s = command_timeout_s
+    positive_seconds(
+        connect_timeout_s=connect_timeout_s,
+        command_timeout_s=command_timeout_s,
+        pool_timeout_s=pool_timeout_s,
+    )
+    scheme, _, rest = url.partition("://")
+    return Settings(
+        url=f"{scheme.lower().removesuffix('+cluster')}://{rest}",
+        shown=redact(url),
+        cluster=scheme.lower().endswith("+cluster"),
+        connect_timeout_s=connect_timeout_s,
+        command_timeout_s=command_timeout_s,
+        pool_size=size,
+        pool_timeout_s=pool_timeout_s,
+        reply_poll_s=reply_poll_s,
+    )
+
+
+def positive_seconds(**values: float) -> None:
+    for label, value in values.items():
+        if not value > 0:
+            raise StoreError(f"{label} must be a positive number of seconds, got {value!r}")
 
 
 def url_options(url: str) -> tuple[str, dict[str, str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,17 +48,11 @@ class ReplayMixin:
     def _failed(self, exc: BaseException) -> str:
         raise NotImplementedError
 
-    def _call(self, call: codec.Call) -> Any:
-        raise NotImplementedError
-
-    async def _acall(self, call: codec.Call) -> Any:
-        raise NotImplementedError
-
-    def _batch(self, calls: Sequence[codec.Call]) -> list[Any]:
-        raise NotImplementedError
-
-    async def _abatch(self, calls: Sequence[codec.Call]) -> list[Any]:
-        raise NotImplementedError
+    # the store's transport (policyd.stores.redis_transport): one call, a pipelined batch
+    _call: Callable[[codec.Call], Any]
+    _acall: Callable[[codec.Call], Awaitable[Any]]
+    _batch: Callable[[Sequence[codec.Call]], list[Any]]
+    _abatch: Callable[[Sequence[codec.Call]], Awaitable[list[Any]]]
 
     def _settled(self, reservation: ReserveResult, replies: Sequence[Any]) -> bool:
         raise NotImplementedError

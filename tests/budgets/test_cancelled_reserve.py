@@ -42,7 +42,7 @@ def test_a_cancelled_adecide_releases_the_reservation_it_sent(
         assert (await engine.adecide({**REQ, "tenant": {"id": "warm-up"}})).allowed
         server.pause()
         task = asyncio.create_task(engine.adecide(REQ))
-        _client, _script, gate = store._async_pair()
+        _client, _script, gate = store._io.async_pair()
         while gate._sem._value == gate.size:  # until the reserve holds a connection
             await asyncio.sleep(0)
         for _ in range(20):  # and has written its command
@@ -83,7 +83,7 @@ def test_a_cancelled_arecord_still_counts_the_spend(server: ThrowawayRedis, tmp_
         assert decision.allowed
         server.pause()
         other = asyncio.create_task(engine.adecide({**REQ, "tenant": {"id": "other"}}))
-        _client, _script, gate = store._async_pair()
+        _client, _script, gate = store._io.async_pair()
         while not gate._sem.locked():  # the other decision holds the only connection
             await asyncio.sleep(0)
         task = asyncio.create_task(engine.arecord(decision, input_tokens=3, output_tokens=4))

@@ -169,7 +169,7 @@ def test_an_unknown_url_parameter_is_refused_when_the_store_opens(query: str, me
 def test_redis_connection_parameters_in_the_url_still_work() -> None:
     store = open_store("redis://127.0.0.1:1/3?socket_keepalive=true&health_check_interval=5")
     assert isinstance(store, RedisStore)
-    assert store._client.connection_pool.connection_kwargs["db"] == 3
+    assert store._io.client.connection_pool.connection_kwargs["db"] == 3
     store.close()
 
 
