@@ -3,7 +3,8 @@
 Owns composing parser events into nodes and data (the events come from libyaml or PyYAML's
 pure parser, chosen in :mod:`policyd.yamlevents`; scalar values are resolved by
 :mod:`policyd.yamlscalars`, which owns :class:`YamlInt` / :class:`YamlFloat`), and the
-YAML-level diagnostics PD001-PD003 and PD006-PD009.  Files, decoding and
+YAML-level diagnostics PD001-PD003 and PD006-PD009 (what a syntax error says is
+:mod:`policyd.yamlsyntax`'s).  Files, decoding and
 :class:`~policyd.loader.Document` live in :mod:`policyd.loader`.
 
 - booleans are only ``true``/``false`` (any of 3 casings); ``yes``/``on``/``no`` stay strings;
@@ -23,7 +24,6 @@ YAML-level diagnostics PD001-PD003 and PD006-PD009.  Files, decoding and
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
@@ -52,6 +52,7 @@ from policyd.yamlscalars import (
     resolve_tagged,
     short_tag,
 )
+from policyd.yamlsyntax import syntax_problem
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -443,34 +444,8 @@ class FileReader:
         return {k: self._construct(v, depth + 1) for k, (_, v) in node.entries.items()}
 
     def _syntax_error(self, exc: yaml.MarkedYAMLError) -> None:
-        problem = exc.problem or "invalid YAML"
-        mark = exc.problem_mark or exc.context_mark
-        if "end of stream" in problem and exc.context_mark is not None:
-            mark = exc.context_mark  # point at the unclosed quote or bracket, not at the end
-        index = _index(mark)
-        text = self.lines.text
-        unclosed = [f.node for f in self.stack if f.flow]
-        if unclosed and index >= len(text.rstrip()):
-            pair = "[]" if isinstance(unclosed[-1], SeqNode) else "{}"
-            message = f"YAML syntax error: '{pair[0]}' is never closed"
-            self.error(unclosed[-1].start, "PD001", message, f"close it with '{pair[1]}'")
-            return
-        line_start = self.lines.starts[self.lines.position(index).line - 1]
-        indent = re.match(r"[ \t]*", text[line_start:])
-        if indent and "\t" in indent.group():
-            hint = "YAML forbids tabs for indentation; replace the tab with spaces"
-            at = line_start + indent.group().index("\t")
-            self.error(at, "PD003", "tab character used for indentation", hint)
-            return
-        if text[index : index + 1] == "\t":
-            hint = "replace the tab with a space"
-            self.error(index, "PD003", "tab character where YAML expects a space", hint)
-            return
-        context = ""
-        if exc.context and exc.context_mark is not None:
-            ctx = self.lines.position(exc.context_mark.index)
-            context = f" ({exc.context} at line {ctx.line}, column {ctx.column})"
-        self.error(index, "PD001", f"YAML syntax error: {problem}{context}", _syntax_hint(problem))
+        unclosed = [frame.node for frame in self.stack if frame.flow]
+        self.error(*syntax_problem(exc, self.lines, unclosed))
 
 
 def _plain(node: Node) -> Any:
@@ -481,22 +456,3 @@ def _plain(node: Node) -> Any:
         return [_plain(item) for item in node.items]
     assert type(node) is MapNode
     return {k: _plain(v) for k, (_, v) in node.entries.items()}
-
-
-_SYNTAX_HINTS = {
-    "mapping values are not allowed": "quote the value if it contains ': ', or fix the indentation",
-    "could not find expected ':'": "end the key with ':' and indent the line like its siblings",
-    "expected <block end>": "fix the indentation: entries of one mapping or list line up",
-    "did not find expected": "fix the indentation: every '-' item or 'key:' lines up",
-    "end of stream": "a quote or bracket is not closed; look for the one that started it",
-    "cannot start any token": "quote the value: '@' and '`' cannot start a plain scalar",
-    "escape": "in double quotes write a backslash as \\\\, or use single quotes",
-}
-
-
-def _syntax_hint(problem: str) -> str:
-    return next((h for k, h in _SYNTAX_HINTS.items() if k in problem), "fix the YAML syntax here")
-
-
-def _index(mark: Any) -> int:
-    return mark.index if mark is not None else 0
