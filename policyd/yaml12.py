@@ -376,6 +376,8 @@ class FileReader:
         explicit = node.entries
         entries: dict[str, tuple[Node, Node]] = {}
         merged: set[int] = set()
+        nodes = self.composed_before + self.composed  # read so far: none are while merging
+        bound = MAX_MERGE_READS + MERGE_READS_PER_NODE * nodes
         for kind, item in frame.order:
             if kind == "key":
                 entries[item] = explicit[item]
@@ -385,8 +387,6 @@ class FileReader:
                     continue  # merged already: every key of it is in entries by now
                 merged.add(id(source))
                 self.merge_reads += len(source.entries)
-                nodes = self.composed_before + self.composed
-                bound = MAX_MERGE_READS + MERGE_READS_PER_NODE * nodes
                 if self.merge_reads > bound:
                     self.merge_over = (node.start, bound)  # reported when the document ends
                     return

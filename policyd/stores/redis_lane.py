@@ -53,16 +53,18 @@ except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py's pa
     _pack_c = None
 
 
+_POLL = getattr(select, "poll", None)  # not on every platform
+
+
 def poll_for_reply(sock: Any, seconds: float) -> bool:
     """Busy-poll ``sock`` until it is readable (a reply, EOF or an error to read) or
     ``seconds`` have passed; whether it became readable. Reads nothing: the caller's
     blocking read follows either way. A socket that cannot be polled (closed, or no
     ``poll`` on this platform) returns False at once."""
-    poll = getattr(select, "poll", None)
-    if poll is None or sock is None:
+    if _POLL is None or sock is None:
         return False
     try:
-        poller = poll()
+        poller = _POLL()
         poller.register(sock, select.POLLIN)
     except (ValueError, OSError):  # closed (fileno -1) or not a socket
         return False
@@ -118,8 +120,7 @@ class Lane(_LaneBase):
         try:
             self._ready(conn)
             conn.send_packed_command(self._packed(conn, ((keys, args),)))
-            if self.reply_poll_s:
-                poll_for_reply(getattr(conn, "_sock", None), self.reply_poll_s)
+            self._before_reading(conn)
             try:
                 reply = conn.read_response()
             except NoScriptError:
@@ -157,6 +158,11 @@ class Lane(_LaneBase):
             raise error
         return replies
 
+    def _before_reading(self, conn: Any) -> None:
+        """With ``reply_poll_us``: poll for the reply before the blocking read."""
+        if self.reply_poll_s:
+            poll_for_reply(getattr(conn, "_sock", None), self.reply_poll_s)
+
     def _take(self) -> Any:
         """An idle connection, else one from the pool."""
         if self._pid != os.getpid():
@@ -189,8 +195,7 @@ class Lane(_LaneBase):
             conn.send_command("SCRIPT", "LOAD", self.script)
             conn.read_response()
         conn.send_packed_command(self._packed(conn, calls))
-        if self.reply_poll_s:
-            poll_for_reply(getattr(conn, "_sock", None), self.reply_poll_s)
+        self._before_reading(conn)
         replies = []
         for _ in calls:
             try:
