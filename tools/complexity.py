@@ -176,9 +176,6 @@ EXPLAINED: dict[str, str] = {
         "all-or-nothing reservation over every line under one lock; the same result shape as "
         "the Redis script (a hypothesis test compares both)"
     ),
-    "policyd/stores/redis.py:RedisStore.__init__": (
-        "construction, not the decision path: each connection option validated with its own message"
-    ),
 }
 
 
